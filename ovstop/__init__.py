@@ -1,0 +1,3 @@
+"""ovstop: a top for Open vSwitch."""
+
+__version__ = "0.1.0"

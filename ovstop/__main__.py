@@ -1,0 +1,5 @@
+"""``python -m ovstop``."""
+
+from ovstop.cli import main
+
+raise SystemExit(main())

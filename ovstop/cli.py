@@ -1,0 +1,163 @@
+"""Command line: ``ovstop`` (TUI), ``ovstop --headless``, ``ovstop snapshot``, ``ovstop --check``.
+
+Every failure the user can cause or meet (no switch, a bad flag value, a port in use, no permission)
+ends as one line on stderr and a non-zero exit; tracebacks are for bugs only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+import time
+from types import FrameType
+
+from ovstop import __version__
+from ovstop.errors import OvstopError
+from ovstop.export.server import DEFAULT_PORT
+from ovstop.runtime import Options
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="ovstop",
+        description="A top for Open vSwitch: live metrics tree, histograms, upcall events, flow hit/miss; "
+        "Prometheus /metrics (--headless) and JSON snapshots.",
+    )
+    p.add_argument("command", nargs="?", choices=["snapshot"], help="snapshot: write the whole state as JSON")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--headless", action="store_true", help="serve /metrics instead of the TUI")
+    mode.add_argument("--check", action="store_true", help="print the eBPF capability table and exit")
+    p.add_argument("--listen", default=f"127.0.0.1:{DEFAULT_PORT}", metavar="ADDR:PORT",
+                   help=f"headless listen address (default 127.0.0.1:{DEFAULT_PORT})")
+    p.add_argument("-o", "--output", metavar="FILE", help="snapshot: write to FILE (atomically) instead of stdout")
+    p.add_argument("--sandbox", action="store_true",
+                   help="start a private Open vSwitch on the dummy datapath, with traffic, and watch it")
+    p.add_argument("--sandbox-ports", type=int, default=4, metavar="N", help="sandbox: dummy-pmd ports (default 4)")
+    p.add_argument("--traffic", type=float, default=200.0, metavar="PPS",
+                   help="sandbox: packets per second the traffic generator injects (default 200)")
+    p.add_argument("--unixctl", metavar="PATH", help="ovs-vswitchd control socket (default: found via OVS_RUNDIR)")
+    p.add_argument("--db", metavar="REMOTE", help="OVSDB remote, e.g. unix:/var/run/openvswitch/db.sock")
+    p.add_argument("--labels", metavar="FILE", help="TOML file mapping ports/bridges to extra labels (vpc, workload)")
+    p.add_argument("-d", "--delay", type=float, default=1.0, metavar="SECONDS", help="refresh interval (default 1)")
+    p.add_argument("--timeout", type=float, default=2.0, metavar="SECONDS", help="per-call timeout (default 2)")
+    p.add_argument("--max-flows", type=int, default=10_000, metavar="N", help="datapath flows read per round")
+    p.add_argument("--no-ebpf", action="store_true", help="do not start the eBPF capture thread")
+    p.add_argument("--record", metavar="FILE", help="record events (Retis-compatible JSON lines) and snapshots")
+    p.add_argument("--replay", metavar="FILE", help="show a recording (ovstop or Retis) instead of a live switch")
+    p.add_argument("--ovn", action="store_true", help="with --sandbox: add a private OVN (NB, SB, northd, controller)")
+    p.add_argument("--ovn-nb", metavar="REMOTE", help="OVN northbound DB remote")
+    p.add_argument("--ovn-sb", metavar="REMOTE", help="OVN southbound DB remote")
+    p.add_argument("--no-color", action="store_true", help="monochrome UI (NO_COLOR is honoured too)")
+    p.add_argument("--version", action="version", version=f"ovstop {__version__}")
+    return p
+
+
+def options_from(args: argparse.Namespace) -> Options:
+    if args.delay <= 0 or args.timeout <= 0:
+        raise OvstopError("--delay and --timeout must be positive")
+    if args.sandbox_ports < 1:
+        raise OvstopError("--sandbox-ports must be at least 1")
+    return Options(
+        unixctl=args.unixctl,
+        db=args.db,
+        sandbox=args.sandbox,
+        sandbox_ports=args.sandbox_ports,
+        traffic_pps=args.traffic,
+        labels=args.labels,
+        timeout=args.timeout,
+        max_flows=args.max_flows,
+        ovn=args.ovn,
+        ovn_nb=args.ovn_nb,
+        ovn_sb=args.ovn_sb,
+        ebpf=not args.no_ebpf,
+    )
+
+
+def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+def run_snapshot(options: Options, args: argparse.Namespace) -> int:
+    from ovstop.export import snapshot
+    from ovstop.runtime import running
+
+    with running(options) as rt:
+        rt.first_sample()
+        # A second round one interval later gives every counter a rate.
+        time.sleep(args.delay)
+        snap = rt.sampler.sample()
+        snapshot.write(snapshot.to_dict(snap), args.output)
+    if args.output:
+        print(f"snapshot written to {args.output}", file=sys.stderr)
+    return 0
+
+
+def run_headless(options: Options, args: argparse.Namespace) -> int:
+    from prometheus_client import CollectorRegistry
+
+    from ovstop.export.prometheus import SnapshotCollector
+    from ovstop.export.server import parse_listen, serve
+    from ovstop.runtime import running
+
+    host, port = parse_listen(args.listen)
+    # Bind first: a port in use fails before a sandbox or any connection is started.
+    registry = CollectorRegistry(auto_describe=False)
+    server = serve(registry, host, port)
+    try:
+        with running(options) as rt:
+            rt.first_sample()
+            registry.register(SnapshotCollector(rt.sampler, max_age=args.delay / 2))
+            print(f"ovstop: serving /metrics on http://{host}:{server.server_port}/metrics",
+                  file=sys.stderr, flush=True)
+            stop = threading.Event()
+            while not stop.wait(args.delay):
+                # Keep rates and histories fresh between scrapes (a scrape reuses a young round).
+                rt.sampler.sample(max_age=args.delay / 2)
+    finally:
+        server.shutdown()
+    return 0
+
+
+def run_check(options: Options, args: argparse.Namespace) -> int:
+    from ovstop.ebpf.capability import detect, format_check_table
+
+    caps = detect()
+    print(format_check_table(caps))
+    return 0
+
+
+def run_tui(options: Options, args: argparse.Namespace) -> int:
+    if args.no_color:
+        os.environ["NO_COLOR"] = "1"
+    from ovstop.tui.launch import launch
+
+    return launch(options, args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _exit_on_signal)
+    try:
+        options = options_from(args)
+        if args.check:
+            return run_check(options, args)
+        if args.command == "snapshot":
+            return run_snapshot(options, args)
+        if args.headless:
+            return run_headless(options, args)
+        return run_tui(options, args)
+    except OvstopError as exc:
+        print(f"ovstop: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return EXIT_ERROR

@@ -1,0 +1,47 @@
+"""What a collector is: a named producer of samples from one source.
+
+A collector declares its metrics once (``specs``) and turns one source's answers into samples. It
+raises :class:`ovstop.errors.SourceError` when its source cannot answer and
+:class:`ovstop.errors.ParseError` when the answer makes no sense; the sampler records either as that
+collector's health and keeps every other collector's samples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ovstop.model.metric import MetricSpec, Sample
+
+if TYPE_CHECKING:
+    from ovstop.sources.ovsdb import OvsdbSource
+    from ovstop.sources.unixctl import UnixctlClient
+
+
+@dataclass
+class Sources:
+    """The live connections a collection round may use; any of them may be absent."""
+
+    unixctl: UnixctlClient | None = None
+    ovsdb: OvsdbSource | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Tables:
+    """Non-metric results of a round (datapath flows, OVN chassis list …), keyed by table name."""
+
+    rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+
+class Collector(Protocol):
+    """A producer of samples. ``source`` names the source whose health its failures affect."""
+
+    name: str
+    source: str
+    specs: tuple[MetricSpec, ...]
+
+    def collect(self, sources: Sources, tables: Tables) -> Iterable[Sample]:
+        """Read the source once and return samples; may also fill ``tables``."""
+        ...

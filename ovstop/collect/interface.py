@@ -1,0 +1,100 @@
+"""Per-interface metrics from the OVSDB Interface table (statistics, state, identity)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from ovstop.collect.base import Sources, Tables
+from ovstop.collect.topology import Attachment, attachments
+from ovstop.model.labels import LabelMap
+from ovstop.model.metric import Kind, MetricSpec, Sample, labels_of
+
+SOURCE = "ovsdb"
+
+# OVSDB statistics key -> metric suffix (RFC names). Keys a driver does not report are simply absent.
+STATISTICS: tuple[tuple[str, str, str], ...] = (
+    ("rx_packets", "rx_packets_total", "Packets received"),
+    ("tx_packets", "tx_packets_total", "Packets transmitted"),
+    ("rx_bytes", "rx_bytes_total", "Bytes received"),
+    ("tx_bytes", "tx_bytes_total", "Bytes transmitted"),
+    ("rx_dropped", "rx_dropped_total", "Received packets dropped"),
+    ("tx_dropped", "tx_dropped_total", "Transmitted packets dropped"),
+    ("rx_errors", "rx_errors_total", "Receive errors"),
+    ("tx_errors", "tx_errors_total", "Transmit errors"),
+    ("rx_crc_err", "rx_crc_errors_total", "Received packets with CRC errors"),
+    ("rx_frame_err", "rx_frame_errors_total", "Received packets with frame alignment errors"),
+    ("rx_over_err", "rx_over_errors_total", "Receive overruns"),
+    ("rx_missed_errors", "rx_missed_errors_total", "Packets the NIC missed"),
+    ("collisions", "collisions_total", "Collisions"),
+)
+
+
+def traffic_specs(prefix: str, what: str, path: tuple[str, ...], labels: tuple[str, ...]) -> dict[str, MetricSpec]:
+    """Counter specs for the statistics keys, e.g. prefix ``ovs_vswitchd_interface``."""
+    return {
+        key: MetricSpec(f"{prefix}_{suffix}", Kind.COUNTER, f"{doc} by the {what}.", (*path, suffix), labels)
+        for key, suffix, doc in STATISTICS
+    }
+
+
+class InterfaceCollector:
+    """Interface counters and state; extra labels (vpc, workload …) from the label map."""
+
+    name = "interface"
+    source = SOURCE
+
+    def __init__(self, label_map: LabelMap | None = None) -> None:
+        self.label_map = label_map or LabelMap()
+        extra = self.label_map.names
+        ident = ("bridge", "interface", *extra)
+        self.traffic = traffic_specs("ovs_vswitchd_interface", "interface", ("interface",), ident)
+        p = ("interface",)
+        self.info = MetricSpec(
+            "ovs_vswitchd_interface_info", Kind.INFO, "Interface identity (value is always 1).", (*p, "info"),
+            ("bridge", "port", "interface", "type", "ofport", *extra),
+        )
+        self.admin = MetricSpec("ovs_vswitchd_interface_admin_state", Kind.GAUGE,
+                                "Administrative state: 1 up, 0 down.", (*p, "admin_state"), ident)
+        self.link = MetricSpec("ovs_vswitchd_interface_link_state", Kind.GAUGE,
+                               "Link state: 1 up, 0 down.", (*p, "link_state"), ident)
+        self.mtu = MetricSpec("ovs_vswitchd_interface_mtu", Kind.GAUGE, "MTU in bytes.", (*p, "mtu"), ident,
+                              unit="bytes")
+        self.speed = MetricSpec("ovs_vswitchd_interface_link_speed", Kind.GAUGE, "Link speed in bits per second.",
+                                (*p, "link_speed"), ident)
+        self.resets = MetricSpec("ovs_vswitchd_interface_link_resets_total", Kind.COUNTER,
+                                 "Times the link state changed.", (*p, "link_resets"), ident)
+        self.ofport = MetricSpec("ovs_vswitchd_interface_of_port", Kind.GAUGE, "OpenFlow port number.",
+                                 (*p, "of_port"), ident)
+        self.specs = (*self.traffic.values(), self.info, self.admin, self.link, self.mtu, self.speed,
+                      self.resets, self.ofport)
+
+    def extra_labels(self, att: Attachment) -> dict[str, str]:
+        port = str(att.port.get("name", ""))
+        return self.label_map.labels_for(att.name, port, att.bridge_name, att.external_ids())
+
+    def collect(self, sources: Sources, tables: Tables) -> Iterator[Sample]:
+        rows = []
+        for att in attachments(sources):
+            iface = att.interface
+            extra = self.extra_labels(att)
+            ident = labels_of(bridge=att.bridge_name, interface=att.name, **extra)
+            stats = iface.get("statistics") or {}
+            for key, spec in self.traffic.items():
+                if key in stats:
+                    yield Sample(spec, ident, float(stats[key]))
+            ofport = iface.get("ofport")
+            yield Sample(self.info, labels_of(bridge=att.bridge_name, port=att.port.get("name", ""),
+                                              interface=att.name, type=iface.get("type") or "system",
+                                              ofport=ofport if ofport is not None else "", **extra), 1.0)
+            for spec, col in ((self.admin, "admin_state"), (self.link, "link_state")):
+                state = iface.get(col)
+                if state is not None:
+                    yield Sample(spec, ident, 1.0 if state == "up" else 0.0)
+            for spec, col in ((self.mtu, "mtu"), (self.speed, "link_speed"), (self.resets, "link_resets"),
+                              (self.ofport, "ofport")):
+                if iface.get(col) is not None:
+                    yield Sample(spec, ident, float(iface[col]))
+            rows.append({"bridge": att.bridge_name, "interface": att.name, "type": iface.get("type") or "system",
+                         "ofport": ofport, "link_state": iface.get("link_state"), **extra,
+                         **{k: stats[k] for k in ("rx_packets", "tx_packets", "rx_bytes", "tx_bytes") if k in stats}})
+        tables.rows["interfaces"] = rows

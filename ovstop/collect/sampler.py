@@ -1,0 +1,132 @@
+"""One collection round: every collector once, failures isolated, the result folded into the store.
+
+Rounds never overlap (a lock), so the TUI timer, a Prometheus scrape and a snapshot request can all
+ask for data at once and share one collection. A collector that fails marks its source down (or
+degraded, for a parse error) with the reason, and the rest of the round goes on.
+"""
+
+from __future__ import annotations
+
+import platform
+import threading
+import time
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from ovstop import __version__
+from ovstop.collect.base import Collector, Sources, Tables
+from ovstop.errors import ParseError, SourceError
+from ovstop.model.metric import Kind, MetricSpec, Sample, labels_of
+from ovstop.model.store import MetricStore, Snapshot, SourceHealth
+
+SELF = "ovstop"
+
+SOURCE_UP = MetricSpec(
+    "ovstop_source_up", Kind.GAUGE, "Whether a data source answered in the last collection (1) or not (0).",
+    ("ovstop", "source_up"), ("source",),
+)
+PARSE_ERRORS = MetricSpec(
+    "ovstop_parse_errors_total", Kind.COUNTER, "Replies a collector could not parse.",
+    ("ovstop", "parse_errors"), ("collector",),
+)
+COLLECT_SECONDS = MetricSpec(
+    "ovstop_collect_duration_seconds", Kind.GAUGE, "Time the last full collection took.",
+    ("ovstop", "collect_duration"), unit="seconds",
+)
+SELF_SPECS = (SOURCE_UP, PARSE_ERRORS, COLLECT_SECONDS)
+
+
+class Sampler:
+    """Runs the collectors over the sources; ``latest`` is the newest snapshot."""
+
+    def __init__(
+        self,
+        sources: Sources,
+        collectors: Sequence[Collector],
+        store: MetricStore | None = None,
+    ) -> None:
+        self.sources = sources
+        self.collectors = list(collectors)
+        self.store = store or MetricStore()
+        self.latest: Snapshot | None = None
+        self._lock = threading.Lock()
+        self._parse_errors: Counter[str] = Counter()
+        self._last_ok: dict[str, float] = {}
+
+    @property
+    def specs(self) -> tuple[MetricSpec, ...]:
+        """Every metric this sampler can produce, described once."""
+        specs: list[MetricSpec] = list(SELF_SPECS)
+        for collector in self.collectors:
+            specs.extend(collector.specs)
+        return tuple(specs)
+
+    def sample(self, max_age: float = 0.0) -> Snapshot:
+        """Run one round, or return the latest snapshot when it is younger than ``max_age`` seconds.
+
+        A caller that arrives while a round is running waits for it and then, with ``max_age``, reuses it.
+        """
+        with self._lock:
+            latest = self.latest
+            if latest is not None and max_age > 0 and time.time() - latest.timestamp < max_age:
+                return latest
+            self.latest = self._round()
+            return self.latest
+
+    def _round(self) -> Snapshot:
+        started = time.monotonic()
+        failures: dict[str, str] = {}
+        degraded: dict[str, str] = {}
+        samples: list[tuple[str, Sample]] = []
+        tables = Tables()
+        if self.sources.ovsdb is not None:
+            try:
+                self.sources.ovsdb.refresh()
+            except SourceError as exc:
+                failures["ovsdb"] = str(exc)
+        for collector in self.collectors:
+            if collector.source in failures:
+                continue
+            try:
+                samples.extend((collector.source, s) for s in collector.collect(self.sources, tables))
+            except SourceError as exc:
+                failures[collector.source] = str(exc)
+            except ParseError as exc:
+                self._parse_errors[collector.name] += 1
+                degraded.setdefault(collector.source, str(exc))
+            except Exception as exc:  # a collector bug must not lose the other collectors' data
+                self._parse_errors[collector.name] += 1
+                degraded.setdefault(collector.source, f"{collector.name}: internal error: {exc!r}")
+        now = time.monotonic()
+        wall = time.time()
+        health: dict[str, SourceHealth] = {}
+        for source in dict.fromkeys(c.source for c in self.collectors):
+            up = source not in failures
+            if up:
+                self._last_ok[source] = wall
+            reason = failures.get(source) or degraded.get(source, "")
+            health[source] = SourceHealth(source, up, reason, self._last_ok.get(source))
+            samples.append((SELF, Sample(SOURCE_UP, labels_of(source=source), 1.0 if up else 0.0)))
+        for collector in self.collectors:
+            samples.append(
+                (SELF, Sample(PARSE_ERRORS, labels_of(collector=collector.name),
+                              float(self._parse_errors[collector.name])))
+            )
+        elapsed = now - started
+        samples.append((SELF, Sample(COLLECT_SECONDS, (), elapsed)))
+        return self.store.update(
+            samples, now, wall, health, tables.rows, self._meta(), collect_seconds=elapsed
+        )
+
+    def _meta(self) -> dict[str, Any]:
+        unixctl = self.sources.unixctl
+        meta: dict[str, Any] = {
+            "ovstop_version": __version__,
+            "hostname": platform.node(),
+        }
+        if unixctl is not None:
+            meta["ovs_version"] = unixctl.version
+            meta["unixctl"] = unixctl.connected_path
+            meta["capabilities"] = sorted(unixctl.commands)
+        return meta

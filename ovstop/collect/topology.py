@@ -1,0 +1,62 @@
+"""The Bridge -> Port -> Interface join of the OVSDB replica, shared by the interface, tunnel and
+bridge collectors so each round joins once per collector without re-deriving the relations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ovstop.collect.base import Sources
+from ovstop.errors import SourceError
+
+TUNNEL_TYPES = frozenset(
+    {"geneve", "vxlan", "gre", "ip6gre", "erspan", "ip6erspan", "stt", "lisp", "gtpu", "bareudp", "srv6"}
+)
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """One interface with the port and bridge it belongs to (bridge and port empty when orphaned)."""
+
+    bridge: dict[str, Any]
+    port: dict[str, Any]
+    interface: dict[str, Any]
+
+    @property
+    def bridge_name(self) -> str:
+        return str(self.bridge.get("name", ""))
+
+    @property
+    def name(self) -> str:
+        return str(self.interface.get("name", ""))
+
+    @property
+    def is_tunnel(self) -> bool:
+        return self.interface.get("type", "") in TUNNEL_TYPES
+
+    def external_ids(self) -> tuple[dict[str, str], ...]:
+        """Interface, then Port, then Bridge external_ids: the lookup order for extra labels."""
+        return tuple(x.get("external_ids") or {} for x in (self.interface, self.port, self.bridge))
+
+
+def attachments(sources: Sources) -> list[Attachment]:
+    """Every interface of the switch, joined to its port and bridge."""
+    db = sources.ovsdb
+    if db is None:
+        raise SourceError("no OVSDB connection configured")
+    interfaces = {r["_uuid"]: r for r in db.rows("Interface")}
+    ports = {r["_uuid"]: r for r in db.rows("Port")}
+    out: list[Attachment] = []
+    placed: set[str] = set()
+    for bridge in sorted(db.rows("Bridge"), key=lambda b: b.get("name", "")):
+        for port_uuid in bridge.get("ports") or ():
+            port = ports.get(port_uuid)
+            if port is None:
+                continue
+            for iface_uuid in port.get("interfaces") or ():
+                iface = interfaces.get(iface_uuid)
+                if iface is not None:
+                    placed.add(iface_uuid)
+                    out.append(Attachment(bridge, port, iface))
+    out.extend(Attachment({}, {}, i) for u, i in interfaces.items() if u not in placed)
+    return out

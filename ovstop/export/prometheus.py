@@ -1,0 +1,90 @@
+"""The metrics tree as Prometheus/OpenMetrics exposition, through prometheus-client.
+
+Families are built from the metric specs of the snapshot, so HELP/TYPE come from the same single
+description as the tree. Stale series (their source is down) are left out: Prometheus should see a
+gap, not a frozen value; ``ovstop_source_up`` says why.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+
+from prometheus_client.metrics_core import Metric
+
+from ovstop.collect.sampler import Sampler
+from ovstop.model.metric import Histogram, Kind, MetricSpec
+from ovstop.model.store import Snapshot
+
+SCRAPE_SECONDS = "ovstop_scrape_duration_seconds"
+
+
+def _family(spec: MetricSpec) -> tuple[Metric, str]:
+    """A prometheus-client family for ``spec`` and the sample name its plain values use."""
+    name = spec.name
+    if spec.kind is Kind.COUNTER:
+        base = name.removesuffix("_total")
+        return Metric(base, spec.help, "counter"), base + "_total"
+    if spec.kind is Kind.INFO:
+        base = name.removesuffix("_info")
+        return Metric(base, spec.help, "info"), base + "_info"
+    unit = spec.unit if spec.unit and name.endswith("_" + spec.unit) else ""
+    typ = "histogram" if spec.kind is Kind.HISTOGRAM else "gauge"
+    return Metric(name, spec.help, typ, unit), name
+
+
+def _bound(value: float) -> str:
+    return "+Inf" if math.isinf(value) else repr(float(value))
+
+
+def _add_histogram(metric: Metric, labels: dict[str, str], hist: Histogram) -> None:
+    cumulative = 0
+    for bound, count in zip(hist.bounds, hist.counts, strict=True):
+        cumulative += count
+        metric.add_sample(metric.name + "_bucket", {**labels, "le": _bound(bound)}, float(cumulative))
+    metric.add_sample(metric.name + "_count", labels, float(cumulative))
+    if hist.total is not None:
+        metric.add_sample(metric.name + "_sum", labels, float(hist.total))
+
+
+def families(snapshot: Snapshot) -> Iterator[Metric]:
+    """Every non-stale series of ``snapshot``, grouped into families in tree order."""
+    built: dict[str, tuple[Metric, str]] = {}
+    for series in snapshot.series:
+        if series.stale or series.value is None:
+            continue
+        spec = series.spec
+        if spec.name not in built:
+            built[spec.name] = _family(spec)
+        metric, sample_name = built[spec.name]
+        labels = dict(series.labels)
+        if isinstance(series.value, Histogram):
+            _add_histogram(metric, labels, series.value)
+        else:
+            metric.add_sample(sample_name, labels, float(series.value))
+    for metric, _ in built.values():
+        yield metric
+
+
+class SnapshotCollector:
+    """A prometheus-client collector that serves the sampler's snapshot, collecting on demand.
+
+    Scrapes arriving together share one collection: the sampler serializes rounds and reuses one
+    younger than ``max_age`` seconds.
+    """
+
+    def __init__(self, sampler: Sampler, max_age: float = 1.0) -> None:
+        self.sampler = sampler
+        self.max_age = max_age
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        started = time.monotonic()
+        snapshot = self.sampler.sample(max_age=self.max_age)
+        yield from families(snapshot)
+        scrape = Metric(SCRAPE_SECONDS, "Time to answer this scrape, collection included.", "gauge", "seconds")
+        scrape.add_sample(SCRAPE_SECONDS, {}, time.monotonic() - started)
+        yield scrape

@@ -1,0 +1,182 @@
+"""The metrics tree over time: per-series history and rates, turned into immutable snapshots.
+
+Every output reads a :class:`Snapshot`; nothing reads the store while it is being updated. Counter
+rates are computed here, once, with resets (an OVS restart zeroes its counters) shown as "no rate"
+rather than as a negative spike.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ovstop.model.metric import Histogram, Kind, Labels, MetricSpec, Sample, Value
+
+
+@dataclass(frozen=True)
+class Series:
+    """One series as of one snapshot.
+
+    ``rate`` is per second over the last interval (counters only; None after a reset or on the first
+    sample). ``interval_histogram`` is what a histogram gained over the last interval. ``history`` holds
+    recent rates (counters) or values (gauges) for sparklines, oldest first. ``stale`` marks a value
+    kept from an earlier round because its source is down now.
+    """
+
+    spec: MetricSpec
+    labels: Labels
+    value: Value | None
+    rate: float | None = None
+    interval_histogram: Histogram | None = None
+    history: tuple[float, ...] = ()
+    stale: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def label(self, name: str, default: str = "") -> str:
+        for k, v in self.labels:
+            if k == name:
+                return v
+        return default
+
+
+@dataclass(frozen=True)
+class SourceHealth:
+    """Whether a source answered in the last round, and why not when it did not."""
+
+    name: str
+    up: bool
+    reason: str = ""
+    last_ok: float | None = None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything ovstop knows at one instant. Immutable: safe to hand to any thread."""
+
+    seq: int
+    timestamp: float
+    interval: float | None
+    series: tuple[Series, ...]
+    health: Mapping[str, SourceHealth]
+    tables: Mapping[str, list[dict[str, Any]]] = field(default_factory=dict)
+    meta: Mapping[str, Any] = field(default_factory=dict)
+    collect_seconds: float = 0.0
+
+    def find(self, name: str, **labels: str) -> list[Series]:
+        """Series named ``name`` whose labels include every given pair."""
+        want = set(labels.items())
+        return [s for s in self.series if s.spec.name == name and want <= set(s.labels)]
+
+    def value(self, name: str, **labels: str) -> Value | None:
+        """The single matching series' value (None when absent or ambiguous)."""
+        found = self.find(name, **labels)
+        return found[0].value if len(found) == 1 else None
+
+    def total(self, name: str, **labels: str) -> float | None:
+        """Sum of the numeric values of every matching series (None when there are none)."""
+        vals = [s.value for s in self.find(name, **labels) if isinstance(s.value, int | float)]
+        return float(sum(vals)) if vals else None
+
+    def rate_total(self, name: str, **labels: str) -> float | None:
+        """Sum of the rates of every matching series (None when no series has a rate yet)."""
+        rates = [s.rate for s in self.find(name, **labels) if s.rate is not None]
+        return sum(rates) if rates else None
+
+
+@dataclass
+class _State:
+    value: Value | None
+    at: float
+    history: deque[float]
+
+
+class MetricStore:
+    """Keeps what it needs of past rounds (last value, a bounded history) and builds snapshots."""
+
+    def __init__(self, history: int = 120) -> None:
+        self.history = history
+        self._state: dict[tuple[str, Labels], _State] = {}
+        self._kept: dict[tuple[str, Labels], tuple[Series, str]] = {}
+        self._seq = 0
+        self._last_at: float | None = None
+
+    def update(
+        self,
+        samples: Iterable[tuple[str, Sample]],
+        now: float,
+        wall: float,
+        health: Mapping[str, SourceHealth],
+        tables: Mapping[str, list[dict[str, Any]]] | None = None,
+        meta: Mapping[str, Any] | None = None,
+        collect_seconds: float = 0.0,
+    ) -> Snapshot:
+        """Fold one round of ``(source, sample)`` pairs in and return the new snapshot.
+
+        Series of a source that is down this round are carried over from the last snapshot as stale;
+        series that vanished from a healthy source (a deleted port) are dropped.
+        """
+        self._seq += 1
+        interval = None if self._last_at is None else now - self._last_at
+        self._last_at = now
+        out: dict[tuple[str, Labels], Series] = {}
+        origin: dict[tuple[str, Labels], str] = {}
+        for source, sample in samples:
+            series = self._fold(sample, now)
+            out[sample.key] = series
+            origin[sample.key] = source
+        for key, (old, source) in self._kept.items():
+            if key not in out and not health.get(source, SourceHealth(source, True)).up:
+                out[key] = Series(old.spec, old.labels, old.value, history=old.history, stale=True)
+                origin[key] = source
+        for key in list(self._state):
+            if key not in out:
+                del self._state[key]
+        self._kept = {k: (s, origin[k]) for k, s in out.items()}
+        ordered = tuple(sorted(out.values(), key=lambda s: (s.spec.path, s.spec.name, s.labels)))
+        return Snapshot(
+            seq=self._seq,
+            timestamp=wall,
+            interval=interval,
+            series=ordered,
+            health=dict(health),
+            tables=dict(tables or {}),
+            meta=dict(meta or {}),
+            collect_seconds=collect_seconds,
+        )
+
+    def _fold(self, sample: Sample, now: float) -> Series:
+        key = sample.key
+        prev = self._state.get(key)
+        if prev is None:
+            prev = _State(None, now, deque(maxlen=self.history))
+            self._state[key] = prev
+        value = sample.value
+        rate: float | None = None
+        gained: Histogram | None = None
+        kind = sample.spec.kind
+        if kind is Kind.COUNTER and isinstance(value, int | float):
+            rate = counter_rate(prev.value, value, now - prev.at)
+            if rate is not None:
+                prev.history.append(rate)
+        elif kind is Kind.GAUGE and isinstance(value, int | float) and math.isfinite(value):
+            prev.history.append(float(value))
+        elif kind is Kind.HISTOGRAM and isinstance(value, Histogram) and isinstance(prev.value, Histogram):
+            gained = value.minus(prev.value)
+            if gained is not None:
+                prev.history.append(float(gained.count))
+        prev.value = value
+        prev.at = now
+        return Series(sample.spec, sample.labels, value, rate, gained, tuple(prev.history))
+
+
+def counter_rate(old: Value | None, new: float, seconds: float) -> float | None:
+    """Per-second increase of a counter; None on the first sample, a reset, or a zero interval."""
+    if not isinstance(old, int | float) or seconds <= 0 or new < old:
+        return None
+    return (new - old) / seconds

@@ -1,0 +1,111 @@
+"""Assembling a running ovstop from options: the switch to watch (local, given, or a sandbox), its
+sources, the collectors and the sampler. Shared by the TUI, headless mode and ``snapshot``.
+
+Nothing here imports Textual.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ovstop.collect.base import Collector, Sources
+from ovstop.collect.registry import default_collectors
+from ovstop.collect.sampler import Sampler
+from ovstop.errors import OvstopError
+from ovstop.model.labels import LabelMap
+from ovstop.model.store import MetricStore, Snapshot
+from ovstop.sources import discovery
+from ovstop.sources.ovsdb import OvsdbSource
+from ovstop.sources.unixctl import UnixctlClient
+
+
+@dataclass
+class Options:
+    """What the user asked for, independent of how it was asked (flags, tests, benchmarks)."""
+
+    unixctl: str | None = None
+    db: str | None = None
+    sandbox: bool = False
+    sandbox_ports: int = 4
+    traffic_pps: float = 200.0
+    labels: str | None = None
+    timeout: float = 2.0
+    history: int = 120
+    max_flows: int = 10_000
+    ovn: bool = False
+    ovn_nb: str | None = None
+    ovn_sb: str | None = None
+    ebpf: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Runtime:
+    """Everything a mode needs while it runs; ``close()`` releases it all (sandbox included)."""
+
+    options: Options
+    sources: Sources
+    sampler: Sampler
+    stack: contextlib.ExitStack
+
+    def close(self) -> None:
+        self.stack.close()
+
+    def first_sample(self) -> Snapshot:
+        """Collect once; fail with one clear line when not a single source answered."""
+        snap = self.sampler.sample()
+        down = [h for h in snap.health.values() if not h.up]
+        if snap.health and len(down) == len(snap.health):
+            raise OvstopError("; ".join(f"{h.name}: {h.reason}" for h in down))
+        return snap
+
+
+def _unixctl_path(options: Options) -> str | Path | Any:
+    if options.unixctl:
+        path = Path(options.unixctl)
+        if not path.exists():
+            raise OvstopError(f"--unixctl {path}: no such socket")
+        return path
+    return discovery.daemon_ctl_path
+
+
+def open_runtime(options: Options) -> Runtime:
+    """Start what ``options`` asks for (a sandbox switch, connections) and return the runtime."""
+    stack = contextlib.ExitStack()
+    try:
+        if options.sandbox:
+            from ovstop.sandbox.session import start_sandbox
+
+            sandbox = stack.enter_context(start_sandbox(options))
+            options.unixctl = None
+            options.db = sandbox.db_remote
+            unixctl_path: Any = sandbox.ctl_path
+            options.extra["sandbox"] = sandbox
+        else:
+            unixctl_path = _unixctl_path(options)
+        label_map = LabelMap.load(options.labels) if options.labels else LabelMap()
+        unixctl = UnixctlClient(unixctl_path, timeout=options.timeout)
+        stack.callback(unixctl.close)
+        ovsdb = OvsdbSource(options.db or discovery.default_db_remote(), timeout=max(options.timeout, 3.0))
+        stack.callback(ovsdb.close)
+        sources = Sources(unixctl=unixctl, ovsdb=ovsdb)
+        collectors: list[Collector] = default_collectors(options, label_map, sources, stack)
+        sampler = Sampler(sources, collectors, MetricStore(history=options.history))
+        return Runtime(options, sources, sampler, stack)
+    except BaseException:
+        stack.close()
+        raise
+
+
+@contextlib.contextmanager
+def running(options: Options) -> Iterator[Runtime]:
+    """``with running(options) as rt:`` — the runtime, always closed (sandbox stopped) on the way out."""
+    runtime = open_runtime(options)
+    try:
+        yield runtime
+    finally:
+        runtime.close()

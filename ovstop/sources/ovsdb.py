@@ -1,0 +1,138 @@
+"""An in-memory replica of the OVSDB tables ovstop reads, kept current by the ``ovs`` library's IDL.
+
+The IDL monitors only the requested columns, so a sample reads local memory instead of issuing a
+query. The schema is fetched from the server (``get_schema``) rather than from a packaged file so
+that any OVS or OVN version works; columns the server's schema lacks are skipped, not errors.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import ovs.db.idl
+import ovs.poller
+
+from ovstop.errors import SourceError
+from ovstop.sources import jsonrpc
+
+Row = dict[str, Any]
+
+OPEN_VSWITCH_TABLES: dict[str, tuple[str, ...]] = {
+    "Open_vSwitch": (
+        "ovs_version", "db_version", "datapath_types", "other_config", "external_ids", "bridges",
+    ),
+    "Bridge": ("name", "ports", "datapath_type", "other_config", "external_ids", "fail_mode"),
+    "Port": ("name", "interfaces", "external_ids", "tag"),
+    "Interface": (
+        "name", "type", "ofport", "statistics", "link_state", "admin_state", "mtu", "options",
+        "external_ids", "link_speed", "duplex", "status", "bfd_status", "cfm_fault", "link_resets",
+        "ifindex", "error",
+    ),
+}
+
+
+def _plain(value: Any) -> Any:
+    """IDL values as plain Python: rows become their uuid strings, containers are copied."""
+    if isinstance(value, ovs.db.idl.Row):
+        return str(value.uuid)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {_plain(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _fetch_schema(remote: str, database: str, timeout: float) -> dict[str, Any]:
+    try:
+        conn = jsonrpc.connect(remote, timeout)
+    except jsonrpc.RpcError as exc:
+        raise SourceError(f"OVSDB: {exc}") from None
+    try:
+        return jsonrpc.transact(conn, "get_schema", [database], timeout)
+    except jsonrpc.RpcError as exc:
+        raise SourceError(f"OVSDB at {remote}: {exc}") from None
+    finally:
+        conn.close()
+
+
+class OvsdbSource:
+    """A monitored replica of selected columns of one database on one OVSDB server."""
+
+    def __init__(
+        self,
+        remote: str,
+        database: str = "Open_vSwitch",
+        tables: Mapping[str, tuple[str, ...]] = OPEN_VSWITCH_TABLES,
+        timeout: float = 3.0,
+    ) -> None:
+        self.remote = remote
+        self.database = database
+        self.timeout = timeout
+        self._tables = dict(tables)
+        self._idl: ovs.db.idl.Idl | None = None
+        self.columns: dict[str, tuple[str, ...]] = {}
+
+    def _open(self) -> ovs.db.idl.Idl:
+        schema = _fetch_schema(self.remote, self.database, self.timeout)
+        helper = ovs.db.idl.SchemaHelper(schema_json=schema)
+        present = schema.get("tables", {})
+        for table, wanted in self._tables.items():
+            if table not in present:
+                continue
+            cols = tuple(c for c in wanted if c in present[table].get("columns", {}))
+            self.columns[table] = cols
+            helper.register_columns(table, list(cols))
+        idl = ovs.db.idl.Idl(self.remote, helper, leader_only=False)
+        deadline = time.monotonic() + self.timeout
+        while not idl.has_ever_connected():
+            idl.run()
+            if time.monotonic() > deadline:
+                idl.close()
+                raise SourceError(f"OVSDB at {self.remote} did not send {self.database} contents in time")
+            poller = ovs.poller.Poller()
+            idl.wait(poller)
+            poller.timer_wait(50)
+            poller.block()
+        return idl
+
+    def refresh(self) -> None:
+        """Apply every update the server has sent since the last call (non-blocking once connected)."""
+        if self._idl is None:
+            self._idl = self._open()
+        self._idl.run()
+        # The IDL reconnects by itself (with backoff) and then resends its monitors; until it has, the
+        # replica is stale. The library exposes connection state only on its session object.
+        if not self._idl._session.is_connected():
+            raise SourceError(f"lost the OVSDB connection to {self.remote}; reconnecting")
+
+    def rows(self, table: str) -> list[Row]:
+        """Every row of ``table`` as a plain dict (``_uuid`` plus the monitored columns)."""
+        if self._idl is None:
+            raise SourceError(f"OVSDB at {self.remote} is not connected")
+        idl_table = self._idl.tables.get(table)
+        if idl_table is None:
+            return []
+        cols = self.columns.get(table, ())
+        # Optional scalars ("0 or 1 value") come from the IDL as lists; present them as value-or-None.
+        types = {c: idl_table.columns[c].type for c in cols}
+        singular = {c for c, t in types.items() if not t.is_map() and t.n_max == 1}
+        out = []
+        for row_uuid, row in idl_table.rows.items():
+            plain: Row = {"_uuid": str(row_uuid)}
+            for col in cols:
+                value = _plain(getattr(row, col))
+                if col in singular and isinstance(value, list):
+                    value = value[0] if value else None
+                plain[col] = value
+            out.append(plain)
+        return out
+
+    def close(self) -> None:
+        if self._idl is not None:
+            self._idl.close()
+        self._idl = None
