@@ -17,6 +17,7 @@ from typing import Any
 from ovstop import __version__
 from ovstop.collect.base import Collector, Sources, Tables
 from ovstop.errors import ParseError, SourceError
+from ovstop.model.flowrates import FlowRates
 from ovstop.model.metric import Kind, MetricSpec, Sample, labels_of
 from ovstop.model.store import MetricStore, Snapshot, SourceHealth
 
@@ -53,6 +54,7 @@ class Sampler:
         self._lock = threading.Lock()
         self._parse_errors: Counter[str] = Counter()
         self._last_ok: dict[str, float] = {}
+        self._flow_rates = FlowRates()
 
     @property
     def specs(self) -> tuple[MetricSpec, ...]:
@@ -100,6 +102,8 @@ class Sampler:
                 degraded.setdefault(collector.source, f"{collector.name}: internal error: {exc!r}")
         now = time.monotonic()
         wall = time.time()
+        if "dp_flows" in tables.rows:
+            self._flow_rates.annotate(tables.rows["dp_flows"], now)
         health: dict[str, SourceHealth] = {}
         for source in dict.fromkeys(c.source for c in self.collectors):
             up = source not in failures

@@ -1,0 +1,125 @@
+"""MetricStore: rates, counter resets, stale carry-over, histogram intervals; snapshot JSON round trip."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from ovstop.errors import OvstopError
+from ovstop.export import snapshot as snapshot_json
+from ovstop.model.metric import Histogram, Kind, MetricSpec, Sample, labels_of
+from ovstop.model.store import MetricStore, SourceHealth, counter_rate
+
+HITS = MetricSpec("ovs_vswitchd_datapath_hit_total", Kind.COUNTER, "hits", ("datapath", "hit"), ("datapath",))
+FLOWS = MetricSpec("ovs_vswitchd_datapath_n_flows", Kind.GAUGE, "flows", ("datapath", "n_flows"), ("datapath",))
+HIST = MetricSpec("ovs_vswitchd_poll_threads_cycles_per_packet", Kind.HISTOGRAM, "h", ("pmd", "cpp"), ("thread",))
+DP = labels_of(datapath="netdev@ovs-netdev")
+UP = {"unixctl": SourceHealth("unixctl", True)}
+DOWN = {"unixctl": SourceHealth("unixctl", False, "ovs-vswitchd went away")}
+
+
+def hist(*counts: int) -> Histogram:
+    return Histogram((10.0, 100.0, math.inf), counts, total=float(sum(counts) * 5))
+
+
+def round_of(store: MetricStore, t: float, hits: float, health=UP, extra=()):
+    samples = [("unixctl", Sample(HITS, DP, hits)), ("unixctl", Sample(FLOWS, DP, 7.0)), *extra]
+    return store.update(samples if health is UP else [], t, 1000.0 + t, health)
+
+
+def test_counter_rate_per_second_and_history() -> None:
+    store = MetricStore(history=3)
+    first = round_of(store, 0.0, 100)
+    assert first.find(HITS.name)[0].rate is None
+    assert first.interval is None
+    snaps = [round_of(store, t, 100 + 50 * t) for t in (1.0, 2.0, 3.0, 4.0)]
+    series = snaps[-1].find(HITS.name)[0]
+    assert series.rate == pytest.approx(50.0)
+    assert series.history == (50.0, 50.0, 50.0)  # bounded to 3
+    assert snaps[-1].interval == pytest.approx(1.0)
+    assert snaps[-1].find(FLOWS.name)[0].history == (7.0, 7.0, 7.0)
+
+
+def test_counter_reset_gives_no_rate_never_negative() -> None:
+    store = MetricStore()
+    round_of(store, 0.0, 1000)
+    after_restart = round_of(store, 1.0, 3)
+    assert after_restart.find(HITS.name)[0].rate is None
+    resumed = round_of(store, 2.0, 13)
+    assert resumed.find(HITS.name)[0].rate == pytest.approx(10.0)
+    assert counter_rate(5.0, 4.0, 1.0) is None
+    assert counter_rate(None, 4.0, 1.0) is None
+    assert counter_rate(4.0, 4.0, 0.0) is None
+
+
+def test_source_down_keeps_series_as_stale_then_recovers() -> None:
+    store = MetricStore()
+    round_of(store, 0.0, 10)
+    down = round_of(store, 1.0, 0, health=DOWN)
+    (series,) = down.find(HITS.name)
+    assert series.stale and series.value == 10
+    assert down.health["unixctl"].reason == "ovs-vswitchd went away"
+    back = round_of(store, 2.0, 20)
+    assert not back.find(HITS.name)[0].stale
+
+
+def test_series_vanishing_from_healthy_source_is_dropped() -> None:
+    store = MetricStore()
+    round_of(store, 0.0, 10)
+    snap = store.update([("unixctl", Sample(FLOWS, DP, 1.0))], 1.0, 1001.0, UP)
+    assert snap.find(HITS.name) == []
+
+
+def test_histogram_interval_and_quantiles() -> None:
+    store = MetricStore()
+    labels = labels_of(thread="pmd 0")
+    store.update([("unixctl", Sample(HIST, labels, hist(1, 2, 0)))], 0.0, 0.0, UP)
+    snap = store.update([("unixctl", Sample(HIST, labels, hist(3, 10, 1)))], 1.0, 1.0, UP)
+    series = snap.find(HIST.name)[0]
+    assert series.interval_histogram is not None
+    assert series.interval_histogram.counts == (2, 8, 1)
+    assert series.value.quantile(0.5) == 100.0
+    assert series.value.quantile(0.99) == math.inf
+    assert series.value.mean() == pytest.approx(5.0)
+    reset = store.update([("unixctl", Sample(HIST, labels, hist(0, 1, 0)))], 2.0, 2.0, UP)
+    assert reset.find(HIST.name)[0].interval_histogram is None
+
+
+def test_histogram_validation() -> None:
+    with pytest.raises(ValueError):
+        Histogram((1.0, 2.0), (1, 2))
+    with pytest.raises(ValueError):
+        Histogram((1.0, math.inf), (1,))
+
+
+def test_snapshot_json_round_trip() -> None:
+    store = MetricStore()
+    labels = labels_of(thread="pmd 0")
+    store.update([("unixctl", Sample(HIST, labels, hist(1, 2, 0))), ("unixctl", Sample(HITS, DP, 5.0))],
+                 0.0, 0.0, UP)
+    snap = store.update([("unixctl", Sample(HIST, labels, hist(3, 10, 1))), ("unixctl", Sample(HITS, DP, 9.0))],
+                        1.0, 1.0, UP, tables={"dp_flows": [{"ufid": "x", "packets": 3}]}, meta={"ovs_version": "3.1.0"})
+    doc = json.loads(json.dumps(snapshot_json.to_dict(snap)))
+    assert doc["specs"][HIST.name]["type"] == "histogram"
+    back = snapshot_json.from_dict(doc)
+    assert back.series == snap.series
+    assert back.tables == snap.tables
+    assert back.meta["ovs_version"] == "3.1.0"
+
+
+@pytest.mark.parametrize("doc", [{}, {"format": "ovstop-snapshot", "version": 99},
+                                 {"format": "ovstop-snapshot", "version": 1, "specs": {}, "series": [{"name": "x"}]}])
+def test_snapshot_json_rejects_foreign_documents(doc) -> None:
+    with pytest.raises(OvstopError):
+        snapshot_json.from_dict(doc)
+
+
+def test_snapshot_write_is_atomic_and_reports_errors(tmp_path) -> None:
+    target = tmp_path / "s.json"
+    snapshot_json.write({"a": 1}, target)
+    assert json.loads(target.read_text()) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["s.json"]
+    with pytest.raises(OvstopError, match="cannot write snapshot"):
+        snapshot_json.write({"a": 1}, tmp_path / "missing-dir" / "s.json")
