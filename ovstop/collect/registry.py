@@ -7,9 +7,16 @@ from typing import TYPE_CHECKING
 
 from ovstop.collect.base import Collector, Sources
 from ovstop.collect.bridge import BridgeCollector
+from ovstop.collect.conntrack import ConntrackCollector
+from ovstop.collect.coverage import CoverageCollector
+from ovstop.collect.datapath import DatapathCollector
+from ovstop.collect.flows import FlowsCollector
 from ovstop.collect.interface import InterfaceCollector
+from ovstop.collect.memory import MemoryCollector
+from ovstop.collect.pmd import PmdCollector
 from ovstop.collect.system import SystemCollector
 from ovstop.collect.tunnel import TunnelCollector
+from ovstop.collect.upcall import UpcallCollector
 from ovstop.model.labels import LabelMap
 
 if TYPE_CHECKING:
@@ -21,6 +28,13 @@ def default_collectors(
 ) -> list[Collector]:
     """Every collector that applies to ``options``; optional sources register their cleanup on ``stack``."""
     collectors: list[Collector] = [
+        DatapathCollector(),
+        PmdCollector(),
+        UpcallCollector(),
+        FlowsCollector(max_flows=options.max_flows),
+        ConntrackCollector(),
+        MemoryCollector(),
+        CoverageCollector(),
         SystemCollector(),
         BridgeCollector(label_map),
         InterfaceCollector(label_map),

@@ -1,0 +1,29 @@
+"""What the unixctl collectors share: the client from ``Sources`` and the list of datapaths."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from ovstop.collect.base import Sources
+from ovstop.errors import SourceError
+
+if TYPE_CHECKING:
+    from ovstop.sources.unixctl import UnixctlClient
+
+
+def client_of(sources: Sources) -> UnixctlClient:
+    if sources.unixctl is None:
+        raise SourceError("no ovs-vswitchd unixctl connection configured")
+    return sources.unixctl
+
+
+def datapaths(client: UnixctlClient) -> list[str]:
+    """Datapath names as ``type@name`` (``netdev@ovs-netdev``), from ``dpctl/dump-dps``."""
+    return [line.strip() for line in client.call("dpctl/dump-dps").splitlines() if "@" in line]
+
+
+def version_at_least(client: UnixctlClient, *wanted: int) -> bool:
+    """Whether the daemon's version (``3.1.0``) is at least ``wanted``; an unknown version is not."""
+    numbers = tuple(int(n) for n in re.findall(r"\d+", client.version)[: len(wanted)])
+    return bool(numbers) and numbers >= wanted

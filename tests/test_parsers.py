@@ -1,0 +1,211 @@
+"""Parsers on recorded (ovs-3.1) and source-derived (synth-master) outputs, and on garbage."""
+
+from __future__ import annotations
+
+import math
+import random
+from pathlib import Path
+
+import pytest
+
+from ovstop.errors import ParseError
+from ovstop.parsers import (
+    coverage_show,
+    ct_conns,
+    ct_stats_show,
+    dpctl_show,
+    dpif_show,
+    dump_flows,
+    memory_show,
+    metrics_show,
+    pmd_perf_show,
+    pmd_stats_show,
+    upcall_show,
+)
+
+DATA = Path(__file__).parent / "data" / "unixctl"
+V31 = DATA / "ovs-3.1"
+MASTER = DATA / "synth-master"
+
+
+def read(path: Path) -> str:
+    return path.read_text()
+
+
+def test_dpif_show() -> None:
+    netdev, system = dpif_show.parse(read(V31 / "dpif-show.txt"))
+    assert (netdev.name, netdev.hit, netdev.missed) == ("netdev@ovs-netdev", 292, 6)
+    p2 = {p.name: p for p in netdev.bridges["br0"]}["p2"]
+    assert (p2.ofport, p2.port_no, p2.type) == (2, 2, "dummy-pmd")
+    assert p2.config["configured_rx_queues"] == "2"
+    assert system.name == "system@ovs-system" and [p.name for p in system.bridges["br1"]] == ["br1", "p3"]
+
+
+def test_dpif_show_json() -> None:
+    (dp,) = dpif_show.parse(read(MASTER / "dpif-show.json"))
+    ports = {p.name: p for p in dp.bridges["br0"]}
+    assert (dp.hit, dp.missed) == (292, 6)
+    assert ports["patch-br1"].port_no is None and ports["patch-br1"].config == {"peer": "patch-br0"}
+    assert ports["br0"].ofport == 65534
+
+
+def test_dpctl_show_userspace() -> None:
+    (dp,) = dpctl_show.parse(read(V31 / "dpctl-show-s.txt"))
+    assert (dp.hit, dp.missed, dp.lost, dp.flows) == (292, 6, 0, 4)
+    assert dp.masks is None and dp.cache_hit is None
+    p1 = {p.name: p for p in dp.ports}["p1"]
+    assert p1.port_no == 1 and p1.type == "dummy-pmd"
+    assert p1.stats["rx_packets"] == 178 and p1.stats["tx_bytes"] == 14160 and p1.stats["rx_errors"] is None
+    assert [d.name for d in dpctl_show.parse(read(V31 / "dpctl-show-s-all.txt"))] == [
+        "netdev@ovs-netdev", "system@ovs-system"]
+
+
+def test_dpctl_show_kernel_master() -> None:
+    (dp,) = dpctl_show.parse(read(MASTER / "dpctl-show-s-kernel.txt"))
+    assert (dp.hit, dp.missed, dp.lost, dp.flows) == (1204, 37, 2, 5)
+    assert (dp.mask_hit, dp.masks, dp.mask_hit_per_pkt) == (2890, 3, 2.33)
+    assert (dp.cache_hit, dp.cache_hit_rate) == (1101, 88.72)
+    assert dp.caches == {"masks-cache": 256}
+    ports = {p.name: p for p in dp.ports}
+    assert ports["eth1"].type == "system"
+    assert ports["eth1"].stats["upcall_packets"] == 37 and ports["eth1"].stats["upcall_errors"] == 1
+    assert ports["eth1"].stats["rx_dropped"] == 3 and ports["eth1"].stats["rx_bytes"] == 118432
+    assert ports["genev_sys_6081"].config == {"packet_type": "ptap"}
+    assert ports["genev_sys_6081"].stats["upcall_packets"] is None
+
+
+def test_pmd_perf_show_31() -> None:
+    c0, c1 = pmd_perf_show.parse(read(V31 / "pmd-perf-show.txt"))
+    assert (c0.label, c0.numa, c0.core) == ("pmd-c0", 0, 0)
+    assert c0.counters["rx_packets"] == 178 and c0.counters["megaflow_hits"] == 124
+    assert c0.counters["simple_match_hits"] == 49 and c0.counters["emc_hits"] == 1
+    assert c0.counters["upcalls"] == 4 and c0.counters["iterations"] == 68826617
+    assert c0.ratios["subtable_lookups_per_hit"] == 1.09 and c0.ratios["duration_s"] == 55.33
+    assert set(c0.histograms) == set(pmd_perf_show.HISTOGRAMS.values())
+    for h in c0.histograms.values():
+        assert len(h.bounds) == 32 and h.bounds[-1] == math.inf
+    ppi = c0.histograms["packets_per_iteration"]
+    assert ppi.counts[:2] == (68826439, 178) and ppi.count == c0.counters["iterations"]
+    assert c0.histograms["cycles_per_iteration"].bounds[:3] == (499, 716, 1025)
+    assert c0.histograms["cycles_per_iteration"].bounds[30] == 24000000
+    assert c0.histograms["cycles_per_upcall"].count == 4
+    assert c0.ratios["avg_cycles_per_upcall"] == 207343
+    assert c1.core == 1 and c1.counters["simple_match_hits"] == 118
+
+
+def test_pmd_perf_show_master_main_thread() -> None:
+    *pmds, main = pmd_perf_show.parse(read(MASTER / "pmd-perf-show.txt"))
+    assert len(pmds) == 2 and "mfex_opt_hits" not in pmds[0].counters
+    assert (main.label, main.numa, main.core) == ("main", 0, None)
+    assert main.counters == {"rx_packets": 22, "passes": 22, "phwol_hits": 0, "simple_match_hits": 0,
+                             "emc_hits": 0, "smc_hits": 0, "megaflow_hits": 6, "upcalls": 16,
+                             "lost_upcalls": 0, "tx_packets": 22, "tx_batches": 22}
+    assert main.histograms == {}
+
+
+def test_pmd_stats_show() -> None:
+    c0, c1, main = pmd_stats_show.parse(read(V31 / "pmd-stats-show.txt"))
+    assert c0.counters["busy_cycles"] == 22544600 and c0.counters["idle_cycles"] == 134990373153
+    assert c0.counters["passes"] == 178 and c1.counters["upcalls"] == 2
+    assert main.label == "main" and main.counters["rx_packets"] == 0
+    (main2,) = pmd_stats_show.parse(read(V31 / "pmd-stats-show-main.txt"))
+    assert main2.counters["megaflow_hits"] == 6 and main2.counters["upcalls"] == 16
+
+
+def test_upcall_show() -> None:
+    netdev, system = upcall_show.parse(read(V31 / "upcall-show.txt"))
+    assert (netdev.flows_current, netdev.flows_avg, netdev.flows_max, netdev.flows_limit) == (4, 3, 4, 10000)
+    assert netdev.dump_duration_ms == 1 and netdev.ufid_enabled is True and netdev.offloaded_flows is None
+    assert netdev.revalidator_keys == {5: 4} and system.revalidator_keys == {11: 6}
+    text = "d@x:\n  flows         : (current 1) (avg 1) (max 1) (limit 9)\n  offloaded flows : 7\n" \
+           "  dump duration : 12ms\n  ufid enabled : false\n\n  3: (keys 1)\n  4: (keys 0)\n"
+    (dp,) = upcall_show.parse(text)
+    assert dp.offloaded_flows == 7 and dp.ufid_enabled is False and dp.revalidator_keys == {3: 1, 4: 0}
+
+
+def test_coverage_show() -> None:
+    cov = coverage_show.parse(read(V31 / "coverage-show.txt"))
+    assert cov.never_hit == 108 and len(cov.counters) == 43
+    first = cov.counters[0]
+    assert (first.name, first.rate_5s, first.rate_1m, first.rate_1h, first.total) == (
+        "bridge_reconfigure", 0.0, 0.067, 0.0011, 4)
+
+
+def test_memory_show() -> None:
+    assert memory_show.parse(read(V31 / "memory-show.txt")) == {
+        "handlers": 2, "idl-cells-Open_vSwitch": 346, "ports": 5, "revalidators": 2, "rules": 16,
+        "udpif keys": 10}
+
+
+def test_conntrack() -> None:
+    stats = ct_stats_show.parse(read(V31 / "ct-stats-show.txt"))
+    assert stats.total == 24 and stats.protocols == {"tcp": 6, "udp": 12, "icmp": 6} and stats.tcp_states == {}
+    assert ct_stats_show.parse(read(V31 / "ct-stats-show-m.txt")).tcp_states == {"SYN_SENT": 6}
+    assert ct_conns.parse(read(V31 / "ct-get-nconns.txt")) == 24
+    assert ct_conns.parse(read(V31 / "ct-get-maxconns.txt"), "dpctl/ct-get-maxconns") == 3000000
+
+
+def test_dump_flows() -> None:
+    dump = dump_flows.parse(read(V31 / "dpctl-dump-flows-m.txt"))
+    assert dump.total == 4 and not dump.truncated
+    first, _, ct, _ = dump.flows
+    assert first.ufid == "8961df65-37f7-4a03-a967-b7dc3a78ec09" and first.pmd == "pmd-c1"
+    assert (first.packets, first.bytes, first.used_s, first.dp) == (79, 9322, 0.564, "ovs")
+    assert first.key == "recirc_id(0),in_port(p2),packet_type(ns=0,id=0),eth_type(0x0800),ipv4(frag=no)"
+    assert first.actions == "p1"
+    assert ct.actions == "ct(commit,zone=5),p2" and ct.flags == "S" and ct.pmd == "pmd-c0"
+    capped = dump_flows.parse(read(V31 / "dpctl-dump-flows-m-system.txt"), max_flows=2)
+    assert capped.total == 6 and len(capped.flows) == 2 and capped.truncated
+    assert capped.flows[0].pmd == "main"
+    assert dump_flows.parse("").flows == ()
+    never = dump_flows.parse("ufid:61c61e0e-cf9e-486c-890b-168453299742, recirc_id(0),in_port(3),"
+                             "eth_type(0x0806), packets:0, bytes:0, used:never, offloaded:yes, dp:tc, actions:drop")
+    assert never.flows[0].used_s is None and never.flows[0].offloaded == "yes" and never.flows[0].dp == "tc"
+
+
+def test_metrics_show() -> None:
+    text = ("# HELP ovs_vswitchd_datapath_hit_total Hits.\n# TYPE ovs_vswitchd_datapath_hit_total counter\n"
+            'ovs_vswitchd_datapath_hit_total{datapath="netdev@ovs-netdev"} 12\n'
+            "# HELP ovs_vswitchd_x A histogram.\n# TYPE ovs_vswitchd_x histogram\n"
+            'ovs_vswitchd_x_bucket{le="1"} 2\novs_vswitchd_x_bucket{le="+Inf"} 3\n'
+            "ovs_vswitchd_x_sum 4\novs_vswitchd_x_count 3\n")
+    hit, hist = metrics_show.parse(text)
+    assert hit.type == "counter" and hit.samples[0].labels == (("datapath", "netdev@ovs-netdev"),)
+    assert hit.samples[0].value == 12.0
+    assert hist.type == "histogram" and [s.name for s in hist.samples][:2] == ["ovs_vswitchd_x_bucket"] * 2
+
+
+PARSERS = {
+    "dpif-show.txt": dpif_show.parse,
+    "dpctl-show-s.txt": dpctl_show.parse,
+    "pmd-perf-show.txt": pmd_perf_show.parse,
+    "pmd-stats-show.txt": pmd_stats_show.parse,
+    "upcall-show.txt": upcall_show.parse,
+    "coverage-show.txt": coverage_show.parse,
+    "memory-show.txt": memory_show.parse,
+    "ct-stats-show.txt": ct_stats_show.parse,
+    "ct-get-nconns.txt": ct_conns.parse,
+    "dpctl-dump-flows-m.txt": dump_flows.parse,
+}
+
+
+@pytest.mark.parametrize("fixture", sorted(PARSERS))
+def test_garbage_gives_parse_error_only(fixture: str) -> None:
+    """Random bytes, cut-off and mangled fixtures: each either parses or raises ParseError, nothing else."""
+    parse = PARSERS[fixture]
+    text = read(V31 / fixture)
+    rng = random.Random(fixture)
+    inputs = ["", "   \n", "\x00\xff garbage", "ovs-vswitchd: datapath not found (Invalid argument)"]
+    inputs += [bytes(rng.randrange(256) for _ in range(rng.randrange(1, 300))).decode("latin-1")
+               for _ in range(100)]
+    inputs += [text[: rng.randrange(len(text))] for _ in range(100)]
+    for _ in range(100):
+        pos = rng.randrange(len(text))
+        inputs.append(text[:pos] + rng.choice(["?", "x", ":", "(", "-1", "\n", " "]) + text[pos + 1:])
+    for bad in inputs:
+        try:
+            parse(bad)
+        except ParseError as e:
+            assert "\n" not in str(e) and str(e)
+    with pytest.raises(ParseError):
+        parse("\x00\x01\x02 not an OVS reply")
