@@ -39,12 +39,17 @@ def _bound(value: float) -> str:
 
 
 def _add_histogram(metric: Metric, labels: dict[str, str], hist: Histogram) -> None:
+    """Buckets always; ``_count`` and ``_sum`` only together, when the source knows the sum.
+
+    OpenMetrics forbids a ``_count`` without a ``_sum``, and OVS prints no sums for its pmd-perf
+    histograms; their count is the ``+Inf`` bucket.
+    """
     cumulative = 0
     for bound, count in zip(hist.bounds, hist.counts, strict=True):
         cumulative += count
         metric.add_sample(metric.name + "_bucket", {**labels, "le": _bound(bound)}, float(cumulative))
-    metric.add_sample(metric.name + "_count", labels, float(cumulative))
     if hist.total is not None:
+        metric.add_sample(metric.name + "_count", labels, float(cumulative))
         metric.add_sample(metric.name + "_sum", labels, float(hist.total))
 
 

@@ -1,0 +1,255 @@
+"""``ovstop --headless`` and ``ovstop snapshot`` as installed, against a real sandbox switch.
+
+The command runs as a subprocess (the console script), /metrics is scraped over real HTTP, validated by
+promtool and prometheus-client's own parsers, and its values are compared with what ovs-appctl and
+ovs-vsctl report for the same counters once traffic has stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
+from prometheus_client.parser import text_string_to_metric_families as parse_prometheus
+
+from ovstop.parsers import dpctl_show, dump_flows, pmd_perf_show
+from ovstop.sandbox.switch import SandboxSwitch
+from ovstop.sandbox.traffic import TrafficGenerator
+
+OVSTOP = [sys.executable, "-m", "ovstop"]
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def ovstop_env(sw: SandboxSwitch) -> dict[str, str]:
+    return {**os.environ, **sw.env}
+
+
+@contextmanager
+def headless(sw: SandboxSwitch, *extra: str) -> Iterator[str]:
+    """Run ``ovstop --headless`` on the sandbox (found through OVS_RUNDIR); yield its /metrics URL."""
+    proc = subprocess.Popen(
+        [*OVSTOP, "--headless", "--listen", "127.0.0.1:0", "--db", sw.db_remote, "--no-ebpf", *extra],
+        env=ovstop_env(sw), stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        match = re.search(r"http://[\d.]+:(\d+)/metrics", line)
+        assert match, f"no serving line; got {line!r} (rc={proc.poll()})"
+        yield f"http://127.0.0.1:{match.group(1)}/metrics"
+    finally:
+        proc.terminate()
+        rc = proc.wait(timeout=20)
+        leftover = proc.stderr.read() if proc.stderr else ""
+        assert rc in (0, 128 + 15, -15), f"ovstop exited {rc}: {leftover}"
+        assert "Traceback" not in leftover, leftover
+
+
+def scrape(url: str, accept: str | None = None) -> tuple[str, str]:
+    request = urllib.request.Request(url, headers={"Accept": accept} if accept else {})
+    with urllib.request.urlopen(request, timeout=20) as response:
+        return response.headers["Content-Type"], response.read().decode()
+
+
+def samples(text: str) -> Samples:
+    out: Samples = {}
+    for family in parse_prometheus(text):
+        for s in family.samples:
+            out[(s.name, frozenset(s.labels.items()))] = s.value
+    return out
+
+
+def pick(values: Samples, name: str, **labels: str) -> list[float]:
+    want = set(labels.items())
+    return [v for (n, lab), v in values.items() if n == name and want <= lab]
+
+
+def test_metrics_pass_promtool_and_both_parsers(sandbox: SandboxSwitch) -> None:
+    TrafficGenerator(sandbox, seed=1).inject(20, repeats=3)
+    with headless(sandbox) as url:
+        ctype, text = scrape(url)
+        assert ctype.startswith("text/plain")
+        promtool = shutil.which("promtool")
+        assert promtool, "promtool missing: scripts/setup.sh installs Debian's prometheus package"
+        check = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True)
+        assert check.returncode == 0, check.stdout + check.stderr
+        families = {f.name for f in parse_prometheus(text)}
+        for name in ("ovs_vswitchd_datapath_hit", "ovs_vswitchd_interface_rx_packets", "ovs_vswitchd_poll_threads_hit",
+                     "ovs_vswitchd_poll_threads_packets_per_batch", "ovs_vswitchd_upcall_flows_limit",
+                     "ovs_vswitchd_bridge_n_ports", "ovs_vswitchd_tunnel_up", "ovstop_source_up",
+                     "ovstop_scrape_duration_seconds"):
+            assert name in families, name
+        om_type, om_text = scrape(url, "application/openmetrics-text; version=1.0.0")
+        assert om_type.startswith("application/openmetrics-text")
+        assert om_text.rstrip().endswith("# EOF")
+        om_families = {f.name: f for f in parse_openmetrics(om_text)}
+        assert om_families["ovs_vswitchd_poll_threads_packets_per_batch"].type == "histogram"
+        assert om_families["ovs_vswitchd_interface"].type == "info"
+
+
+def settle(read, attempts: int = 40, pause: float = 0.5):
+    """Call ``read`` until it returns the same value twice in a row (the switch has gone quiet)."""
+    last = read()
+    for _ in range(attempts):
+        time.sleep(pause)
+        now = read()
+        if now == last:
+            return now
+        last = now
+    raise AssertionError(f"value kept changing: {last}")
+
+
+def test_values_equal_ovs_tools_after_traffic(fresh_sandbox: SandboxSwitch) -> None:
+    sw = fresh_sandbox
+    TrafficGenerator(sw, seed=7).inject(30, repeats=4)
+
+    def dp_counters() -> tuple[int, int, int, int]:
+        (dp,) = [d for d in dpctl_show.parse(sw.appctl("dpctl/show")) if d.name == "netdev@ovs-netdev"]
+        flows = dump_flows.parse(sw.appctl("dpctl/dump-flows", "-m", "netdev@ovs-netdev")).total
+        return dp.hit, dp.missed, dp.lost, flows
+
+    hit, missed, lost, flows = settle(dp_counters)
+    assert missed >= 30 and hit >= 30 * 4 - missed
+    with headless(sw) as url:
+        values = samples(scrape(url)[1])
+        dp = {"datapath": "netdev@ovs-netdev"}
+        assert pick(values, "ovs_vswitchd_datapath_hit_total", **dp) == [hit]
+        assert pick(values, "ovs_vswitchd_datapath_missed_total", **dp) == [missed]
+        assert pick(values, "ovs_vswitchd_datapath_lost_total", **dp) == [lost]
+        assert pick(values, "ovs_vswitchd_datapath_flows_dumped", **dp) == [flows]
+
+        threads = [t for t in pmd_perf_show.parse(sw.appctl("dpif-netdev/pmd-perf-show")) if t.core is not None]
+        assert threads
+        for t in threads:
+            labels = {"thread": t.label}
+            hits = sum(t.counters.get(k, 0) for k in ("phwol_hits", "simple_match_hits", "emc_hits", "smc_hits",
+                                                       "megaflow_hits"))
+            assert pick(values, "ovs_vswitchd_poll_threads_hit_total", **labels) == [hits]
+            assert pick(values, "ovs_vswitchd_poll_threads_packets_total", **labels) == [t.counters["rx_packets"]]
+            hist = t.histograms["packets_per_batch"]
+            assert pick(values, "ovs_vswitchd_poll_threads_packets_per_batch_bucket", le="+Inf", **labels) == [
+                hist.count]
+            cumulative = 0
+            for bound, count in zip(hist.bounds, hist.counts, strict=True):
+                cumulative += count
+                le = "+Inf" if bound == float("inf") else repr(float(bound))
+                assert pick(values, "ovs_vswitchd_poll_threads_packets_per_batch_bucket", le=le, **labels) == [
+                    cumulative], (t.label, le)
+
+        # Interface statistics reach OVSDB every stats-update-interval (5 s at least): wait for them there.
+        def vsctl_rx() -> int:
+            return int(sw.vsctl("get", "Interface", "p1", "statistics:rx_packets"))
+
+        deadline = time.monotonic() + 30
+        while True:
+            expected = vsctl_rx()
+            got = pick(samples(scrape(url)[1]), "ovs_vswitchd_interface_rx_packets_total", interface="p1")
+            if got == [expected] and expected >= 30 * 5:
+                break
+            assert time.monotonic() < deadline, f"/metrics p1 rx {got} vs ovs-vsctl {expected}"
+            time.sleep(1)
+        tx2 = int(sw.vsctl("get", "Interface", "p2", "statistics:tx_packets"))
+        assert pick(samples(scrape(url)[1]), "ovs_vswitchd_interface_tx_packets_total", interface="p2") == [tx2]
+
+
+def test_snapshot_matches_ovs_tools(fresh_sandbox: SandboxSwitch, tmp_path: Path) -> None:
+    sw = fresh_sandbox
+    TrafficGenerator(sw, seed=3).inject(12, repeats=2)
+    (dp,) = [d for d in dpctl_show.parse(settle(lambda: sw.appctl("dpctl/show"))) if d.name == "netdev@ovs-netdev"]
+    out = tmp_path / "snap.json"
+    run = subprocess.run([*OVSTOP, "snapshot", "-o", str(out), "--db", sw.db_remote, "--no-ebpf", "-d", "0.2"],
+                         env=ovstop_env(sw), capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == ""
+    doc = json.loads(out.read_text())
+    assert doc["format"] == "ovstop-snapshot" and doc["version"] == 1
+    assert doc["meta"]["ovs_version"] == "3.1.0"
+    assert doc["meta"]["hostname"]
+    assert "dpif-netdev/pmd-perf-show" in doc["meta"]["capabilities"]
+
+    def value(name: str) -> float:
+        (item,) = [s for s in doc["series"] if s["name"] == name and s["labels"].get("datapath") == dp.name]
+        return item["value"]
+
+    assert value("ovs_vswitchd_datapath_hit_total") == dp.hit
+    assert value("ovs_vswitchd_datapath_missed_total") == dp.missed
+    ufids = {r["ufid"] for r in doc["tables"]["dp_flows"]}
+    dumped = {f.ufid for f in dump_flows.parse(sw.appctl("dpctl/dump-flows", "-m")).flows}
+    assert ufids == dumped and len(ufids) >= 12
+    # stdout mode: only JSON on stdout
+    run = subprocess.run([*OVSTOP, "snapshot", "--db", sw.db_remote, "--no-ebpf", "-d", "0.2"],
+                         env=ovstop_env(sw), capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["format"] == "ovstop-snapshot"
+
+
+def test_vswitchd_restart_during_headless_run(fresh_sandbox: SandboxSwitch) -> None:
+    sw = fresh_sandbox
+    traffic = TrafficGenerator(sw, rate_pps=300, seed=5)
+    traffic.start()
+    try:
+        with headless(sw, "-d", "0.5") as url:
+            def source_up() -> float:
+                return pick(samples(scrape(url)[1]), "ovstop_source_up", source="unixctl")[0]
+
+            assert source_up() == 1.0
+            sw.kill_vswitchd()
+            deadline = time.monotonic() + 20
+            while source_up() != 0.0:
+                assert time.monotonic() < deadline, "source_up never dropped"
+                time.sleep(0.3)
+            # while down, the server still answers, with OVSDB-side series still there
+            text = scrape(url)[1]
+            assert pick(samples(text), "ovstop_source_up", source="ovsdb") == [1.0]
+            assert not pick(samples(text), "ovs_vswitchd_datapath_hit_total")
+            sw.start_vswitchd()
+            deadline = time.monotonic() + 30
+            while source_up() != 1.0:
+                assert time.monotonic() < deadline, "source_up never came back"
+                time.sleep(0.3)
+            assert pick(samples(scrape(url)[1]), "ovs_vswitchd_datapath_hit_total")
+    finally:
+        traffic.stop()
+
+
+def test_restart_gives_no_negative_rates(fresh_sandbox: SandboxSwitch, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rates the tree computes across an OVS restart (counters back to zero) are never negative."""
+    from ovstop.runtime import Options, running
+
+    sw = fresh_sandbox
+    for key, value in sw.env.items():
+        monkeypatch.setenv(key, value)
+    traffic = TrafficGenerator(sw, rate_pps=400, seed=9)
+    traffic.start()
+    try:
+        with running(Options(unixctl=None, db=sw.db_remote, ebpf=False)) as rt:
+            rates: list[float] = []
+            saw_down = saw_back = False
+            for step in range(24):
+                if step == 6:
+                    sw.kill_vswitchd()
+                if step == 10:
+                    sw.start_vswitchd()
+                snap = rt.sampler.sample()
+                up = snap.health["unixctl"].up
+                saw_down |= not up
+                saw_back |= saw_down and up
+                rates.extend(s.rate for s in snap.series if s.rate is not None)
+                time.sleep(0.4)
+            assert saw_down and saw_back
+            assert rates and min(rates) >= 0
+            hit_rates = [s.rate for s in rt.sampler.latest.find("ovs_vswitchd_datapath_hit_total")]
+            assert hit_rates and hit_rates[0] is not None
+    finally:
+        traffic.stop()
