@@ -76,6 +76,7 @@ def options_from(args: argparse.Namespace) -> Options:
         ovn_nb=args.ovn_nb,
         ovn_sb=args.ovn_sb,
         ebpf=not args.no_ebpf,
+        record=args.record,
     )
 
 

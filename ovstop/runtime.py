@@ -16,6 +16,10 @@ from ovstop.collect.base import Collector, Sources
 from ovstop.collect.registry import default_collectors
 from ovstop.collect.sampler import Sampler
 from ovstop.errors import OvstopError
+from ovstop.events.correlator import Correlator
+from ovstop.events.pipeline import EventPipeline
+from ovstop.events.recording import Recorder
+from ovstop.events.store import EventStore
 from ovstop.model.labels import LabelMap
 from ovstop.model.store import MetricStore, Snapshot
 from ovstop.sources import discovery
@@ -40,6 +44,8 @@ class Options:
     ovn_nb: str | None = None
     ovn_sb: str | None = None
     ebpf: bool = True
+    record: str | None = None
+    max_events: int = 10_000
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -50,6 +56,7 @@ class Runtime:
     options: Options
     sources: Sources
     sampler: Sampler
+    events: EventPipeline
     stack: contextlib.ExitStack
 
     def close(self) -> None:
@@ -62,6 +69,16 @@ class Runtime:
         if snap.health and len(down) == len(snap.health):
             raise OvstopError("; ".join(f"{h.name}: {h.reason}" for h in down))
         return snap
+
+
+def start_recording(path: str, sampler: Sampler, stack: contextlib.ExitStack) -> Recorder:
+    """``--record``: events as captured plus every snapshot, in one Retis-compatible file."""
+    from ovstop.export import snapshot as snapshot_json
+
+    recorder = Recorder(path)
+    stack.callback(recorder.close)
+    sampler.listeners.append(lambda snap: recorder.snapshot(snapshot_json.to_dict(snap)))
+    return recorder
 
 
 def _unixctl_path(options: Options) -> str | Path | Any:
@@ -93,9 +110,13 @@ def open_runtime(options: Options) -> Runtime:
         ovsdb = OvsdbSource(options.db or discovery.default_db_remote(), timeout=max(options.timeout, 3.0))
         stack.callback(ovsdb.close)
         sources = Sources(unixctl=unixctl, ovsdb=ovsdb)
+        events = EventPipeline(Correlator(), EventStore(max_events=options.max_events))
+        sources.extra["events"] = events
         collectors: list[Collector] = default_collectors(options, label_map, sources, stack)
         sampler = Sampler(sources, collectors, MetricStore(history=options.history))
-        return Runtime(options, sources, sampler, stack)
+        if options.record:
+            events.recorder = start_recording(options.record, sampler, stack)
+        return Runtime(options, sources, sampler, events, stack)
     except BaseException:
         stack.close()
         raise

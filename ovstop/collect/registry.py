@@ -13,11 +13,15 @@ from ovstop.collect.datapath import DatapathCollector
 from ovstop.collect.flows import FlowsCollector
 from ovstop.collect.interface import InterfaceCollector
 from ovstop.collect.memory import MemoryCollector
+from ovstop.collect.openflow import OpenFlowCollector
+from ovstop.collect.ovn import OvnNorthboundCollector, OvnSouthboundCollector
 from ovstop.collect.pmd import PmdCollector
+from ovstop.collect.rfc import RfcMetricsCollector
 from ovstop.collect.system import SystemCollector
 from ovstop.collect.tunnel import TunnelCollector
 from ovstop.collect.upcall import UpcallCollector
 from ovstop.model.labels import LabelMap
+from ovstop.sources.ovn import OvnLink
 
 if TYPE_CHECKING:
     from ovstop.runtime import Options
@@ -28,6 +32,7 @@ def default_collectors(
 ) -> list[Collector]:
     """Every collector that applies to ``options``; optional sources register their cleanup on ``stack``."""
     collectors: list[Collector] = [
+        RfcMetricsCollector(),  # first: on RFC builds its series take precedence over re-derived ones
         DatapathCollector(),
         PmdCollector(),
         UpcallCollector(),
@@ -40,4 +45,13 @@ def default_collectors(
         InterfaceCollector(label_map),
         TunnelCollector(label_map),
     ]
+    openflow = OpenFlowCollector(label_map, timeout=options.timeout)
+    stack.callback(openflow.close)
+    collectors.append(openflow)
+    if options.ovn or options.ovn_nb or options.ovn_sb:
+        # OVN collectors come after the tunnel collector: they name the chassis behind its tunnels.
+        link = OvnLink(options.ovn_nb, options.ovn_sb, options.extra.get("ovn_rundir"),
+                       timeout=max(options.timeout, 3.0))
+        stack.callback(link.close)
+        collectors += [OvnNorthboundCollector(link, label_map), OvnSouthboundCollector(link, label_map)]
     return collectors

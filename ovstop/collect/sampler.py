@@ -11,7 +11,7 @@ import platform
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ovstop import __version__
@@ -39,7 +39,10 @@ SELF_SPECS = (SOURCE_UP, PARSE_ERRORS, COLLECT_SECONDS)
 
 
 class Sampler:
-    """Runs the collectors over the sources; ``latest`` is the newest snapshot."""
+    """Runs the collectors over the sources; ``latest`` is the newest snapshot.
+
+    ``listeners`` are called with every new snapshot (in the collecting thread), e.g. to record it.
+    """
 
     def __init__(
         self,
@@ -55,6 +58,7 @@ class Sampler:
         self._parse_errors: Counter[str] = Counter()
         self._last_ok: dict[str, float] = {}
         self._flow_rates = FlowRates()
+        self.listeners: list[Callable[[Snapshot], None]] = []
 
     @property
     def specs(self) -> tuple[MetricSpec, ...]:
@@ -74,6 +78,8 @@ class Sampler:
             if latest is not None and max_age > 0 and time.time() - latest.timestamp < max_age:
                 return latest
             self.latest = self._round()
+            for listener in self.listeners:
+                listener(self.latest)
             return self.latest
 
     def _round(self) -> Snapshot:
@@ -87,11 +93,14 @@ class Sampler:
                 self.sources.ovsdb.refresh()
             except SourceError as exc:
                 failures["ovsdb"] = str(exc)
+        owner: dict[str, str] = {}  # metric name -> the collector that produced it first this round
         for collector in self.collectors:
             if collector.source in failures:
                 continue
             try:
-                samples.extend((collector.source, s) for s in collector.collect(self.sources, tables))
+                for sample in collector.collect(self.sources, tables):
+                    if owner.setdefault(sample.spec.name, collector.name) == collector.name:
+                        samples.append((collector.source, sample))
             except SourceError as exc:
                 failures[collector.source] = str(exc)
             except ParseError as exc:
