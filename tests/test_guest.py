@@ -1,0 +1,85 @@
+"""Tests that run inside the QEMU guest with Debian's kernel (see tests/guest/vm.py).
+
+Skipped, with the reason, only when qemu or the built guest image is missing; CI builds the image with
+scripts/guest/build-rootfs.sh before the tests.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from guest.vm import REPO, GuestError, run_in_guest, unavailable_reason
+
+pytestmark = [
+    pytest.mark.guest,
+    pytest.mark.skipif(unavailable_reason() is not None, reason=unavailable_reason() or ""),
+]
+
+GUEST_TESTS = Path(__file__).resolve().parent / "guest"
+
+
+def run_scenario(argv: list[str], timeout: float = 600.0) -> str:
+    """Run an in-guest scenario (a path under tests/guest first in argv); fail with its output if it fails."""
+    done = run_in_guest(argv, timeout=timeout)
+    assert done.returncode == 0, f"guest scenario {argv} exited {done.returncode}:\n{done.output}"
+    return done.output
+
+
+@pytest.mark.timeout(600)
+def test_smoke_kernel_datapath_and_kprobe() -> None:
+    out = run_scenario(["sh", str(GUEST_TESTS / "scenario_smoke.sh")])
+    assert "SMOKE-FAIL" not in out
+    assert "SMOKE-OK datapath system@ovs-system ports v1 v2" in out
+    assert "SMOKE-OK ping ns1 10.0.0.1 to ns2 10.0.0.2" in out
+    flows = re.search(r"^SMOKE-OK flows (\d+)$", out, re.M)
+    assert flows and int(flows.group(1)) >= 1, out
+    # The pings were forwarded by IPv4 datapath flows installed from the upcalls, with packet counts.
+    ipv4_flow = r"flow: recirc_id\(0\),in_port\(\d+\),.*eth_type\(0x0800\).* packets:[1-9]\d*,.*actions:\d+$"
+    assert re.search(ipv4_flow, out, re.M), out
+    assert "SMOKE-OK tracepoint openvswitch:ovs_dp_upcall" in out
+    assert "SMOKE-OK kallsyms ovs_flow_tbl_lookup_stats ovs_dp_upcall" in out
+    upcalls = re.search(r"^SMOKE-OK upcalls (\d+)$", out, re.M)
+    assert upcalls and int(upcalls.group(1)) >= 1, out
+    assert "SMOKE-PASS" in out
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.skipif(
+    not (GUEST_TESTS / "scenario_ebpf.py").exists(), reason="tests/guest/scenario_ebpf.py not written yet"
+)
+def test_ebpf_scenario_in_guest() -> None:
+    """Hook for the eBPF capture scenario: it runs with the guest venv's python and must pass every check."""
+    out = run_scenario(["python3", str(GUEST_TESTS / "scenario_ebpf.py")])
+    assert "EBPF-PASS" in out, out
+
+
+def test_runner_reports_exit_code_and_output() -> None:
+    done = run_in_guest(["sh", "-c", 'echo "kernel $(uname -r) in $PWD"; echo oops >&2; exit 7'], timeout=300)
+    assert done.returncode == 7
+    assert re.search(rf"^kernel \d+\.\d+\.\d+-\d+-amd64 in {REPO}$", done.output, re.M), done.output
+    assert "oops" in done.output
+    assert "OVSTOP-GUEST" not in done.output
+    assert done.boot_seconds > 0
+
+
+def orphan_guests() -> list[int]:
+    """Pids of qemu processes whose per-run control directory is gone (the run ended, qemu did not)."""
+    orphans = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            argv = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        for arg in argv:
+            ctl = re.match(rb"local,path=(.+),mount_tag=ctl,", arg)
+            if ctl and not Path(ctl.group(1).decode()).exists():
+                orphans.append(int(cmdline.parent.name))
+    return orphans
+
+
+def test_runner_timeout_kills_qemu() -> None:
+    with pytest.raises(GuestError, match="timed out after 5 s"):
+        run_in_guest(["sleep", "600"], timeout=5)
+    assert orphan_guests() == []
