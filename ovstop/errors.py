@@ -9,5 +9,9 @@ class SourceError(OvstopError):
     """A data source (unixctl, OVSDB, eBPF, OVN) could not answer."""
 
 
+class SourceOff(SourceError):
+    """The source is not configured on this host (no OVN here, say): shown with its reason, not a failure."""
+
+
 class ParseError(OvstopError):
     """A parser was handed text it does not understand."""

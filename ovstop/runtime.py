@@ -65,9 +65,9 @@ class Runtime:
     def first_sample(self) -> Snapshot:
         """Collect once; fail with one clear line when not a single source answered."""
         snap = self.sampler.sample()
-        down = [h for h in snap.health.values() if not h.up]
-        if snap.health and len(down) == len(snap.health):
-            raise OvstopError("; ".join(f"{h.name}: {h.reason}" for h in down))
+        present = [h for h in snap.health.values() if not h.off]
+        if present and not any(h.up for h in present):
+            raise OvstopError("; ".join(f"{h.name}: {h.reason}" for h in present))
         return snap
 
 

@@ -7,7 +7,6 @@ Per-flow rates come from comparing rows of consecutive rounds by ufid (done by t
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import asdict
 
 from ovstop.collect.base import Sources, Tables
 from ovstop.collect.unixctl_util import client_of, datapaths
@@ -45,7 +44,7 @@ class FlowsCollector:
             yield Sample(DUMPED, labels, float(dump.total))
             yield Sample(DECODED, labels, float(len(dump.flows)))
             yield Sample(OFFLOADED, labels, float(sum(1 for f in dump.flows if f.offloaded)))
-            rows.extend({"datapath": dp, **asdict(f)} for f in dump.flows)
+            rows.extend({"datapath": dp, **vars(f)} for f in dump.flows)  # fields are scalars: no deep copy
         tables.rows["dp_flows"] = rows
         # Forget flows that are gone, so the key cache never outgrows one dump.
         live = {r["ufid"] for r in rows if r["ufid"]}

@@ -26,7 +26,7 @@ FLOW_TABLE_COLUMNS: dict[str, tuple[str, ...]] = {"Bridge": ("flow_tables",), "F
 def rundir_of(sources: Sources) -> Path:
     """Where the bridges' ``.mgmt`` sockets are: next to ovs-vswitchd's control socket when known."""
     unixctl = sources.unixctl
-    if unixctl is not None and unixctl.connected_path:
+    if unixctl is not None and (unixctl.connected_path or unixctl.has("version")):
         return Path(unixctl.connected_path).parent
     return discovery.rundir()
 

@@ -48,10 +48,11 @@ def default_collectors(
     openflow = OpenFlowCollector(label_map, timeout=options.timeout)
     stack.callback(openflow.close)
     collectors.append(openflow)
-    if options.ovn or options.ovn_nb or options.ovn_sb:
-        # OVN collectors come after the tunnel collector: they name the chassis behind its tunnels.
-        link = OvnLink(options.ovn_nb, options.ovn_sb, options.extra.get("ovn_rundir"),
-                       timeout=max(options.timeout, 3.0))
-        stack.callback(link.close)
-        collectors += [OvnNorthboundCollector(link, label_map), OvnSouthboundCollector(link, label_map)]
+    # OVN is looked for on every host (--ovn-nb/--ovn-sb, else the local ovn-controller's
+    # external_ids:ovn-remote, else local sockets) and shown as off, with the reason, where there is none.
+    # Its collectors come after the tunnel collector: they name the chassis behind its tunnels.
+    link = OvnLink(options.ovn_nb, options.ovn_sb, options.extra.get("ovn_rundir"), timeout=max(options.timeout, 3.0))
+    stack.callback(link.close)
+    sources.extra["ovn"] = link
+    collectors += [OvnNorthboundCollector(link, label_map), OvnSouthboundCollector(link, label_map)]
     return collectors

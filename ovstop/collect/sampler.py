@@ -16,7 +16,7 @@ from typing import Any
 
 from ovstop import __version__
 from ovstop.collect.base import Collector, Sources, Tables
-from ovstop.errors import ParseError, SourceError
+from ovstop.errors import ParseError, SourceError, SourceOff
 from ovstop.model.flowrates import FlowRates
 from ovstop.model.metric import Kind, MetricSpec, Sample, labels_of
 from ovstop.model.store import MetricStore, Snapshot, SourceHealth
@@ -86,6 +86,7 @@ class Sampler:
         started = time.monotonic()
         failures: dict[str, str] = {}
         degraded: dict[str, str] = {}
+        off: dict[str, str] = {}
         samples: list[tuple[str, Sample]] = []
         tables = Tables()
         if self.sources.ovsdb is not None:
@@ -101,6 +102,8 @@ class Sampler:
                 for sample in collector.collect(self.sources, tables):
                     if owner.setdefault(sample.spec.name, collector.name) == collector.name:
                         samples.append((collector.source, sample))
+            except SourceOff as exc:
+                off[collector.source] = str(exc)
             except SourceError as exc:
                 failures[collector.source] = str(exc)
             except ParseError as exc:
@@ -115,6 +118,9 @@ class Sampler:
             self._flow_rates.annotate(tables.rows["dp_flows"], now)
         health: dict[str, SourceHealth] = {}
         for source in dict.fromkeys(c.source for c in self.collectors):
+            if source in off:
+                health[source] = SourceHealth(source, False, off[source], None, off=True)
+                continue
             up = source not in failures
             if up:
                 self._last_ok[source] = wall

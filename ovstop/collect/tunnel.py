@@ -7,13 +7,16 @@ is, else the interface's link state (carrier).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ovstop.collect.base import Sources, Tables
 from ovstop.collect.interface import traffic_specs
 from ovstop.collect.topology import attachments
 from ovstop.model.labels import LabelMap
 from ovstop.model.metric import Kind, MetricSpec, Sample, labels_of
+
+if TYPE_CHECKING:
+    from ovstop.sources.ovn import OvnLink
 
 TUNNEL_TRAFFIC = ("rx_packets", "tx_packets", "rx_bytes", "tx_bytes", "rx_errors", "tx_errors",
                   "rx_dropped", "tx_dropped")
@@ -39,7 +42,7 @@ class TunnelCollector:
 
     def __init__(self, label_map: LabelMap | None = None) -> None:
         self.label_map = label_map or LabelMap()
-        ident = ("bridge", "tunnel", "type", "remote_ip", "key", *self.label_map.names)
+        ident = ("bridge", "tunnel", "type", "remote_ip", "key", "chassis", *self.label_map.names)
         every = traffic_specs("ovs_vswitchd_tunnel", "tunnel", ("tunnel",), ident)
         self.traffic = {k: every[k] for k in TUNNEL_TRAFFIC}
         self.up = MetricSpec("ovs_vswitchd_tunnel_up", Kind.GAUGE,
@@ -47,6 +50,8 @@ class TunnelCollector:
         self.specs = (*self.traffic.values(), self.up)
 
     def collect(self, sources: Sources, tables: Tables) -> Iterator[Sample]:
+        ovn: OvnLink | None = sources.extra.get("ovn")
+        chassis_by_ip = ovn.chassis_by_ip if ovn is not None else {}
         rows = []
         for att in attachments(sources):
             if not att.is_tunnel:
@@ -55,8 +60,9 @@ class TunnelCollector:
             opts = iface.get("options") or {}
             extra = self.label_map.labels_for(att.name, str(att.port.get("name", "")), att.bridge_name,
                                               att.external_ids())
-            ident = labels_of(bridge=att.bridge_name, tunnel=att.name, type=iface.get("type"),
-                              remote_ip=opts.get("remote_ip", ""), key=opts.get("key", ""), **extra)
+            remote_ip = opts.get("remote_ip", "")
+            ident = labels_of(bridge=att.bridge_name, tunnel=att.name, type=iface.get("type"), remote_ip=remote_ip,
+                              key=opts.get("key", ""), chassis=chassis_by_ip.get(remote_ip, ""), **extra)
             stats = iface.get("statistics") or {}
             for key, spec in self.traffic.items():
                 if key in stats:

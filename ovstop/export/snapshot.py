@@ -69,7 +69,8 @@ def to_dict(snapshot: Snapshot, events: list[dict[str, Any]] | None = None) -> d
         "seq": snapshot.seq,
         "interval": snapshot.interval,
         "collect_seconds": snapshot.collect_seconds,
-        "health": {k: {"up": h.up, "reason": h.reason, "last_ok": h.last_ok} for k, h in snapshot.health.items()},
+        "health": {k: {"up": h.up, "reason": h.reason, "last_ok": h.last_ok, "off": h.off}
+                   for k, h in snapshot.health.items()},
         "specs": specs,
         "series": series,
         "tables": snapshot.tables,
@@ -102,7 +103,8 @@ def from_dict(doc: dict[str, Any]) -> Snapshot:
             )
             for item in doc["series"]
         )
-        health = {k: SourceHealth(k, v["up"], v.get("reason", ""), v.get("last_ok")) for k, v in doc["health"].items()}
+        health = {k: SourceHealth(k, v["up"], v.get("reason", ""), v.get("last_ok"), bool(v.get("off", False)))
+                  for k, v in doc["health"].items()}
         return Snapshot(doc["seq"], doc["timestamp"], doc.get("interval"), series, health, doc.get("tables", {}),
                         doc.get("meta", {}), doc.get("collect_seconds", 0.0))
     except (KeyError, TypeError, ValueError) as exc:

@@ -12,10 +12,18 @@ Configuration (TOML, ``--labels FILE``)::
     # Values read from Interface (then Port, then Bridge) external_ids, first key found wins.
     external_ids = { vpc = ["vpc", "ovn-vpc"], workload = ["workload"] }
 
-    # Rules by glob on the interface, port or bridge name; the first matching rule wins per label.
+    # Rules by glob on the interface, port, bridge or OVN logical switch name; the first matching rule
+    # wins per label.
     [[labels.rule]]
     interface = "tap-a*"
     vpc = "vpc-a"
+
+    [[labels.rule]]
+    logical_switch = "prod-*"
+    workload = "prod"
+
+OVN logical switches (and the datapaths, ports and bindings on them) are labelled the same way: rules
+on ``logical_switch``, then the Logical_Switch's external_ids with the same keys.
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ from typing import Any
 from ovstop.errors import OvstopError
 
 OVERFLOW_VALUE = "other"
-_RULE_KEYS = ("interface", "port", "bridge")
+_RULE_KEYS = ("interface", "port", "bridge", "logical_switch")
 
 
 @dataclass(frozen=True)
@@ -91,11 +99,12 @@ class LabelMap:
         port: str = "",
         bridge: str = "",
         external_ids: tuple[Mapping[str, str], ...] = (),
+        logical_switch: str = "",
     ) -> dict[str, str]:
         """Extra labels for one object; every configured name is present (empty when unknown)."""
         if not self.names:
             return {}
-        subject = {"interface": interface, "port": port, "bridge": bridge}
+        subject = {"interface": interface, "port": port, "bridge": bridge, "logical_switch": logical_switch}
         out: dict[str, str] = {}
         for rule in self.rules:
             if all(subject[k] and fnmatch.fnmatchcase(subject[k], pat) for k, pat in rule.match):

@@ -47,12 +47,16 @@ class Series:
 
 @dataclass(frozen=True)
 class SourceHealth:
-    """Whether a source answered in the last round, and why not when it did not."""
+    """Whether a source answered in the last round, and why not when it did not.
+
+    ``off`` means the source does not exist here (not configured): ``up`` is False but nothing is wrong.
+    """
 
     name: str
     up: bool
     reason: str = ""
     last_ok: float | None = None
+    off: bool = False
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,8 @@ class MetricStore:
         self.history = history
         self._state: dict[tuple[str, Labels], _State] = {}
         self._kept: dict[tuple[str, Labels], tuple[Series, str]] = {}
+        # The tree order of the last snapshot's keys: most rounds have the same series, so no re-sort.
+        self._order: list[tuple[str, Labels]] = []
         self._seq = 0
         self._last_at: float | None = None
 
@@ -124,21 +130,23 @@ class MetricStore:
         self._seq += 1
         interval = None if self._last_at is None else now - self._last_at
         self._last_at = now
-        out: dict[tuple[str, Labels], Series] = {}
-        origin: dict[tuple[str, Labels], str] = {}
+        kept: dict[tuple[str, Labels], tuple[Series, str]] = {}
         for source, sample in samples:
-            series = self._fold(sample, now)
-            out[sample.key] = series
-            origin[sample.key] = source
-        for key, (old, source) in self._kept.items():
-            if key not in out and not health.get(source, SourceHealth(source, True)).up:
-                out[key] = Series(old.spec, old.labels, old.value, history=old.history, stale=True)
-                origin[key] = source
+            key = sample.key
+            kept[key] = (self._fold(key, sample, now), source)
+        down = {name for name, h in health.items() if not h.up}  # a source missing from health is up
+        if down:
+            for key, (old, source) in self._kept.items():
+                if key not in kept and source in down:
+                    stale = Series(old.spec, old.labels, old.value, history=old.history, stale=True)
+                    kept[key] = (stale, source)
         for key in list(self._state):
-            if key not in out:
+            if key not in kept:
                 del self._state[key]
-        self._kept = {k: (s, origin[k]) for k, s in out.items()}
-        ordered = tuple(sorted(out.values(), key=lambda s: (s.spec.path, s.spec.name, s.labels)))
+        self._kept = kept
+        if len(self._order) != len(kept) or not all(k in kept for k in self._order):
+            self._order = sorted(kept, key=lambda k: (kept[k][0].spec.path, k[0], k[1]))
+        ordered = tuple(kept[k][0] for k in self._order)
         return Snapshot(
             seq=self._seq,
             timestamp=wall,
@@ -150,8 +158,7 @@ class MetricStore:
             collect_seconds=collect_seconds,
         )
 
-    def _fold(self, sample: Sample, now: float) -> Series:
-        key = sample.key
+    def _fold(self, key: tuple[str, Labels], sample: Sample, now: float) -> Series:
         prev = self._state.get(key)
         if prev is None:
             prev = _State(None, now, deque(maxlen=self.history))

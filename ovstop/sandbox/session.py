@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ovstop.sandbox.ovn import SandboxOvn
 from ovstop.sandbox.switch import SandboxSwitch
 from ovstop.sandbox.traffic import TrafficGenerator
 
@@ -21,6 +22,7 @@ class SandboxSession:
 
     switch: SandboxSwitch
     traffic: TrafficGenerator
+    ovn: SandboxOvn | None = None
 
     @property
     def db_remote(self) -> str:
@@ -33,11 +35,17 @@ class SandboxSession:
 
 @contextlib.contextmanager
 def start_sandbox(options: Options) -> Iterator[SandboxSession]:
-    """Start the switch and the traffic; stop both (leaving nothing behind) however the block exits."""
-    with SandboxSwitch(n_ports=options.sandbox_ports) as switch:
+    """Start the switch, the traffic and, with ``options.ovn``, a private OVN (pointing ``options`` at it);
+    stop them all (leaving nothing behind) however the block exits."""
+    with SandboxSwitch(n_ports=options.sandbox_ports) as switch, contextlib.ExitStack() as stack:
+        ovn = None
+        if options.ovn:
+            ovn = stack.enter_context(SandboxOvn(switch))
+            options.ovn_nb, options.ovn_sb = ovn.nb_remote, ovn.sb_remote
+            options.extra["ovn_rundir"] = ovn.dir
         traffic = TrafficGenerator(switch, rate_pps=options.traffic_pps)
         traffic.start()
         try:
-            yield SandboxSession(switch, traffic)
+            yield SandboxSession(switch, traffic, ovn)
         finally:
             traffic.stop()

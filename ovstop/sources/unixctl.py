@@ -49,6 +49,7 @@ class UnixctlClient:
         self.version: str = ""
         self.connected_path: str = ""
         self.connects = 0
+        self._last_error = ""
 
     # -- connection management ------------------------------------------------------------------------
     def _resolve(self) -> str:
@@ -58,9 +59,7 @@ class UnixctlClient:
     def _connect(self) -> None:
         now = time.monotonic()
         if now < self._next_attempt:
-            raise SourceError(
-                f"ovs-vswitchd unreachable; next reconnect attempt in {self._next_attempt - now:.1f}s"
-            )
+            raise SourceError(f"{self._last_error} (retrying in {self._next_attempt - now:.1f}s)")
         try:
             path = self._resolve()
             try:
@@ -69,7 +68,8 @@ class UnixctlClient:
                 raise SourceError(f"ovs-vswitchd: {exc}") from None
             self.connected_path = path
             self._learn_capabilities()
-        except SourceError:
+        except SourceError as exc:
+            self._last_error = str(exc)
             self._drop()
             self._backoff = min(self._backoff_max, max(self._backoff_initial, self._backoff * 2))
             self._next_attempt = time.monotonic() + self._backoff
