@@ -58,6 +58,15 @@ class Runtime:
     sampler: Sampler
     events: EventPipeline
     stack: contextlib.ExitStack
+    capture: Any = None
+    """The eBPF capture thread when one runs (it feeds ``events``)."""
+    events_reason: str = ""
+    """Why no capture runs, in the user's terms (empty when one does)."""
+
+    @property
+    def event_store(self) -> EventStore | None:
+        """The live event store, or None when nothing captures events."""
+        return self.events.store if self.capture is not None else None
 
     def close(self) -> None:
         self.stack.close()

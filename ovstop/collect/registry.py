@@ -16,6 +16,7 @@ from ovstop.collect.memory import MemoryCollector
 from ovstop.collect.openflow import OpenFlowCollector
 from ovstop.collect.ovn import OvnNorthboundCollector, OvnSouthboundCollector
 from ovstop.collect.pmd import PmdCollector
+from ovstop.collect.process import ProcessCollector
 from ovstop.collect.rfc import RfcMetricsCollector
 from ovstop.collect.system import SystemCollector
 from ovstop.collect.tunnel import TunnelCollector
@@ -40,6 +41,7 @@ def default_collectors(
         ConntrackCollector(),
         MemoryCollector(),
         CoverageCollector(),
+        ProcessCollector(),
         SystemCollector(),
         BridgeCollector(label_map),
         InterfaceCollector(label_map),

@@ -1,0 +1,269 @@
+"""The ovstop Textual app: a header, four panes and the key bindings.
+
+The app is fed finished snapshots by a :class:`~ovstop.tui.feed.SnapshotFeed` (a live sampler thread or a
+replay); it never calls a source. A snapshot arrives as a coalescing message, so a slow UI skips stale
+snapshots instead of queueing them. Pause freezes what is shown; collection and the event store go on.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import ClassVar
+
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Container
+from textual.message import Message
+from textual.widgets import Footer, Input
+
+from ovstop.errors import OvstopError
+from ovstop.events.flowdiff import FlowStat
+from ovstop.events.schema import encode
+from ovstop.export import snapshot as snapshot_doc
+from ovstop.model.store import Snapshot
+from ovstop.tui.events_pane import EventsPane
+from ovstop.tui.feed import INTERVAL_STEPS, SPEED_STEPS, ReplayFeed, SnapshotFeed, step
+from ovstop.tui.header import HeaderBar
+from ovstop.tui.help import HelpScreen
+from ovstop.tui.histograms_pane import HistogramsPane
+from ovstop.tui.lookup_pane import LookupPane
+from ovstop.tui.metrics_pane import MetricsPane
+from ovstop.tui.view import FLOW_SORTS, Pane, ViewState
+
+LARGE = (160, 45)
+"""Terminal size (columns, rows) from which all four panes are shown at once by default."""
+EVENTS_IN_SNAPSHOT = 1000
+REPLAY_ONLY = {"step", "speed", "play"}
+LIVE_ONLY = {"interval", "refresh"}
+
+
+class SnapshotReady(Message):
+    """A new snapshot from the feed thread; a newer one replaces it while it waits in the queue."""
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        super().__init__()
+        self.snapshot = snapshot
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, SnapshotReady)
+
+
+class OvstopApp(App[int]):
+    CSS_PATH = "ovstop.tcss"
+    TITLE = "ovstop"
+    ENABLE_COMMAND_PALETTE = False
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit", "Quit", id="quit"),
+        Binding("ctrl+c", "quit", "Quit", id="quit.ctrl_c", show=False, priority=True),
+        Binding("question_mark,f1", "help", "Help", id="help"),
+        Binding("slash", "filter", "Filter by name/label/key", id="filter"),
+        Binding("p", "pause", "Pause view (collection goes on)", id="pause"),
+        Binding("1", "pane(1)", "Metrics tree", id="pane.1", show=False),
+        Binding("2", "pane(2)", "Histograms", id="pane.2", show=False),
+        Binding("3", "pane(3)", "Upcall events", id="pane.3", show=False),
+        Binding("4", "pane(4)", "Flow lookup", id="pane.4", show=False),
+        Binding("0", "pane(0)", "All four panes", id="pane.all", show=False),
+        Binding("s", "sort", "Sort flows by the next column", id="sort"),
+        Binding("less_than_sign", "order(True)", "Sort ascending", id="sort.asc", show=False),
+        Binding("greater_than_sign", "order(False)", "Sort descending", id="sort.desc", show=False),
+        Binding("i", "cumulative", "Histograms: interval/cumulative", id="histograms.mode", show=False),
+        Binding("w", "write_snapshot", "Write JSON snapshot", id="snapshot"),
+        Binding("space", "refresh", "Refresh now", id="refresh", show=False),
+        Binding("plus", "interval(1)", "Longer refresh interval", id="interval.up", show=False),
+        Binding("minus", "interval(-1)", "Shorter refresh interval", id="interval.down", show=False),
+        Binding("n", "step", "Replay: pause and step 1 s", id="replay.step", show=False),
+        Binding("r", "play", "Replay: play/pause", id="replay.play", show=False),
+        Binding("left_square_bracket", "speed(-1)", "Replay slower", id="replay.slower", show=False),
+        Binding("right_square_bracket", "speed(1)", "Replay faster", id="replay.faster", show=False),
+    ]
+
+    def __init__(
+        self,
+        feed: SnapshotFeed,
+        clock: Callable[[], float] = time.time,
+        snapshot_dir: str | Path = ".",
+    ) -> None:
+        super().__init__()
+        self.feed = feed
+        self.view = ViewState(feed, clock)
+        self.snapshot_dir = Path(snapshot_dir)
+        self.started = clock()
+        self.latest: Snapshot | None = None
+        self.shown: Snapshot | None = None
+        self.paused = False
+        self.zoom: int | None = None
+        """Pane the user zoomed (1-4), 0 for all four, None to follow the terminal size."""
+        self.current = 1
+        self.snapshots_received = 0
+        self.latest_flow_stats: list[FlowStat] = []
+
+    # -- layout -----------------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield HeaderBar(id="header")
+        with Container(id="panes"):
+            yield MetricsPane(id="pane-1")
+            yield HistogramsPane(id="pane-2")
+            yield EventsPane(id="pane-3")
+            yield LookupPane(id="pane-4")
+        yield Input(placeholder="filter: name, label or flow key (enter keeps it, escape clears)", id="filter")
+        yield Footer()
+
+    def pane(self, n: int) -> Pane:
+        return self.query_one(f"#pane-{n}", Pane)
+
+    def on_mount(self) -> None:
+        self.query_one("#filter", Input).display = False
+        self._apply_layout()
+        self._focus_pane()
+        self._render_header()
+        self.feed.start(lambda snap: self.post_message(SnapshotReady(snap)))
+
+    def on_unmount(self) -> None:
+        self.feed.stop()
+
+    def on_resize(self) -> None:
+        self._apply_layout()
+
+    def showing_all(self) -> bool:
+        if self.zoom is not None:
+            return self.zoom == 0
+        return self.size.width >= LARGE[0] and self.size.height >= LARGE[1]
+
+    def visible_panes(self) -> list[int]:
+        return [1, 2, 3, 4] if self.showing_all() else [self.current]
+
+    def _apply_layout(self) -> None:
+        panes = self.query_one("#panes", Container)
+        everything = self.showing_all()
+        panes.set_class(everything, "-all")
+        for n in (1, 2, 3, 4):
+            self.pane(n).display = everything or n == self.current
+        self._render_panes()
+
+    # -- snapshots -----------------------------------------------------------------------------------------
+    def on_snapshot_ready(self, message: SnapshotReady) -> None:
+        if not self.query("#panes"):  # a round that finished while the app was shutting down
+            return
+        snap = message.snapshot
+        self.latest = snap
+        self.snapshots_received += 1
+        self.view.flows.observe(snap.tables.get("dp_flows", []), snap.timestamp)
+        self.latest_flow_stats = self.view.flows.stats()
+        if not self.paused:
+            self.shown = snap
+            self.view.flow_stats = self.latest_flow_stats
+            self._render_panes()
+        self._render_header()
+
+    def _render_header(self) -> None:
+        self.query_one(HeaderBar).show(self.shown, self.view, self.paused, self.started)
+
+    def _render_panes(self) -> None:
+        if self.shown is None:
+            return
+        with self.batch_update():
+            for n in self.visible_panes():
+                self.pane(n).show(self.shown, self.view)
+
+    # -- actions -------------------------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in REPLAY_ONLY:
+            return self.feed.kind == "replay"
+        if action in LIVE_ONLY:
+            return self.feed.kind == "live"
+        return True
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(list(self.BINDINGS)))  # type: ignore[arg-type]
+
+    def action_pause(self) -> None:
+        self.paused = not self.paused
+        if not self.paused:
+            self.shown = self.latest
+            self.view.flow_stats = self.latest_flow_stats
+            self._render_panes()
+        self._render_header()
+
+    def action_pane(self, n: int) -> None:
+        self.zoom = n
+        if n:
+            self.current = n
+        self._apply_layout()
+        self._focus_pane()
+
+    def _focus_pane(self) -> None:
+        self.pane(self.current).query(".main").first().focus()
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.display = True
+        box.focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self._close_filter()
+
+    def on_key(self, event: object) -> None:
+        box = self.query_one("#filter", Input)
+        if box.has_focus and getattr(event, "key", "") == "escape":
+            box.value = ""
+            self._close_filter()
+
+    def _close_filter(self) -> None:
+        """Apply what the filter box holds (on enter; escape has emptied it) and go back to the pane."""
+        box = self.query_one("#filter", Input)
+        box.display = bool(box.value)
+        self.view.filter = box.value.strip()
+        self._render_panes()
+        self._focus_pane()
+
+    def action_sort(self) -> None:
+        self.view.sort = FLOW_SORTS[(FLOW_SORTS.index(self.view.sort) + 1) % len(FLOW_SORTS)]
+        self._render_panes()
+        self.notify(f"flows sorted by {self.view.sort}", timeout=2)
+
+    def action_order(self, ascending: bool) -> None:
+        self.view.reverse = ascending
+        self._render_panes()
+
+    def action_cumulative(self) -> None:
+        self.view.cumulative = not self.view.cumulative
+        self._render_panes()
+
+    def action_refresh(self) -> None:
+        self.feed.refresh_now()
+
+    def action_interval(self, direction: int) -> None:
+        self.feed.set_interval(step(INTERVAL_STEPS, self.feed.interval, direction))
+        self._render_header()
+        self.notify(f"refresh every {self.feed.interval:g}s", timeout=2)
+
+    def action_step(self) -> None:
+        assert isinstance(self.feed, ReplayFeed)
+        self.feed.step()
+
+    def action_play(self) -> None:
+        assert isinstance(self.feed, ReplayFeed)
+        self.feed.toggle_play()
+
+    def action_speed(self, direction: int) -> None:
+        assert isinstance(self.feed, ReplayFeed)
+        self.feed.set_speed(step(SPEED_STEPS, self.feed.speed, direction))
+        self._render_header()
+
+    def action_write_snapshot(self) -> None:
+        if self.shown is None:
+            self.notify("no snapshot yet", severity="warning")
+            return
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(self.view.clock()))
+        path = self.snapshot_dir / f"ovstop-snapshot-{stamp}.json"
+        store = self.feed.events
+        events = [encode(ev) for ev in store.snapshot(limit=EVENTS_IN_SNAPSHOT)] if store is not None else None
+        try:
+            snapshot_doc.write(snapshot_doc.to_dict(self.shown, events), path)
+        except OvstopError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self.last_snapshot_path = path
+        self.notify(f"snapshot written to {path}")

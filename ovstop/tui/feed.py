@@ -1,0 +1,169 @@
+"""Where the app's snapshots come from: a live sampler on a thread, or a recording played back.
+
+The app only ever receives finished :class:`Snapshot` objects through the ``deliver`` callback it hands to
+:meth:`SnapshotFeed.start` (from the feed's own thread), so the UI thread never calls a source and a
+slow or dead switch cannot freeze the screen. Nothing here imports Textual.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from ovstop.collect.sampler import Sampler
+from ovstop.errors import OvstopError
+from ovstop.events.correlator import Correlator
+from ovstop.events.pipeline import EventPipeline
+from ovstop.events.replay import Replayer
+from ovstop.events.store import EventStore
+from ovstop.export import snapshot as snapshot_doc
+from ovstop.model.store import Snapshot
+
+Deliver = Callable[[Snapshot], None]
+INTERVAL_STEPS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+SPEED_STEPS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+
+
+def step(steps: tuple[float, ...], current: float, direction: int) -> float:
+    """The next value of ``steps`` above (direction 1) or below (-1) ``current``, clamped to the ends."""
+    if direction > 0:
+        return next((s for s in steps if s > current + 1e-9), steps[-1])
+    return next((s for s in reversed(steps) if s < current - 1e-9), steps[0])
+
+
+class SnapshotFeed(Protocol):
+    """A source of snapshots (and, optionally, events) for the app."""
+
+    kind: str
+    """``live`` or ``replay``: which keys apply (interval vs step/speed)."""
+    interval: float
+    events: EventStore | None
+    events_reason: str
+    """Why there is no event store (shown by the upcall pane); empty when there is one."""
+
+    def start(self, deliver: Deliver) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def refresh_now(self) -> None: ...
+
+    def set_interval(self, seconds: float) -> None: ...
+
+
+class LiveFeed:
+    """Runs ``sampler.sample()`` on a daemon thread every ``interval`` seconds, chained (sleep interval minus
+    the round's duration), so rounds never overlap or pile up."""
+
+    kind = "live"
+
+    def __init__(
+        self,
+        sampler: Sampler,
+        interval: float = 1.0,
+        events: EventStore | None = None,
+        events_reason: str = "",
+    ) -> None:
+        self.sampler = sampler
+        self.interval = interval
+        self.events = events
+        self.events_reason = events_reason
+        self.rounds = 0
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, deliver: Deliver) -> None:
+        self._thread = threading.Thread(target=self._run, args=(deliver,), name="ovstop-sampler", daemon=True)
+        self._thread.start()
+
+    def _run(self, deliver: Deliver) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            snap = self.sampler.sample()
+            self.rounds += 1
+            if self._stop.is_set():
+                return
+            deliver(snap)
+            self._wake.wait(max(self.interval - (time.monotonic() - started), 0.0))
+            self._wake.clear()
+
+    def refresh_now(self) -> None:
+        self._wake.set()
+
+    def set_interval(self, seconds: float) -> None:
+        self.interval = seconds
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5.0)
+
+
+class ReplayFeed:
+    """Plays a recording (ovstop or Retis): snapshot lines become snapshots, events go through the same
+    correlator and bounded store as live capture. ``step``/``speed`` control playback."""
+
+    kind = "replay"
+
+    def __init__(self, path: str, speed: float = 1.0, events: EventStore | None = None) -> None:
+        self.events = events or EventStore()
+        self.events_reason = ""
+        self.interval = math.nan
+        self._deliver: Deliver | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.replayer = Replayer(path, EventPipeline(Correlator(), self.events), self._on_snapshot, speed)
+        self.snapshots = 0
+
+    def _on_snapshot(self, timestamp: int, data: dict) -> None:
+        snap = snapshot_doc.from_dict(data)
+        self.snapshots += 1
+        if self._deliver is not None:
+            self._deliver(snap)
+
+    def start(self, deliver: Deliver) -> None:
+        self._deliver = deliver
+        self._thread = threading.Thread(target=self._run, name="ovstop-replay", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.replayer.run(self._stop)
+        except OvstopError as exc:  # a damaged line mid-file: stop there, keep what was shown
+            self.events_reason = f"replay stopped: {exc}"
+
+    @property
+    def speed(self) -> float:
+        return self.replayer.speed
+
+    def set_speed(self, speed: float) -> None:
+        now = time.monotonic()
+        self.replayer.pause()
+        self.replayer.speed = speed
+        self.replayer.resume(now)
+
+    def step(self, seconds: float = 1.0) -> int:
+        """Pause playback and deliver the next ``seconds`` of recorded time."""
+        return self.replayer.step_seconds(seconds)
+
+    def toggle_play(self) -> None:
+        if self.replayer.paused:
+            self.replayer.resume(time.monotonic())
+        else:
+            self.replayer.pause()
+
+    def refresh_now(self) -> None:
+        """Nothing to fetch: a recording has no newer data than what it plays."""
+
+    def set_interval(self, seconds: float) -> None:
+        """The recording's own pace is the interval; use the speed instead."""
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)

@@ -1,0 +1,51 @@
+"""The status bar at the top: identity, refresh, source health, PAUSED/STALE badges and headline rates."""
+
+from __future__ import annotations
+
+from textual.content import Content
+from textual.widgets import Static
+
+from ovstop.model.store import Snapshot
+from ovstop.tui.format import duration, num
+from ovstop.tui.headline import clock_text, headline
+from ovstop.tui.view import ViewState
+
+_MARKS = {"up": ("●", "$success"), "degraded": ("◐", "$warning"), "down": ("○", "$error"), "off": ("◌", "$warning")}
+
+
+class HeaderBar(Static):
+    """Three lines; rebuilt from the snapshot and the view state, updated only when the text changes."""
+
+    def show(self, snap: Snapshot | None, view: ViewState, paused: bool, started: float) -> None:
+        content = self.render_content(snap, view, paused, started)
+        if content.plain != getattr(self, "_plain", None) or content.spans != getattr(self, "_spans", None):
+            self._plain, self._spans = content.plain, content.spans
+            self.update(content)
+
+    @staticmethod
+    def render_content(snap: Snapshot | None, view: ViewState, paused: bool, started: float) -> Content:
+        feed = view.feed
+        pace = f"replay ×{getattr(feed, 'speed', 1.0):g}" if feed.kind == "replay" else f"every {feed.interval:g}s"
+        if snap is None:
+            return Content.assemble(("ovstop", "bold"), f"  {pace}  waiting for the first sample…")
+        h = headline(snap, feed.events_reason)
+        parts: list[str | tuple[str, str]] = [
+            ("ovstop ", "bold"), f"{h.host}  OVS {h.ovs_version}  dp {h.datapaths}  ",
+            f"up {duration(h.ovs_uptime) if h.ovs_uptime is not None else '–'}  "
+            f"session {duration(view.clock() - started)}  {pace}  #{snap.seq}",
+        ]
+        if paused:
+            parts += ["  ", (" PAUSED ", "reverse $warning")]
+        if h.stale_since is not None:
+            parts += ["  ", (f" STALE since {clock_text(h.stale_since)} ", "reverse $error")]
+        parts.append("\n")
+        for name, state, reason in h.health:
+            mark, style = _MARKS[state]
+            parts += [(f"{mark} {name} {state}", style), f": {reason[:40]}  " if reason else "  "]
+        parts.append("\n")
+        parts += [
+            f"rx {num(h.rx_pps)} pkt/s  dp hit {num(h.hit)}/s miss {num(h.missed)}/s lost {num(h.lost)}/s  ",
+            ("hit ", "bold"), f"{h.hit_ratio}  upcalls {num(h.missed)}/s  flows {h.flows}  ",
+            f"handlers {h.handlers} revalidators {h.revalidators}",
+        ]
+        return Content.assemble(*parts)

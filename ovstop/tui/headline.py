@@ -1,0 +1,109 @@
+"""The header's figures, computed from one snapshot (no Textual): identity, source health, headline rates."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from ovstop.model.store import Snapshot, SourceHealth
+from ovstop.tui.format import DASH, num, pct
+
+HIT = "ovs_vswitchd_datapath_hit_total"
+MISSED = "ovs_vswitchd_datapath_missed_total"
+LOST = "ovs_vswitchd_datapath_lost_total"
+RX_PACKETS = "ovs_vswitchd_interface_rx_packets_total"
+FLOWS = "ovs_vswitchd_upcall_flows_current"
+FLOW_LIMIT = "ovs_vswitchd_upcall_flows_limit"
+DP_FLOWS = "ovs_vswitchd_datapath_n_flows"
+UKEYS = "ovs_vswitchd_upcall_ukeys"
+HANDLERS = "ovs_vswitchd_handler_n_threads"
+REVALIDATORS = "ovs_vswitchd_revalidator_n_threads"
+STARTED = "ovs_vswitchd_process_start_time_seconds"
+INFO = "ovs_vswitchd_info"
+BRIDGE_INFO = "ovs_vswitchd_bridge_info"
+SOURCES = ("unixctl", "ovsdb", "ebpf")
+
+
+@dataclass(frozen=True)
+class Headline:
+    host: str
+    ovs_version: str
+    datapaths: str
+    rx_pps: float | None
+    hit: float | None
+    missed: float | None
+    lost: float | None
+    hit_ratio: str
+    flows: str
+    revalidators: str
+    handlers: str
+    ovs_uptime: float | None
+    """Seconds ovs-vswitchd had been running at the snapshot's time."""
+    health: tuple[tuple[str, str, str], ...]
+    """(source, state: up/degraded/down/off, reason)"""
+    stale_since: float | None
+
+
+def _datapath_types(snap: Snapshot) -> str:
+    types = {s.label("datapath_type") for s in snap.find(BRIDGE_INFO)}
+    types |= {s.label("datapath").partition("@")[0] for s in snap.find(HIT)}
+    return ",".join(sorted(t for t in types if t)) or DASH
+
+
+def _flows(snap: Snapshot) -> str:
+    current = snap.total(FLOWS)
+    if current is None:
+        current = snap.total(DP_FLOWS)
+    limit = snap.total(FLOW_LIMIT)
+    if current is None:
+        return DASH
+    return f"{num(current)}/{num(limit)}" if limit is not None else num(current)
+
+
+def _state(h: SourceHealth) -> str:
+    if h.off:
+        return "off"
+    if not h.up:
+        return "down"
+    return "degraded" if h.reason else "up"
+
+
+def headline(snap: Snapshot, events_reason: str = "") -> Headline:
+    """What the header shows for ``snap``. ``events_reason`` says why eBPF is off when it has no health."""
+    meta = snap.meta
+    info = snap.find(INFO)
+    version = meta.get("ovs_version") or (info[0].label("version") if info else "") or DASH
+    hit, missed = snap.rate_total(HIT), snap.rate_total(MISSED)
+    seen = (hit or 0.0) + (missed or 0.0)
+    health: list[tuple[str, str, str]] = []
+    for name in (*SOURCES, *(n for n in snap.health if n not in SOURCES)):
+        h: SourceHealth | None = snap.health.get(name)
+        if h is not None:
+            health.append((name, _state(h), h.reason))
+        elif name == "ebpf":
+            health.append((name, "off", events_reason or "not running"))
+    down = [h.last_ok or 0.0 for h in snap.health.values() if not h.up and not h.off]
+    revalidators = snap.total(REVALIDATORS)
+    if revalidators is None and snap.find(UKEYS):
+        revalidators = float(len({s.label("revalidator") for s in snap.find(UKEYS)}))
+    handlers = snap.total(HANDLERS)
+    return Headline(
+        host=str(meta.get("hostname") or DASH),
+        ovs_version=str(version),
+        datapaths=_datapath_types(snap),
+        rx_pps=snap.rate_total(RX_PACKETS),
+        hit=hit,
+        missed=missed,
+        lost=snap.rate_total(LOST),
+        hit_ratio=pct(hit, seen) if hit is not None else DASH,
+        flows=_flows(snap),
+        revalidators=num(revalidators) if revalidators is not None else DASH,
+        handlers=num(handlers) if handlers is not None else DASH,
+        ovs_uptime=snap.timestamp - started if isinstance(started := snap.value(STARTED), float) else None,
+        health=tuple(health),
+        stale_since=min(down) if down else None,
+    )
+
+
+def clock_text(ts: float | None) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(ts)) if ts else "never"

@@ -1,0 +1,144 @@
+"""Pane 4: flow lookup hit/miss per datapath and per PMD, the datapath flows ranked, top missed keys."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import DataTable, Static
+
+from ovstop.events.flowdiff import FlowStat, flow_id
+from ovstop.model.store import Snapshot
+from ovstop.tui.format import DASH, duration, key_summary, num, pct, short_ufid
+from ovstop.tui.view import Pane, ViewState
+
+MAX_FLOW_ROWS = 200
+PMD = "ovs_vswitchd_poll_threads_"
+CACHES = (("emc", "emc_hit_total"), ("smc", "smc_hit_total"), ("megaflow", "megaflow_hit_total"),
+          ("simple", "simple_match_hit_total"), ("phwol", "phwol_hit_total"))
+LOOKUP_COLUMNS = ("scope", *(c for c, _ in CACHES), "hit/s", "miss/s", "lost/s", "hit%")
+FLOW_COLUMNS = ("rank", "pkt/s", "byte/s", "packets", "age", "pmd", "ufid", "key", "actions")
+FLOW_WIDTHS = (4, 6, 6, 7, 6, 7, 8, 60, 30)
+
+
+def _rate(snap: Snapshot, name: str, **labels: str) -> float | None:
+    return snap.rate_total(name, **labels)
+
+
+def lookup_rows(snap: Snapshot) -> dict[str, tuple[str, ...]]:
+    """Rows keyed by scope: one per datapath (dpctl/show counters), one per PMD thread (pmd-perf-show)."""
+    rows: dict[str, tuple[str, ...]] = {}
+    for s in snap.find("ovs_vswitchd_datapath_hit_total"):
+        dp = s.label("datapath")
+        hit, miss = s.rate, _rate(snap, "ovs_vswitchd_datapath_missed_total", datapath=dp)
+        lost = _rate(snap, "ovs_vswitchd_datapath_lost_total", datapath=dp)
+        seen = (hit or 0.0) + (miss or 0.0)
+        rows[dp] = (dp, *(DASH for _ in CACHES), num(hit), num(miss), num(lost), pct(hit, seen))
+    for s in snap.find(PMD + "hit_total"):
+        labels = dict(s.labels)
+        hit = s.rate
+        miss = _rate(snap, PMD + "missed_total", **labels)
+        caches = []
+        for _, suffix in CACHES:
+            r = _rate(snap, PMD + suffix, **labels)
+            caches.append(f"{num(r)} ({pct(r, hit)})" if r else num(r))
+        seen = (hit or 0.0) + (miss or 0.0)
+        scope = f"{labels.get('thread', '?')}@{labels.get('datapath', '').partition('@')[2]}"
+        rows[scope] = (scope, *caches, num(hit), num(miss), num(_rate(snap, PMD + "lost_total", **labels)),
+                       pct(hit, seen))
+    return rows
+
+
+def sort_value(stat: FlowStat, sort: str, now: float) -> float:
+    if sort == "packets":
+        return stat.packets_rate or 0.0
+    if sort == "bytes":
+        return stat.bytes_rate or 0.0
+    if sort == "age":
+        return now - stat.first_seen
+    return float(stat.row.get("packets") or 0)
+
+
+def flow_cells(stat: FlowStat, now: float) -> tuple[Text, ...]:
+    row = stat.row
+    cells = (num(stat.packets_rate), num(stat.bytes_rate), num(row.get("packets")), duration(now - stat.first_seen),
+             str(row.get("pmd") or DASH), short_ufid(row.get("ufid")), key_summary(str(row.get("key") or "")),
+             str(row.get("actions") or ""))
+    return tuple(Text(c) for c in cells)
+
+
+def _key(fid: tuple[str, str, str]) -> str:
+    return "\x1f".join(fid)
+
+
+class LookupPane(Pane):
+    """Two keyed DataTables (cells updated only when changed) and a missed-keys line."""
+
+    title = "4 flow lookup"
+
+    def compose(self):  # type: ignore[no-untyped-def]
+        yield DataTable(id="lookup-table", cursor_type="none", classes="lookup")
+        yield Static("", id="flows-status", classes="detail")
+        yield DataTable(id="flows-table", cursor_type="row", classes="main")
+        yield Static("", id="missed-keys", classes="detail")
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.query_one("#lookup-table", DataTable).add_columns(*LOOKUP_COLUMNS)
+        flows = self.query_one("#flows-table", DataTable)
+        for name, width in zip(FLOW_COLUMNS, FLOW_WIDTHS, strict=True):
+            flows.add_column(name, key=name, width=width)
+        self.order: list[str] = []
+        """Flow row keys in the order shown (tests read it)."""
+
+    def show(self, snap: Snapshot, view: ViewState) -> None:
+        with self.app.batch_update():
+            rows = lookup_rows(snap)
+            _sync(self.query_one("#lookup-table", DataTable), {k: tuple(Text(c) for c in v) for k, v in rows.items()},
+                  grow=True)
+            self._show_flows(snap, view)
+            self._show_missed(view)
+
+    def _show_flows(self, snap: Snapshot, view: ViewState) -> None:
+        now = snap.timestamp
+        stats = [st for st in view.flow_stats
+                 if view.matches(str(st.row.get("key")), str(st.row.get("actions")), str(st.row.get("ufid")))]
+        stats.sort(key=lambda st: sort_value(st, view.sort, now), reverse=not view.reverse)
+        shown = stats[:MAX_FLOW_ROWS]
+        table = self.query_one("#flows-table", DataTable)
+        wanted = {_key(flow_id(st.row)): (Text(str(rank)), *flow_cells(st, now)) for rank, st in enumerate(shown, 1)}
+        _sync(table, wanted)
+        table.sort("rank", key=lambda cell: int(cell.plain))
+        self.order = list(wanted)
+        unit = "/s" if view.sort in ("packets", "bytes") else ""
+        direction = "ascending" if view.reverse else "descending"
+        self.query_one("#flows-status", Static).update(Text(
+            f"datapath flows: {len(stats)} (top {len(shown)}), sorted by {view.sort}{unit} {direction}"
+            " (s: sort column, < ascending, > descending)"
+        ))
+
+    def _show_missed(self, view: ViewState) -> None:
+        store = view.feed.events
+        missed = self.query_one("#missed-keys", Static)
+        if store is None or "flow_lookup" not in store.totals():
+            why = view.feed.events_reason or "no flow_lookup events captured yet"
+            missed.update(Text(f"top missed keys: needs eBPF flow_lookup events ({why})"))
+            return
+        top = store.missed_keys_top(5)
+        missed.update(Text("top missed keys: " + ("  ".join(f"{n}× {k}" for k, n in top) or "none")))
+
+
+def _sync(table: DataTable, wanted: dict[str, tuple[Text, ...]], grow: bool = False) -> None:
+    """Make ``table`` hold exactly ``wanted`` rows (keyed), touching only cells whose text changed.
+
+    ``grow`` lets changed cells widen their column (costly: the whole table is measured again)."""
+    current = {str(k.value) for k in table.rows}
+    for key in current - wanted.keys():
+        table.remove_row(key)
+    columns = list(table.columns)
+    for key, cells in wanted.items():
+        if key not in current:
+            table.add_row(*cells, key=key)
+            continue
+        old = table.get_row(key)
+        for col, (before, after) in zip(columns, zip(old, cells, strict=True), strict=True):
+            if str(before) != after.plain:
+                table.update_cell(key, col, after, update_width=grow)

@@ -1,0 +1,141 @@
+"""Pane 1: the whole metrics tree (spec paths), each leaf with value, rate/s and a sparkline of its history."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import Static, Tree
+from textual.widgets.tree import TreeNode
+
+from ovstop.model.metric import Histogram, Kind, Labels
+from ovstop.model.store import Series, Snapshot
+from ovstop.tui.format import DASH, num, sparkline
+from ovstop.tui.view import Pane, ViewState
+
+SeriesKey = tuple[str, Labels]
+NAME_WIDTH = 30
+
+
+def labels_text(labels: Labels) -> str:
+    return ",".join(f"{k}={v}" for k, v in labels)
+
+
+def value_text(s: Series) -> str:
+    """The value column: a number, a histogram's count, or the info marker."""
+    if isinstance(s.value, Histogram):
+        return f"n={num(s.value.count)}"
+    if s.spec.kind is Kind.INFO:
+        return "info"
+    return num(s.value)
+
+
+def leaf_label(name: str, s: Series) -> Text:
+    text = Text(name.ljust(NAME_WIDTH)[: max(NAME_WIDTH, len(name))])
+    text.append(f" {value_text(s):>9}")
+    rate = f"{num(s.rate)}/s" if s.rate is not None else (DASH if s.spec.kind is Kind.COUNTER else "")
+    text.append(f" {rate:>9} ")
+    text.append(sparkline(s.history, 12), style="bold")
+    if s.stale:
+        text.append(" stale", style="dim italic")
+    return text
+
+
+def _visible(node: TreeNode[SeriesKey | None]) -> bool:
+    parent = node.parent
+    while parent is not None:
+        if not parent.is_expanded:
+            return False
+        parent = parent.parent
+    return True
+
+
+class MetricsPane(Pane):
+    """A Tree whose leaves are series; only leaves whose text changed are relabelled."""
+
+    title = "1 metrics"
+
+    def compose(self):  # type: ignore[no-untyped-def]
+        tree: Tree[SeriesKey | None] = Tree("metrics", id="metrics-tree", classes="main")
+        tree.show_root = False
+        tree.guide_depth = 2
+        yield tree
+        yield Static("", id="metrics-detail", classes="detail")
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self._branches: dict[tuple[str, ...], TreeNode[SeriesKey | None]] = {}
+        self._leaves: dict[SeriesKey, tuple[TreeNode[SeriesKey | None], str]] = {}
+        self._series: dict[SeriesKey, Series] = {}
+        self._pending: dict[SeriesKey, Text] = {}
+        """Labels of leaves under collapsed branches, applied when a branch opens (most leaves are hidden)."""
+        self._filter = ""
+
+    @property
+    def metrics_tree(self) -> Tree[SeriesKey | None]:
+        return self.query_one("#metrics-tree", Tree)
+
+    def _branch(self, path: tuple[str, ...]) -> TreeNode[SeriesKey | None]:
+        node = self._branches.get(path)
+        if node is None:
+            parent = self.metrics_tree.root if len(path) == 1 else self._branch(path[:-1])
+            node = parent.add(path[-1], data=None, expand=len(path) == 1 or bool(self._filter))
+            self._branches[path] = node
+        return node
+
+    def _place(self, s: Series) -> TreeNode[SeriesKey | None]:
+        """The leaf of ``s``: its metric's path node when unlabelled, else a child named by its labels."""
+        if not s.labels:
+            parent = self._branch(s.spec.path[:-1]) if len(s.spec.path) > 1 else self.metrics_tree.root
+            return parent.add_leaf(s.spec.path[-1], data=(s.spec.name, s.labels))
+        return self._branch(s.spec.path).add_leaf("", data=(s.spec.name, s.labels))
+
+    def show(self, snap: Snapshot, view: ViewState) -> None:
+        if view.filter != self._filter:
+            self._filter = view.filter
+            self.metrics_tree.clear()
+            self._branches.clear()
+            self._leaves.clear()
+        wanted = {}
+        for s in snap.series:
+            if view.matches(s.spec.name, labels_text(s.labels), "/".join(s.spec.path)):
+                wanted[(s.spec.name, s.labels)] = s
+        self._series = wanted
+        for key in [k for k in self._leaves if k not in wanted]:
+            self._leaves.pop(key)[0].remove()
+            self._pending.pop(key, None)
+        for key, s in wanted.items():
+            name = s.spec.path[-1] if not s.labels else labels_text(s.labels)
+            label = leaf_label(name, s)
+            known = self._leaves.get(key)
+            if known is None:
+                node = self._place(s)
+                node.set_label(label)
+                self._leaves[key] = (node, label.plain)
+            elif known[1] != label.plain:
+                self._leaves[key] = (known[0], label.plain)
+                if _visible(known[0]):
+                    known[0].set_label(label)
+                else:
+                    self._pending[key] = label
+        self._show_detail()
+
+    def on_tree_node_expanded(self, event: Tree.NodeExpanded[SeriesKey | None]) -> None:
+        for key in [k for k, (node, _) in self._leaves.items() if k in self._pending and _visible(node)]:
+            self._leaves[key][0].set_label(self._pending.pop(key))
+
+    def on_tree_node_highlighted(self, event: Tree.NodeHighlighted[SeriesKey | None]) -> None:
+        self._show_detail()
+
+    def _show_detail(self) -> None:
+        node = self.metrics_tree.cursor_node
+        key = node.data if node is not None else None
+        s = self._series.get(key) if key is not None else None
+        detail = self.query_one("#metrics-detail", Static)
+        if s is None:
+            detail.update(f"{len(self._series)} series" + (f" matching {self._filter!r}" if self._filter else ""))
+            return
+        labels = labels_text(s.labels)
+        text = f"{s.spec.name}{{{labels}}} {s.spec.kind.value}  value {value_text(s)}"
+        if s.rate is not None:
+            text += f"  rate {num(s.rate)}/s"
+        text += f"  — {s.spec.help}"
+        detail.update(Text(text))
