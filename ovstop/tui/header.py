@@ -41,6 +41,8 @@ class HeaderBar(Static):
         parts.append("\n")
         for name, state, reason in h.health:
             mark, style = _MARKS[state]
+            if state == "off":  # not a problem: the short cause only ("not configured", "needs root" …)
+                reason = reason.split(" (")[0][:32]
             parts += [(f"{mark} {name} {state}", style), f": {reason[:40]}  " if reason else "  "]
         parts.append("\n")
         parts += [
