@@ -126,10 +126,9 @@ def run_headless(options: Options, args: argparse.Namespace) -> int:
 
 
 def run_check(options: Options, args: argparse.Namespace) -> int:
-    from ovstop.ebpf.capability import detect, format_check_table
+    from ovstop.ebpf.capability import capabilities, format_check_table, probe_system
 
-    caps = detect()
-    print(format_check_table(caps))
+    print(format_check_table(capabilities(probe_system())))
     return 0
 
 

@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ovstop.collect.base import Collector, Sources
+from ovstop.collect.base import Collector, Sources, Unavailable
 from ovstop.collect.registry import default_collectors
 from ovstop.collect.sampler import Sampler
+from ovstop.ebpf.collector import EbpfCollector
+from ovstop.ebpf.session import start_capture
 from ovstop.errors import OvstopError
 from ovstop.events.correlator import Correlator
 from ovstop.events.pipeline import EventPipeline
@@ -122,10 +124,12 @@ def open_runtime(options: Options) -> Runtime:
         events = EventPipeline(Correlator(), EventStore(max_events=options.max_events))
         sources.extra["events"] = events
         collectors: list[Collector] = default_collectors(options, label_map, sources, stack)
+        capture, events_reason = start_capture(options.ebpf, options.sandbox, events, stack)
+        collectors.append(EbpfCollector(capture) if capture is not None else Unavailable("ebpf", events_reason))
         sampler = Sampler(sources, collectors, MetricStore(history=options.history))
         if options.record:
             events.recorder = start_recording(options.record, sampler, stack)
-        return Runtime(options, sources, sampler, events, stack)
+        return Runtime(options, sources, sampler, events, stack, capture, events_reason)
     except BaseException:
         stack.close()
         raise

@@ -12,6 +12,7 @@ APT_PACKAGES=(
   ovn-central ovn-host        # OVN 23.03: --sandbox --ovn and the OVN tests
   python3-bpfcc bpfcc-tools   # bcc (eBPF capture), Debian's build: not on PyPI
   linux-headers-amd64         # kernel headers for bcc when the running kernel ships none (see README)
+  systemtap-sdt-dev           # <sys/sdt.h>: the USDT verifier test builds a binary with OVS's probe signatures
   prometheus                  # promtool, to validate /metrics
   tmux                        # the end-to-end terminal test
   python3-venv python3-pip

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ovstop.errors import SourceOff
 from ovstop.model.metric import MetricSpec, Sample
 
 if TYPE_CHECKING:
@@ -33,6 +34,20 @@ class Tables:
     """Non-metric results of a round (datapath flows, OVN chassis list …), keyed by table name."""
 
     rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+
+class Unavailable:
+    """Stands for a source this run does not have, so its health says why (e.g. eBPF without root)."""
+
+    name: str
+    specs: tuple[MetricSpec, ...] = ()
+
+    def __init__(self, source: str, reason: str) -> None:
+        self.name = self.source = source
+        self.reason = reason
+
+    def collect(self, sources: Sources, tables: Tables) -> Iterable[Sample]:
+        raise SourceOff(self.reason)
 
 
 class Collector(Protocol):

@@ -15,6 +15,18 @@ from typing import Any
 
 from ovstop.model.metric import Histogram, Kind, Labels, MetricSpec, Sample, Value
 
+SUBSYSTEM_ORDER = (
+    "datapath", "poll_threads", "upcall", "handler", "revalidator", "flow_lookup", "interface", "bridge",
+    "flow_table", "tunnel", "conntrack", "memory", "coverage", "process", "system", "ovn", "ovstop",
+)
+"""Tree order of the top-level subsystems: what an operator reads first comes first; others follow by name."""
+
+
+def tree_order(spec: MetricSpec) -> tuple[int, tuple[str, ...], str]:
+    top = spec.path[0] if spec.path else ""
+    rank = SUBSYSTEM_ORDER.index(top) if top in SUBSYSTEM_ORDER else len(SUBSYSTEM_ORDER)
+    return rank, spec.path, spec.name
+
 
 @dataclass(frozen=True)
 class Series:
@@ -145,7 +157,7 @@ class MetricStore:
                 del self._state[key]
         self._kept = kept
         if len(self._order) != len(kept) or not all(k in kept for k in self._order):
-            self._order = sorted(kept, key=lambda k: (kept[k][0].spec.path, k[0], k[1]))
+            self._order = sorted(kept, key=lambda k: (tree_order(kept[k][0].spec), k[1]))
         ordered = tuple(kept[k][0] for k in self._order)
         return Snapshot(
             seq=self._seq,

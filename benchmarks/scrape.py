@@ -1,0 +1,372 @@
+"""How fast ovstop collects and serves a big switch, against the raw socket cost and against shelling out.
+
+Starts a sandbox switch with ``--ports`` dummy ports and ``--flows`` live datapath flows, then measures:
+
+* a full collection (``Sampler.sample()``), median and p90 over ``--rounds``, with a per-collector breakdown;
+* ``/metrics`` latency (p50/p99) under ``--clients`` concurrent HTTP clients on the real server, and its size;
+* (a) the same requests a round makes, issued bare: the recorded unixctl commands (same args) as JSON-RPC on
+  a raw socket, the OVSDB read as one ``transact`` of ``select``s of the same columns, the OpenFlow table
+  stats on kept connections. Replies are only framed (``json`` of the envelope), not interpreted;
+* (b) one ``ovs-appctl`` / ``ovs-vsctl --format=json list`` / ``ovs-ofctl dump-tables`` process per
+  request, the method other exporters use (process time only: their parsing is not counted).
+
+Run: ``.venv/bin/python benchmarks/scrape.py [--ports 1000] [--flows 10000] [--rounds 10] [--clients 20]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from ovstop.collect.base import Collector, Sources, Tables
+from ovstop.errors import OvstopError
+from ovstop.export.prometheus import SnapshotCollector
+from ovstop.export.server import serve
+from ovstop.model.metric import MetricSpec, Sample
+from ovstop.runtime import Options, Runtime, running
+from ovstop.sandbox.session import SandboxSession
+from ovstop.sources.openflow import OpenFlowClient
+
+Call = tuple[str, tuple[str, ...]]
+MEASURED_SOURCES = ("unixctl", "ovsdb", "openflow")  # what the baselines re-issue; others are optional
+
+
+def quantile(values: list[float], q: float) -> float:
+    """Nearest-rank quantile (q in 0..1) of a non-empty list."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered) + 0.5) - 1))]
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:9.1f} ms"
+
+
+# -- instrumenting a real round -------------------------------------------------------------------------
+@dataclass
+class TimedCollector:
+    """Wraps a collector to add its time to ``spent`` (the sampler drains ``collect`` fully anyway)."""
+
+    inner: Collector
+    spent: dict[str, list[float]]
+    name: str = field(init=False)
+    source: str = field(init=False)
+    specs: tuple[MetricSpec, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.name, self.source, self.specs = self.inner.name, self.inner.source, self.inner.specs
+
+    def collect(self, sources: Sources, tables: Tables) -> Iterable[Sample]:
+        started = time.perf_counter()
+        try:
+            return list(self.inner.collect(sources, tables))
+        finally:
+            self.spent.setdefault(self.name, []).append(time.perf_counter() - started)
+
+
+def timed(fn: Callable[..., Any], name: str, spent: dict[str, list[float]]) -> Callable[..., Any]:
+    def wrapper(*args: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return fn(*args)
+        finally:
+            spent.setdefault(name, []).append(time.perf_counter() - started)
+    return wrapper
+
+
+def record_calls(rt: Runtime) -> list[Call]:
+    """The unixctl requests one round makes, in order (one extra round, recorded)."""
+    client = rt.sources.unixctl
+    assert client is not None
+    calls: list[Call] = []
+    real = client.call
+
+    def recording(command: str, *args: str) -> str:
+        calls.append((command, args))
+        return real(command, *args)
+
+    client.call = recording  # type: ignore[method-assign]
+    try:
+        rt.sampler.sample()
+    finally:
+        del client.call  # back to the class's method
+    return calls
+
+
+# -- (a) the same requests, bare -------------------------------------------------------------------------
+class RawJsonRpc:
+    """JSON-RPC on a plain unix socket: write the request, read until the reply is one whole JSON value."""
+
+    def __init__(self, path: str) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(path)
+        self.ids = 0
+        self.decoder = json.JSONDecoder()
+
+    def call(self, method: str, params: list[Any]) -> int:
+        """Send one request; return the reply's size in bytes."""
+        self.ids += 1
+        self.sock.sendall(json.dumps({"id": self.ids, "method": method, "params": params}).encode())
+        buf = bytearray()
+        while True:
+            chunk = self.sock.recv(1 << 20)
+            if not chunk:
+                raise OvstopError(f"raw JSON-RPC: connection closed during {method!r}")
+            buf += chunk
+            if buf.rstrip().endswith(b"}"):
+                try:
+                    self.decoder.raw_decode(buf.decode())
+                except json.JSONDecodeError:
+                    continue
+                return len(buf)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def ovsdb_selects(rt: Runtime) -> list[Any]:
+    """One OVSDB ``transact`` reading every column the replica monitors."""
+    db = rt.sources.ovsdb
+    assert db is not None
+    ops = [{"op": "select", "table": t, "where": [], "columns": list(cols)} for t, cols in db.columns.items()]
+    return [db.database, *ops]
+
+
+@dataclass
+class RawRound:
+    unixctl: RawJsonRpc
+    ovsdb: RawJsonRpc
+    openflow: list[OpenFlowClient]
+    calls: list[Call]
+    transact: list[Any]
+
+    def run(self) -> None:
+        for command, args in self.calls:
+            self.unixctl.call(command, list(args))
+        self.ovsdb.call("transact", self.transact)
+        for client in self.openflow:
+            client.table_stats()
+
+    def close(self) -> None:
+        self.unixctl.close()
+        self.ovsdb.close()
+        for client in self.openflow:
+            client.close()
+
+
+# -- (b) one process per request -------------------------------------------------------------------------
+def subprocess_commands(session: SandboxSession, rt: Runtime, calls: list[Call]) -> list[list[str]]:
+    sw = session.switch
+    appctl = [["ovs-appctl", "-t", str(sw.unixctl_path), command, *args] for command, args in calls]
+    db = rt.sources.ovsdb
+    assert db is not None
+    vsctl = [["ovs-vsctl", f"--db={sw.db_remote}", "--format=json", f"--columns={','.join(cols)}", "list", table]
+             for table, cols in db.columns.items()]
+    ofctl = [["ovs-ofctl", "-O", "OpenFlow13", "dump-tables", br] for br in sw.bridges]
+    return appctl + vsctl + ofctl
+
+
+def run_processes(commands: list[list[str]], env: dict[str, str]) -> None:
+    for argv in commands:
+        res = subprocess.run(argv, env=env, capture_output=True, timeout=60)
+        if res.returncode != 0:
+            raise OvstopError(f"{' '.join(argv[:4])}: {res.stderr.decode(errors='replace').strip()[:200]}")
+
+
+# -- the switch ------------------------------------------------------------------------------------------
+def dp_flow_count(session: SandboxSession) -> int:
+    return sum(1 for line in session.switch.appctl("dpctl/dump-flows", timeout=60).splitlines()
+               if line.strip() and not line.startswith("flow-dump"))
+
+
+def fill_flows(session: SandboxSession, n_flows: int) -> int:
+    """Make ``n_flows`` datapath flows that outlive the run; return how many the datapath holds."""
+    session.switch.vsctl("set", "Open_vSwitch", ".", "other_config:max-idle=3600000")
+    have = dp_flow_count(session)
+    # A loaded host makes revalidator dumps slow, and OVS then lowers its flow limit and evicts flows.
+    for _ in range(3):
+        if have >= n_flows:
+            break
+        session.traffic.inject(n_flows - have)
+        have = dp_flow_count(session)
+    return have
+
+
+# -- /metrics under load ---------------------------------------------------------------------------------
+@dataclass
+class ScrapeResult:
+    latencies: list[float]
+    size: int
+    errors: int
+    seconds: float
+    rounds: int
+
+
+def scrape_load(rt: Runtime, clients: int, per_client: int, limit: float) -> ScrapeResult:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SnapshotCollector(rt.sampler, max_age=0.5))  # what `--headless -d 1` registers
+    server = serve(registry, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.server_port}/metrics"
+    latencies: list[float] = []
+    sizes: list[int] = []
+    errors = [0]
+    lock = threading.Lock()
+    deadline = time.monotonic() + limit
+    seq0 = rt.sampler.latest.seq if rt.sampler.latest else 0
+
+    def client() -> None:
+        for _ in range(per_client):
+            if time.monotonic() > deadline:
+                return
+            started = time.perf_counter()
+            try:
+                with urllib.request.urlopen(url, timeout=30) as reply:
+                    body = reply.read()
+            except OSError:
+                with lock:
+                    errors[0] += 1
+                continue
+            with lock:
+                latencies.append(time.perf_counter() - started)
+                sizes.append(len(body))
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    seconds = time.monotonic() - started
+    server.shutdown()
+    server.server_close()
+    seq1 = rt.sampler.latest.seq if rt.sampler.latest else 0
+    if not latencies:
+        raise OvstopError(f"no /metrics scrape succeeded ({errors[0]} errors)")
+    return ScrapeResult(latencies, max(sizes), errors[0], seconds, seq1 - seq0)
+
+
+# -- measuring -------------------------------------------------------------------------------------------
+def repeat(fn: Callable[[], Any], rounds: int) -> list[float]:
+    out = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - started)
+    return out
+
+
+def report_row(label: str, values: list[float], extra: str = "") -> str:
+    return f"  {label:<42}{ms(statistics.median(values))}{ms(quantile(values, 0.9))}  {extra}"
+
+
+def benchmark(args: argparse.Namespace) -> Iterator[str]:
+    options = Options(sandbox=True, sandbox_ports=args.ports, traffic_pps=0.0, ebpf=False)
+    t0 = time.monotonic()
+    with running(options) as rt:
+        session: SandboxSession = options.extra["sandbox"]
+        yield f"sandbox: {args.ports} ports started in {time.monotonic() - t0:.1f}s"
+        t1 = time.monotonic()
+        n_flows = fill_flows(session, args.flows)
+        yield (f"datapath flows: `ovs-appctl dpctl/dump-flows | wc -l` = {n_flows} "
+               f"(wanted >= {args.flows}; filled in {time.monotonic() - t1:.1f}s)")
+        if n_flows < args.flows:
+            raise OvstopError(f"only {n_flows} datapath flows, wanted {args.flows}")
+
+        spent: dict[str, list[float]] = {}
+        sampler = rt.sampler
+        sampler.collectors = [TimedCollector(c, spent) for c in sampler.collectors]
+        db = rt.sources.ovsdb
+        assert db is not None
+        db.refresh = timed(db.refresh, "(ovsdb refresh)", spent)  # type: ignore[method-assign]
+        t2 = time.perf_counter()
+        first = sampler.sample()
+        yield f"first (cold) collection: {ms(time.perf_counter() - t2).strip()}; {len(first.series)} series, " \
+              f"{len(first.tables.get('dp_flows', []))} flow rows"
+        calls = record_calls(rt)
+        spent.clear()
+        warm = repeat(sampler.sample, args.rounds)
+        snap = sampler.latest
+        assert snap is not None
+        for h in snap.health.values():
+            if not h.up and h.name in MEASURED_SOURCES:
+                raise OvstopError(f"source {h.name} failed during the benchmark: {h.reason}")
+            if h.reason:
+                yield f"note: source {h.name} ({'up' if h.up else 'down'}): {h.reason}"
+
+        raw = RawRound(RawJsonRpc(str(session.switch.unixctl_path)),
+                       RawJsonRpc(session.switch.db_remote.removeprefix("unix:")),
+                       [OpenFlowClient(Path(session.switch.unixctl_path).parent / f"{b}.mgmt")
+                        for b in session.switch.bridges],
+                       calls, ovsdb_selects(rt))
+        try:
+            raw.run()  # connect and warm up
+            raw_times = repeat(raw.run, args.rounds)
+        finally:
+            raw.close()
+        commands = subprocess_commands(session, rt, calls)
+        env = {**os.environ, **session.switch.env}
+        sub_rounds = max(1, min(args.rounds, 3))
+        sub_times = repeat(lambda: run_processes(commands, env), sub_rounds)
+
+        scrape = scrape_load(rt, args.clients, args.requests, args.scrape_seconds)
+
+    yield ""
+    yield f"one round = {len(calls)} unixctl requests ({', '.join(sorted({c for c, _ in calls}))}),"
+    yield f"            1 OVSDB read ({', '.join(db.columns)}), {len(session.switch.bridges)} OpenFlow table-stats"
+    yield ""
+    yield f"  {'full collection (sampler.sample())':<42}{'median':>12}{'p90':>12}   [{args.rounds} warm rounds]"
+    yield report_row("ovstop", warm, f"{len(snap.series)} series")
+    for name, values in spent.items():
+        yield report_row(f"  {name}", values)
+    accounted = [sum(v[i] for v in spent.values()) for i in range(len(warm))]
+    yield report_row("  (store, rates, snapshot: the rest)", [w - a for w, a in zip(warm, accounted, strict=True)])
+    yield report_row("(a) same requests, raw sockets", raw_times)
+    yield report_row(f"(b) one process per request ({len(commands)})", sub_times, f"[{sub_rounds} rounds]")
+    yield ""
+    ratio_a = statistics.median(warm) / statistics.median(raw_times)
+    ratio_b = statistics.median(sub_times) / statistics.median(warm)
+    yield f"  ovstop / raw          = {ratio_a:6.2f}x   (aim <= 1.5x)  {'ok' if ratio_a <= 1.5 else 'MISSED'}"
+    yield f"  subprocess / ovstop   = {ratio_b:6.1f}x   (aim >= 10x)   {'ok' if ratio_b >= 10 else 'MISSED'}"
+    yield ""
+    lat = scrape.latencies
+    yield (f"/metrics under {args.clients} concurrent clients: {len(lat)} scrapes in {scrape.seconds:.1f}s, "
+           f"{scrape.errors} errors, {scrape.rounds} collections shared")
+    yield (f"  latency p50 {ms(quantile(lat, 0.5)).strip()}, p99 {ms(quantile(lat, 0.99)).strip()}, "
+           f"max {ms(max(lat)).strip()}; scrape size {scrape.size / 1024:.0f} KiB")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    p.add_argument("--ports", type=int, default=1000, help="dummy ports on br0 (default 1000)")
+    p.add_argument("--flows", type=int, default=10_000, help="live datapath flows (default 10000)")
+    p.add_argument("--rounds", type=int, default=10, help="collections to time (default 10)")
+    p.add_argument("--clients", type=int, default=20, help="concurrent /metrics clients (default 20)")
+    p.add_argument("--requests", type=int, default=10, help="scrapes per client (default 10)")
+    p.add_argument("--scrape-seconds", type=float, default=60.0, help="time limit of the scrape test")
+    args = p.parse_args(argv)
+    if min(args.ports, args.rounds, args.clients, args.requests) < 1 or args.flows < 0:
+        p.error("--ports, --rounds, --clients and --requests must be positive, --flows not negative")
+    try:
+        for line in benchmark(args):
+            print(line, flush=True)
+    except OvstopError as exc:
+        print(f"scrape benchmark: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""C sources of ovstop's eBPF programs, compiled by bcc at run time (see ovstop/ebpf/program.py)."""

@@ -1,0 +1,1 @@
+"""ovstop.ebpf."""

@@ -1,0 +1,251 @@
+"""The eBPF capture thread: compiles the program, attaches what the system allows, streams events.
+
+A plain thread with a stop flag and a poll timeout (not a Textual worker). Compiling takes a few
+seconds, so it happens in the thread and :meth:`CaptureThread.start` returns at once; ``ready`` is
+set once probes are attached (or setup failed, then ``error`` says why). Every probe is detached
+when the thread ends, whatever ends it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ovstop.ebpf.bcc_import import import_bcc
+from ovstop.ebpf.capability import SystemView, plan_hooks, probe_system
+from ovstop.ebpf.decode import COUNTERS, LOOKUP_TOTALS, decode, ufid_str
+from ovstop.ebpf.hooks import Hook, Kind
+from ovstop.ebpf.program import compile_program
+from ovstop.errors import OvstopError, SourceError
+from ovstop.model.metric import Histogram
+
+LATENCY_SLOTS = 33
+"""Latency buckets: bcc's log2 slot ``i`` holds values below 2**i ns; slots 0..32 (up to ~4.3 s) get
+their own bucket, longer upcalls fall in +Inf."""
+LATENCY_BOUNDS = (*(2.0**i / 1e9 for i in range(LATENCY_SLOTS)), math.inf)
+
+
+@dataclass(frozen=True)
+class Aggregates:
+    """Contents of the in-kernel maps at one moment (counters since attach)."""
+
+    latency: dict[int, Histogram] = field(default_factory=dict)
+    """Upcall latency in seconds per datapath in_port."""
+    latency_total: Histogram = field(default_factory=lambda: _histogram({}, 0))
+    lookup: dict[str, int] = field(default_factory=dict)
+    """Totals: hit, miss, mask_hit, cache_hit."""
+    flow_hits: dict[str, int] = field(default_factory=dict)
+    """Lookup hits per UFID (``dpctl/dump-flows`` spelling)."""
+    flow_misses: dict[tuple[int, int], int] = field(default_factory=dict)
+    """Lookup misses per (in_port, skb hash)."""
+    counters: dict[str, int] = field(default_factory=dict)
+    """events_lost, sampled_out."""
+
+
+def _histogram(slots: dict[int, int], total_ns: int) -> Histogram:
+    counts = [0] * (LATENCY_SLOTS + 1)
+    for slot, n in slots.items():
+        counts[min(slot, LATENCY_SLOTS)] += n
+    return Histogram(LATENCY_BOUNDS, tuple(counts), total_ns / 1e9)
+
+
+def _percpu_sum(value: Any) -> int:
+    return sum(int(v) for v in value)
+
+
+class CaptureThread(threading.Thread):
+    """Capture OVS events with eBPF and hand each one, as a Retis-envelope dict, to ``on_event``.
+
+    ``on_event`` runs on this thread and must not block. ``sample_every`` keeps 1 event in N and
+    ``max_events_per_sec`` caps the rate (0 = no cap); the in-kernel aggregates always count every
+    packet.
+    """
+
+    def __init__(
+        self,
+        on_event: Callable[[dict[str, Any]], None],
+        *,
+        view: SystemView | None = None,
+        sample_every: int = 1,
+        max_events_per_sec: int = 10000,
+        ringbuf_pages: int = 64,
+        poll_timeout_ms: int = 100,
+    ) -> None:
+        super().__init__(name="ovstop-ebpf", daemon=True)
+        if sample_every < 1 or max_events_per_sec < 0:
+            raise SourceError("eBPF sampling needs sample_every >= 1 and max_events_per_sec >= 0")
+        self.on_event = on_event
+        self.view = view
+        self.sample_every = sample_every
+        self.max_events_per_sec = max_events_per_sec
+        self.ringbuf_pages = ringbuf_pages
+        self.poll_timeout_ms = poll_timeout_ms
+        self.ready = threading.Event()
+        self.error: OvstopError | None = None
+        self.attached: list[Hook] = []
+        self.missing: dict[str, str] = {}
+        self.events_seen = 0
+        self.decode_errors = 0
+        self.perf_lost = 0
+        self._stop_flag = threading.Event()
+        self._lock = threading.Lock()
+        self._bpf: Any = None
+        self._usdt_path = ""
+
+    # --- owner side -------------------------------------------------------------------------
+    def stop(self, timeout: float | None = 5.0) -> None:
+        """Ask the thread to detach and end; waits up to ``timeout`` unless called from the thread."""
+        self._stop_flag.set()
+        if self.is_alive() and threading.current_thread() is not self:
+            self.join(timeout)
+
+    @property
+    def events_lost(self) -> int:
+        return self._counters().get("events_lost", 0) + self.perf_lost
+
+    @property
+    def sampled_out(self) -> int:
+        return self._counters().get("sampled_out", 0)
+
+    def read_aggregates(self) -> Aggregates:
+        """Read the in-kernel maps; raises :class:`SourceError` when capture is not running."""
+        with self._lock:
+            if self._bpf is None:
+                raise SourceError(self._not_running())
+            return self._read_maps(self._bpf)
+
+    # --- thread side ------------------------------------------------------------------------
+    def run(self) -> None:
+        try:
+            self._setup()
+            self.ready.set()
+            poll = self._bpf.ring_buffer_poll if self.view.ringbuf else self._bpf.perf_buffer_poll
+            while not self._stop_flag.is_set():
+                poll(self.poll_timeout_ms)
+        except OvstopError as exc:
+            self.error = exc
+        except Exception as exc:  # bcc raises bare Exception on attach/load failures
+            self.error = SourceError(f"eBPF capture failed: {exc}")
+        finally:
+            self._teardown()
+            self.ready.set()
+
+    def _not_running(self) -> str:
+        if self.error is not None:
+            return str(self.error)
+        return "eBPF capture is not running"
+
+    def _setup(self) -> None:
+        if self.view is None:
+            self.view = probe_system()
+        self.attached, self.missing = plan_hooks(self.view)
+        if not self.attached:
+            reasons = sorted(set(self.missing.values()))
+            raise SourceError(f"no eBPF hook can attach: {'; '.join(reasons)}")
+        bcc = import_bcc()
+        usdt_hooks = [h for h in self.attached if h.kind is Kind.USDT]
+        contexts = []
+        if usdt_hooks:
+            ctx = bcc.USDT(pid=self.view.vswitchd_pid)
+            for hook in usdt_hooks:
+                ctx.enable_probe(probe=hook.target, fn_name=hook.fn)
+            contexts.append(ctx)
+            self._usdt_path = self.view.vswitchd_exe
+        bpf = compile_program(
+            {h.group for h in self.attached},
+            ringbuf=self.view.ringbuf,
+            ringbuf_pages=self.ringbuf_pages,
+            usdt_contexts=contexts,
+        )
+        with self._lock:
+            self._bpf = bpf  # from here on _teardown() detaches whatever got attached
+        settings = bpf[b"settings"]
+        value = settings[ctypes.c_int(0)]
+        value.sample_every = self.sample_every
+        value.max_per_sec = self.max_events_per_sec
+        settings[ctypes.c_int(0)] = value
+        for hook in self.attached:
+            self._attach(bpf, hook)
+        if self.view.ringbuf:
+            bpf[b"events"].open_ring_buffer(self._on_raw)
+        else:
+            bpf[b"events"].open_perf_buffer(self._on_raw, page_cnt=self.ringbuf_pages, lost_cb=self._on_lost)
+
+    @staticmethod
+    def _attach(bpf: Any, hook: Hook) -> None:
+        if hook.kind is Kind.RAW_TRACEPOINT:
+            bpf.attach_raw_tracepoint(tp=hook.target.encode(), fn_name=hook.fn.encode())
+        elif hook.kind is Kind.KPROBE:
+            bpf.attach_kprobe(event=hook.target.encode(), fn_name=hook.fn.encode())
+        elif hook.kind is Kind.KRETPROBE:
+            bpf.attach_kretprobe(event=hook.target.encode(), fn_name=hook.fn.encode(), maxactive=64)
+        # USDT probes were attached by bcc when the program was built with their context.
+
+    def _teardown(self) -> None:
+        with self._lock:
+            bpf, self._bpf = self._bpf, None
+        if bpf is None:
+            return
+        try:
+            bpf.cleanup()  # detaches kprobes, raw tracepoints and uprobes, frees the buffers
+        except Exception as exc:  # bcc raises bare Exception; the probes die with our fds at exit anyway
+            if self.error is None:
+                self.error = SourceError(f"detaching eBPF probes failed: {exc}")
+
+    def _on_raw(self, _ctx: Any, data: Any, size: int) -> int:
+        raw = ctypes.string_at(data, size)
+        try:
+            event = decode(raw, self._usdt_path)
+        except OvstopError:
+            self.decode_errors += 1
+            return 0
+        self.events_seen += 1
+        self.on_event(event)
+        return 0
+
+    def _on_lost(self, count: int) -> None:
+        self.perf_lost += count
+
+    def _counters(self) -> dict[str, int]:
+        with self._lock:
+            if self._bpf is None:
+                return {}
+            table = self._bpf[b"counters"]
+            return {name: _percpu_sum(table[ctypes.c_int(i)]) for i, name in enumerate(COUNTERS)}
+
+    def _read_maps(self, bpf: Any) -> Aggregates:
+        groups = {h.group for h in self.attached}
+        slots: dict[int, dict[int, int]] = {}
+        if "upcall" in groups:
+            for key, value in bpf[b"upcall_latency"].items():
+                port_slots = slots.setdefault(key.in_port, {})
+                port_slots[key.slot] = port_slots.get(key.slot, 0) + _percpu_sum(value)
+            sums = {k.value: _percpu_sum(v) for k, v in bpf[b"upcall_latency_sum"].items()}
+        else:
+            sums = {}
+        latency = {port: _histogram(s, sums.get(port, 0)) for port, s in sorted(slots.items())}
+        all_slots: dict[int, int] = {}
+        for s in slots.values():
+            for slot, n in s.items():
+                all_slots[slot] = all_slots.get(slot, 0) + n
+        lookup: dict[str, int] = {}
+        hits: dict[str, int] = {}
+        misses: dict[tuple[int, int], int] = {}
+        if "lookup" in groups:
+            totals = bpf[b"lookup_totals"]
+            lookup = {name: _percpu_sum(totals[ctypes.c_int(i)]) for i, name in enumerate(LOOKUP_TOTALS)}
+            hits = {ufid_str(tuple(k.ufid)): int(v.value) for k, v in bpf[b"flow_hits"].items()}
+            misses = {(k.in_port, k.skb_hash): int(v.value) for k, v in bpf[b"flow_misses"].items()}
+        table = bpf[b"counters"]
+        return Aggregates(
+            latency=latency,
+            latency_total=_histogram(all_slots, sum(sums.values())),
+            lookup=lookup,
+            flow_hits=hits,
+            flow_misses=misses,
+            counters={name: _percpu_sum(table[ctypes.c_int(i)]) for i, name in enumerate(COUNTERS)},
+        )

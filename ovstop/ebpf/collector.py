@@ -1,0 +1,98 @@
+"""Collector (source "ebpf") turning the capture thread's in-kernel aggregates into samples."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from ovstop.collect.base import Sources, Tables
+from ovstop.ebpf.capture import CaptureThread
+from ovstop.model.metric import Kind, MetricSpec, Sample, labels_of
+
+UPCALL_LATENCY = MetricSpec(
+    "ovs_vswitchd_upcall_latency_seconds",
+    Kind.HISTOGRAM,
+    "Kernel upcall latency, ovs_dp_upcall entry to return, per datapath in_port (port=\"all\": every port).",
+    ("upcall", "latency"),
+    ("port",),
+    "seconds",
+)
+LOOKUP_HIT = MetricSpec(
+    "ovs_vswitchd_flow_lookup_hit_total",
+    Kind.COUNTER,
+    "Datapath flow table lookups that found a flow, counted by eBPF since capture started.",
+    ("flow_lookup", "hit"),
+)
+LOOKUP_MISS = MetricSpec(
+    "ovs_vswitchd_flow_lookup_miss_total",
+    Kind.COUNTER,
+    "Datapath flow table lookups that found no flow (each one becomes an upcall).",
+    ("flow_lookup", "miss"),
+)
+LOOKUP_MASK_HIT = MetricSpec(
+    "ovs_vswitchd_flow_lookup_mask_hit_total",
+    Kind.COUNTER,
+    "Masks tried by datapath flow lookups (n_mask_hit summed).",
+    ("flow_lookup", "mask_hit"),
+)
+LOOKUP_CACHE_HIT = MetricSpec(
+    "ovs_vswitchd_flow_lookup_cache_hit_total",
+    Kind.COUNTER,
+    "Datapath flow lookups answered by the mask cache (n_cache_hit summed).",
+    ("flow_lookup", "cache_hit"),
+)
+EVENTS = MetricSpec(
+    "ovstop_ebpf_events_total", Kind.COUNTER, "eBPF events received by ovstop.", ("ebpf", "events")
+)
+EVENTS_LOST = MetricSpec(
+    "ovstop_ebpf_events_lost_total",
+    Kind.COUNTER,
+    "eBPF events dropped because the ring buffer was full.",
+    ("ebpf", "events_lost"),
+)
+EVENTS_SAMPLED_OUT = MetricSpec(
+    "ovstop_ebpf_events_sampled_out_total",
+    Kind.COUNTER,
+    "eBPF events skipped by 1-in-N sampling or the per-second rate limit.",
+    ("ebpf", "sampled_out"),
+)
+
+LOOKUP_SPECS = {"hit": LOOKUP_HIT, "miss": LOOKUP_MISS, "mask_hit": LOOKUP_MASK_HIT, "cache_hit": LOOKUP_CACHE_HIT}
+TOP_MISSES = 50
+
+
+class EbpfCollector:
+    """Samples from a running :class:`CaptureThread`; also fills tables ``flow_lookup_hits`` (per
+    UFID) and ``flow_lookup_misses`` (top missed in_port/key-hash pairs)."""
+
+    name = "ebpf"
+    source = "ebpf"
+    specs = (
+        UPCALL_LATENCY,
+        LOOKUP_HIT,
+        LOOKUP_MISS,
+        LOOKUP_MASK_HIT,
+        LOOKUP_CACHE_HIT,
+        EVENTS,
+        EVENTS_LOST,
+        EVENTS_SAMPLED_OUT,
+    )
+
+    def __init__(self, capture: CaptureThread) -> None:
+        self.capture = capture
+
+    def collect(self, sources: Sources, tables: Tables) -> Iterable[Sample]:
+        agg = self.capture.read_aggregates()
+        samples = [Sample(UPCALL_LATENCY, labels_of(port=p), h) for p, h in agg.latency.items()]
+        samples.append(Sample(UPCALL_LATENCY, labels_of(port="all"), agg.latency_total))
+        samples += [Sample(LOOKUP_SPECS[k], (), float(v)) for k, v in agg.lookup.items()]
+        samples.append(Sample(EVENTS, (), float(self.capture.events_seen)))
+        samples.append(Sample(EVENTS_LOST, (), float(agg.counters["events_lost"] + self.capture.perf_lost)))
+        samples.append(Sample(EVENTS_SAMPLED_OUT, (), float(agg.counters["sampled_out"])))
+        tables.rows["flow_lookup_hits"] = [
+            {"ufid": ufid, "hits": n} for ufid, n in sorted(agg.flow_hits.items(), key=lambda kv: -kv[1])
+        ]
+        top = sorted(agg.flow_misses.items(), key=lambda kv: -kv[1])[:TOP_MISSES]
+        tables.rows["flow_lookup_misses"] = [
+            {"in_port": port, "key_hash": f"0x{key_hash:08x}", "misses": n} for (port, key_hash), n in top
+        ]
+        return samples

@@ -1,0 +1,62 @@
+"""The probe points ovstop attaches, one row per BPF function, grouped by the Retis event they feed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Kind(StrEnum):
+    RAW_TRACEPOINT = "raw_tracepoint"
+    KPROBE = "kprobe"
+    KRETPROBE = "kretprobe"
+    USDT = "usdt"
+
+
+@dataclass(frozen=True)
+class Hook:
+    """One BPF function and where it attaches.
+
+    ``target`` is the tracepoint name (``openvswitch:`` implied), the kernel symbol, or the USDT
+    ``provider:name``. ``fallback_for`` names the hook this one replaces when that hook's target is
+    absent (the ovs_dp_upcall kprobe stands in for the tracepoint on kernels before 5.14).
+    ``optional`` hooks add detail to their event but the event works without them.
+    """
+
+    event: str
+    kind: Kind
+    target: str
+    fn: str
+    group: str
+    fallback_for: str = ""
+    optional: bool = False
+
+
+HOOKS: tuple[Hook, ...] = (
+    Hook("upcall", Kind.RAW_TRACEPOINT, "ovs_dp_upcall", "upcall_tp", "upcall"),
+    Hook("upcall", Kind.KPROBE, "ovs_dp_upcall", "upcall_kprobe", "upcall", fallback_for="ovs_dp_upcall"),
+    Hook("upcall_return", Kind.KRETPROBE, "ovs_dp_upcall", "upcall_return", "upcall"),
+    Hook("upcall_enqueue", Kind.KPROBE, "queue_userspace_packet", "enqueue_entry", "enqueue"),
+    Hook("upcall_enqueue", Kind.KRETPROBE, "queue_userspace_packet", "enqueue_return", "enqueue"),
+    Hook(
+        "action_execute",
+        Kind.RAW_TRACEPOINT,
+        "ovs_do_execute_action",
+        "exec_tp",
+        "exec",
+    ),
+    Hook("action_execute", Kind.KPROBE, "ovs_packet_cmd_execute", "cmd_execute_entry", "exec", optional=True),
+    Hook(
+        "action_execute", Kind.KRETPROBE, "ovs_packet_cmd_execute", "cmd_execute_return", "exec", optional=True
+    ),
+    Hook("flow_lookup", Kind.KPROBE, "ovs_flow_tbl_lookup_stats", "lookup_entry", "lookup"),
+    Hook("flow_lookup", Kind.KRETPROBE, "ovs_flow_tbl_lookup_stats", "lookup_return", "lookup"),
+    Hook("recv_upcall", Kind.USDT, "dpif_recv:recv_upcall", "usdt_recv_upcall", "usdt"),
+    Hook("flow_operation", Kind.USDT, "dpif_netlink_operate__:op_flow_put", "usdt_op_flow_put", "usdt"),
+    Hook(
+        "flow_operation", Kind.USDT, "dpif_netlink_operate__:op_flow_execute", "usdt_op_flow_execute", "usdt"
+    ),
+)
+
+EVENTS: tuple[str, ...] = tuple(dict.fromkeys(h.event for h in HOOKS))
+GROUPS: tuple[str, ...] = tuple(dict.fromkeys(h.group for h in HOOKS))

@@ -1,0 +1,169 @@
+"""In-guest eBPF scenario: real attach and capture on Debian's 6.1 kernel with the openvswitch module.
+
+Run as root inside the QEMU guest (scripts/guest/run.sh -- python3 tests/guest/scenario_ebpf.py).
+Kernel-datapath OVS in a private directory, bridge br0 with veth pairs into namespaces ns1/ns2, UDP
+from ns1 to a static-ARP MAC that ns2 ignores (no replies, no ARP, IPv6 off: the only traffic is ours).
+A ``learn`` action keyed on the 5-tuple makes every megaflow exact on it, so after
+``revalidator/purge`` N new 5-tuples must give exactly:
+  * N upcall events and N upcall_return events with the same (upcall_ts, upcall_cpu) pairs,
+  * N upcall_enqueue events whose queue_ids are the ones of the re-executed packets' output actions,
+  * an upcall latency histogram for ns1's datapath port holding N samples,
+  * N flow-lookup misses on that port, and per-UFID lookup hits equal to dpctl/dump-flows packet counts;
+then one packet through ct(commit,zone=5,nat(dst=10.0.0.2-10.0.0.3:7000-7010)) must show that zone and
+range. Prints "EBPF-OK <check>" per check, "EBPF-PASS" at the end; exits 1 on the first failure.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from kernel_switch import NAT_PORT, dp_ports, flow_packets, kernel_switch, purge, send_udp
+
+from ovstop.collect.base import Sources, Tables
+from ovstop.ebpf.capability import capabilities, format_check_table, probe_system
+from ovstop.ebpf.capture import CaptureThread
+from ovstop.ebpf.collector import EbpfCollector
+
+N_TUPLES = 8
+REPEATS = 3
+
+
+class ScenarioFailure(Exception):
+    pass
+
+
+def ok(check: str, detail: object = "") -> None:
+    print(f"EBPF-OK {check} {detail}".rstrip(), flush=True)
+
+
+def expect(cond: bool, what: str) -> None:
+    if not cond:
+        raise ScenarioFailure(what)
+
+
+def of_kind(events: list[dict[str, Any]], kind: str, since: int) -> list[dict[str, Any]]:
+    return [e for e in events if e["ovs"]["event_type"] == kind and e["common"]["timestamp"] >= since]
+
+
+def scenario(events: list[dict[str, Any]], capture: CaptureThread) -> None:
+    ports = dp_ports()
+    in_port, out_port = ports["v1"], ports["v2"]
+    ok("datapath", f"v1={in_port} v2={out_port}")
+
+    purge()
+    time.sleep(1)
+    before = capture.read_aggregates()
+    t0 = time.monotonic_ns()
+    src_ports = list(range(20000, 20000 + N_TUPLES))
+    send_udp(src_ports, 5000)
+    time.sleep(2)
+
+    upcalls = of_kind(events, "upcall", t0)
+    returns = of_kind(events, "upcall_return", t0)
+    expect(len(upcalls) == N_TUPLES, f"{len(upcalls)} upcalls for {N_TUPLES} new 5-tuples")
+    expect(len(returns) == N_TUPLES, f"{len(returns)} upcall_returns for {N_TUPLES} new 5-tuples")
+    up_keys = {(e["common"]["timestamp"], e["ovs"]["cpu"]) for e in upcalls}
+    ret_keys = {(e["ovs"]["upcall_ts"], e["ovs"]["upcall_cpu"]) for e in returns}
+    expect(up_keys == ret_keys, "upcall_return events do not point at the upcalls (upcall_ts/upcall_cpu)")
+    expect(all(e["ovs"]["cmd"] == 1 for e in upcalls), "upcalls are not MISS upcalls")
+    expect(all(e["ovs"]["ret"] == 0 for e in returns), "an upcall failed")
+    ok("upcalls", f"{len(upcalls)} upcalls, {len(returns)} returns, linked by upcall_ts/upcall_cpu")
+
+    enqueues = of_kind(events, "upcall_enqueue", t0)
+    expect(len(enqueues) == N_TUPLES, f"{len(enqueues)} upcall_enqueue events")
+    queue_ids = {e["ovs"]["queue_id"] for e in enqueues}
+    outputs = [e for e in of_kind(events, "action_execute", t0) if e["ovs"]["action"] == "output"]
+    expect(outputs and all(e["ovs"]["port"] == out_port for e in outputs), "output actions not to v2's port")
+    executed = {e["ovs"]["queue_id"] for e in outputs if "queue_id" in e["ovs"]}
+    expect(executed == queue_ids, f"re-executed queue_ids {sorted(executed)} != enqueued {sorted(queue_ids)}")
+    ok("action_execute", f"output port {out_port}; {len(executed)} queue_ids match the enqueues")
+
+    send_udp(src_ports, 5000, REPEATS)
+    time.sleep(2)
+    after = capture.read_aggregates()
+    packets = flow_packets()
+    expect(len(packets) == N_TUPLES, f"{len(packets)} datapath flows from v1, expected {N_TUPLES}: {packets}")
+    for ufid, n in packets.items():
+        hits = after.flow_hits.get(ufid, 0) - before.flow_hits.get(ufid, 0)
+        expect(hits == n == REPEATS, f"flow {ufid}: {hits} lookup hits, dump-flows says {n} packets")
+    misses = sum(n for (port, _), n in after.flow_misses.items() if port == in_port) - sum(
+        n for (port, _), n in before.flow_misses.items() if port == in_port
+    )
+    expect(misses == N_TUPLES, f"{misses} lookup misses on port {in_port}")
+    ok("flow_lookup", f"{len(packets)} ufids x {REPEATS} hits = dump-flows packets; {misses} misses")
+
+    hist = after.latency.get(in_port)
+    old = before.latency.get(in_port)
+    delta = hist.minus(old) if hist and old else hist
+    expect(delta is not None and delta.count == N_TUPLES, f"latency histogram for port {in_port}: {delta}")
+    ok("latency", f"{delta.count} samples, p50 <= {delta.quantile(0.5)} s, mean {delta.mean()} s")
+
+    t1 = time.monotonic_ns()
+    send_udp([21000], NAT_PORT)
+    time.sleep(2)
+    cts = [e for e in of_kind(events, "action_execute", t1) if e["ovs"]["action"] == "ct"]
+    expect(cts, "no ct action_execute event")
+    ct = cts[0]["ovs"]
+    expect(ct["zone_id"] == 5, f"ct zone {ct['zone_id']}")
+    expect(ct.get("nat") == {"dir": "dst", "min_addr": "10.0.0.2", "max_addr": "10.0.0.3",
+                             "min_port": 7000, "max_port": 7010}, f"ct nat {ct.get('nat')}")
+    ok("ct_nat", ct)
+
+    tables = Tables()
+    samples = list(EbpfCollector(capture).collect(Sources(), tables))
+    names = {s.spec.name for s in samples}
+    expect("ovs_vswitchd_upcall_latency_seconds" in names and "ovs_vswitchd_flow_lookup_hit_total" in names,
+           f"collector samples {sorted(names)}")
+    expect(len(tables.rows["flow_lookup_hits"]) >= N_TUPLES, "flow_lookup_hits table")
+    ok("collector", f"{len(samples)} samples, {len(tables.rows['flow_lookup_hits'])} ufid rows, "
+       f"events={capture.events_seen} lost={capture.events_lost} sampled_out={capture.sampled_out}")
+
+
+def main() -> int:
+    if os.geteuid() != 0:
+        print("EBPF-FAIL must run as root inside the guest")
+        return 1
+    capture: CaptureThread | None = None
+    try:
+        with kernel_switch():
+            view = probe_system()
+            print(format_check_table(capabilities(view)), flush=True)
+            events: list[dict[str, Any]] = []
+            lock = threading.Lock()
+
+            def on_event(event: dict[str, Any]) -> None:
+                with lock:
+                    events.append(event)
+
+            capture = CaptureThread(on_event, view=view, max_events_per_sec=0)
+            started = time.monotonic()
+            capture.start()
+            expect(capture.ready.wait(600), "capture not ready after 600 s")
+            expect(capture.error is None, f"capture failed: {capture.error}")
+            ok("attach", f"{len(capture.attached)} hooks in {time.monotonic() - started:.1f} s; "
+               f"missing: {capture.missing}")
+            scenario(events, capture)
+            capture.stop()
+            expect(not capture.is_alive(), "capture thread did not stop")
+            ok("detach", "probes detached")
+        print("EBPF-PASS", flush=True)
+        return 0
+    except (ScenarioFailure, subprocess.CalledProcessError) as exc:
+        detail = exc.stderr if isinstance(exc, subprocess.CalledProcessError) else exc
+        print(f"EBPF-FAIL {detail}", flush=True)
+        return 1
+    finally:
+        if capture is not None:
+            capture.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
