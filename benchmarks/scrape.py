@@ -30,12 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry
-
 from ovstop.collect.base import Collector, Sources, Tables
 from ovstop.errors import OvstopError
-from ovstop.export.prometheus import SnapshotCollector
-from ovstop.export.server import serve
+from ovstop.export.server import MetricsEndpoint, serve
 from ovstop.model.metric import MetricSpec, Sample
 from ovstop.runtime import Options, Runtime, running
 from ovstop.sandbox.session import SandboxSession
@@ -216,9 +213,9 @@ class ScrapeResult:
 
 
 def scrape_load(rt: Runtime, clients: int, per_client: int, limit: float) -> ScrapeResult:
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(SnapshotCollector(rt.sampler, max_age=0.5))  # what `--headless -d 1` registers
-    server = serve(registry, "127.0.0.1", 0)
+    endpoint = MetricsEndpoint(max_age=0.5)  # what `--headless -d 1` serves
+    endpoint.sampler = rt.sampler
+    server = serve(endpoint, "127.0.0.1", 0)
     url = f"http://127.0.0.1:{server.server_port}/metrics"
     latencies: list[float] = []
     sizes: list[int] = []

@@ -100,20 +100,17 @@ def run_snapshot(options: Options, args: argparse.Namespace) -> int:
 
 
 def run_headless(options: Options, args: argparse.Namespace) -> int:
-    from prometheus_client import CollectorRegistry
-
-    from ovstop.export.prometheus import SnapshotCollector
-    from ovstop.export.server import parse_listen, serve
+    from ovstop.export.server import MetricsEndpoint, parse_listen, serve
     from ovstop.runtime import running
 
     host, port = parse_listen(args.listen)
     # Bind first: a port in use fails before a sandbox or any connection is started.
-    registry = CollectorRegistry(auto_describe=False)
-    server = serve(registry, host, port)
+    endpoint = MetricsEndpoint(max_age=args.delay / 2)
+    server = serve(endpoint, host, port)
     try:
         with running(options) as rt:
             rt.first_sample()
-            registry.register(SnapshotCollector(rt.sampler, max_age=args.delay / 2))
+            endpoint.sampler = rt.sampler
             print(f"ovstop: serving /metrics on http://{host}:{server.server_port}/metrics",
                   file=sys.stderr, flush=True)
             stop = threading.Event()

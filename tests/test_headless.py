@@ -253,3 +253,39 @@ def test_restart_gives_no_negative_rates(fresh_sandbox: SandboxSwitch, monkeypat
             assert hit_rates and hit_rates[0] is not None
     finally:
         traffic.stop()
+
+
+def test_concurrent_scrapes_share_one_collection_and_rendering(sandbox: SandboxSwitch) -> None:
+    """20 clients at once: every answer is complete and valid, and the pages come from few renderings."""
+    import threading
+
+    from ovstop.export.server import MetricsEndpoint, serve
+    from ovstop.runtime import Options, running
+
+    with running(Options(unixctl=str(sandbox.unixctl_path), db=sandbox.db_remote, ebpf=False)) as rt:
+        endpoint = MetricsEndpoint(max_age=5.0)
+        endpoint.sampler = rt.sampler
+        server = serve(endpoint, "127.0.0.1", 0)
+        bodies: list[str] = []
+        lock = threading.Lock()
+
+        def client() -> None:
+            for _ in range(3):
+                body = scrape(f"http://127.0.0.1:{server.server_port}/metrics")[1]
+                with lock:
+                    bodies.append(body)
+
+        try:
+            threads = [threading.Thread(target=client) for _ in range(20)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(60)
+        finally:
+            server.shutdown()
+            server.server_close()
+        assert len(bodies) == 60
+        for body in bodies:
+            assert pick(samples(body), "ovstop_source_up", source="unixctl") == [1.0]
+        assert rt.sampler.latest is not None and rt.sampler.latest.seq <= 3
+        assert endpoint.renders <= rt.sampler.latest.seq

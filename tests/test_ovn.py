@@ -13,14 +13,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from ovstop.collect.base import Sources
 from ovstop.collect.ovn import OvnSouthboundCollector
 from ovstop.collect.sampler import Sampler
-from ovstop.export.prometheus import SnapshotCollector
-from ovstop.export.server import serve
+from ovstop.export.server import MetricsEndpoint, serve
 from ovstop.model.store import Snapshot
 from ovstop.runtime import Options, Runtime, running
 from ovstop.sandbox.ovn import FAKE_CHASSIS, LOCAL_CHASSIS, TENANTS, SandboxOvn
@@ -132,9 +130,9 @@ def test_tunnels_carry_remote_ip_tenant_and_chassis(rt: Runtime) -> None:
 
 
 def test_metrics_with_ovn_pass_promtool(rt: Runtime) -> None:
-    registry = CollectorRegistry()
-    registry.register(SnapshotCollector(rt.sampler))
-    server = serve(registry, "127.0.0.1", 0)
+    endpoint = MetricsEndpoint()
+    endpoint.sampler = rt.sampler
+    server = serve(endpoint, "127.0.0.1", 0)
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{server.server_port}/metrics", timeout=20) as resp:
             text = resp.read().decode()

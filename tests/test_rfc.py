@@ -9,12 +9,13 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ovstop.collect.base import Sources, Tables
 from ovstop.collect.rfc import RfcMetricsCollector
 from ovstop.collect.sampler import Sampler
-from ovstop.export.prometheus import families
+from ovstop.export.prometheus import render
 from ovstop.model.metric import Histogram, Kind, MetricSpec, Sample, labels_of
 
 TEXT = (Path(__file__).parent / "data/unixctl/synth-rfc/metrics-show.txt").read_text()
@@ -64,13 +65,7 @@ def test_rfc_series_win_over_classic_ones_and_export_cleanly() -> None:
     snap = sampler.sample()
     hits = snap.find("ovs_vswitchd_datapath_hit_total")
     assert [(dict(s.labels), s.value) for s in hits] == [({"datapath": "ovs-netdev"}, 1200.0)]
-    from prometheus_client.exposition import generate_latest
-
-    class Once:
-        def collect(self):
-            yield from families(snap)
-
-    text = generate_latest(Once()).decode()  # type: ignore[arg-type]
+    text = render(snap, generate_latest, 0.0).decode()
     parsed = {f.name: f for f in text_string_to_metric_families(text)}
     assert parsed["ovs_vswitchd_hw_offload_latency"].type == "histogram"
     assert parsed["ovs_vswitchd_datapath_hit"].samples[0].value == 1200

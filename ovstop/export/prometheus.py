@@ -2,18 +2,18 @@
 
 Families are built from the metric specs of the snapshot, so HELP/TYPE come from the same single
 description as the tree. Stale series (their source is down) are left out: Prometheus should see a
-gap, not a frozen value; ``ovstop_source_up`` says why.
+gap, not a frozen value; ``ovstop_source_up`` says why. A page is rendered once per snapshot and format
+and shared by every scrape that asks for it (see :mod:`ovstop.export.server`).
 """
 
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client.metrics_core import Metric
 
-from ovstop.collect.sampler import Sampler
 from ovstop.model.metric import Histogram, Kind, MetricSpec
 from ovstop.model.store import Snapshot
 
@@ -72,24 +72,20 @@ def families(snapshot: Snapshot) -> Iterator[Metric]:
         yield metric
 
 
-class SnapshotCollector:
-    """A prometheus-client collector that serves the sampler's snapshot, collecting on demand.
+class _Families:
+    """What prometheus-client's encoders take: an object whose ``collect()`` yields families."""
 
-    Scrapes arriving together share one collection: the sampler serializes rounds and reuses one
-    younger than ``max_age`` seconds.
-    """
-
-    def __init__(self, sampler: Sampler, max_age: float = 1.0) -> None:
-        self.sampler = sampler
-        self.max_age = max_age
-
-    def describe(self) -> list[Metric]:
-        return []
+    def __init__(self, snapshot: Snapshot, extra: Metric) -> None:
+        self.snapshot = snapshot
+        self.extra = extra
 
     def collect(self) -> Iterator[Metric]:
-        started = time.monotonic()
-        snapshot = self.sampler.sample(max_age=self.max_age)
-        yield from families(snapshot)
-        scrape = Metric(SCRAPE_SECONDS, "Time to answer this scrape, collection included.", "gauge", "seconds")
-        scrape.add_sample(SCRAPE_SECONDS, {}, time.monotonic() - started)
-        yield scrape
+        yield from families(self.snapshot)
+        yield self.extra
+
+
+def render(snapshot: Snapshot, encoder: Callable[[Any], bytes], seconds: float) -> bytes:
+    """The exposition of ``snapshot`` in the encoder's format, with the time the page took to produce."""
+    scrape = Metric(SCRAPE_SECONDS, "Time to produce this page (collection included).", "gauge", "seconds")
+    scrape.add_sample(SCRAPE_SECONDS, {}, seconds)
+    return encoder(_Families(snapshot, scrape))

@@ -1,13 +1,25 @@
-"""The headless HTTP server: ``/metrics`` over prometheus-client's threaded WSGI server."""
+"""The headless HTTP server: ``/metrics`` rendered once per snapshot and shared by concurrent scrapes.
+
+Scrapes arriving together share one collection (the sampler serializes rounds and reuses one younger
+than ``max_age``) and one rendering per format (Prometheus text or OpenMetrics, by content
+negotiation), so twenty scrapers cost one collection and one page, not twenty.
+"""
 
 from __future__ import annotations
 
+import gzip
 import ipaddress
-from wsgiref.simple_server import WSGIServer
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+from wsgiref.simple_server import WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.exposition import ThreadingWSGIServer, _SilentHandler, choose_encoder, gzip_accepted
 
+from ovstop.collect.sampler import Sampler
 from ovstop.errors import OvstopError
+from ovstop.export.prometheus import render
 
 DEFAULT_PORT = 6103  # the port the OVS metrics RFC registers for its exporter
 
@@ -28,10 +40,53 @@ def parse_listen(text: str) -> tuple[str, int]:
     return host, port
 
 
-def serve(registry: CollectorRegistry, host: str, port: int) -> WSGIServer:
+class MetricsEndpoint:
+    """The WSGI application; answers 503 until a sampler is attached (while ovstop starts)."""
+
+    def __init__(self, max_age: float = 1.0) -> None:
+        self.max_age = max_age
+        self.sampler: Sampler | None = None
+        self._lock = threading.Lock()
+        self._page: tuple[tuple[int, str], bytes] | None = None
+        self.renders = 0
+
+    def page(self, accept: str) -> tuple[bytes, str]:
+        """The body and content type for one scrape with this Accept header."""
+        assert self.sampler is not None
+        started = time.monotonic()
+        snapshot = self.sampler.sample(max_age=self.max_age)
+        encoder, content_type = choose_encoder(accept)
+        key = (snapshot.seq, content_type)
+        with self._lock:
+            if self._page is None or self._page[0] != key:
+                self._page = (key, render(snapshot, encoder, time.monotonic() - started))
+                self.renders += 1
+            return self._page[1], content_type
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO", "/") not in ("/", "/metrics"):
+            start_response("404 Not Found", [("Content-Type", "text/plain")])
+            return [b"ovstop serves /metrics\n"]
+        if self.sampler is None:
+            start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+            return [b"ovstop is starting\n"]
+        body, content_type = self.page(environ.get("HTTP_ACCEPT", ""))
+        headers = [("Content-Type", content_type)]
+        if gzip_accepted(environ.get("HTTP_ACCEPT_ENCODING", "")):
+            body = gzip.compress(body, compresslevel=1)
+            headers.append(("Content-Encoding", "gzip"))
+        start_response("200 OK", headers)
+        return [body]
+
+
+def serve(endpoint: MetricsEndpoint, host: str, port: int) -> WSGIServer:
     """Start serving in a daemon thread; a port in use or a bad address is one clear error."""
+    server_class = type("Server", (ThreadingWSGIServer,), {})
+    if ":" in host:
+        server_class.address_family = __import__("socket").AF_INET6
     try:
-        server, _thread = start_http_server(port, addr=host, registry=registry)
+        server = make_server(host, port, endpoint, server_class, handler_class=_SilentHandler)
     except OSError as exc:
         raise OvstopError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    threading.Thread(target=server.serve_forever, name="ovstop-http", daemon=True).start()
     return server
