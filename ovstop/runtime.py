@@ -7,6 +7,7 @@ Nothing here imports Textual.
 from __future__ import annotations
 
 import contextlib
+import gc
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,6 +80,9 @@ class Runtime:
         present = [h for h in snap.health.values() if not h.off]
         if present and not any(h.up for h in present):
             raise OvstopError("; ".join(f"{h.name}: {h.reason}" for h in present))
+        # What exists now (modules, replicas, caches) lives as long as the run: keep it out of every
+        # future garbage collection, which otherwise rescans it each time a round's garbage is collected.
+        gc.freeze()
         return snap
 
 

@@ -209,3 +209,22 @@ def test_garbage_gives_parse_error_only(fixture: str) -> None:
             assert "\n" not in str(e) and str(e)
     with pytest.raises(ParseError):
         parse("\x00\x01\x02 not an OVS reply")
+
+
+def test_dump_flows_decodes_a_bounded_number_of_new_flows_per_call() -> None:
+    """Past ``max_decodes`` a new flow gets a pattern-made key; a later call decodes it with ODPFlow."""
+    text = (DATA / "ovs-3.1" / "dpctl-dump-flows-m.txt").read_text()
+    exact = {f.ufid: f for f in dump_flows.parse(text).flows}
+    known: dict[str, str] = {}
+    first = dump_flows.parse(text, known=known, max_decodes=1)
+    assert len(known) == 1
+    for flow in first.flows:
+        ref = exact[flow.ufid]
+        assert (flow.packets, flow.bytes, flow.actions) == (ref.packets, ref.bytes, ref.actions)
+        assert flow.used_s == ref.used_s
+        if flow.ufid not in known:
+            assert "(0/0)" not in flow.key and "/0.0.0.0" not in flow.key and "eth()" not in flow.key
+            assert "in_port(" in flow.key
+    for _ in range(len(exact)):
+        dump_flows.parse(text, known=known, max_decodes=1)
+    assert [f.key for f in dump_flows.parse(text, known=known).flows] == [f.key for f in exact.values()]

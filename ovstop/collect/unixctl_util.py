@@ -20,7 +20,8 @@ def client_of(sources: Sources) -> UnixctlClient:
 
 def datapaths(client: UnixctlClient) -> list[str]:
     """Datapath names as ``type@name`` (``netdev@ovs-netdev``), from ``dpctl/dump-dps``."""
-    return [line.strip() for line in client.call("dpctl/dump-dps").splitlines() if "@" in line]
+    # Several collectors need the list every round and it rarely changes: ask every few seconds at most.
+    return [line.strip() for line in client.call_cached("dpctl/dump-dps", ttl=5.0).splitlines() if "@" in line]
 
 
 def version_at_least(client: UnixctlClient, *wanted: int) -> bool:

@@ -28,7 +28,7 @@ class Kind(StrEnum):
     INFO = "info"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MetricSpec:
     """One metric's description.
 
@@ -44,7 +44,7 @@ class MetricSpec:
     unit: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Histogram:
     """A histogram value: per-bucket (not cumulative) counts with their upper bounds.
 
@@ -101,7 +101,7 @@ class Histogram:
 Value = float | Histogram
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Sample:
     """One reading of one series. ``value`` is None when the series exists but could not be read."""
 

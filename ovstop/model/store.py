@@ -8,8 +8,7 @@ rather than as a negative spike.
 from __future__ import annotations
 
 import math
-from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +27,68 @@ def tree_order(spec: MetricSpec) -> tuple[int, tuple[str, ...], str]:
     return rank, spec.path, spec.name
 
 
-@dataclass(frozen=True)
+class History(Sequence[float]):
+    """An immutable view of a series' recent values, made in O(1).
+
+    Each series appends to a list that is never changed in place; a view is (list, start, end), so
+    handing every series' history to every snapshot costs nothing per value. When a list reaches twice
+    the history length, the series starts a new one (old views keep the old list).
+    """
+
+    __slots__ = ("_buf", "_end", "_start")
+
+    def __init__(self, buf: list[float] | tuple[float, ...] = (), start: int = 0, end: int | None = None) -> None:
+        self._buf = buf
+        self._start = start
+        self._end = len(buf) if end is None else end
+
+    def __len__(self) -> int:
+        return self._end - self._start
+
+    def __getitem__(self, index):  # type: ignore[no-untyped-def, override]
+        if isinstance(index, slice):
+            return tuple(self._buf[self._start : self._end])[index]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError("history index out of range")
+        return self._buf[self._start + index]
+
+    def __iter__(self) -> Iterator[float]:
+        return iter(self._buf[self._start : self._end])
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and tuple(self) == tuple(other)
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def __repr__(self) -> str:
+        return f"History({list(self)!r})"
+
+
+class _Buffer:
+    """The append side of :class:`History` for one series."""
+
+    __slots__ = ("buf", "limit", "start")
+
+    def __init__(self, limit: int) -> None:
+        self.buf: list[float] = []
+        self.start = 0
+        self.limit = limit
+
+    def append(self, value: float) -> None:
+        self.buf.append(value)
+        if len(self.buf) - self.start > self.limit:
+            self.start += 1
+            if self.start >= self.limit:
+                self.buf, self.start = self.buf[self.start :], 0
+
+    def view(self) -> History:
+        return History(self.buf, self.start, len(self.buf))
+
+
+@dataclass(frozen=True, slots=True)
 class Series:
     """One series as of one snapshot.
 
@@ -43,7 +103,7 @@ class Series:
     value: Value | None
     rate: float | None = None
     interval_histogram: Histogram | None = None
-    history: tuple[float, ...] = ()
+    history: Sequence[float] = ()
     stale: bool = False
 
     @property
@@ -105,11 +165,11 @@ class Snapshot:
         return sum(rates) if rates else None
 
 
-@dataclass
+@dataclass(slots=True)
 class _State:
     value: Value | None
     at: float
-    history: deque[float]
+    history: _Buffer
 
 
 class MetricStore:
@@ -173,7 +233,7 @@ class MetricStore:
     def _fold(self, key: tuple[str, Labels], sample: Sample, now: float) -> Series:
         prev = self._state.get(key)
         if prev is None:
-            prev = _State(None, now, deque(maxlen=self.history))
+            prev = _State(None, now, _Buffer(self.history))
             self._state[key] = prev
         value = sample.value
         rate: float | None = None
@@ -191,7 +251,7 @@ class MetricStore:
                 prev.history.append(float(gained.count))
         prev.value = value
         prev.at = now
-        return Series(sample.spec, sample.labels, value, rate, gained, tuple(prev.history))
+        return Series(sample.spec, sample.labels, value, rate, gained, prev.history.view())
 
 
 def counter_rate(old: Value | None, new: float, seconds: float) -> float | None:

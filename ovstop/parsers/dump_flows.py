@@ -27,6 +27,10 @@ _MAIN_HEADER = "flow-dump from the main thread:"
 _UFID = re.compile(r"^ufid:([0-9a-f-]+),")
 _STATS = re.compile(r", packets:(\d+), bytes:(\d+), used:([^,]+)(.*?), actions:(.*)$")
 _INFO = re.compile(r"(dp|offloaded|flags):([^,]*)")
+_MATCH = re.compile(r"^(?:ufid:[0-9a-f-]+, )?(.*?), packets:")
+# Fully wildcarded parts of a match: whole fields ``skb_mark(0/0)`` and subfields ``ttl=64/0``.
+_WILD_FIELD = re.compile(r"\b[a-z_]+\(0/0\),?")
+_WILD_SUB = re.compile(r",?\b[a-z_]+=[^,()/]+/(?:0x0|0|0\.0\.0\.0|00(?::00){5}|::)(?=[,)])")
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,15 @@ def _key_summary(match: dict[str, Any]) -> str:
     return ",".join(parts)
 
 
+def quick_key(line: str) -> str:
+    """The match without its wildcarded parts, by pattern: a stand-in until ODPFlow decodes the flow."""
+    m = _MATCH.match(line)
+    if m is None:
+        return ""
+    key = re.sub(r"\(,", "(", _WILD_SUB.sub("", _WILD_FIELD.sub("", m.group(1))))
+    return re.sub(r"\b[a-z_0-9]+\(\),?", "", key).strip(",")
+
+
 def _known_flow(line: str, pmd: str | None, ufid: str, key: str) -> DpFlow | None:
     """The flow read without ODPFlow, for a ufid whose key is already known; None if the line is unusual."""
     m = _STATS.search(line)
@@ -100,12 +113,15 @@ def _known_flow(line: str, pmd: str | None, ufid: str, key: str) -> DpFlow | Non
     )
 
 
-def _flow(line: str, pmd: str | None, known: MutableMapping[str, str] | None = None) -> DpFlow:
+def _flow(
+    line: str, pmd: str | None, known: MutableMapping[str, str] | None = None, decode: bool = True
+) -> DpFlow:
     if known is not None:
         m = _UFID.match(line)
-        if m and m.group(1) in known:
+        if m and (m.group(1) in known or not decode):
+            key = known[m.group(1)] if m.group(1) in known else quick_key(line)
             try:
-                fast = _known_flow(line, pmd, m.group(1), known[m.group(1)])
+                fast = _known_flow(line, pmd, m.group(1), key)
             except ValueError:
                 fast = None
             if fast is not None:
@@ -136,11 +152,19 @@ def _flow(line: str, pmd: str | None, known: MutableMapping[str, str] | None = N
     return flow
 
 
-def parse(text: str, max_flows: int | None = None, known: MutableMapping[str, str] | None = None) -> DumpFlows:
+def parse(
+    text: str,
+    max_flows: int | None = None,
+    known: MutableMapping[str, str] | None = None,
+    max_decodes: int | None = None,
+) -> DumpFlows:
     """Flows in output order; an empty datapath (empty output) gives no flows.
 
-    ``known`` (ufid -> key summary) is read to skip decoding known flows and is filled with new ones.
+    ``known`` (ufid -> key summary) is read to skip decoding known flows and is filled with new ones;
+    with it, at most ``max_decodes`` new flows go through ODPFlow in this call, the others get a
+    pattern-made key (:func:`quick_key`) and are decoded by a later call.
     """
+    decodes = 0
     if isinstance(text, str) and not text.strip():
         return DumpFlows((), 0)
     text = require_text(COMMAND, text)
@@ -162,5 +186,8 @@ def parse(text: str, max_flows: int | None = None, known: MutableMapping[str, st
             continue
         total += 1
         if max_flows is None or len(flows) < max_flows:
-            flows.append(_flow(line, pmd, known))
+            decode = max_decodes is None or decodes < max_decodes
+            if known is not None and decode and not ((m := _UFID.match(line)) and m.group(1) in known):
+                decodes += 1
+            flows.append(_flow(line, pmd, known, decode))
     return DumpFlows(tuple(flows), total)

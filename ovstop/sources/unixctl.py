@@ -49,6 +49,7 @@ class UnixctlClient:
         self.version: str = ""
         self.connected_path: str = ""
         self.connects = 0
+        self._cache: dict[tuple[str, ...], tuple[float, str]] = {}
         self._last_error = ""
 
     # -- connection management ------------------------------------------------------------------------
@@ -89,6 +90,7 @@ class UnixctlClient:
         if self._conn is not None:
             self._conn.close()
         self._conn = None
+        self._cache.clear()
 
     def close(self) -> None:
         """Close the connection; the next call reconnects."""
@@ -116,6 +118,16 @@ class UnixctlClient:
             if self._conn is None:
                 self._connect()
             return self._transact(command, list(args))
+
+    def call_cached(self, command: str, *args: str, ttl: float) -> str:
+        """Like :meth:`call`, reusing a reply younger than ``ttl`` seconds from the same connection."""
+        key = (command, *args)
+        hit = self._cache.get(key)
+        if hit is not None and self._conn is not None and time.monotonic() - hit[0] < ttl:
+            return hit[1]
+        reply = self.call(command, *args)
+        self._cache[key] = (time.monotonic(), reply)
+        return reply
 
     def has(self, command: str) -> bool:
         """Whether the connected daemon offers ``command`` (connects first when needed)."""

@@ -17,6 +17,10 @@ from ovstop.runtime import Options, open_runtime
 from ovstop.tui.feed import LiveFeed, ReplayFeed, SnapshotFeed
 
 
+def _ignore(signum: int, frame: FrameType | None) -> None:
+    """A signal handler that does nothing."""
+
+
 def launch(options: Options, args: argparse.Namespace) -> int:
     from ovstop.tui.app import OvstopApp  # Textual loads only for the TUI mode
 
@@ -36,6 +40,9 @@ def launch(options: Options, args: argparse.Namespace) -> int:
         app = OvstopApp(feed)
 
         def _exit(signum: int, frame: FrameType | None) -> None:
+            # A hangup comes with a SIGCONT, which Textual's driver takes for a return from ctrl+z: it would
+            # restart its output thread during the shutdown and deadlock it. Nothing is to be resumed now.
+            signal.signal(signal.SIGCONT, _ignore)
             app.call_later(app.exit, 128 + signum)
 
         for sig in (signal.SIGHUP, signal.SIGTERM):
