@@ -194,3 +194,44 @@ def test_no_ovn_is_a_reason_not_an_error(rt: Runtime, tmp_path: Path) -> None:
         switch.vsctl("set", "Open_vSwitch", ".", f"external_ids:ovn-remote={ovn_of(rt).sb_remote}")
         link.close()
         db.close()
+
+
+def test_tui_chassis_and_tunnel_pane(rt: Runtime) -> None:
+    """Pane 5 on the real OVN: one row per chassis and per tunnel, with the status the snapshot has."""
+    import asyncio
+
+    from textual.widgets import DataTable, Static
+
+    from ovstop.tui.app import OvstopApp
+    from ovstop.tui.feed import LiveFeed
+
+    app = OvstopApp(LiveFeed(rt.sampler, 0.5))
+
+    async def run() -> None:
+        async with app.run_test(size=(160, 40)) as pilot:
+            await pilot.press("5")
+            loop = asyncio.get_running_loop()
+            end = loop.time() + 20
+            while app.snapshots_received < 2 or not app.pane(5).query_one("#chassis-table", DataTable).row_count:
+                assert loop.time() < end, "pane 5 never filled"
+                await asyncio.sleep(0.1)
+            await pilot.pause()
+            snap = app.shown
+            assert snap is not None
+            assert app.pane(5).display and not app.pane(1).display
+            chassis = app.pane(5).query_one("#chassis-table", DataTable)
+            rows = {str(k.value): [c.plain for c in chassis.get_row(k)] for k in chassis.rows}
+            assert set(rows) == {r["chassis"] for r in snap.tables["ovn_chassis"]}
+            for r in snap.tables["ovn_chassis"]:
+                assert rows[r["chassis"]][-1].startswith("●" if r["up"] else "○ DOWN")
+                assert rows[r["chassis"]][3] == (r["encap_ip"] or "–")
+            tunnels = app.pane(5).query_one("#tunnel-table", DataTable)
+            assert {str(k.value) for k in tunnels.rows} == {r["tunnel"] for r in snap.tables["tunnels"]}
+            by_name = {str(k.value): [c.plain for c in tunnels.get_row(k)] for k in tunnels.rows}
+            for r in snap.tables["tunnels"]:
+                assert by_name[r["tunnel"]][3] == r["remote_ip"]
+                assert by_name[r["tunnel"]][5] == (r.get("chassis") or "–")
+            summary = str(app.pane(5).query_one("#ovn-summary", Static).render())
+            assert f"{len(snap.tables['ovn_chassis'])} chassis" in summary
+
+    asyncio.run(run())

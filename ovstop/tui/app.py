@@ -30,10 +30,14 @@ from ovstop.tui.help import HelpScreen
 from ovstop.tui.histograms_pane import HistogramsPane
 from ovstop.tui.lookup_pane import LookupPane
 from ovstop.tui.metrics_pane import MetricsPane
+from ovstop.tui.network_pane import NetworkPane
 from ovstop.tui.view import FLOW_SORTS, Pane, ViewState
 
 LARGE = (160, 45)
 """Terminal size (columns, rows) from which all four panes are shown at once by default."""
+PANES = (1, 2, 3, 4, 5)
+ALL_VIEW = (1, 2, 3, 4)
+"""The panes shown together on a large terminal; pane 5 (OVN chassis and tunnels) is shown zoomed."""
 EVENTS_IN_SNAPSHOT = 1000
 REPLAY_ONLY = {"step", "speed", "play"}
 LIVE_ONLY = {"interval", "refresh"}
@@ -64,6 +68,7 @@ class OvstopApp(App[int]):
         Binding("2", "pane(2)", "Histograms", id="pane.2", show=False),
         Binding("3", "pane(3)", "Upcall events", id="pane.3", show=False),
         Binding("4", "pane(4)", "Flow lookup", id="pane.4", show=False),
+        Binding("5", "pane(5)", "OVN chassis and tunnels", id="pane.5", show=False),
         Binding("0", "pane(0)", "All four panes", id="pane.all", show=False),
         Binding("s", "sort", "Sort flows by the next column", id="sort"),
         Binding("less_than_sign", "order(True)", "Sort ascending", id="sort.asc", show=False),
@@ -107,6 +112,7 @@ class OvstopApp(App[int]):
             yield HistogramsPane(id="pane-2")
             yield EventsPane(id="pane-3")
             yield LookupPane(id="pane-4")
+            yield NetworkPane(id="pane-5")
         yield Input(placeholder="filter: name, label or flow key (enter keeps it, escape clears)", id="filter")
         yield Footer()
 
@@ -132,14 +138,14 @@ class OvstopApp(App[int]):
         return self.size.width >= LARGE[0] and self.size.height >= LARGE[1]
 
     def visible_panes(self) -> list[int]:
-        return [1, 2, 3, 4] if self.showing_all() else [self.current]
+        return list(ALL_VIEW) if self.showing_all() else [self.current]
 
     def _apply_layout(self) -> None:
         panes = self.query_one("#panes", Container)
         everything = self.showing_all()
         panes.set_class(everything, "-all")
-        for n in (1, 2, 3, 4):
-            self.pane(n).display = everything or n == self.current
+        for n in PANES:
+            self.pane(n).display = n in ALL_VIEW if everything else n == self.current
         self._render_panes()
 
     # -- snapshots -----------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from textual.widgets import DataTable, Static
 from ovstop.events.flowdiff import FlowStat, flow_id
 from ovstop.model.store import Snapshot
 from ovstop.tui.format import DASH, duration, key_summary, num, pct, short_ufid
+from ovstop.tui.tables import sync_rows
 from ovstop.tui.view import Pane, ViewState
 
 MAX_FLOW_ROWS = 200
@@ -92,8 +93,8 @@ class LookupPane(Pane):
     def show(self, snap: Snapshot, view: ViewState) -> None:
         with self.app.batch_update():
             rows = lookup_rows(snap)
-            _sync(self.query_one("#lookup-table", DataTable), {k: tuple(Text(c) for c in v) for k, v in rows.items()},
-                  grow=True)
+            cells = {k: tuple(Text(c) for c in v) for k, v in rows.items()}
+            sync_rows(self.query_one("#lookup-table", DataTable), cells, grow=True)
             self._show_flows(snap, view)
             self._show_missed(view)
 
@@ -105,7 +106,7 @@ class LookupPane(Pane):
         shown = stats[:MAX_FLOW_ROWS]
         table = self.query_one("#flows-table", DataTable)
         wanted = {_key(flow_id(st.row)): (Text(str(rank)), *flow_cells(st, now)) for rank, st in enumerate(shown, 1)}
-        _sync(table, wanted)
+        sync_rows(table, wanted)
         table.sort("rank", key=lambda cell: int(cell.plain))
         self.order = list(wanted)
         unit = "/s" if view.sort in ("packets", "bytes") else ""
@@ -124,21 +125,3 @@ class LookupPane(Pane):
             return
         top = store.missed_keys_top(5)
         missed.update(Text("top missed keys: " + ("  ".join(f"{n}× {k}" for k, n in top) or "none")))
-
-
-def _sync(table: DataTable, wanted: dict[str, tuple[Text, ...]], grow: bool = False) -> None:
-    """Make ``table`` hold exactly ``wanted`` rows (keyed), touching only cells whose text changed.
-
-    ``grow`` lets changed cells widen their column (costly: the whole table is measured again)."""
-    current = {str(k.value) for k in table.rows}
-    for key in current - wanted.keys():
-        table.remove_row(key)
-    columns = list(table.columns)
-    for key, cells in wanted.items():
-        if key not in current:
-            table.add_row(*cells, key=key)
-            continue
-        old = table.get_row(key)
-        for col, (before, after) in zip(columns, zip(old, cells, strict=True), strict=True):
-            if str(before) != after.plain:
-                table.update_cell(key, col, after, update_width=grow)
