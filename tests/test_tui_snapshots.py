@@ -1,0 +1,83 @@
+"""SVG snapshots of every pane, all panes and the help screen at 80x24 and 200x50 (pytest-textual-snapshot).
+
+The app is fed from ``tests/data/recordings/sandbox.jsonl`` (a real sandbox run, see the README there),
+paused before it starts and stepped with the app's own ``n`` key one snapshot at a time, with a frozen clock
+and local time in UTC, so the screen does not depend on when or where the test runs. Baselines live in the
+repository's top-level ``snapshots/`` directory; ``pytest --snapshot-update`` rewrites them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import pytest_textual_snapshot
+from syrupy.location import PyTestLocation
+from textual.pilot import Pilot
+
+from ovstop.tui.app import OvstopApp
+from ovstop.tui.feed import ReplayFeed
+
+ROOT = Path(__file__).resolve().parent.parent
+RECORDING = ROOT / "tests" / "data" / "recordings" / "sandbox.jsonl"
+SNAPSHOTS = 3
+"""Snapshot lines in the recording; all of them are shown, so rates, history and flow changes exist."""
+FROZEN = 1_795_323_190.0
+"""The clock the app is given: a little after the recording's last snapshot."""
+SIZES = {"80x24": (80, 24), "200x50": (200, 50)}
+VIEWS = {"pane1": ["1"], "pane2": ["2"], "pane3": ["3"], "pane4": ["4"], "all": ["0"], "help": ["question_mark"]}
+
+
+class TopLevelSVGExtension(pytest_textual_snapshot.SVGImageExtension):
+    """Keeps the SVG baselines in ``snapshots/`` at the top of the repository (not ``tests/__snapshots__``)."""
+
+    @classmethod
+    def dirname(cls, *, test_location: PyTestLocation) -> str:
+        return str(ROOT / "snapshots" / test_location.basename)
+
+
+@pytest.fixture(autouse=True)
+def _deterministic(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Baselines in ``snapshots/``; local time (flow change times) in UTC whatever the machine's zone."""
+    monkeypatch.setattr(pytest_textual_snapshot, "SVGImageExtension", TopLevelSVGExtension)
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def _replay_app() -> OvstopApp:
+    feed = ReplayFeed(str(RECORDING))
+    feed.replayer.pause()  # nothing plays by itself: the test steps through the recording
+    return OvstopApp(feed, clock=lambda: FROZEN)
+
+
+async def _step_through(pilot: Pilot[int]) -> None:
+    """Show each snapshot of the recording in turn (``n``: one recorded second), waiting for each."""
+    app = pilot.app
+    assert isinstance(app, OvstopApp)
+    for shown in range(1, SNAPSHOTS + 1):
+        await pilot.press("n")
+        deadline = time.monotonic() + 10
+        while app.snapshots_received < shown:
+            assert time.monotonic() < deadline, f"snapshot {shown} of the recording never arrived"
+            await asyncio.sleep(0.02)
+    assert app.shown is not None and app.shown.seq == SNAPSHOTS
+
+
+@pytest.mark.parametrize("view", VIEWS)
+@pytest.mark.parametrize("size", SIZES)
+def test_screen(snap_compare, size: str, view: str) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(_replay_app(), press=VIEWS[view], terminal_size=SIZES[size], run_before=_step_through)
+
+
+def test_recording_is_small_and_real() -> None:
+    """The fixture stays small, and it is what the README says: ovstop's recording of a sandbox switch."""
+    assert RECORDING.stat().st_size < 300_000
+    text = RECORDING.read_text()
+    assert text.count('"kind":"snapshot"') == SNAPSHOTS
+    assert '"ovs_version":"3.1.0"' in text and "ovs-netdev" in text
