@@ -27,16 +27,18 @@
 #define NFPROTO_IPV6_ 10
 
 /* Tasks (pid_tgid) inside ovs_packet_cmd_execute. Keyed by task, not CPU: the command runs in
- * process context and may migrate before it disables bottom halves to run the actions. */
-BPF_HASH(cmd_execute, u64, u8, 1024);
+ * process context and may migrate before it disables bottom halves to run the actions. The value is
+ * the packet's queue_id, taken at the command's first action (bit 32 set once taken): later actions
+ * may run on a rewritten packet (NAT, set), whose head no longer hashes to the upcall's queue_id. */
+BPF_HASH(cmd_execute, u64, u64, 1024);
 
 /* static int ovs_packet_cmd_execute(struct sk_buff *skb, struct genl_info *info) */
 int cmd_execute_entry(struct pt_regs *ctx)
 {
 	u64 id = bpf_get_current_pid_tgid();
-	u8 one = 1;
+	u64 none = 0;
 
-	cmd_execute.update(&id, &one);
+	cmd_execute.update(&id, &none);
 	return 0;
 }
 
@@ -121,8 +123,11 @@ int exec_tp(struct bpf_raw_tracepoint_args *ctx)
 		e->action_arg = read_u32(data);
 	else if (e->action == OVS_ACTION_ATTR_CT)
 		fill_ct(e, data);
-	if (cmd_execute.lookup(&id)) {
-		e->queue_id = hash_skb(skb);
+	u64 *queue = cmd_execute.lookup(&id);
+	if (queue) {
+		if (!(*queue >> 32))
+			*queue = (1ULL << 32) | hash_skb(skb);
+		e->queue_id = (u32)*queue;
 		e->has_queue_id = 1;
 	}
 	event_submit(ctx, e);

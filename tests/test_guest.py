@@ -55,6 +55,16 @@ def test_ebpf_scenario_in_guest() -> None:
     assert "EBPF-PASS" in out, out
 
 
+@pytest.mark.timeout(900)
+def test_headless_in_guest_metrics_and_recording() -> None:
+    """ovstop --headless --record on the kernel datapath: exact /metrics deltas, clean SIGTERM, a checked recording."""
+    out = run_scenario(["python3", str(GUEST_TESTS / "scenario_headless.py")], timeout=900)
+    assert "HEADLESS-FAIL" not in out, out
+    for check in ("ready", "metrics", "stop", "recording"):
+        assert f"HEADLESS-OK {check}" in out, out
+    assert "HEADLESS-PASS" in out, out
+
+
 def test_runner_reports_exit_code_and_output() -> None:
     done = run_in_guest(["sh", "-c", 'echo "kernel $(uname -r) in $PWD"; echo oops >&2; exit 7'], timeout=300)
     assert done.returncode == 7

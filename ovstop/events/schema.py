@@ -374,6 +374,10 @@ def _encode_ovs(ev: OvsEvent) -> dict[str, Any]:
         ovs["ufid"] = ufid_from_str(ev.ufid)
     if ev.ofpflows is not None:
         ovs["ofpflows"] = list(ev.ofpflows)
+    if ev.event_type == "flow_lookup":
+        # Retis's reader requires both on flow_lookup; a kernel-side capture has not resolved them yet.
+        ovs.setdefault("dpflow", "")
+        ovs.setdefault("ofpflows", [])
     return ovs
 
 
