@@ -67,10 +67,12 @@ class EventsPane(Pane):
 
     def show(self, snap: Snapshot, view: ViewState) -> None:
         store = view.feed.events
-        if store is not None:
+        # Until a source has delivered an event (capture idle, or a recording without events), the flow-table
+        # diff is what there is to show.
+        if store is not None and store.stats().accepted:
             self._show_events(store, view)
         else:
-            self._show_flow_changes(snap, view)
+            self._show_flow_changes(snap, view, waiting=store is not None)
 
     def _append(self, rows: list[tuple[Text, ...]]) -> None:
         table = self.table
@@ -99,7 +101,7 @@ class EventsPane(Pane):
             f" (rate limit {stats.rate_dropped}, ring {stats.overflowed})  {totals}"
         ))
 
-    def _show_flow_changes(self, snap: Snapshot, view: ViewState) -> None:
+    def _show_flow_changes(self, snap: Snapshot, view: ViewState, waiting: bool = False) -> None:
         if self._mode != "flows" or self._filter != view.filter:
             self._reset("flows", FLOW_COLUMNS, view)
             self._seen = view.flows.total_changes - len(view.flows.changes)
@@ -108,7 +110,10 @@ class EventsPane(Pane):
         changes = list(view.flows.changes)[-new:] if new > 0 else []
         self._append([change_row(c) for c in changes if view.matches(c.key, c.actions, c.ufid, c.pmd)])
         ebpf = snap.health.get("ebpf")
-        why = ebpf.reason if ebpf is not None and ebpf.reason else view.feed.events_reason or "no eBPF source"
+        if waiting:
+            why = "none captured or recorded yet"
+        else:
+            why = ebpf.reason if ebpf is not None and ebpf.reason else view.feed.events_reason or "no eBPF source"
         self.query_one("#events-status", Static).update(Text(
             f"no upcall events: {why}. Showing datapath flows installed/expired between samples "
             f"(dpctl/dump-flows diff): {view.flows.total_changes} changes so far"
