@@ -12,17 +12,10 @@ import socket
 from typing import Any
 
 from ovstop.errors import ParseError
+from ovstop.events import schema
 
-EVENT_TYPES = (
-    "",
-    "upcall",
-    "upcall_enqueue",
-    "upcall_return",
-    "recv_upcall",
-    "flow_operation",
-    "action_execute",
-    "flow_lookup",
-)
+EVENT_TYPES = ("", *schema.EVENT_TYPES)
+"""Index = the ``EV_*`` code the BPF programs write (0 unused), in the order of Retis's event types."""
 PROBE_TYPES = ("", "kprobe", "kretprobe", "raw_tracepoint", "usdt")
 COUNTERS = ("events_lost", "sampled_out")
 LOOKUP_TOTALS = ("hit", "miss", "mask_hit", "cache_hit")

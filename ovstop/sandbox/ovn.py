@@ -10,7 +10,6 @@ pidfile, log, unixctl and database paths inside the directory, and OVS_*/OVN_* p
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import time
@@ -21,7 +20,8 @@ from types import TracebackType
 from typing import Self
 
 from ovstop.errors import SourceError
-from ovstop.sandbox.switch import SandboxSwitch, die_with_parent
+from ovstop.sandbox.process import check_alive, run_tool, spawn, wait_until
+from ovstop.sandbox.switch import SandboxSwitch
 
 NB_SCHEMA = Path("/usr/share/ovn/ovn-nb.ovsschema")
 SB_SCHEMA = Path("/usr/share/ovn/ovn-sb.ovsschema")
@@ -185,12 +185,7 @@ class SandboxOvn:
         files = [f"--pidfile={self.dir / name}.pid", f"--log-file={self.dir / name}.log"]
         if program != "ovn-controller":  # it has no --unixctl: <OVN_RUNDIR>/ovn-controller.<pid>.ctl
             files.append(f"--unixctl={self.dir / name}.ctl")
-        with open(self.dir / f"{name}.stderr", "wb") as stderr:
-            self._procs[name] = subprocess.Popen(
-                [program, "--no-chdir", "-vconsole:off", *files, *args],
-                env={**os.environ, **self.env}, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=stderr, preexec_fn=die_with_parent, start_new_session=True,
-            )
+        self._procs[name] = spawn([program, "--no-chdir", "-vconsole:off", *files, *args], self.env, self.dir, name)
 
     def _stop(self, name: str) -> None:
         proc = self._procs.pop(name, None)
@@ -204,29 +199,13 @@ class SandboxOvn:
             proc.wait()
 
     def _check_alive(self, name: str) -> None:
-        proc = self._procs.get(name)
-        if proc is not None and proc.poll() is not None:
-            log = (self.dir / f"{name}.log").read_text(errors="replace").strip().splitlines()
-            raise SourceError(f"sandbox {name} exited with status {proc.returncode}: {log[-1] if log else ''}")
+        check_alive(self._procs.get(name), self.dir, name)
 
     def _wait_for(self, ready: Callable[[], bool], name: str, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while not ready():
-            self._check_alive(name)
-            if time.monotonic() > deadline:
-                raise SourceError(f"sandbox {name} not ready after {timeout:.0f}s (see {self.dir})")
-            time.sleep(0.02)
+        wait_until(ready, f"{name} ready", self._procs.get(name), self.dir, name, timeout)
 
     def _run(self, argv: list[str], timeout: float = 90.0) -> str:
-        try:
-            res = subprocess.run(argv, env={**os.environ, **self.env}, capture_output=True, text=True,
-                                 timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise SourceError(f"sandbox: {argv[0]} timed out") from None
-        if res.returncode != 0:
-            msg = " ".join(res.stderr.split()) or f"exit status {res.returncode}"
-            raise SourceError(f"sandbox: {argv[0]} failed: {msg[:300]}")
-        return res.stdout
+        return run_tool(argv, self.env, timeout)
 
 
 def _joined(cmds: list[list[str]]) -> list[str]:

@@ -18,8 +18,6 @@ Nothing leaks, however the owner ends:
 from __future__ import annotations
 
 import atexit
-import contextlib
-import ctypes
 import os
 import shutil
 import signal
@@ -27,26 +25,17 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Self
 
 from ovstop.errors import SourceError
+from ovstop.sandbox.process import run_tool, spawn, wait_until
 from ovstop.sandbox.topology import BRIDGE, SIDE_BRIDGE, Topology
 
 SCHEMA = Path("/usr/share/openvswitch/vswitch.ovsschema")
 DIR_PREFIX = "ovstop-sandbox-"
 OWNER_FILE = "owner.pid"
-_PR_SET_PDEATHSIG = 1
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-def die_with_parent() -> None:
-    """Runs in the forked child before exec: ask the kernel to SIGKILL it when its parent dies."""
-    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-
-
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -126,7 +115,8 @@ class SandboxSwitch:
                     str(self.dir / "conf.db"),
                 ],
             )
-            self._wait_for(lambda: (self.dir / "db.sock").exists(), "ovsdb-server socket", self._ovsdb)
+            wait_until(lambda: (self.dir / "db.sock").exists(), "ovsdb-server socket", self._ovsdb, self.dir,
+                       "ovsdb-server")
             # The whole switch goes into the database before ovs-vswitchd starts, so that it configures
             # everything in one pass (1000 ports in seconds, not minutes).
             self.vsctl("--no-wait", "init", *self.topology.vsctl_args(self._pmd_cpu_mask()))
@@ -146,8 +136,8 @@ class SandboxSwitch:
         )
         pid = self._vswitchd.pid
         ctl = self.dir / f"ovs-vswitchd.{pid}.ctl"
-        self._wait_for(lambda: self._pidfile("ovs-vswitchd") == pid and ctl.exists(),
-                       "ovs-vswitchd control socket", self._vswitchd)
+        wait_until(lambda: self._pidfile("ovs-vswitchd") == pid and ctl.exists(), "ovs-vswitchd control socket",
+                   self._vswitchd, self.dir, "ovs-vswitchd")
         self.unixctl_path = ctl
         self._cfg_serial += 1
         # A change without --no-wait returns only once ovs-vswitchd has caught up with the database.
@@ -203,49 +193,11 @@ class SandboxSwitch:
             return None
 
     def _spawn(self, daemon: str, args: list[str]) -> subprocess.Popen[bytes]:
-        stderr = open(self.dir / f"{daemon}.stderr", "wb")  # noqa: SIM115 - handed to the child
-        with stderr:
-            return subprocess.Popen(
-                [daemon, "--no-chdir", "--pidfile", "--log-file", "-vconsole:off", *args],
-                env={**os.environ, **self.env},
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=stderr,
-                preexec_fn=die_with_parent,
-                start_new_session=True,
-            )
-
-    def _wait_for(
-        self, ready: Callable[[], bool], what: str, proc: subprocess.Popen[bytes], timeout: float = 60
-    ) -> None:
-        deadline = time.monotonic() + timeout
-        while not ready():
-            if proc.poll() is not None:
-                name = Path(str(proc.args[0])).name  # type: ignore[index]
-                raise SourceError(f"sandbox {name} exited with status {proc.returncode}: {self._tail(name)}")
-            if time.monotonic() > deadline:
-                raise SourceError(f"sandbox: no {what} after {timeout:.0f}s (see {self.dir})")
-            time.sleep(0.02)
-
-    def _tail(self, daemon: str) -> str:
-        for name in (f"{daemon}.stderr", f"{daemon}.log"):
-            with contextlib.suppress(OSError):
-                lines = (self.dir / name).read_text(errors="replace").strip().splitlines()
-                if lines:
-                    return lines[-1]
-        return "no output"
+        argv = [daemon, "--no-chdir", "--pidfile", "--log-file", "-vconsole:off", *args]
+        return spawn(argv, self.env, self.dir, daemon)
 
     def _run(self, argv: list[str], timeout: float = 30.0) -> str:
-        try:
-            res = subprocess.run(
-                argv, env={**os.environ, **self.env}, capture_output=True, text=True, timeout=timeout
-            )
-        except subprocess.TimeoutExpired:
-            raise SourceError(f"sandbox: {argv[0]} {argv[1] if len(argv) > 1 else ''} timed out") from None
-        if res.returncode != 0:
-            msg = " ".join(res.stderr.split()) or f"exit status {res.returncode}"
-            raise SourceError(f"sandbox: {argv[0]} failed: {msg[:300]}")
-        return res.stdout
+        return run_tool(argv, self.env, timeout)
 
 
 # -- process-wide cleanup ------------------------------------------------------------------------------
