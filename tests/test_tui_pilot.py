@@ -85,6 +85,10 @@ def test_every_pane_shows_the_values_of_the_snapshot(runtime: Runtime) -> None:
 
             metrics = app.query_one(MetricsPane)
             [dp_hit] = snap.find("ovs_vswitchd_datapath_hit_total")
+            leaf = metrics._leaves[(dp_hit.name, dp_hit.labels)][0]
+            assert leaf.parent is not None
+            leaf.parent.expand()  # hidden leaves are labelled when their branch opens
+            await pilot.pause()
             _, text = metrics._leaves[(dp_hit.name, dp_hit.labels)]
             assert num(dp_hit.value) in text and f"{num(dp_hit.rate)}/s" in text
             assert len(metrics._leaves) == len(snap.series)

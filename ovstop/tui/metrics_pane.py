@@ -40,8 +40,9 @@ def leaf_label(name: str, s: Series) -> Text:
 
 
 def _visible(node: TreeNode[SeriesKey | None]) -> bool:
+    """Whether every branch above ``node`` is open (the root is hidden and never counts as closed)."""
     parent = node.parent
-    while parent is not None:
+    while parent is not None and not parent.is_root:
         if not parent.is_expanded:
             return False
         parent = parent.parent
@@ -65,8 +66,9 @@ class MetricsPane(Pane):
         self._branches: dict[tuple[str, ...], TreeNode[SeriesKey | None]] = {}
         self._leaves: dict[SeriesKey, tuple[TreeNode[SeriesKey | None], str]] = {}
         self._series: dict[SeriesKey, Series] = {}
-        self._pending: dict[SeriesKey, Text] = {}
-        """Labels of leaves under collapsed branches, applied when a branch opens (most leaves are hidden)."""
+        self._pending: dict[SeriesKey, Series] = {}
+        """Series of leaves under collapsed branches whose label is out of date: labelled when a branch opens
+        (most leaves are hidden, and a label with its sparkline is the costly part of a refresh)."""
         self._filter = ""
 
     @property
@@ -94,33 +96,37 @@ class MetricsPane(Pane):
             self.metrics_tree.clear()
             self._branches.clear()
             self._leaves.clear()
-        wanted = {}
-        for s in snap.series:
-            if view.matches(s.spec.name, labels_text(s.labels), "/".join(s.spec.path)):
-                wanted[(s.spec.name, s.labels)] = s
+        if view.filter:
+            wanted = {(s.spec.name, s.labels): s for s in snap.series
+                      if view.matches(s.spec.name, labels_text(s.labels), "/".join(s.spec.path))}
+        else:
+            wanted = {(s.spec.name, s.labels): s for s in snap.series}
         self._series = wanted
         for key in [k for k in self._leaves if k not in wanted]:
             self._leaves.pop(key)[0].remove()
             self._pending.pop(key, None)
         for key, s in wanted.items():
-            name = s.spec.path[-1] if not s.labels else labels_text(s.labels)
-            label = leaf_label(name, s)
             known = self._leaves.get(key)
             if known is None:
-                node = self._place(s)
-                node.set_label(label)
-                self._leaves[key] = (node, label.plain)
-            elif known[1] != label.plain:
-                self._leaves[key] = (known[0], label.plain)
-                if _visible(known[0]):
-                    known[0].set_label(label)
-                else:
-                    self._pending[key] = label
+                self._leaves[key] = (self._place(s), "")
+                self._label(key, s)
+            elif _visible(known[0]):
+                self._label(key, s)
+            else:
+                self._pending[key] = s
         self._show_detail()
 
+    def _label(self, key: SeriesKey, s: Series) -> None:
+        """Set a leaf's label when its text changed."""
+        node, shown = self._leaves[key]
+        label = leaf_label(s.spec.path[-1] if not s.labels else labels_text(s.labels), s)
+        if label.plain != shown:
+            node.set_label(label)
+            self._leaves[key] = (node, label.plain)
+
     def on_tree_node_expanded(self, event: Tree.NodeExpanded[SeriesKey | None]) -> None:
-        for key in [k for k, (node, _) in self._leaves.items() if k in self._pending and _visible(node)]:
-            self._leaves[key][0].set_label(self._pending.pop(key))
+        for key in [k for k in self._pending if _visible(self._leaves[k][0])]:
+            self._label(key, self._pending.pop(key))
 
     def on_tree_node_highlighted(self, event: Tree.NodeHighlighted[SeriesKey | None]) -> None:
         self._show_detail()
