@@ -28,6 +28,24 @@ def value_text(s: Series) -> str:
     return num(s.value)
 
 
+def branch_label(name: str, series: list[Series]) -> Text:
+    """A metric's branch, so a collapsed tree still reads as numbers: a counter's sum over its series and
+    their summed rate; a gauge's value, or its largest (gauges such as ratios do not add up)."""
+    text = Text(name.ljust(NAME_WIDTH - 2)[: max(NAME_WIDTH - 2, len(name))])
+    values = [float(s.value) for s in series if isinstance(s.value, int | float)]
+    kind = series[0].spec.kind
+    if kind not in (Kind.COUNTER, Kind.GAUGE) or not values:
+        return text.append(f" {len(series)} series", style="dim")
+    if kind is Kind.COUNTER:
+        text.append(f" Σ{num(sum(values)):>9}")
+        rates = [s.rate for s in series if s.rate is not None]
+        if rates:
+            text.append(f" {num(sum(rates)) + '/s':>9}")
+    else:
+        text.append(f"  {num(values[0]):>9}" if len(values) == 1 else f" max {num(max(values)):>7}")
+    return text.append(f"  ({len(series)})", style="dim")
+
+
 def leaf_label(name: str, s: Series) -> Text:
     text = Text(name.ljust(NAME_WIDTH)[: max(NAME_WIDTH, len(name))])
     text.append(f" {value_text(s):>9}")
@@ -105,6 +123,10 @@ class MetricsPane(Pane):
         for key in [k for k in self._leaves if k not in wanted]:
             self._leaves.pop(key)[0].remove()
             self._pending.pop(key, None)
+        by_metric: dict[tuple[str, ...], list[Series]] = {}
+        for s in wanted.values():
+            if s.labels:
+                by_metric.setdefault(s.spec.path, []).append(s)
         for key, s in wanted.items():
             known = self._leaves.get(key)
             if known is None:
@@ -114,6 +136,12 @@ class MetricsPane(Pane):
                 self._label(key, s)
             else:
                 self._pending[key] = s
+        for path, series in by_metric.items():
+            node = self._branches.get(path)
+            if node is not None and (len(path) == 1 or _visible(node)):
+                label = branch_label(path[-1], series)
+                if str(node.label) != label.plain:
+                    node.set_label(label)
         self._show_detail()
 
     def _label(self, key: SeriesKey, s: Series) -> None:
