@@ -301,7 +301,7 @@ def benchmark(args: argparse.Namespace) -> Iterator[str]:
             if not h.up and h.name in MEASURED_SOURCES:
                 raise OvstopError(f"source {h.name} failed during the benchmark: {h.reason}")
             if h.reason:
-                yield f"note: source {h.name} ({'up' if h.up else 'down'}): {h.reason}"
+                yield f"note: source {h.name} ({'off' if h.off else 'up' if h.up else 'down'}): {h.reason}"
 
         raw = RawRound(RawJsonRpc(str(session.switch.unixctl_path)),
                        RawJsonRpc(session.switch.db_remote.removeprefix("unix:")),
