@@ -46,7 +46,7 @@ class HeaderBar(Static):
             parts += [(f"{mark} {name} {state}", style), f": {reason[:40]}  " if reason else "  "]
         parts.append("\n")
         parts += [
-            f"rx {num(h.rx_pps)} pkt/s  dp hit {num(h.hit)}/s miss {num(h.missed)}/s lost {num(h.lost)}/s  ",
+            f"{num(h.pps)} pkt/s  dp hit {num(h.hit)}/s miss {num(h.missed)}/s lost {num(h.lost)}/s  ",
             ("hit ", "bold"), f"{h.hit_ratio}  upcalls {num(h.missed)}/s  flows {h.flows}  ",
             f"handlers {h.handlers} revalidators {h.revalidators}",
         ]
