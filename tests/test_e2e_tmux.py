@@ -137,12 +137,16 @@ class Run:
         command = (f"cd {shlex.quote(str(tmp))} && TMPDIR={shlex.quote(str(self.tmpdir))} "
                    f"{shlex.quote(str(OVSTOP))} --sandbox --no-ebpf; echo EXIT=$? > {shlex.quote(str(self.status))}")
         self.tmux = Tmux(command)
-        self.first = self.tmux.wait(lambda s: _seq(s) >= 2 and RATES.search(s), "the first samples", timeout=60)
-        kids = _descendants(self.tmux.shell)
-        [self.pid] = [pid for pid, name in kids.items() if name == "ovstop"]
-        self.daemons = {pid for pid, name in kids.items() if name in DAEMONS}
-        assert {kids[p] for p in self.daemons} == set(DAEMONS), kids
-        [self.sandbox_dir] = self.tmpdir.glob("ovstop-sandbox-*")
+        try:
+            self.first = self.tmux.wait(lambda s: _seq(s) >= 2 and RATES.search(s), "the first samples", timeout=60)
+            kids = _descendants(self.tmux.shell)
+            [self.pid] = [pid for pid, name in kids.items() if name == "ovstop"]
+            self.daemons = {pid for pid, name in kids.items() if name in DAEMONS}
+            assert {kids[p] for p in self.daemons} == set(DAEMONS), kids
+            [self.sandbox_dir] = self.tmpdir.glob("ovstop-sandbox-*")
+        except BaseException:
+            self.tmux.close()  # a run that never came up must not outlive the test (the app exits on SIGHUP)
+            raise
 
     def assert_nothing_left(self) -> None:
         _wait_gone({self.pid, *self.daemons})

@@ -16,11 +16,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 from ovstop.errors import SourceError
-from ovstop.sandbox.process import check_alive, run_tool, spawn, wait_until
+from ovstop.sandbox.process import Service, check_alive, run_tool, spawn, wait_until
 from ovstop.sandbox.switch import SandboxSwitch
 
 NB_SCHEMA = Path("/usr/share/ovn/ovn-nb.ovsschema")
@@ -40,7 +38,7 @@ class FakeChassis:
 FAKE_CHASSIS = (FakeChassis("chassis-2", "10.0.0.2"), FakeChassis("chassis-3", "10.0.0.4"))
 
 
-class SandboxOvn:
+class SandboxOvn(Service):
     """Private OVN control plane plus ovn-controller for ``switch``; stop it before the switch."""
 
     def __init__(self, switch: SandboxSwitch, vifs_per_switch: int = 2) -> None:
@@ -52,15 +50,6 @@ class SandboxOvn:
         self.env: dict[str, str] = {}
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self.start_seconds = 0.0
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     # -- lifecycle ------------------------------------------------------------------------------------
     def start(self) -> None:

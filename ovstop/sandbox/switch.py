@@ -26,11 +26,10 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from types import FrameType, TracebackType
-from typing import Self
+from types import FrameType
 
 from ovstop.errors import SourceError
-from ovstop.sandbox.process import run_tool, spawn, wait_until
+from ovstop.sandbox.process import Service, run_tool, spawn, wait_until
 from ovstop.sandbox.topology import BRIDGE, SIDE_BRIDGE, Topology
 
 SCHEMA = Path("/usr/share/openvswitch/vswitch.ovsschema")
@@ -60,7 +59,7 @@ def sweep_stale(base: Path) -> list[Path]:
     return removed
 
 
-class SandboxSwitch:
+class SandboxSwitch(Service):
     """A private switch: ``br0`` (netdev) with ``n_ports`` dummy-pmd ports, two tunnels, a patch to ``br1``."""
 
     def __init__(self, n_ports: int = 4, pmd: bool = True, base_dir: str | Path | None = None) -> None:
@@ -78,15 +77,6 @@ class SandboxSwitch:
         self._cfg_serial = 0
 
     # -- lifecycle ------------------------------------------------------------------------------------
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
     @property
     def running(self) -> bool:
         return self._vswitchd is not None and self._vswitchd.poll() is None

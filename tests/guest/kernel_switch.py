@@ -56,7 +56,9 @@ def start_ovs(rundir: Path) -> None:
     sh("ovs-vsctl", "add-br", "br0", "--", "set", "Bridge", "br0", "datapath_type=system")
     for i in (1, 2):
         sh("ip", "netns", "add", f"ns{i}")
-        sh("ip", "link", "add", f"v{i}", "type", "veth", "peer", "name", f"v{i}p")
+        # Explicit MACs: early in an emulated boot the kernel's random ones can repeat, which breaks ARP.
+        sh("ip", "link", "add", f"v{i}", "address", f"02:00:00:00:0{i}:01", "type", "veth",
+           "peer", "name", f"v{i}p", "address", f"02:00:00:00:0{i}:02")
         sh("sysctl", "-qw", f"net.ipv6.conf.v{i}.disable_ipv6=1")
         sh("ip", "link", "set", f"v{i}p", "netns", f"ns{i}")
         sh("ip", "netns", "exec", f"ns{i}", "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")

@@ -33,7 +33,8 @@ ovs-vsctl set Open_vSwitch . other_config:max-idle=600000
 ovs-vsctl add-br br0 -- set Bridge br0 datapath_type=system
 for i in 1 2; do
     ip netns add "ns$i"
-    ip link add "v$i" type veth peer name "v${i}p"
+    # Explicit MACs: early in an emulated boot the kernel's random ones can repeat, which breaks ARP.
+    ip link add "v$i" address "02:00:00:00:0$i:01" type veth peer name "v${i}p" address "02:00:00:00:0$i:02"
     ip link set "v${i}p" netns "ns$i"
     ip -n "ns$i" addr add "10.0.0.$i/24" dev "v${i}p"
     ip -n "ns$i" link set "v${i}p" up
@@ -44,6 +45,9 @@ done
 ovs-appctl dpctl/show | grep -q 'system@ovs-system' || fail "no kernel datapath system@ovs-system"
 ok datapath system@ovs-system ports "$(ovs-vsctl list-ports br0 | tr '\n' ' ')"
 
+# Under emulation on a busy host the new ports can take a while to pass traffic: wait for the path (30 s at
+# most), then ping for real.
+for _ in $(seq 15); do ip netns exec ns1 ping -c 1 -W 2 10.0.0.2 >/dev/null && break; done
 ip netns exec ns1 ping -c 3 -i 0.2 -W 2 10.0.0.2 >/dev/null || fail "ping ns1 -> ns2"
 ok ping ns1 10.0.0.1 to ns2 10.0.0.2
 flows=$(ovs-appctl dpctl/dump-flows)
