@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ovstop.errors import SourceError
-from ovstop.sandbox.process import Service, check_alive, run_tool, spawn, wait_until
+from ovstop.sandbox.process import Service, check_alive, run_tool, spawn, terminate, wait_until
 from ovstop.sandbox.switch import SandboxSwitch
 
 NB_SCHEMA = Path("/usr/share/ovn/ovn-nb.ovsschema")
@@ -177,15 +177,7 @@ class SandboxOvn(Service):
         self._procs[name] = spawn([program, "--no-chdir", "-vconsole:off", *files, *args], self.env, self.dir, name)
 
     def _stop(self, name: str) -> None:
-        proc = self._procs.pop(name, None)
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        terminate(self._procs.pop(name, None))
 
     def _check_alive(self, name: str) -> None:
         check_alive(self._procs.get(name), self.dir, name)

@@ -57,6 +57,18 @@ def spawn(argv: list[str], env: Mapping[str, str], directory: Path, name: str) -
         )
 
 
+def terminate(proc: subprocess.Popen[bytes] | None, grace: float = 5.0) -> None:
+    """SIGTERM a daemon, SIGKILL it if it is still there after ``grace`` seconds, and reap it."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def last_words(directory: Path, name: str) -> str:
     """The last line a daemon wrote to its stderr file, else to its log."""
     for file in (f"{name}.stderr", f"{name}.log"):

@@ -29,7 +29,7 @@ from pathlib import Path
 from types import FrameType
 
 from ovstop.errors import SourceError
-from ovstop.sandbox.process import Service, run_tool, spawn, wait_until
+from ovstop.sandbox.process import Service, run_tool, spawn, terminate, wait_until
 from ovstop.sandbox.topology import BRIDGE, SIDE_BRIDGE, Topology
 
 SCHEMA = Path("/usr/share/openvswitch/vswitch.ovsschema")
@@ -147,14 +147,7 @@ class SandboxSwitch(Service):
     def stop(self) -> None:
         """Stop both daemons (TERM, then KILL), wait for them and remove the directory. Idempotent."""
         for proc in (self._vswitchd, self._ovsdb):
-            if proc is None or proc.poll() is not None:
-                continue
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            terminate(proc)
         self._vswitchd = self._ovsdb = None
         if self.dir != Path() and self.dir.exists():
             shutil.rmtree(self.dir, ignore_errors=True)
