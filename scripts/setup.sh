@@ -13,6 +13,7 @@ APT_PACKAGES=(
   python3-bpfcc bpfcc-tools   # bcc (eBPF capture), Debian's build: not on PyPI
   linux-headers-amd64         # kernel headers for bcc when the running kernel ships none (see README)
   systemtap-sdt-dev           # <sys/sdt.h>: the USDT verifier test builds a binary with OVS's probe signatures
+  gcc                         # builds that binary
   prometheus                  # promtool, to validate /metrics
   tmux                        # the end-to-end terminal test
   python3-venv python3-pip
