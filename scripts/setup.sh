@@ -18,6 +18,7 @@ APT_PACKAGES=(
   tmux                        # the end-to-end terminal test
   python3-venv python3-pip
   qemu-system-x86 mmdebstrap e2fsprogs cpio zstd   # the eBPF guest (Debian's kernel under QEMU)
+  binutils xz-utils dwarves   # objcopy + xz pull the guest kernels' BTF out; pahole checks ovstop's BTF reader
 )
 
 if [[ "${1:-}" != "--no-apt" ]]; then

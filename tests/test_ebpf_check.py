@@ -17,6 +17,7 @@ from ovstop.ebpf.capability import (
     probe_system,
 )
 from ovstop.ebpf.hooks import EVENTS, HOOKS, Kind
+from ovstop.ebpf.layout import VERIFIED, Layout
 from ovstop.ebpf.usdt_notes import usdt_probes
 from ovstop.errors import SourceError
 
@@ -28,10 +29,10 @@ USDT = {h.target for h in HOOKS if h.kind is Kind.USDT}
 def _view(**facts: object) -> SystemView:
     """A fully capable Debian 12 system with OVS on the kernel datapath; ``facts`` take pieces away."""
     base: dict[str, object] = {
-        "kernel_release": "6.1.0-53-cloud-amd64",
+        "kernel_release": "6.1.0-57-amd64",
         "privileged": True,
         "privilege_reason": "running as root",
-        "headers": "/lib/modules/6.1.0-53-cloud-amd64/build",
+        "headers": "/lib/modules/6.1.0-57-amd64/build",
         "module_loaded": True,
         "kernel_datapath": True,
         "kprobes": True,
@@ -40,6 +41,7 @@ def _view(**facts: object) -> SystemView:
         "vswitchd_pid": 1234,
         "vswitchd_exe": "/usr/sbin/ovs-vswitchd",
         "usdt": set(USDT),
+        "layout": Layout(source="verified table for 6.1.0-57-amd64", values=dict(VERIFIED["6.1.0-57-amd64"])),
     }
     base.update(facts)
     return SystemView(**base)  # type: ignore[arg-type]
@@ -77,7 +79,9 @@ def test_everything_available_plans_every_hook() -> None:
     assert missing == {}
     assert {h.fn for h in hooks} == {h.fn for h in HOOKS if not h.fallback_for}
     assert all(available for available, _ in _by_name(view).values())
-    assert _by_name(view)["upcall"][1] == "raw_tracepoint ovs_dp_upcall"
+    assert _by_name(view)["upcall"][1] == (
+        "raw_tracepoint ovs_dp_upcall; struct offsets from verified table for 6.1.0-57-amd64"
+    )
 
 
 def test_userspace_datapath_only_says_unixctl_fallback() -> None:

@@ -23,11 +23,13 @@ from ovstop.ebpf.capture import LATENCY_BOUNDS, CaptureThread, _histogram
 from ovstop.ebpf.collector import EbpfCollector
 from ovstop.ebpf.decode import RawEvent, decode, ufid_str
 from ovstop.ebpf.hooks import HOOKS, Kind
+from ovstop.ebpf.layout import VERIFIED
 from ovstop.ebpf.program import compile_program, program_text
 from ovstop.errors import ParseError, SourceError
 
 root = pytest.mark.skipif(os.geteuid() != 0, reason="loading BPF programs needs root")
 KERNEL_GROUPS = ("upcall", "enqueue", "exec", "lookup")
+LAYOUT = VERIFIED["6.1.0-57-amd64"]  # any complete set of offsets: the verifier checks the reads are bounded
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +58,7 @@ def _load_all(bpf: object, bcc: object, hooks: list) -> dict[str, int]:
 @pytest.mark.parametrize("ringbuf", [True, False], ids=["ringbuf", "perfbuf"])
 def test_kernel_programs_pass_verifier(bcc_ready: object, ringbuf: bool) -> None:
     started = time.perf_counter()
-    bpf = compile_program(KERNEL_GROUPS, ringbuf=ringbuf)
+    bpf = compile_program(KERNEL_GROUPS, ringbuf=ringbuf, layout=LAYOUT)
     elapsed = time.perf_counter() - started
     try:
         kernel_hooks = [h for h in HOOKS if h.kind is not Kind.USDT]
@@ -81,7 +83,7 @@ def test_usdt_programs_pass_verifier(bcc_ready: object, tmp_path: Path) -> None:
     usdt_hooks = [h for h in HOOKS if h.kind is Kind.USDT]
     for hook in usdt_hooks:
         ctx.enable_probe(probe=hook.target, fn_name=hook.fn)
-    bpf = compile_program(["usdt"], usdt_contexts=[ctx])  # bcc attaches USDT uprobes while building
+    bpf = compile_program(["usdt"], usdt_contexts=[ctx], layout=LAYOUT)  # bcc attaches USDT uprobes while building
     try:
         fds = _load_all(bpf, bcc_ready, usdt_hooks)
         assert all(fd > 0 for fd in fds.values())

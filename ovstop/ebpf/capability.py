@@ -16,6 +16,8 @@ from pathlib import Path
 
 from ovstop.ebpf.bcc_import import import_bcc
 from ovstop.ebpf.hooks import EVENTS, HOOKS, Hook, Kind
+from ovstop.ebpf.layout import NEEDS, Layout
+from ovstop.ebpf.layout import resolve as resolve_layout
 from ovstop.ebpf.usdt_notes import usdt_probes
 from ovstop.errors import SourceError
 
@@ -49,6 +51,7 @@ class SystemView:
     vswitchd_exe: str = ""
     usdt: set[str] = field(default_factory=set)
     usdt_error: str = ""
+    layout: Layout = field(default_factory=Layout)
 
     @property
     def ringbuf(self) -> bool:
@@ -141,6 +144,8 @@ def probe_system(vswitchd_pid: int | None = None) -> SystemView:
         view.bcc_error = str(exc)
     view.headers = find_kernel_headers(view.kernel_release)
     view.module_loaded = Path("/sys/module/openvswitch").exists()
+    if view.module_loaded:
+        view.layout = resolve_layout(view.kernel_release)
     view.kernel_datapath = Path("/sys/class/net/ovs-system").exists()
     view.kprobes = _kprobes_supported()
     view.symbols, view.tracepoints = _kallsyms()
@@ -160,7 +165,9 @@ def _hook_missing(view: SystemView, hook: Hook) -> str:
     if hook.kind is not Kind.USDT and not view.module_loaded:
         return "openvswitch kernel module not loaded"
     if hook.kind is Kind.RAW_TRACEPOINT:
-        return "" if hook.target in view.tracepoints else f"no tracepoint openvswitch:{hook.target} (Linux < 5.14?)"
+        if hook.target not in view.tracepoints:
+            return f"no tracepoint openvswitch:{hook.target} (Linux < 5.14?)"
+        return view.layout.why_off(NEEDS.get(hook.fn, ()))
     if hook.kind is Kind.USDT:
         if view.vswitchd_pid is None:
             return "ovs-vswitchd is not running"
@@ -173,7 +180,7 @@ def _hook_missing(view: SystemView, hook: Hook) -> str:
         return "kernel without kprobe support (CONFIG_KPROBES)"
     if hook.target not in view.symbols:
         return f"kernel symbol {hook.target} not found in /proc/kallsyms"
-    return ""
+    return view.layout.why_off(NEEDS.get(hook.fn, ()))
 
 
 def _prerequisites(view: SystemView) -> str:
@@ -216,8 +223,12 @@ def plan_hooks(view: SystemView) -> tuple[list[Hook], dict[str, str]]:
     return chosen, missing
 
 
-def _describe(hooks: Iterable[Hook]) -> str:
-    return ", ".join(f"{h.kind} {h.target}" for h in hooks)
+def _describe(hooks: Iterable[Hook], layout: Layout) -> str:
+    chosen = list(hooks)
+    text = ", ".join(f"{h.kind} {h.target}" for h in chosen)
+    if any(NEEDS.get(h.fn) for h in chosen):
+        return f"{text}; struct offsets from {layout.source}"
+    return f"{text}; no struct reads"
 
 
 def capabilities(view: SystemView) -> list[Capability]:
@@ -261,13 +272,23 @@ def capabilities(view: SystemView) -> list[Capability]:
             "BPF ring buffer (Linux >= 5.8)" if view.ringbuf else "Linux < 5.8: perf buffer used instead",
         )
     )
+    if view.module_loaded:
+        caps.append(_layout_row(view.layout))
     hooks, missing = plan_hooks(view)
     for event in EVENTS:
         if event in missing:
             caps.append(Capability(event, False, missing[event]))
         else:
-            caps.append(Capability(event, True, _describe(h for h in hooks if h.event == event)))
+            caps.append(Capability(event, True, _describe((h for h in hooks if h.event == event), view.layout)))
     return caps
+
+
+def _layout_row(layout: Layout) -> Capability:
+    if not layout.missing:
+        return Capability("struct_layout", True, f"openvswitch struct offsets from {layout.source}")
+    reasons = sorted(set(layout.missing.values()))
+    where = f" (others from {layout.source})" if layout.values else ""
+    return Capability("struct_layout", False, f"{'; '.join(reasons)}{where}")
 
 
 def format_check_table(caps: Iterable[Capability]) -> str:

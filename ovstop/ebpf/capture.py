@@ -160,6 +160,7 @@ class CaptureThread(threading.Thread):
             ringbuf=self.view.ringbuf,
             ringbuf_pages=self.ringbuf_pages,
             usdt_contexts=contexts,
+            layout=self.view.layout.defines(),
         )
         with self._lock:
             self._bpf = bpf  # from here on _teardown() detaches whatever got attached

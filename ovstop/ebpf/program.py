@@ -37,12 +37,12 @@ def program_text(groups: Iterable[str]) -> str:
     return "\n".join(parts)
 
 
-def cflags(ringbuf: bool, ringbuf_pages: int = 64, layout: Mapping[str, int] | None = None) -> list[str]:
-    """Compiler flags: include path, event channel, and optional struct-offset overrides."""
+def cflags(ringbuf: bool, ringbuf_pages: int, layout: Mapping[str, int]) -> list[str]:
+    """Compiler flags: include path, event channel, and the struct offsets (``Layout.defines()``)."""
     if ringbuf_pages <= 0 or ringbuf_pages & (ringbuf_pages - 1):
         raise SourceError(f"ring buffer pages must be a power of two, got {ringbuf_pages}")
     flags = [f"-I{bpf_dir()}", f"-DOVSTOP_RINGBUF={int(ringbuf)}", f"-DOVSTOP_RINGBUF_PAGES={ringbuf_pages}"]
-    flags += [f"-D{name}={value}" for name, value in sorted((layout or {}).items())]
+    flags += [f"-D{name}={value}" for name, value in sorted(layout.items())]
     return flags
 
 
@@ -52,7 +52,7 @@ def compile_program(
     ringbuf: bool = True,
     ringbuf_pages: int = 64,
     usdt_contexts: Sequence[Any] = (),
-    layout: Mapping[str, int] | None = None,
+    layout: Mapping[str, int],
 ) -> Any:
     """Compile the groups with bcc and return the ``bcc.BPF`` object (nothing loaded or attached)."""
     bcc = import_bcc()

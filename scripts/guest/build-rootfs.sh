@@ -1,16 +1,26 @@
 #!/bin/bash
-# Build the QEMU guest used for real eBPF tests: a Debian bookworm root file system with Debian's kernel,
-# the openvswitch module, bcc and a Python venv installed from wheels, packed into an ext4 image that the
+# Build a QEMU guest used for real eBPF tests: a Debian root file system with Debian's kernel, the
+# openvswitch module, bcc and a Python venv installed from wheels, packed into an ext4 image that the
 # guest boots from (virtio-blk, opened with snapshot=on so every run starts from the same clean image).
+# Two suites are built by CI: bookworm (Debian 12: Linux 6.1, OVS 3.1, Python 3.11) and trixie
+# (Debian 13: Linux 6.12, OVS 3.5, Python 3.13).
 #
-# Usage: scripts/guest/build-rootfs.sh [DIR]      (DIR defaults to <repo>/.guest)
+# Usage: scripts/guest/build-rootfs.sh [--suite bookworm|trixie] [DIR]
+#        (DIR defaults to <repo>/.guest for bookworm, <repo>/.guest-<suite> otherwise)
 # Each stage is cached under DIR and redone only when its inputs (package list, requirements) change.
 # Needs root and the host packages: mmdebstrap e2fsprogs qemu-system-x86 (and network to Debian + PyPI).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-out=$(realpath -m "${1:-$repo/.guest}")
+suite=bookworm
+if [[ "${1:-}" == "--suite" ]]; then suite=${2:?"build-rootfs: --suite needs bookworm or trixie"}; shift 2; fi
+case $suite in
+    bookworm) default_out=$repo/.guest ;;
+    trixie) default_out=$repo/.guest-trixie ;;
+    *) echo "build-rootfs: unknown suite '$suite' (bookworm or trixie)" >&2; exit 2 ;;
+esac
+out=$(realpath -m "${1:-$default_out}")
 mirror=${OVSTOP_GUEST_MIRROR:-http://deb.debian.org/debian}
 pip=${OVSTOP_PIP:-$repo/.venv/bin/pip}
 
@@ -31,16 +41,23 @@ t_all=$(now)
 stamp_ok() { [[ -f "$out/$1.stamp" && "$(cat "$out/$1.stamp")" == "$2" ]]; }
 
 # 1. root file system (mmdebstrap), keyed on the package list and mirror.
-rootfs_key=$(printf '%s\n' bookworm "$mirror" "${packages[@]}" | sha256sum | cut -c1-16)
+rootfs_key=$(printf '%s\n' "$suite" "$mirror" "${packages[@]}" | sha256sum | cut -c1-16)
 if ! stamp_ok rootfs "$rootfs_key"; then
     t=$(now)
     rm -rf "$out/rootfs" "$out/rootfs.stamp"
     mmdebstrap --variant=apt --include="$(IFS=,; echo "${packages[*]}")" \
-        bookworm "$out/rootfs" "$mirror"
+        "$suite" "$out/rootfs" "$mirror"
     echo "$rootfs_key" >"$out/rootfs.stamp"
     echo "build-rootfs: rootfs built in $(elapsed "$t") s"
 else
     echo "build-rootfs: rootfs cached ($rootfs_key)"
+fi
+
+# 1b. the kernel's BTF (vmlinux and the openvswitch module), for the host tests of ovstop's BTF reader.
+if ! stamp_ok btf "$rootfs_key"; then
+    rm -f "$out/btf.stamp"
+    "$here/extract-btf.sh" "$out/rootfs" "$out/btf"
+    echo "$rootfs_key" >"$out/btf.stamp"
 fi
 
 # 2. wheels (host pip, PyPI) and the guest venv installed from them inside the rootfs, keyed on the requirements.
@@ -57,7 +74,8 @@ if ! stamp_ok venv "$venv_key"; then
         -r /tmp/wheels/requirements.txt
     rm -rf "$out/rootfs/tmp/wheels"
     # The checkout is shared at the same path; make it importable without writing into it.
-    echo "$repo" >"$out/rootfs/opt/ovstop-venv/lib/python3.11/site-packages/ovstop-checkout.pth"
+    site=$(echo "$out"/rootfs/opt/ovstop-venv/lib/python3*/site-packages)
+    echo "$repo" >"$site/ovstop-checkout.pth"
     echo "$venv_key" >"$out/venv.stamp"
     echo "build-rootfs: wheels + guest venv in $(elapsed "$t") s"
 else
