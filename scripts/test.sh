@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: lint, the host tests (real sandbox switch, real HTTP, real
-# terminal, eBPF compile + verifier), then the guest stage (Debian's kernel under QEMU, real OVS kernel
-# hooks). Run scripts/setup.sh first (as root).
+# terminal, eBPF compile + verifier), then the guest stage: two Debian guests under QEMU, real OVS kernel
+# hooks, the same tests on each (Debian 12: Linux 6.1 + OVS 3.1; Debian 13: Linux 6.12 + OVS 3.5).
+# Run scripts/setup.sh first (as root).
 #
 #   scripts/test.sh              # everything
 #   scripts/test.sh --host-only  # skip the guest stage
@@ -17,9 +18,12 @@ stage "host tests"
 .venv/bin/python -m pytest -m "not guest" -p no:cacheprovider
 
 if [[ "${1:-}" != "--host-only" ]]; then
-  stage "guest image"
-  scripts/guest/build-rootfs.sh
-  stage "guest tests"
-  .venv/bin/python -m pytest -m guest -p no:cacheprovider
+  stage "guest images"
+  scripts/guest/build-rootfs.sh --suite bookworm
+  scripts/guest/build-rootfs.sh --suite trixie
+  stage "guest tests: Debian 12 (bookworm), and both kernels' BTF against pahole"
+  OVSTOP_GUEST_DIR=.guest .venv/bin/python -m pytest -m guest -p no:cacheprovider
+  stage "guest tests: Debian 13 (trixie)"
+  OVSTOP_GUEST_DIR=.guest-trixie .venv/bin/python -m pytest -m guest -p no:cacheprovider tests/test_guest.py
 fi
 stage "done"

@@ -110,6 +110,12 @@ def flow_packets() -> dict[str, int]:
     }
 
 
+def flow_recirc_ids() -> set[int]:
+    """The recirc_id of every datapath flow from v1 (``dpctl/dump-flows -m``)."""
+    dump = sh("ovs-appctl", "dpctl/dump-flows", "-m")
+    return {int(m.group(1), 0) for m in re.finditer(r"recirc_id\((0x[0-9a-f]+|\d+)\),.*?in_port\(v1\)", dump)}
+
+
 def purge() -> None:
     """Empty the datapath: ``revalidator/purge`` (``dpctl/del-flows`` leaves ukeys behind)."""
     sh("ovs-appctl", "revalidator/purge")

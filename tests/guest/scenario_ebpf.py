@@ -1,4 +1,4 @@
-"""In-guest eBPF scenario: real attach and capture on Debian's 6.1 kernel with the openvswitch module.
+"""In-guest eBPF scenario: real attach and capture on Debian's kernel (6.1 or 6.12) with the openvswitch module.
 
 Run as root inside the QEMU guest (scripts/guest/run.sh -- python3 tests/guest/scenario_ebpf.py).
 Kernel-datapath OVS in a private directory, bridge br0 with veth pairs into namespaces ns1/ns2, UDP
@@ -8,7 +8,8 @@ A ``learn`` action keyed on the 5-tuple makes every megaflow exact on it, so aft
   * N upcall events and N upcall_return events with the same (upcall_ts, upcall_cpu) pairs,
   * N upcall_enqueue events whose queue_ids are the ones of the re-executed packets' output actions,
   * an upcall latency histogram for ns1's datapath port holding N samples,
-  * N flow-lookup misses on that port, and per-UFID lookup hits equal to dpctl/dump-flows packet counts;
+  * N flow-lookup misses on that port, and per-UFID lookup hits equal to dpctl/dump-flows packet counts,
+    every hit event carrying one of those UFIDs and a non-zero sf_acts, outputs the flows' recirc_id;
 then one packet through ct(commit,zone=5,nat(dst=10.0.0.2-10.0.0.3:7000-7010)) must show that zone and
 range. Prints "EBPF-OK <check>" per check, "EBPF-PASS" at the end; exits 1 on the first failure.
 """
@@ -25,12 +26,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from kernel_switch import NAT_PORT, dp_ports, flow_packets, kernel_switch, purge, send_udp
+from kernel_switch import NAT_PORT, dp_ports, flow_packets, flow_recirc_ids, kernel_switch, purge, send_udp
 
 from ovstop.collect.base import Sources, Tables
 from ovstop.ebpf.capability import capabilities, format_check_table, probe_system
 from ovstop.ebpf.capture import CaptureThread
 from ovstop.ebpf.collector import EbpfCollector
+from ovstop.ebpf.decode import ufid_str
 
 N_TUPLES = 8
 REPEATS = 3
@@ -84,8 +86,11 @@ def scenario(events: list[dict[str, Any]], capture: CaptureThread) -> None:
     expect(outputs and all(e["ovs"]["port"] == out_port for e in outputs), "output actions not to v2's port")
     executed = {e["ovs"]["queue_id"] for e in outputs if "queue_id" in e["ovs"]}
     expect(executed == queue_ids, f"re-executed queue_ids {sorted(executed)} != enqueued {sorted(queue_ids)}")
-    ok("action_execute", f"output port {out_port}; {len(executed)} queue_ids match the enqueues")
+    recirc = {e["ovs"]["recirc_id"] for e in outputs}
+    expect(recirc == flow_recirc_ids(), f"output recirc_ids {recirc}, dump-flows says {flow_recirc_ids()}")
+    ok("action_execute", f"output port {out_port}; {len(executed)} queue_ids match the enqueues; recirc {recirc}")
 
+    t_hits = time.monotonic_ns()
     send_udp(src_ports, 5000, REPEATS)
     time.sleep(2)
     after = capture.read_aggregates()
@@ -98,7 +103,12 @@ def scenario(events: list[dict[str, Any]], capture: CaptureThread) -> None:
         n for (port, _), n in before.flow_misses.items() if port == in_port
     )
     expect(misses == N_TUPLES, f"{misses} lookup misses on port {in_port}")
-    ok("flow_lookup", f"{len(packets)} ufids x {REPEATS} hits = dump-flows packets; {misses} misses")
+    hit_events = [e["ovs"] for e in of_kind(events, "flow_lookup", t_hits) if e["ovs"]["flow"]]
+    expect(len(hit_events) == N_TUPLES * REPEATS, f"{len(hit_events)} flow_lookup hit events")
+    expect({ufid_str(e["ufid"]) for e in hit_events} == set(packets), "hit events carry other ufids than dump-flows")
+    expect(all(e["sf_acts"] for e in hit_events), "a flow_lookup hit read sf_acts 0")
+    ok("flow_lookup", f"{len(packets)} ufids x {REPEATS} hits = dump-flows packets; {misses} misses; "
+       f"{len(hit_events)} hit events with those ufids and non-zero sf_acts")
 
     hist = after.latency.get(in_port)
     old = before.latency.get(in_port)
@@ -135,7 +145,13 @@ def main() -> int:
     try:
         with kernel_switch():
             view = probe_system()
-            print(format_check_table(capabilities(view)), flush=True)
+            caps = {c.name: c for c in capabilities(view)}
+            print(format_check_table(caps.values()), flush=True)
+            layout = caps["struct_layout"]
+            expect(layout.available and layout.reason.endswith("BTF (/sys/kernel/btf/openvswitch)"),
+                   f"struct layout: {layout.reason}")
+            expect(all(c.available for c in caps.values() if c.name not in ("recv_upcall", "flow_operation")),
+                   "a kernel hook is off")
             events: list[dict[str, Any]] = []
             lock = threading.Lock()
 
