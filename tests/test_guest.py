@@ -65,6 +65,17 @@ def test_headless_in_guest_metrics_and_recording() -> None:
     assert "HEADLESS-PASS" in out, out
 
 
+@pytest.mark.timeout(900)
+def test_collectors_equal_appctl_on_the_guests_ovs() -> None:
+    """The host's collector equality tests (values equal ovs-appctl/ovs-vsctl on a sandbox switch), run
+    against the guest's own OVS: 3.1 in the Debian 12 guest, 3.5 in the Debian 13 one."""
+    tests = ["tests/test_collectors_unixctl.py", "tests/test_parsers.py"]
+    argv = ["sh", "-c", 'ovs-vswitchd --version | head -1; exec python3 -m pytest -p no:cacheprovider -q "$@"', "-"]
+    out = run_scenario([*argv, *tests], timeout=900)
+    assert re.search(r"^ovs-vswitchd \(Open vSwitch\) \d+\.\d+", out, re.M), out
+    assert re.search(r"^\d+ passed in ", out, re.M) and " skipped" not in out, out
+
+
 def test_runner_reports_exit_code_and_output() -> None:
     done = run_in_guest(["sh", "-c", 'echo "kernel $(uname -r) in $PWD"; echo oops >&2; exit 7'], timeout=300)
     assert done.returncode == 7
