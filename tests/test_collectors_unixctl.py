@@ -132,6 +132,16 @@ def test_conntrack_and_flows(switch: SandboxSwitch, sources: Sources) -> None:
     assert sum(r["packets"] for r in full.rows["dp_flows"]) > 0
 
 
+def test_commands_not_in_list_commands_are_never_sent(switch: SandboxSwitch, sources: Sources) -> None:
+    listed = {line.split()[0] for line in switch.appctl("list-commands").splitlines()[1:] if line.strip()}
+    client = sources.unixctl
+    assert client is not None and client.has("dpif/show")
+    assert client.commands == listed
+    with pytest.raises(SourceError, match=r"has no command dpif-netdev/no-such-command \(not in list-commands\)"):
+        client.call("dpif-netdev/no-such-command")
+    assert client.is_connected  # refused locally: the connection stays up
+
+
 def test_no_client_is_source_error() -> None:
     with pytest.raises(SourceError):
         list(datapath.DatapathCollector().collect(Sources(), Tables()))

@@ -1,4 +1,4 @@
-"""Parsers on recorded (ovs-3.1) and source-derived (synth-master) outputs, and on garbage."""
+"""Parsers on recorded (ovs-3.1, ovs-3.5) and source-derived (synth-master) outputs, and on garbage."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from ovstop.parsers import (
 
 DATA = Path(__file__).parent / "data" / "unixctl"
 V31 = DATA / "ovs-3.1"
+V35 = DATA / "ovs-3.5"
 MASTER = DATA / "synth-master"
 
 
@@ -173,6 +174,58 @@ def test_metrics_show() -> None:
     assert hit.type == "counter" and hit.samples[0].labels == (("datapath", "netdev@ovs-netdev"),)
     assert hit.samples[0].value == 12.0
     assert hist.type == "histogram" and [s.name for s in hist.samples][:2] == ["ovs_vswitchd_x_bucket"] * 2
+
+
+@pytest.mark.parametrize("name", ["dpif-show", "dpif-show-kernel"])
+def test_ovs35_dpif_show_text_equals_ovs_own_json(name: str) -> None:
+    text = dpif_show.parse(read(V35 / f"{name}.txt"))
+    assert text == dpif_show.parse(read(V35 / f"{name}.json"))
+    assert len(text) == 1 and sum(len(ports) for ports in text[0].bridges.values()) >= 3
+
+
+def test_ovs35_kernel_datapath_outputs_agree() -> None:
+    """Debian 13's kernel datapath after 25 upcalls: dpctl/show, dpif/show, upcall/show and dump-flows agree."""
+    (dp,) = dpctl_show.parse(read(V35 / "dpctl-show-s-kernel.txt"))
+    (dpif,) = dpif_show.parse(read(V35 / "dpif-show-kernel.txt"))
+    (up,) = upcall_show.parse(read(V35 / "upcall-show-kernel.txt"))
+    dump = dump_flows.parse(read(V35 / "dpctl-dump-flows-m-kernel.txt"))
+    assert dp.name == dpif.name == up.name == "system@ovs-system"
+    assert (dp.hit, dp.missed, dp.lost) == (dpif.hit, dpif.missed, 0) == (0, 25, 0)
+    assert (dp.mask_hit, dp.masks, dp.mask_hit_per_pkt, dp.caches) == (1, 2, 0.04, {"masks-cache": 256})
+    ports = {p.name: p for p in dp.ports}
+    assert ports["v1"].stats["rx_packets"] == ports["v1"].stats["upcall_packets"] == dp.missed
+    assert ports["v2"].stats["tx_packets"] == 25
+    assert dp.flows == up.flows_current == dump.total == len(dump.flows) == sum(up.revalidator_keys.values()) == 9
+    assert all(f.key.startswith("recirc_id(0),in_port(v1),") and f.dp == "ovs" for f in dump.flows)
+    assert sum(f.actions == "v2" for f in dump.flows) == 8
+    assert [f.actions for f in dump.flows if f.actions.startswith("ct(")] == [
+        "ct(commit,zone=5,nat(dst=10.0.0.2-10.0.0.3:7000-7010)),v2"]
+    assert ct_stats_show.parse(read(V35 / "ct-stats-show-m-kernel.txt")).protocols == {"udp": 1}
+
+
+def test_ovs35_userspace_datapath_outputs_agree() -> None:
+    """The sandbox switch on 3.5: 12 new tuples (8 into p1 x4, 4 into p2 x2) = 12 upcalls, 28 hits."""
+    (dp,) = dpctl_show.parse(read(V35 / "dpctl-show-s.txt"))
+    (dpif,) = dpif_show.parse(read(V35 / "dpif-show.txt"))
+    (up,) = upcall_show.parse(read(V35 / "upcall-show.txt"))
+    assert (dp.hit, dp.missed) == (dpif.hit, dpif.missed) == (28, 12)
+    assert up.flows_current == 12 and up.revalidator_keys == {4: 12}
+    stats = pmd_stats_show.parse(read(V35 / "pmd-stats-show.txt"))
+    perf = pmd_perf_show.parse(read(V35 / "pmd-perf-show.txt"))
+    assert [t.label for t in stats] == ["pmd-c0", "pmd-c1", "main"] and [t.label for t in perf] == ["pmd-c0", "pmd-c1"]
+    for key in ("rx_packets", "megaflow_hits", "upcalls"):
+        assert [t.counters[key] for t in stats[:2]] == [t.counters[key] for t in perf]
+    assert sum(t.counters["upcalls"] for t in stats) == dp.missed
+    assert sum(t.counters["megaflow_hits"] for t in stats) == dp.hit
+    assert sum(t.counters["rx_packets"] for t in stats) == dp.hit + dp.missed == 40
+    for h in perf[0].histograms.values():
+        assert len(h.bounds) == 32 and h.bounds[-1] == math.inf
+    assert memory_show.parse(read(V35 / "memory-show.txt"))["udpif keys"] == 12
+    cov = coverage_show.parse(read(V35 / "coverage-show.txt"))
+    assert len(cov.counters) + cov.never_hit > 100
+    assert ct_conns.parse(read(V35 / "ct-get-nconns.txt")) == ct_stats_show.parse(read(V35 / "ct-stats-show.txt")).total
+    assert ct_conns.parse(read(V35 / "ct-get-maxconns.txt"), "dpctl/ct-get-maxconns") == 3000000
+    assert "dpif-netdev/pmd-stats-show" in read(V35 / "list-commands.txt")
 
 
 PARSERS = {

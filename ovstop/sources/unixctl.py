@@ -113,10 +113,18 @@ class UnixctlClient:
         return result if isinstance(result, str) else str(result)
 
     def call(self, command: str, *args: str) -> str:
-        """Run one unixctl command and return its text reply, connecting first when needed."""
+        """Run one unixctl command and return its text reply, connecting first when needed.
+
+        Only commands the daemon lists in ``list-commands`` are sent: OVS drops and renames commands
+        between releases (4.0 removes ``dpif-netdev/pmd-stats-show``), and the answer to an unknown one is
+        an error text that must not reach a parser.
+        """
         with self._lock:
             if self._conn is None:
                 self._connect()
+            if command not in self.commands:
+                version = f" {self.version}" if self.version else ""
+                raise SourceError(f"ovs-vswitchd{version} has no command {command} (not in list-commands)")
             return self._transact(command, list(args))
 
     def call_cached(self, command: str, *args: str, ttl: float) -> str:

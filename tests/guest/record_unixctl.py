@@ -58,15 +58,16 @@ def record(out: Path, files: dict[str, list[str]], appctl: list[str]) -> None:
         if argv[0] not in commands:
             print(f"RECORD-SKIP {name}: no {argv[0]} in list-commands", flush=True)
             continue
-        (out / name).write_text(sh(*appctl, *argv))
-        print(f"RECORD-OK {name}", flush=True)
+        variants = [(name, argv)]
         if name in JSON:
-            done = subprocess.run([*appctl, "-f", "json", *argv], capture_output=True, text=True)
+            variants.append((name.replace(".txt", ".json"), ["-f", "json", *argv]))
+        for file, args in variants:
+            done = subprocess.run([*appctl, *args], capture_output=True, text=True)
             if done.returncode == 0:
-                (out / name.replace(".txt", ".json")).write_text(done.stdout)
-                print(f"RECORD-OK {name} as json", flush=True)
+                (out / file).write_text(done.stdout)
+                print(f"RECORD-OK {file}", flush=True)
             else:
-                print(f"RECORD-SKIP {name} as json: {done.stderr.strip()}", flush=True)
+                print(f"RECORD-SKIP {file}: {done.stderr.strip()}", flush=True)
 
 
 def main() -> int:
