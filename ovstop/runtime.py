@@ -138,7 +138,7 @@ def open_runtime(options: Options) -> Runtime:
         collectors: list[Collector] = default_collectors(options, label_map, sources, stack)
         capture, events_reason = start_capture(options.ebpf, options.sandbox, events, stack)
         collectors.append(EbpfCollector(capture) if capture is not None else Unavailable("ebpf", events_reason))
-        sampler = Sampler(sources, collectors, MetricStore(history=options.history))
+        sampler = Sampler(sources, collectors, MetricStore(history=options.history), round_timeout=options.timeout)
         return Runtime(options, sources, sampler, events, stack, capture, events_reason)
     except BaseException:
         stack.close()
