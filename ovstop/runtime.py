@@ -139,6 +139,7 @@ def open_runtime(options: Options) -> Runtime:
         capture, events_reason = start_capture(options.ebpf, options.sandbox, events, stack)
         collectors.append(EbpfCollector(capture) if capture is not None else Unavailable("ebpf", events_reason))
         sampler = Sampler(sources, collectors, MetricStore(history=options.history), round_timeout=options.timeout)
+        label_map.check_specs(sampler.specs, options.labels or "")
         return Runtime(options, sources, sampler, events, stack, capture, events_reason)
     except BaseException:
         stack.close()
