@@ -169,6 +169,8 @@ def read_lines(path: str | os.PathLike[str]) -> Iterator[Line]:
                     obj = json.loads(text)
                 except json.JSONDecodeError as exc:
                     raise ParseError(f"{where}: not a JSON event line ({exc.msg})") from None
+                except RecursionError:
+                    raise ParseError(f"{where}: JSON nested too deeply") from None
                 for item in obj if isinstance(obj, list) else [obj]:
                     yield _classify(item, where, lineno)
         except UnicodeDecodeError:
