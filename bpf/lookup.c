@@ -1,4 +1,4 @@
-/* "flow_lookup": kprobe + kretprobe on ovs_flow_tbl_lookup_stats(). Every lookup is counted in
+/* "flow_lookup": fexit, or kprobe + kretprobe, on ovs_flow_tbl_lookup_stats(). Every lookup is counted in
  * kernel maps (hits per UFID, misses per in_port and skb hash, masks and mask-cache hits); the
  * sampled events carry the flow, its actions and UFID, or flow 0 for a miss. */
 #include "ovs_common.h"
@@ -54,22 +54,19 @@ int lookup_entry(struct pt_regs *ctx)
 	return 0;
 }
 
-int lookup_return(struct pt_regs *ctx)
+/* What a finished lookup adds: totals, the hit per ufid or the miss per in_port/hash, one event. */
+static __always_inline int lookup_done(void *ctx, void *key, u32 skb_hash, void *n_mask_hit_ptr,
+				       void *n_cache_hit_ptr, void *flow, u32 probe)
 {
-	u32 zero = 0;
-	struct lookup_args *a = lookup_args.lookup(&zero);
-	void *flow = (void *)PT_REGS_RC(ctx);
 	struct ovstop_event *e;
 	u32 n_mask_hit = 0, n_cache_hit = 0;
 	u64 one = 1;
 	struct ufid_key uk = {};
 
-	if (!a || !a->key)
-		return 0;
-	if (a->n_mask_hit)
-		bpf_probe_read_kernel(&n_mask_hit, sizeof(n_mask_hit), (void *)a->n_mask_hit);
-	if (a->n_cache_hit)
-		bpf_probe_read_kernel(&n_cache_hit, sizeof(n_cache_hit), (void *)a->n_cache_hit);
+	if (n_mask_hit_ptr)
+		bpf_probe_read_kernel(&n_mask_hit, sizeof(n_mask_hit), n_mask_hit_ptr);
+	if (n_cache_hit_ptr)
+		bpf_probe_read_kernel(&n_cache_hit, sizeof(n_cache_hit), n_cache_hit_ptr);
 	add_total(LK_MASK_HIT, n_mask_hit);
 	add_total(LK_CACHE_HIT, n_cache_hit);
 
@@ -91,18 +88,17 @@ int lookup_return(struct pt_regs *ctx)
 		u64 *n;
 
 		add_total(LK_MISS, 1);
-		bpf_probe_read_kernel(&in_port, sizeof(in_port), (void *)a->key + OVS_KEY_IN_PORT);
+		bpf_probe_read_kernel(&in_port, sizeof(in_port), key + OVS_KEY_IN_PORT);
 		mk.in_port = in_port;
-		mk.skb_hash = a->skb_hash;
+		mk.skb_hash = skb_hash;
 		n = flow_misses.lookup(&mk);
 		if (n)
 			__sync_fetch_and_add(n, 1);
 		else
 			flow_misses.update(&mk, &one);
 	}
-	a->key = 0;
 
-	e = event_begin(bpf_ktime_get_ns(), EV_FLOW_LOOKUP, PROBE_KRETPROBE);
+	e = event_begin(bpf_ktime_get_ns(), EV_FLOW_LOOKUP, probe);
 	if (!e)
 		return 0;
 	e->n_mask_hit = n_mask_hit;
@@ -115,3 +111,27 @@ int lookup_return(struct pt_regs *ctx)
 	event_submit(ctx, e);
 	return 0;
 }
+
+int lookup_return(struct pt_regs *ctx)
+{
+	u32 zero = 0;
+	struct lookup_args *a = lookup_args.lookup(&zero);
+	void *key;
+
+	if (!a || !a->key)
+		return 0;
+	key = (void *)a->key;
+	a->key = 0;
+	return lookup_done(ctx, key, a->skb_hash, (void *)a->n_mask_hit, (void *)a->n_cache_hit,
+			   (void *)PT_REGS_RC(ctx), PROBE_KRETPROBE);
+}
+
+#if OVSTOP_FEXIT_LOOKUP
+/* fexit (bcc >= 0.28, kernel and module BTF): one trampoline that sees the arguments and the result,
+ * instead of the kprobe + kretprobe pair above. bcc attaches it when the program loads. */
+MODULE_KRETFUNC_PROBE(openvswitch, ovs_flow_tbl_lookup_stats, void *tbl, void *key, u32 skb_hash,
+		      u32 *n_mask_hit, u32 *n_cache_hit, void *flow)
+{
+	return lookup_done(ctx, key, skb_hash, n_mask_hit, n_cache_hit, flow, PROBE_FEXIT);
+}
+#endif

@@ -36,6 +36,11 @@
 #define PROBE_KRETPROBE 2
 #define PROBE_RAW_TRACEPOINT 3
 #define PROBE_USDT 4
+#define PROBE_FEXIT 5
+
+#ifndef OVSTOP_FEXIT_LOOKUP
+#define OVSTOP_FEXIT_LOOKUP 0
+#endif
 
 /* One record for every event type; ovstop.ebpf.decode.RawEvent mirrors it field by field. */
 struct ovstop_event {

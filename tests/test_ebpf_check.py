@@ -77,11 +77,30 @@ def test_everything_available_plans_every_hook() -> None:
     view = _view()
     hooks, missing = plan_hooks(view)
     assert missing == {}
-    assert {h.fn for h in hooks} == {h.fn for h in HOOKS if not h.fallback_for}
+    assert {h.fn for h in hooks} == {h.fn for h in HOOKS if not h.fallback_for and not h.replaces}
     assert all(available for available, _ in _by_name(view).values())
+    assert _by_name(view)["flow_lookup"][1].startswith(
+        "kprobe ovs_flow_tbl_lookup_stats, kretprobe ovs_flow_tbl_lookup_stats (not fexit: fexit support not checked)"
+    )
     assert _by_name(view)["upcall"][1] == (
         "raw_tracepoint ovs_dp_upcall; struct offsets from verified table for 6.1.0-57-amd64"
     )
+
+
+def test_fexit_replaces_the_lookup_kprobe_pair_where_bcc_and_the_kernel_allow() -> None:
+    view = _view(fexit_error="")
+    hooks, missing = plan_hooks(view)
+    assert missing == {}
+    lookup = [h for h in hooks if h.event == "flow_lookup"]
+    assert [(h.kind, h.fn) for h in lookup] == [(Kind.FEXIT, "kretfunc__openvswitch__ovs_flow_tbl_lookup_stats")]
+    assert _by_name(view)["flow_lookup"][1] == (
+        "fexit ovs_flow_tbl_lookup_stats; struct offsets from verified table for 6.1.0-57-amd64"
+    )
+    old_bcc = _view(fexit_error="bcc 0.26 cannot attach fexit to module functions (needs 0.28+)")
+    assert "(not fexit: bcc 0.26 cannot attach" in _by_name(old_bcc)["flow_lookup"][1]
+    # fexit without the struct layout is off like the kretprobe: the event is off, with the layout's reason
+    no_layout = _view(fexit_error="", layout=Layout(missing={"OVS_FLOW_UFID": "openvswitch BTF has no sw_flow.id"}))
+    assert plan_hooks(no_layout)[1]["flow_lookup"] == "struct layout unknown: openvswitch BTF has no sw_flow.id"
 
 
 def test_userspace_datapath_only_says_unixctl_fallback() -> None:

@@ -23,6 +23,7 @@ from ovstop.errors import SourceError
 
 CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 21, 38, 39
 RINGBUF_MIN_KERNEL = (5, 8)
+MODULE_KFUNC_MIN_BCC = (0, 28)  # MODULE_KRETFUNC_PROBE: fexit on functions of a kernel module
 UNIXCTL_FALLBACK = "ovstop falls back to unixctl statistics (dpif-netdev/pmd-perf-show, upcall/show)"
 
 
@@ -52,6 +53,7 @@ class SystemView:
     usdt: set[str] = field(default_factory=set)
     usdt_error: str = ""
     layout: Layout = field(default_factory=Layout)
+    fexit_error: str = "fexit support not checked"
 
     @property
     def ringbuf(self) -> bool:
@@ -123,6 +125,21 @@ def _kprobes_supported() -> bool:
     )
 
 
+def _fexit_missing(view: SystemView) -> str:
+    """Why fexit programs on openvswitch functions cannot be used here, or ""."""
+    if view.bcc_error:
+        return view.bcc_error
+    bcc = import_bcc()
+    version = tuple(int(x) for x in re.findall(r"\d+", getattr(bcc, "__version__", "0.0"))[:2])
+    if version < MODULE_KFUNC_MIN_BCC:
+        return f"bcc {'.'.join(map(str, version))} cannot attach fexit to module functions (needs 0.28+)"
+    if not bcc.BPF.support_kfunc():
+        return "kernel without BPF trampolines (fentry/fexit)"
+    if not Path("/sys/kernel/btf/openvswitch").exists():
+        return "no openvswitch module BTF for fexit"
+    return ""
+
+
 def _find_vswitchd() -> int | None:
     for entry in sorted(Path("/proc").iterdir(), key=lambda p: p.name):
         if entry.name.isdigit():
@@ -146,6 +163,7 @@ def probe_system(vswitchd_pid: int | None = None) -> SystemView:
     view.module_loaded = Path("/sys/module/openvswitch").exists()
     if view.module_loaded:
         view.layout = resolve_layout(view.kernel_release)
+    view.fexit_error = _fexit_missing(view)
     view.kernel_datapath = Path("/sys/class/net/ovs-system").exists()
     view.kprobes = _kprobes_supported()
     view.symbols, view.tracepoints = _kallsyms()
@@ -176,7 +194,9 @@ def _hook_missing(view: SystemView, hook: Hook) -> str:
         if hook.target not in view.usdt:
             return f"ovs-vswitchd ({view.vswitchd_exe}) has no USDT probe {hook.target} (needs --enable-usdt-probes)"
         return ""
-    if not view.kprobes:
+    if hook.kind is Kind.FEXIT and view.fexit_error:
+        return view.fexit_error
+    if hook.kind is not Kind.FEXIT and not view.kprobes:
         return "kernel without kprobe support (CONFIG_KPROBES)"
     if hook.target not in view.symbols:
         return f"kernel symbol {hook.target} not found in /proc/kallsyms"
@@ -207,7 +227,9 @@ def plan_hooks(view: SystemView) -> tuple[list[Hook], dict[str, str]]:
     missing: dict[str, str] = {}
     for event in EVENTS:
         hooks = [h for h in HOOKS if h.event == event]
-        required = [h for h in hooks if not h.fallback_for and not h.optional]
+        required = [h for h in hooks if not h.fallback_for and not h.optional and not h.replaces]
+        for better in (h for h in hooks if h.replaces and not _hook_missing(view, h)):
+            required = [h for h in required if h.fn not in better.replaces] + [better]
         why = _first_missing(view, required)
         fallbacks = {h.fallback_for: h for h in hooks if h.fallback_for}
         if why and fallbacks:
@@ -223,9 +245,13 @@ def plan_hooks(view: SystemView) -> tuple[list[Hook], dict[str, str]]:
     return chosen, missing
 
 
-def _describe(hooks: Iterable[Hook], layout: Layout) -> str:
+def _describe(hooks: Iterable[Hook], view: SystemView) -> str:
     chosen = list(hooks)
     text = ", ".join(f"{h.kind} {h.target}" for h in chosen)
+    unused = [h for h in HOOKS if h.replaces and h.event == chosen[0].event and h not in chosen] if chosen else []
+    if unused:
+        text += f" (not fexit: {_hook_missing(view, unused[0])})"
+    layout = view.layout
     if any(NEEDS.get(h.fn) for h in chosen):
         return f"{text}; struct offsets from {layout.source}"
     return f"{text}; no struct reads"
@@ -279,7 +305,7 @@ def capabilities(view: SystemView) -> list[Capability]:
         if event in missing:
             caps.append(Capability(event, False, missing[event]))
         else:
-            caps.append(Capability(event, True, _describe((h for h in hooks if h.event == event), view.layout)))
+            caps.append(Capability(event, True, _describe((h for h in hooks if h.event == event), view)))
     return caps
 
 

@@ -19,7 +19,7 @@ from ovstop.ebpf.bcc_import import import_bcc
 from ovstop.ebpf.capability import SystemView, plan_hooks, probe_system
 from ovstop.ebpf.decode import COUNTERS, LOOKUP_TOTALS, decode, ufid_str
 from ovstop.ebpf.hooks import Hook, Kind
-from ovstop.ebpf.program import compile_program
+from ovstop.ebpf.program import compile_program, fexit_defines
 from ovstop.errors import OvstopError, SourceError
 from ovstop.model.metric import Histogram
 
@@ -160,7 +160,7 @@ class CaptureThread(threading.Thread):
             ringbuf=self.view.ringbuf,
             ringbuf_pages=self.ringbuf_pages,
             usdt_contexts=contexts,
-            layout=self.view.layout.defines(),
+            defines={**self.view.layout.defines(), **fexit_defines(self.attached)},
         )
         with self._lock:
             self._bpf = bpf  # from here on _teardown() detaches whatever got attached
@@ -184,7 +184,8 @@ class CaptureThread(threading.Thread):
             bpf.attach_kprobe(event=hook.target.encode(), fn_name=hook.fn.encode())
         elif hook.kind is Kind.KRETPROBE:
             bpf.attach_kretprobe(event=hook.target.encode(), fn_name=hook.fn.encode(), maxactive=64)
-        # USDT probes were attached by bcc when the program was built with their context.
+        # USDT probes were attached by bcc when the program was built with their context, fexit programs
+        # (kretfunc__*) when it was loaded.
 
     def _teardown(self) -> None:
         with self._lock:

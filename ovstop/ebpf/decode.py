@@ -16,7 +16,7 @@ from ovstop.events import schema
 
 EVENT_TYPES = ("", *schema.EVENT_TYPES)
 """Index = the ``EV_*`` code the BPF programs write (0 unused), in the order of Retis's event types."""
-PROBE_TYPES = ("", "kprobe", "kretprobe", "raw_tracepoint", "usdt")
+PROBE_TYPES = ("", "kprobe", "kretprobe", "raw_tracepoint", "usdt", "fexit")
 COUNTERS = ("events_lost", "sampled_out")
 LOOKUP_TOTALS = ("hit", "miss", "mask_hit", "cache_hit")
 
@@ -64,6 +64,7 @@ KERNEL_SYMBOLS = {
     ("upcall_enqueue", "kretprobe"): "queue_userspace_packet",
     ("action_execute", "raw_tracepoint"): "openvswitch:ovs_do_execute_action",
     ("flow_lookup", "kretprobe"): "ovs_flow_tbl_lookup_stats",
+    ("flow_lookup", "fexit"): "ovs_flow_tbl_lookup_stats",
 }
 USDT_SYMBOLS = {
     "recv_upcall": "dpif_recv:recv_upcall",

@@ -10,6 +10,7 @@ class Kind(StrEnum):
     RAW_TRACEPOINT = "raw_tracepoint"
     KPROBE = "kprobe"
     KRETPROBE = "kretprobe"
+    FEXIT = "fexit"
     USDT = "usdt"
 
 
@@ -20,7 +21,8 @@ class Hook:
     ``target`` is the tracepoint name (``openvswitch:`` implied), the kernel symbol, or the USDT
     ``provider:name``. ``fallback_for`` names the hook this one replaces when that hook's target is
     absent (the ovs_dp_upcall kprobe stands in for the tracepoint on kernels before 5.14).
-    ``optional`` hooks add detail to their event but the event works without them.
+    ``optional`` hooks add detail to their event but the event works without them. ``replaces`` lists the
+    functions a hook stands in for whenever it can attach (an fexit instead of a kprobe + kretprobe pair).
     """
 
     event: str
@@ -30,6 +32,7 @@ class Hook:
     group: str
     fallback_for: str = ""
     optional: bool = False
+    replaces: tuple[str, ...] = ()
 
 
 HOOKS: tuple[Hook, ...] = (
@@ -51,6 +54,14 @@ HOOKS: tuple[Hook, ...] = (
     ),
     Hook("flow_lookup", Kind.KPROBE, "ovs_flow_tbl_lookup_stats", "lookup_entry", "lookup"),
     Hook("flow_lookup", Kind.KRETPROBE, "ovs_flow_tbl_lookup_stats", "lookup_return", "lookup"),
+    Hook(
+        "flow_lookup",
+        Kind.FEXIT,
+        "ovs_flow_tbl_lookup_stats",
+        "kretfunc__openvswitch__ovs_flow_tbl_lookup_stats",
+        "lookup",
+        replaces=("lookup_entry", "lookup_return"),
+    ),
     Hook("recv_upcall", Kind.USDT, "dpif_recv:recv_upcall", "usdt_recv_upcall", "usdt"),
     Hook("flow_operation", Kind.USDT, "dpif_netlink_operate__:op_flow_put", "usdt_op_flow_put", "usdt"),
     Hook(

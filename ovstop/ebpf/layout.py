@@ -55,6 +55,7 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "enqueue_return": _UPCALL,
     "exec_tp": ("OVS_KEY_RECIRC_ID", *_CT),
     "lookup_return": ("OVS_FLOW_UFID", "OVS_FLOW_SF_ACTS", "OVS_KEY_IN_PORT"),
+    "kretfunc__openvswitch__ovs_flow_tbl_lookup_stats": ("OVS_FLOW_UFID", "OVS_FLOW_SF_ACTS", "OVS_KEY_IN_PORT"),
 }
 
 # Offsets checked with pahole against the BTF of these exact Debian kernels (tests/test_btf.py repeats

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ovstop.ebpf.bcc_import import import_bcc
-from ovstop.ebpf.hooks import GROUPS
+from ovstop.ebpf.hooks import GROUPS, Hook, Kind
 from ovstop.errors import SourceError
 
 
@@ -37,12 +37,17 @@ def program_text(groups: Iterable[str]) -> str:
     return "\n".join(parts)
 
 
-def cflags(ringbuf: bool, ringbuf_pages: int, layout: Mapping[str, int]) -> list[str]:
-    """Compiler flags: include path, event channel, and the struct offsets (``Layout.defines()``)."""
+def fexit_defines(hooks: Iterable[Hook]) -> dict[str, int]:
+    """``OVSTOP_FEXIT_<GROUP>=1`` for each group whose fexit program was chosen (its C is compiled only then)."""
+    return {f"OVSTOP_FEXIT_{h.group.upper()}": 1 for h in hooks if h.kind is Kind.FEXIT}
+
+
+def cflags(ringbuf: bool, ringbuf_pages: int, defines: Mapping[str, int]) -> list[str]:
+    """Compiler flags: include path, event channel, struct offsets (``Layout.defines()``) and other switches."""
     if ringbuf_pages <= 0 or ringbuf_pages & (ringbuf_pages - 1):
         raise SourceError(f"ring buffer pages must be a power of two, got {ringbuf_pages}")
     flags = [f"-I{bpf_dir()}", f"-DOVSTOP_RINGBUF={int(ringbuf)}", f"-DOVSTOP_RINGBUF_PAGES={ringbuf_pages}"]
-    flags += [f"-D{name}={value}" for name, value in sorted(layout.items())]
+    flags += [f"-D{name}={value}" for name, value in sorted(defines.items())]
     return flags
 
 
@@ -52,7 +57,7 @@ def compile_program(
     ringbuf: bool = True,
     ringbuf_pages: int = 64,
     usdt_contexts: Sequence[Any] = (),
-    layout: Mapping[str, int],
+    defines: Mapping[str, int],
 ) -> Any:
     """Compile the groups with bcc and return the ``bcc.BPF`` object (nothing loaded or attached)."""
     bcc = import_bcc()
@@ -60,7 +65,7 @@ def compile_program(
     try:
         return bcc.BPF(
             text=text.encode(),
-            cflags=cflags(ringbuf, ringbuf_pages, layout),
+            cflags=cflags(ringbuf, ringbuf_pages, defines),
             usdt_contexts=list(usdt_contexts),
         )
     except Exception as exc:

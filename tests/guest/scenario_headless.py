@@ -13,7 +13,8 @@ The recording is then checked on its own (upcall/return keys, enqueue queue_ids 
 hits per ufid equal to ``dpctl/dump-flows`` packets, ct zone and NAT range) and those facts are written as
 a JSON summary next to it in .guest/out/ (also printed on a ``HEADLESS-SUMMARY`` line): the host test
 tests/test_guest_replay.py replays the recording through ovstop's correlator and compares with it.
-``--save-fixture`` also copies both to tests/data/recordings/guest-ebpf.{jsonl,summary.json}, keeping only
+``--save-fixture [NAME]`` also copies both to tests/data/recordings/NAME.{jsonl,summary.json} (default
+guest-ebpf; the Debian 13 guest's is guest-ebpf-trixie), keeping only
 the snapshot lines of the traffic window when the file would be too large.
 
 Prints "HEADLESS-OK <check>" per check and "HEADLESS-PASS" at the end; exits 1 on the first failure.
@@ -37,7 +38,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 REPO = Path(__file__).resolve().parents[2]
 OUT_DIR = REPO / ".guest" / "out"
-FIXTURE = REPO / "tests" / "data" / "recordings" / "guest-ebpf.jsonl"
+RECORDINGS = REPO / "tests" / "data" / "recordings"
 FIXTURE_MAX_BYTES = 300_000
 LISTEN = "127.0.0.1:6103"
 N_TUPLES = 8
@@ -198,8 +199,8 @@ def summarize(events: list[dict[str, Any]], ports: dict[str, int], packets: dict
     }
 
 
-def save_fixture(recording: Path, summary: dict[str, Any], window_start: int) -> None:
-    """Copy the recording and its summary to tests/data/recordings.
+def save_fixture(recording: Path, summary: dict[str, Any], window_start: int, name: str) -> None:
+    """Copy the recording and its summary to tests/data/recordings/<name>.{jsonl,summary.json}.
 
     A snapshot line is ~75 KB here, so only two are kept: the last before the traffic (``window_start``)
     and the last of the run; the startup line and every event are kept.
@@ -211,9 +212,10 @@ def save_fixture(recording: Path, summary: dict[str, Any], window_start: int) ->
     keep = {max((ts for ts in snaps if ts < window_start), default=None), max(snaps, default=None)}
     text = "".join(line for line, ts in zip(lines, stamps, strict=True) if ts is None or ts in keep)
     expect(len(text) <= FIXTURE_MAX_BYTES, f"trimmed recording is {len(text)} bytes")
-    FIXTURE.write_text(text)
-    FIXTURE.with_suffix(".summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-    ok("fixture", f"{FIXTURE.relative_to(REPO)} {len(text)} bytes")
+    fixture = RECORDINGS / f"{name}.jsonl"
+    fixture.write_text(text)
+    fixture.with_suffix(".summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    ok("fixture", f"{fixture.relative_to(REPO)} {len(text)} bytes")
 
 
 def stop_ovstop(proc: subprocess.Popen[bytes], log: Path) -> None:
@@ -232,7 +234,7 @@ def stop_ovstop(proc: subprocess.Popen[bytes], log: Path) -> None:
     ok("stop", f"exit {rc} on SIGTERM, no traceback, kprobes detached")
 
 
-def run(save: bool) -> None:
+def run(save: str) -> None:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     recording = OUT_DIR / f"guest-{stamp}.jsonl"
@@ -270,12 +272,13 @@ def run(save: bool) -> None:
     recording.with_suffix(".summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     print("HEADLESS-SUMMARY " + json.dumps(summary, separators=(",", ":")), flush=True)
     if save:
-        save_fixture(recording, summary, window_start - 2_000_000_000)
+        save_fixture(recording, summary, window_start - 2_000_000_000, save)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--save-fixture", action="store_true", help="copy the recording to tests/data/recordings")
+    parser.add_argument("--save-fixture", nargs="?", const="guest-ebpf", default="", metavar="NAME",
+                        help="copy the recording to tests/data/recordings/NAME.jsonl (default guest-ebpf)")
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("HEADLESS-FAIL must run as root inside the guest")
