@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
-from guest.vm import REPO, GuestError, run_in_guest, unavailable_reason
+from guest.vm import GUEST_DIR, REPO, GuestError, run_in_guest, unavailable_reason
 
 pytestmark = [
     pytest.mark.guest,
@@ -53,6 +53,11 @@ def test_ebpf_scenario_in_guest() -> None:
     """Hook for the eBPF capture scenario: it runs with the guest venv's python and must pass every check."""
     out = run_scenario(["python3", str(GUEST_TESTS / "scenario_ebpf.py")])
     assert "EBPF-PASS" in out, out
+    # The guest's own bcc decides: 0.26 (Debian 12) has no module fexit, 0.31 (Debian 13) has.
+    version = (GUEST_DIR / "rootfs/usr/lib/python3/dist-packages/bcc/version.py").read_text()
+    bcc = tuple(int(x) for x in re.findall(r"'(\d+)\.(\d+)", version)[0])
+    probe = "fexit (fexit available)" if bcc >= (0, 28) else "kprobe+kretprobe (bcc"
+    assert f"EBPF-OK flow_lookup_probe {probe}" in out, out
 
 
 @pytest.mark.timeout(900)
@@ -69,11 +74,12 @@ def test_headless_in_guest_metrics_and_recording() -> None:
 def test_collectors_equal_appctl_on_the_guests_ovs() -> None:
     """The host's collector equality tests (values equal ovs-appctl/ovs-vsctl on a sandbox switch), run
     against the guest's own OVS: 3.1 in the Debian 12 guest, 3.5 in the Debian 13 one."""
-    tests = ["tests/test_collectors_unixctl.py", "tests/test_parsers.py"]
+    # (the guest's venv takes ovs from Debian's python3-openvswitch: no second library to compare with)
+    tests = ["tests/test_collectors_unixctl.py", "tests/test_parsers.py", "-k", "not debian_12s_ovs_library"]
     argv = ["sh", "-c", 'ovs-vswitchd --version | head -1; exec python3 -m pytest -p no:cacheprovider -q "$@"', "-"]
     out = run_scenario([*argv, *tests], timeout=900)
     assert re.search(r"^ovs-vswitchd \(Open vSwitch\) \d+\.\d+", out, re.M), out
-    assert re.search(r"^\d+ passed in ", out, re.M) and " skipped" not in out, out
+    assert re.search(r"^\d+ passed(, \d+ deselected)? in ", out, re.M) and " skipped" not in out, out
 
 
 def test_runner_reports_exit_code_and_output() -> None:

@@ -127,7 +127,9 @@ def _flow(
             if fast is not None:
                 return fast
     try:
-        f = ODPFlow(line)
+        # The userspace datapath's trailing "dp-extra-info:miniflow_bits(...)" is unknown to ovs.flow before
+        # 3.2 (Debian 12's python3-openvswitch) and not used here.
+        f = ODPFlow(line.split(", dp-extra-info:", 1)[0])
         info = f.info or {}
         used = info.get("used")
         actions = f.section("actions")

@@ -166,6 +166,12 @@ def main() -> int:
             expect(capture.error is None, f"capture failed: {capture.error}")
             ok("attach", f"{len(capture.attached)} hooks in {time.monotonic() - started:.1f} s; "
                f"missing: {capture.missing}")
+            lookup = sorted(h.kind.value for h in capture.attached if h.event == "flow_lookup")
+            expect(lookup == (["kprobe", "kretprobe"] if view.fexit_error else ["fexit"]),
+                   f"flow_lookup attached as {lookup} while fexit is {view.fexit_error or 'available'}")
+            expect(("(not fexit: " in caps["flow_lookup"].reason) == bool(view.fexit_error),
+                   f"--check flow_lookup: {caps['flow_lookup'].reason}")
+            ok("flow_lookup_probe", f"{'+'.join(lookup)} ({view.fexit_error or 'fexit available'})")
             scenario(events, capture)
             capture.stop()
             expect(not capture.is_alive(), "capture thread did not stop")
