@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Iterator
@@ -12,7 +13,7 @@ from ovstop.collect import conntrack, coverage, datapath, flows, memory, pmd, up
 from ovstop.collect.base import Sources, Tables
 from ovstop.errors import SourceError
 from ovstop.model.metric import Histogram, Sample
-from ovstop.parsers import coverage_show, dpctl_show, pmd_stats_show
+from ovstop.parsers import coverage_show, dpctl_show, dpif_show, pmd_stats_show
 from ovstop.sandbox.switch import SandboxSwitch
 from ovstop.sandbox.traffic import TrafficGenerator
 from ovstop.sources.unixctl import UnixctlClient
@@ -140,6 +141,23 @@ def test_commands_not_in_list_commands_are_never_sent(switch: SandboxSwitch, sou
     with pytest.raises(SourceError, match=r"has no command dpif-netdev/no-such-command \(not in list-commands\)"):
         client.call("dpif-netdev/no-such-command")
     assert client.is_connected  # refused locally: the connection stays up
+
+
+def test_json_replies_where_the_switch_offers_them(switch: SandboxSwitch) -> None:
+    """OVS 3.4+ answers in JSON on a connection that asked for it (set-options); older ones have no set-options."""
+    client = UnixctlClient(switch.unixctl_path)
+    try:
+        text = dpif_show.parse(client.call("dpif/show"))
+        major, minor = (int(x) for x in client.version.split(".")[:2])
+        if not client.has("set-options"):
+            assert (major, minor) < (3, 4)
+            return
+        client.call("set-options", "--format", "json")
+        reply = client.call("dpif/show")
+        assert json.loads(reply)  # a JSON document, not Python's repr of one
+        assert dpif_show.parse(reply) == text
+    finally:
+        client.close()
 
 
 def test_no_client_is_source_error() -> None:

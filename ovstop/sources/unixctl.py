@@ -7,6 +7,7 @@ ovstop needs a deadline on every call, so the request/reply loop here polls with
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -111,7 +112,9 @@ class UnixctlClient:
             if "failed:" not in str(exc):
                 self._drop()
             raise SourceError(f"ovs-vswitchd: {exc}") from None
-        return result if isinstance(result, str) else str(result)
+        # Text by default; a JSON document (already parsed by the jsonrpc layer) once the connection asked for
+        # "set-options --format json" (OVS 3.4+). Parsers take either as text.
+        return result if isinstance(result, str) else json.dumps(result)
 
     def call(self, command: str, *args: str) -> str:
         """Run one unixctl command and return its text reply, connecting first when needed.
