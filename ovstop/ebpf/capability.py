@@ -246,14 +246,15 @@ def plan_hooks(view: SystemView) -> tuple[list[Hook], dict[str, str]]:
 
 
 def _describe(hooks: Iterable[Hook], view: SystemView) -> str:
+    """The attached probes of one event, why not the fexit one if it has one, and where offsets came from."""
     chosen = list(hooks)
     text = ", ".join(f"{h.kind} {h.target}" for h in chosen)
-    unused = [h for h in HOOKS if h.replaces and h.event == chosen[0].event and h not in chosen] if chosen else []
+    events = {h.event for h in chosen}
+    unused = [h for h in HOOKS if h.replaces and h.event in events and h not in chosen]
     if unused:
         text += f" (not fexit: {_hook_missing(view, unused[0])})"
-    layout = view.layout
     if any(NEEDS.get(h.fn) for h in chosen):
-        return f"{text}; struct offsets from {layout.source}"
+        return f"{text}; struct offsets from {view.layout.source}"
     return f"{text}; no struct reads"
 
 
