@@ -77,6 +77,8 @@ def options_from(args: argparse.Namespace) -> Options:
         ovn_sb=args.ovn_sb,
         ebpf=not args.no_ebpf,
         record=args.record,
+        interval=args.delay,
+        replay=args.replay,
     )
 
 
@@ -84,28 +86,28 @@ def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
 
 
-def run_snapshot(options: Options, args: argparse.Namespace) -> int:
+def run_snapshot(options: Options, output: str | None) -> int:
     from ovstop.export import snapshot
     from ovstop.runtime import running
 
     with running(options) as rt:
         rt.first_sample()
         # A second round one interval later gives every counter a rate.
-        time.sleep(args.delay)
+        time.sleep(options.interval)
         snap = rt.sampler.sample()
-        snapshot.write(snapshot.to_dict(snap), args.output)
-    if args.output:
-        print(f"snapshot written to {args.output}", file=sys.stderr)
+        snapshot.write(snapshot.to_dict(snap), output)
+    if output:
+        print(f"snapshot written to {output}", file=sys.stderr)
     return 0
 
 
-def run_headless(options: Options, args: argparse.Namespace) -> int:
+def run_headless(options: Options, listen: str) -> int:
     from ovstop.export.server import MetricsEndpoint, parse_listen, serve
     from ovstop.runtime import running
 
-    host, port = parse_listen(args.listen)
+    host, port = parse_listen(listen)
     # Bind first: a port in use fails before a sandbox or any connection is started.
-    endpoint = MetricsEndpoint(max_age=args.delay / 2)
+    endpoint = MetricsEndpoint(max_age=options.interval / 2)
     server = serve(endpoint, host, port)
     try:
         with running(options) as rt:
@@ -114,27 +116,27 @@ def run_headless(options: Options, args: argparse.Namespace) -> int:
             print(f"ovstop: serving /metrics on http://{host}:{server.server_port}/metrics",
                   file=sys.stderr, flush=True)
             stop = threading.Event()
-            while not stop.wait(args.delay):
+            while not stop.wait(options.interval):
                 # Keep rates and histories fresh between scrapes (a scrape reuses a young round).
-                rt.sampler.sample(max_age=args.delay / 2)
+                rt.sampler.sample(max_age=options.interval / 2)
     finally:
         server.shutdown()
     return 0
 
 
-def run_check(options: Options, args: argparse.Namespace) -> int:
+def run_check() -> int:
     from ovstop.ebpf.capability import capabilities, format_check_table, probe_system
 
     print(format_check_table(capabilities(probe_system())))
     return 0
 
 
-def run_tui(options: Options, args: argparse.Namespace) -> int:
-    if args.no_color:
+def run_tui(options: Options, no_color: bool) -> int:
+    if no_color:
         os.environ["NO_COLOR"] = "1"
     from ovstop.tui.launch import launch
 
-    return launch(options, args)
+    return launch(options)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -145,12 +147,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         options = options_from(args)
         if args.check:
-            return run_check(options, args)
+            return run_check()
         if args.command == "snapshot":
-            return run_snapshot(options, args)
+            return run_snapshot(options, args.output)
         if args.headless:
-            return run_headless(options, args)
-        return run_tui(options, args)
+            return run_headless(options, args.listen)
+        return run_tui(options, args.no_color)
     except OvstopError as exc:
         print(f"ovstop: {exc}", file=sys.stderr)
         return EXIT_ERROR

@@ -4,6 +4,7 @@ ovn-controller on the sandbox switch, faked extra chassis), every count checked 
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
 import time
@@ -50,9 +51,21 @@ def rt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
 
 
 def ovn_of(rt: Runtime) -> SandboxOvn:
-    ovn = rt.options.extra["sandbox"].ovn
-    assert ovn is not None
-    return ovn
+    assert rt.sandbox is not None and rt.sandbox.ovn is not None
+    return rt.sandbox.ovn
+
+
+def test_sandbox_endpoints_flow_into_the_collectors_not_into_the_options(rt: Runtime) -> None:
+    """The sandbox returns where its OVN is; the runtime hands that to the collectors and leaves the user's
+    options as they were (frozen)."""
+    ovn = ovn_of(rt)
+    assert (rt.options.ovn_nb, rt.options.ovn_sb, rt.options.db) == (None, None, None)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        rt.options.ovn_sb = "unix:/elsewhere"  # type: ignore[misc]
+    link = rt.sources.ovn
+    assert link is not None and (link.given_nb, link.given_sb, link.rundir) == (ovn.nb_remote, ovn.sb_remote, ovn.dir)
+    # The endpoint is real: ovn-sbctl reaches the SB database there and lists the local chassis.
+    assert LOCAL_CHASSIS in ovn.sbctl("--columns=name", "list", "Chassis")
 
 
 def values(snap: Snapshot, name: str) -> dict[frozenset[tuple[str, str]], float]:

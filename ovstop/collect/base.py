@@ -16,6 +16,7 @@ from ovstop.errors import SourceOff
 from ovstop.model.metric import MetricSpec, Sample
 
 if TYPE_CHECKING:
+    from ovstop.sources.ovn import OvnLink
     from ovstop.sources.ovsdb import OvsdbSource
     from ovstop.sources.unixctl import UnixctlClient
 
@@ -26,7 +27,8 @@ class Sources:
 
     unixctl: UnixctlClient | None = None
     ovsdb: OvsdbSource | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    ovn: OvnLink | None = None
+    """OVN's databases, when the run looks for them (the tunnel collector names chassis from them)."""
 
 
 @dataclass

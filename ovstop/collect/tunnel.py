@@ -7,16 +7,13 @@ is, else the interface's link state (carrier).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ovstop.collect.base import Sources, Tables
 from ovstop.collect.interface import traffic_specs
 from ovstop.collect.topology import attachments
 from ovstop.model.labels import LabelMap
 from ovstop.model.metric import Kind, MetricSpec, Sample, labels_of
-
-if TYPE_CHECKING:
-    from ovstop.sources.ovn import OvnLink
 
 TUNNEL_TRAFFIC = ("rx_packets", "tx_packets", "rx_bytes", "tx_bytes", "rx_errors", "tx_errors",
                   "rx_dropped", "tx_dropped")
@@ -50,7 +47,7 @@ class TunnelCollector:
         self.specs = (*self.traffic.values(), self.up)
 
     def collect(self, sources: Sources, tables: Tables) -> Iterator[Sample]:
-        ovn: OvnLink | None = sources.extra.get("ovn")
+        ovn = sources.ovn
         chassis_by_ip = ovn.chassis_by_ip if ovn is not None else {}
         rows = []
         for att in attachments(sources):

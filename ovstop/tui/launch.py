@@ -7,7 +7,6 @@ the app exit through its normal path, which stops the sampler thread and closes 
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
 import signal
@@ -21,20 +20,20 @@ def _ignore(signum: int, frame: FrameType | None) -> None:
     """A signal handler that does nothing."""
 
 
-def launch(options: Options, args: argparse.Namespace) -> int:
+def launch(options: Options) -> int:
     from ovstop.tui.app import OvstopApp  # Textual loads only for the TUI mode
 
     with contextlib.ExitStack() as stack:
         feed: SnapshotFeed
-        if getattr(args, "replay", None):
-            feed = ReplayFeed(args.replay)
+        if options.replay:
+            feed = ReplayFeed(options.replay)
         else:
             runtime = open_runtime(options)
             stack.callback(runtime.close)
             runtime.first_sample()
             # --record is handled by the runtime itself (every snapshot and event goes to the file).
             feed = LiveFeed(
-                runtime.sampler, args.delay, events=runtime.event_store, events_reason=runtime.events_reason
+                runtime.sampler, options.interval, events=runtime.event_store, events_reason=runtime.events_reason
             )
         stack.callback(feed.stop)
         app = OvstopApp(feed)
