@@ -7,12 +7,14 @@ import asyncio
 import json
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from textual.widgets import DataTable, Static
 
+from ovstop.collect.sampler import Sampler
 from ovstop.events.recording import Recorder
 from ovstop.export import snapshot as snapshot_doc
 from ovstop.model.metric import Histogram, Kind
@@ -251,6 +253,43 @@ def test_replay_of_a_recording_drives_the_same_ui(runtime: Runtime, tmp_path: Pa
             assert not app.check_action("interval", (1,)) and app.check_action("step", ())
 
     asyncio.run(run())
+
+
+def test_a_failing_round_shows_collection_stopped_and_recovers(runtime: Runtime) -> None:
+    """A listener failing on a full disk (a recorder, say) fails the round: the header says so over the last
+    good snapshot, the feed keeps retrying, and the first good round clears it."""
+    sampler = Sampler(runtime.sources, runtime.sampler.collectors)
+    full = open("/dev/full", "wb", buffering=0)  # noqa: SIM115 - closed below; every write is ENOSPC
+    broken = threading.Event()
+
+    def record(snap: object) -> None:
+        if broken.is_set():
+            full.write(b"{}\n")
+
+    sampler.listeners.append(record)
+    feed = LiveFeed(sampler, 0.25)
+    app = OvstopApp(feed)
+
+    async def run() -> None:
+        async with app.run_test(size=LARGE) as pilot:
+            await _until(pilot, lambda: app.shown is not None)
+            broken.set()
+            header = app.query_one(HeaderBar)
+            await _until(pilot, lambda: "collection stopped" in _plain(header))
+            text = _plain(header)
+            assert "STALE since" in text and "No space left on device" in text
+            shown = app.shown.seq  # type: ignore[union-attr]
+            failing_rounds = sampler.latest.seq  # type: ignore[union-attr]
+            await _until(pilot, lambda: sampler.latest.seq >= failing_rounds + 2)  # type: ignore[union-attr]
+            assert app.shown.seq == shown and "collection stopped" in _plain(header)  # type: ignore[union-attr]
+            broken.clear()
+            await _until(pilot, lambda: "collection stopped" not in _plain(header))
+            assert app.shown.seq > shown and feed.failure == ""  # type: ignore[union-attr]
+
+    try:
+        asyncio.run(run())
+    finally:
+        full.close()
 
 
 def test_data_layer_never_imports_textual() -> None:

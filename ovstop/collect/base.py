@@ -36,6 +36,8 @@ class Tables:
     """Non-metric results of a round (datapath flows, OVN chassis list …), keyed by table name."""
 
     rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    warnings: dict[str, str] = field(default_factory=dict)
+    """Source -> why its samples this round are incomplete (shown as degraded, samples kept)."""
 
 
 class Unavailable:

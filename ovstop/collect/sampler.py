@@ -7,6 +7,7 @@ degraded, for a parse error) with the reason, and the rest of the round goes on.
 
 from __future__ import annotations
 
+import logging
 import platform
 import threading
 import time
@@ -16,12 +17,13 @@ from typing import Any
 
 from ovstop import __version__
 from ovstop.collect.base import Collector, Sources, Tables
-from ovstop.errors import ParseError, SourceError, SourceOff
+from ovstop.errors import ParseError, SourceError, SourceOff, describe
 from ovstop.model.flowrates import FlowRates
 from ovstop.model.metric import Kind, MetricSpec, Sample, labels_of
 from ovstop.model.store import MetricStore, Snapshot, SourceHealth
 
 SELF = "ovstop"
+log = logging.getLogger(__name__)
 
 SOURCE_UP = MetricSpec(
     "ovstop_source_up", Kind.GAUGE, "Whether a data source answered in the last collection (1) or not (0).",
@@ -110,8 +112,11 @@ class Sampler:
                 self._parse_errors[collector.name] += 1
                 degraded.setdefault(collector.source, str(exc))
             except Exception as exc:  # a collector bug must not lose the other collectors' data
+                log.exception("collector %s failed", collector.name)
                 self._parse_errors[collector.name] += 1
-                degraded.setdefault(collector.source, f"{collector.name}: internal error: {exc!r}")
+                degraded.setdefault(collector.source, f"{collector.name}: internal error: {describe(exc)}")
+        for source, warning in tables.warnings.items():
+            degraded.setdefault(source, warning)
         now = time.monotonic()
         wall = time.time()
         if "dp_flows" in tables.rows:
