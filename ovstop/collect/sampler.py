@@ -120,7 +120,7 @@ class Sampler:
         now = time.monotonic()
         wall = time.time()
         if "dp_flows" in tables.rows:
-            self._flow_rates.annotate(tables.rows["dp_flows"], now)
+            tables.rows["dp_flows"] = self._flow_rates.annotate(tables.rows["dp_flows"], now)
         health: dict[str, SourceHealth] = {}
         for source in dict.fromkeys(c.source for c in self.collectors):
             if source in off:

@@ -15,6 +15,7 @@ from ovstop.collect.topology import attachments
 from ovstop.model.labels import LabelMap
 from ovstop.model.metric import Kind, MetricSpec, Sample, labels_of
 
+PREFIX = "ovs_vswitchd_tunnel"
 TUNNEL_TRAFFIC = ("rx_packets", "tx_packets", "rx_bytes", "tx_bytes", "rx_errors", "tx_errors",
                   "rx_dropped", "tx_dropped")
 
@@ -40,7 +41,7 @@ class TunnelCollector:
     def __init__(self, label_map: LabelMap | None = None) -> None:
         self.label_map = label_map or LabelMap()
         ident = ("bridge", "tunnel", "type", "remote_ip", "key", "chassis", *self.label_map.names)
-        every = traffic_specs("ovs_vswitchd_tunnel", "tunnel", ("tunnel",), ident)
+        every = traffic_specs(PREFIX, "tunnel", ("tunnel",), ident)
         self.traffic = {k: every[k] for k in TUNNEL_TRAFFIC}
         self.up = MetricSpec("ovs_vswitchd_tunnel_up", Kind.GAUGE,
                              "Tunnel status: 1 up, 0 down (BFD, else CFM, else carrier).", ("tunnel", "up"), ident)
