@@ -83,6 +83,10 @@ class LiveFeed:
         self.events_reason = events_reason
         self.rounds = 0
         self.failure = ""
+        self.round_started = 0.0
+        """When (monotonic) the latest round started."""
+        self.next_round_at = 0.0
+        """When (monotonic) the next round is due, unless woken earlier."""
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -95,7 +99,7 @@ class LiveFeed:
 
     def _run(self, deliver: Deliver, failed: Failed) -> None:
         while not self._stop.is_set():
-            started = time.monotonic()
+            self.round_started = started = time.monotonic()
             try:
                 snap = self.sampler.sample()
             except Exception as exc:  # whatever broke, the screen must say so and the next round retry
@@ -109,7 +113,8 @@ class LiveFeed:
                 if self._stop.is_set():
                     return
                 deliver(snap)
-            self._wake.wait(max(self.interval - (time.monotonic() - started), 0.0))
+            self.next_round_at = started + self.interval
+            self._wake.wait(max(self.next_round_at - time.monotonic(), 0.0))
             self._wake.clear()
 
     def refresh_now(self) -> None:
