@@ -134,8 +134,14 @@ def run_check() -> int:
 def run_tui(options: Options, no_color: bool) -> int:
     if no_color:
         os.environ["NO_COLOR"] = "1"
-    from ovstop.tui.launch import launch
-
+    try:
+        from ovstop.tui.launch import launch
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in ("textual", "rich"):
+            raise
+        raise OvstopError(
+            "the TUI needs Textual, which this install lacks: pip install 'ovstop[tui]' (or use --headless or snapshot)"
+        ) from None
     return launch(options)
 
 

@@ -59,7 +59,11 @@ class Collector(Protocol):
 
     name: str
     source: str
-    specs: tuple[MetricSpec, ...]
+
+    @property
+    def specs(self) -> tuple[MetricSpec, ...]:
+        """Every metric the collector can produce, described once."""
+        ...
 
     def collect(self, sources: Sources, tables: Tables) -> Iterable[Sample]:
         """Read the source once and return samples; may also fill ``tables``."""

@@ -127,9 +127,9 @@ class CaptureThread(threading.Thread):
     # --- thread side ------------------------------------------------------------------------
     def run(self) -> None:
         try:
-            self._setup()
+            view = self._setup()
             self.ready.set()
-            poll = self._bpf.ring_buffer_poll if self.view.ringbuf else self._bpf.perf_buffer_poll
+            poll = self._bpf.ring_buffer_poll if view.ringbuf else self._bpf.perf_buffer_poll
             while not self._stop_flag.is_set():
                 poll(self.poll_timeout_ms)
         except OvstopError as exc:
@@ -145,7 +145,8 @@ class CaptureThread(threading.Thread):
             return str(self.error)
         return "eBPF capture is not running"
 
-    def _setup(self) -> None:
+    def _setup(self) -> SystemView:
+        """Compile, load and attach; returns what the system offered."""
         if self.view is None:
             self.view = probe_system()
         self.attached, self.missing = plan_hooks(self.view)
@@ -180,6 +181,7 @@ class CaptureThread(threading.Thread):
             bpf[b"events"].open_ring_buffer(self._on_raw)
         else:
             bpf[b"events"].open_perf_buffer(self._on_raw, page_cnt=self.ringbuf_pages, lost_cb=self._on_lost)
+        return self.view
 
     @staticmethod
     def _attach(bpf: Any, hook: Hook) -> None:

@@ -120,7 +120,7 @@ def write(doc: dict[str, Any], path: str | Path | None) -> None:
         sys.stdout.write(text)
         sys.stdout.flush()
         return
-    target = Path(path)  # type: ignore[arg-type]
+    target = Path(path)
     directory = target.parent if str(target.parent) else Path(".")
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=directory)

@@ -45,7 +45,7 @@ class History(Sequence[float]):
     def __len__(self) -> int:
         return self._end - self._start
 
-    def __getitem__(self, index):  # type: ignore[no-untyped-def, override]
+    def __getitem__(self, index):  # type: ignore[no-untyped-def]
         if isinstance(index, slice):
             return tuple(self._buf[self._start : self._end])[index]
         if index < 0:

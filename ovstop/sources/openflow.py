@@ -137,7 +137,8 @@ class OpenFlowClient:
             return exc
         if isinstance(exc, TimeoutError | socket.timeout):
             return SourceError(f"OpenFlow {self.path}: no answer within {self.timeout:g}s")
-        return SourceError(f"OpenFlow {self.path}: {exc.strerror or exc}")
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        return SourceError(f"OpenFlow {self.path}: {reason}")
 
     def _connect(self) -> socket.socket:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -25,8 +25,8 @@ from ovstop.events.store import EventStore
 from ovstop.export import snapshot as snapshot_doc
 from ovstop.model.store import Snapshot
 
-Deliver = Callable[[Snapshot], None]
-Failed = Callable[[str], None]
+Deliver = Callable[[Snapshot], object]
+Failed = Callable[[str], object]
 log = logging.getLogger(__name__)
 INTERVAL_STEPS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 SPEED_STEPS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
@@ -49,11 +49,15 @@ class SnapshotFeed(Protocol):
     kind: str
     """``live`` or ``replay``: which keys apply (interval vs step/speed)."""
     interval: float
-    events: EventStore | None
     events_reason: str
     """Why there is no event store (shown by the upcall pane); empty when there is one."""
     failure: str
     """Why the last round delivered nothing ("collection stopped: …"); empty while rounds succeed."""
+
+    @property
+    def events(self) -> EventStore | None:
+        """The event store the upcall pane reads, if there is one."""
+        ...
 
     def start(self, deliver: Deliver, failed: Failed | None = None) -> None: ...
 

@@ -13,6 +13,7 @@ import signal
 from types import FrameType
 
 from ovstop.runtime import Options, open_runtime
+from ovstop.tui.app import OvstopApp
 from ovstop.tui.feed import LiveFeed, ReplayFeed, SnapshotFeed
 
 
@@ -21,8 +22,6 @@ def _ignore(signum: int, frame: FrameType | None) -> None:
 
 
 def launch(options: Options) -> int:
-    from ovstop.tui.app import OvstopApp  # Textual loads only for the TUI mode
-
     with contextlib.ExitStack() as stack:
         feed: SnapshotFeed
         if options.replay:
