@@ -7,18 +7,17 @@ ends as one line on stderr and a non-zero exit; tracebacks are for bugs only.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
-import signal
 import sys
-import threading
 import time
-from types import FrameType
 
-from ovstop import __version__
+from ovstop import __version__, logs, signals
 from ovstop.errors import OvstopError
 from ovstop.export.server import DEFAULT_PORT
 from ovstop.runtime import Options
 
+log = logging.getLogger(__name__)
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 
@@ -53,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ovn", action="store_true", help="with --sandbox: add a private OVN (NB, SB, northd, controller)")
     p.add_argument("--ovn-nb", metavar="REMOTE", help="OVN northbound DB remote")
     p.add_argument("--ovn-sb", metavar="REMOTE", help="OVN southbound DB remote")
+    p.add_argument("--log", metavar="FILE",
+                   help="debug log: every record, with tracebacks of collector errors, appended to FILE")
     p.add_argument("--no-color", action="store_true", help="monochrome UI (NO_COLOR is honoured too)")
     p.add_argument("--version", action="version", version=f"ovstop {__version__}")
     return p
@@ -80,10 +81,6 @@ def options_from(args: argparse.Namespace) -> Options:
         interval=args.delay,
         replay=args.replay,
     )
-
-
-def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)
 
 
 def run_snapshot(options: Options, output: str | None) -> int:
@@ -115,10 +112,13 @@ def run_headless(options: Options, listen: str) -> int:
             endpoint.sampler = rt.sampler
             print(f"ovstop: serving /metrics on http://{host}:{server.server_port}/metrics",
                   file=sys.stderr, flush=True)
-            stop = threading.Event()
-            while not stop.wait(options.interval):
+            while True:  # until a signal (SystemExit) or ctrl+c (KeyboardInterrupt)
+                time.sleep(options.interval)
                 # Keep rates and histories fresh between scrapes (a scrape reuses a young round).
-                rt.sampler.sample(max_age=options.interval / 2)
+                try:
+                    rt.sampler.sample(max_age=options.interval / 2)
+                except Exception:  # e.g. --record on a full disk: say so, keep serving, retry next round
+                    log.exception("collection round failed")
     finally:
         server.shutdown()
     return 0
@@ -148,9 +148,10 @@ def run_tui(options: Options, no_color: bool) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _exit_on_signal)
+    signals.install()
     try:
+        tui = not (args.check or args.command == "snapshot" or args.headless)
+        logs.setup(args.log, terminal_is_ui=tui)
         options = options_from(args)
         if args.check:
             return run_check()

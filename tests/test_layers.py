@@ -50,3 +50,11 @@ def test_import_contracts_hold() -> None:
     run = subprocess.run([lint], cwd=ROOT, capture_output=True, text=True)
     assert run.returncode == 0, run.stdout[-3000:]
     assert "0 broken" in run.stdout
+
+
+def test_signal_handlers_are_installed_in_one_place() -> None:
+    """Only ovstop/signals.py calls signal.signal (the CLI, the sandbox and the TUI go through it)."""
+    callers = sorted(
+        str(p.relative_to(ROOT)) for p in (ROOT / "ovstop").rglob("*.py") if "signal.signal(" in p.read_text()
+    )
+    assert callers == ["ovstop/signals.py"]

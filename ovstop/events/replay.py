@@ -76,7 +76,8 @@ class Replayer:
 
     def _deliver(self) -> Line:
         line = self._next
-        assert line is not None
+        if line is None:
+            raise OvstopError("replay: the recording has no more lines")
         self._next = next(self._items, None)
         self.position = line.timestamp
         self.delivered += 1
@@ -87,7 +88,8 @@ class Replayer:
         return line
 
     def _due(self, line: Line) -> float:
-        assert self._anchor is not None
+        if self._anchor is None:
+            raise OvstopError("replay: playback was not started")
         wall, ts = self._anchor
         return wall + (line.timestamp - ts) / 1e9 / self.speed if math.isfinite(self.speed) else wall
 

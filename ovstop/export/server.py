@@ -19,7 +19,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from prometheus_client.exposition import ThreadingWSGIServer, choose_encoder, gzip_accepted
 
 from ovstop.collect.sampler import Sampler
-from ovstop.errors import OvstopError
+from ovstop.errors import OvstopError, SourceError
 from ovstop.export.prometheus import render
 
 DEFAULT_PORT = 6103  # the port the OVS metrics RFC registers for its exporter
@@ -53,7 +53,8 @@ class MetricsEndpoint:
 
     def page(self, accept: str) -> tuple[bytes, str]:
         """The body and content type for one scrape with this Accept header."""
-        assert self.sampler is not None
+        if self.sampler is None:
+            raise SourceError("ovstop is starting: no collection yet")
         started = time.monotonic()
         snapshot = self.sampler.sample(max_age=self.max_age)
         encoder, content_type = choose_encoder(accept)

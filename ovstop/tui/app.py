@@ -258,18 +258,19 @@ class OvstopApp(App[int]):
         self._render_header()
         self.notify(f"refresh every {self.feed.interval:g}s", timeout=2)
 
+    # Replay keys are only enabled for a replay (check_action); the isinstance checks say so to the types.
     def action_step(self) -> None:
-        assert isinstance(self.feed, ReplayFeed)
-        self.feed.step()
+        if isinstance(self.feed, ReplayFeed):
+            self.feed.step()
 
     def action_play(self) -> None:
-        assert isinstance(self.feed, ReplayFeed)
-        self.feed.toggle_play()
+        if isinstance(self.feed, ReplayFeed):
+            self.feed.toggle_play()
 
     def action_speed(self, direction: int) -> None:
-        assert isinstance(self.feed, ReplayFeed)
-        self.feed.set_speed(step(SPEED_STEPS, self.feed.speed, direction))
-        self._render_header()
+        if isinstance(self.feed, ReplayFeed):
+            self.feed.set_speed(step(SPEED_STEPS, self.feed.speed, direction))
+            self._render_header()
 
     def action_write_snapshot(self) -> None:
         if self.shown is None:
@@ -284,5 +285,4 @@ class OvstopApp(App[int]):
         except OvstopError as exc:
             self.notify(str(exc), severity="error")
             return
-        self.last_snapshot_path = path
         self.notify(f"snapshot written to {path}")
