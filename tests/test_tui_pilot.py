@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -106,8 +107,10 @@ def test_every_pane_shows_the_values_of_the_snapshot(runtime: Runtime) -> None:
             status = _plain(app.query_one("#events-status", Static))
             # no capture on this host's sandbox: the pane says why (the runtime's reason) and shows flow changes
             assert status.startswith(f"no upcall events: {runtime.events_reason}. Showing datapath flows installed/")
-            assert status.endswith(f": {app.view.flows.total_changes} changes so far")
-            assert events.row_count == min(app.view.flows.total_changes, 500) > 0
+            # (the tracker goes on while the view is paused: compare the pane with itself, as rendered)
+            match = re.search(r"\(dpctl/dump-flows diff\): (\d+) changes so far$", status)
+            assert match, status
+            assert events.row_count == min(int(match[1]), 500) > 0
 
             lookup = app.query_one("#lookup-table", DataTable)
             row = [str(c) for c in lookup.get_row(dp_hit.label("datapath"))]
@@ -154,7 +157,9 @@ def test_keys_do_what_the_help_says(runtime: Runtime, tmp_path: Path) -> None:
             # filter: only matching series stay in the tree
             await pilot.press("slash", *"missed", "enter")
             metrics = app.query_one(MetricsPane)
-            assert metrics._leaves and all("missed" in name for name, _ in metrics._leaves)
+            # (the filter matches names and label values: coverage counter=revalidate_missed_dp_flow stays too)
+            assert metrics._leaves and all("missed" in f"{name} {labels}" for name, labels in metrics._leaves)
+            assert any("missed" in name for name, _ in metrics._leaves)
             await pilot.press("slash", "escape")
             assert app.view.filter == "" and len(metrics._leaves) == len(app.shown.series)  # type: ignore[union-attr]
 
