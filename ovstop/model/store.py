@@ -133,14 +133,15 @@ class SourceHealth:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """Everything ovstop knows at one instant. Immutable: safe to hand to any thread."""
+    """Everything ovstop knows at one instant. Immutable: safe to hand to any thread. ``tables`` is typed
+    read-only (Mapping/Sequence), so mypy rejects code that edits a row of a published snapshot."""
 
     seq: int
     timestamp: float
     interval: float | None
     series: tuple[Series, ...]
     health: Mapping[str, SourceHealth]
-    tables: Mapping[str, list[dict[str, Any]]] = field(default_factory=dict)
+    tables: Mapping[str, Sequence[Mapping[str, Any]]] = field(default_factory=dict)
     meta: Mapping[str, Any] = field(default_factory=dict)
     collect_seconds: float = 0.0
 

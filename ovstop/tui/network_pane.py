@@ -7,6 +7,7 @@ traffic rates from the tunnel series.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rich.text import Text
@@ -70,7 +71,7 @@ def ovn_summary(snap: Snapshot) -> str:
         return f"OVN: off ({reason})"
     if not sb.up:
         return f"OVN southbound down: {sb.reason}"
-    chassis: list[dict[str, Any]] = snap.tables.get("ovn_chassis", [])
+    chassis: Sequence[Mapping[str, Any]] = snap.tables.get("ovn_chassis", [])
     up = sum(1 for r in chassis if r.get("up"))
     parts = [f"OVN: {len(chassis)} chassis, {up} up"]
     for name, label in ((LOGICAL_SWITCHES, "switches"), (LOGICAL_ROUTERS, "routers"),
