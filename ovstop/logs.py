@@ -33,6 +33,8 @@ def setup(path: str | None, terminal_is_ui: bool) -> None:
     root = logging.getLogger()
     if path:
         try:
+            # Created 0600 like snapshots and recordings: tracebacks carry hostnames, paths and flows.
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
             handler: logging.Handler = logging.FileHandler(path, encoding="utf-8")
         except OSError as exc:
             raise OvstopError(f"--log {path}: {exc.strerror or exc}") from None

@@ -49,6 +49,7 @@ def test_collector_error_is_one_line_and_its_traceback_is_in_the_log(tmp_path: P
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "broken: internal error: ZeroDivisionError: division by zero"
     assert run.stderr.splitlines() == ["ovstop: collector broken failed: ZeroDivisionError: division by zero"]
+    assert log.stat().st_mode & 0o777 == 0o600
     text = log.read_text()
     assert "Traceback (most recent call last)" in text and "in collect" in text and "ERROR" in text
 
