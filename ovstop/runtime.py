@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ovstop.collect.base import Collector, Sources, Unavailable
+from ovstop.collect.base import TREE_ORDER, Collector, Sources, Unavailable
 from ovstop.collect.config import CollectConfig
 from ovstop.collect.registry import default_collectors
 from ovstop.collect.sampler import Sampler
@@ -156,7 +156,8 @@ def open_runtime(options: Options) -> Runtime:
         collectors: list[Collector] = default_collectors(config, label_map, sources, stack)
         capture, events_reason = start_capture(options.ebpf, options.sandbox, events, stack)
         collectors.append(EbpfCollector(capture) if capture is not None else Unavailable("ebpf", events_reason))
-        sampler = Sampler(sources, collectors, MetricStore(history=options.history), round_timeout=options.timeout)
+        store = MetricStore(history=options.history, tree_order=TREE_ORDER)
+        sampler = Sampler(sources, collectors, store, round_timeout=options.timeout)
         label_map.check_specs(sampler.specs, options.labels or "")
         return Runtime(options, sources, sampler, events, stack, capture, events_reason, sandbox)
     except BaseException:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ovstop import __version__
-from ovstop.collect.base import Collector, Sources, Tables
+from ovstop.collect.base import TREE_ORDER, Collector, Sources, Tables
 from ovstop.errors import ParseError, SourceError, SourceOff, describe
 from ovstop.model.flowrates import FlowRates
 from ovstop.model.metric import Kind, MetricSpec, Sample, labels_of
@@ -59,7 +59,7 @@ class Sampler:
         self.sources = sources
         self.round_timeout = round_timeout
         self.collectors = list(collectors)
-        self.store = store or MetricStore()
+        self.store = store or MetricStore(tree_order=TREE_ORDER)
         self.latest: Snapshot | None = None
         self._lock = threading.Lock()
         self._parse_errors: Counter[str] = Counter()
