@@ -106,10 +106,20 @@ class OvsdbSource:
         return idl
 
     def refresh(self) -> None:
-        """Apply every update the server has sent since the last call (non-blocking once connected)."""
-        if self._idl is None:
-            self._idl = self._open()
-        self._idl.run()
+        """Apply every update the server has sent since the last call (non-blocking once connected).
+
+        What the server sends is read by the ``ovs`` library, which raises what it likes on a reply it
+        cannot read (a schema that is not one, a malformed update): that is this source failing, not ovstop.
+        """
+        try:
+            if self._idl is None:
+                self._idl = self._open()
+            self._idl.run()
+        except SourceError:
+            raise
+        except Exception as exc:
+            self.close()
+            raise SourceError(f"OVSDB at {self.remote} sent what ovstop cannot read: {exc!r:.200}") from None
         # The IDL reconnects by itself (with backoff) and then resends its monitors; until it has, the
         # replica is stale. The library exposes connection state only on its session object.
         if not self._idl._session.is_connected():
