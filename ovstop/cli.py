@@ -166,7 +166,9 @@ def run_headless(options: Options, listen: str) -> int:
                 # Keep rates and histories fresh between scrapes (a scrape reuses a young round).
                 try:
                     rt.sampler.sample(max_age=options.interval / 2)
-                except Exception:  # e.g. --record on a full disk: say so, keep serving, retry next round
+                except OvstopError:  # e.g. --record on a full disk: one line, exit (README)
+                    raise
+                except Exception:  # a bug in a round: say so (traceback in --log), keep serving, retry
                     log.exception("collection round failed")
     finally:
         server.shutdown()
