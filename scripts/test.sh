@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The whole test suite, as CI runs it: lint, the host tests (real sandbox switch, real HTTP, real
-# terminal, eBPF compile + verifier), then the guest stage: two Debian guests under QEMU, real OVS kernel
-# hooks, the same tests on each (Debian 12: Linux 6.1 + OVS 3.1; Debian 13: Linux 6.12 + OVS 3.5).
-# Run scripts/setup.sh first (as root).
+# The whole test suite, as CI runs it: lint (ruff, ruff format, mypy, import-linter contracts), the host
+# tests (real sandbox switch, real HTTP, real terminal, eBPF compile + verifier), then the guest stage: two
+# Debian guests under QEMU, real OVS kernel hooks, the same tests on each (Debian 12: Linux 6.1 + OVS 3.1;
+# Debian 13: Linux 6.12 + OVS 3.5). Run scripts/setup.sh first (as root).
 #
 #   scripts/test.sh              # everything
 #   scripts/test.sh --host-only  # skip the guest stage
@@ -11,8 +11,11 @@ cd "$(dirname "$0")/.."
 
 stage() { printf '\n=== %s (%s)\n' "$1" "$(date +%T)"; }
 
-stage "ruff"
+stage "lint: ruff, formatting, types, layers"
 .venv/bin/ruff check ovstop tests benchmarks scripts
+.venv/bin/ruff format --check ovstop tests benchmarks scripts
+.venv/bin/mypy
+.venv/bin/lint-imports
 
 stage "host tests"
 .venv/bin/python -m pytest -m "not guest" -p no:cacheprovider
