@@ -117,7 +117,11 @@ def test_upcall_memory_coverage(switch: SandboxSwitch, sources: Sources) -> None
     assert up["ovs_vswitchd_upcall_flows_limit"][0].value > 0
     assert up["ovs_vswitchd_upcall_flows_max"][0].value >= N_NEW
     mem = by_name(list(memory.MemoryCollector().collect(sources, Tables())))
-    assert mem["ovs_vswitchd_handler_n_threads"][0].value >= 1
+    handlers = re.search(r"\bhandlers:(\d+)", switch.appctl("memory/show"))
+    if handlers:  # OVS 3.1; 3.5 prints no handlers count for this switch
+        assert mem["ovs_vswitchd_handler_n_threads"][0].value == int(handlers[1]) >= 1
+    else:
+        assert "ovs_vswitchd_handler_n_threads" not in mem
     assert mem["ovs_vswitchd_revalidator_n_threads"][0].value == len(up["ovs_vswitchd_upcall_ukeys"])
     deadline = time.monotonic() + 12
     cov: dict[str, float] = {}
