@@ -149,6 +149,12 @@ def test_conntrack() -> None:
     assert ct_conns.parse(read(V31 / "ct-get-maxconns.txt"), "dpctl/ct-get-maxconns") == 3000000
 
 
+OFFLOADED_FLOW = (
+    "ufid:61c61e0e-cf9e-486c-890b-168453299742, recirc_id(0),in_port(3),"
+    "eth_type(0x0806), packets:0, bytes:0, used:never, offloaded:yes, dp:tc, actions:drop"
+)
+
+
 def test_dump_flows() -> None:
     dump = dump_flows.parse(read(V31 / "dpctl-dump-flows-m.txt"))
     assert dump.total == 4 and not dump.truncated
@@ -162,8 +168,7 @@ def test_dump_flows() -> None:
     assert capped.total == 6 and len(capped.flows) == 2 and capped.truncated
     assert capped.flows[0].pmd == "main"
     assert dump_flows.parse("").flows == ()
-    never = dump_flows.parse("ufid:61c61e0e-cf9e-486c-890b-168453299742, recirc_id(0),in_port(3),"
-                             "eth_type(0x0806), packets:0, bytes:0, used:never, offloaded:yes, dp:tc, actions:drop")
+    never = dump_flows.parse(OFFLOADED_FLOW)
     assert never.flows[0].used_s is None and never.flows[0].offloaded == "yes" and never.flows[0].dp == "tc"
 
 
@@ -267,7 +272,7 @@ def test_garbage_gives_parse_error_only(fixture: str) -> None:
         parse("\x00\x01\x02 not an OVS reply")
 
 
-def test_dump_flows_same_with_debian_12s_ovs_library() -> None:
+def test_dump_flows_same_with_debian_12s_ovs_library(tmp_path: Path) -> None:
     """Debian 12's python3-openvswitch (ovs.flow 3.1, what a venv with system site-packages may pick) decodes
     the same flows as the ovs wheel in .venv, the userspace datapath's dp-extra-info included."""
     script = (
@@ -276,7 +281,8 @@ def test_dump_flows_same_with_debian_12s_ovs_library() -> None:
         "d = dump_flows.parse(open(sys.argv[2]).read()); "
         "print(json.dumps([ovs.version.VERSION, [[f.ufid, f.key, f.actions, f.packets] for f in d.flows]]))"
     )
-    fixture = V31 / "dpctl-dump-flows-m.txt"
+    fixture = tmp_path / "dump.txt"  # the 3.1 recording and a tc-offloaded flow (offloaded:, dp:tc)
+    fixture.write_text(read(V31 / "dpctl-dump-flows-m.txt") + OFFLOADED_FLOW + "\n")
     done = subprocess.run(["/usr/bin/python3", "-c", script, str(Path(__file__).parents[1]), str(fixture)],
                           capture_output=True, text=True)
     if "No module named 'ovs'" in done.stderr:
@@ -284,7 +290,7 @@ def test_dump_flows_same_with_debian_12s_ovs_library() -> None:
     assert done.returncode == 0, done.stderr
     version, flows = json.loads(done.stdout)
     ours = [[f.ufid, f.key, f.actions, f.packets] for f in dump_flows.parse(read(fixture)).flows]
-    assert flows == ours and len(ours) == 4
+    assert flows == ours and len(ours) == 5
     assert version != ovs_version.VERSION  # two different libraries really were compared (not so in a guest)
 
 

@@ -25,6 +25,7 @@ _MAIN_HEADER = "flow-dump from the main thread:"
 
 
 _UFID = re.compile(r"^ufid:([0-9a-f-]+),")
+_OFFLOADED = re.compile(r" offloaded:([^,\s]+),")
 _STATS = re.compile(r", packets:(\d+), bytes:(\d+), used:([^,]+)(.*?), actions:(.*)$")
 _INFO = re.compile(r"(dp|offloaded|flags):([^,]*)")
 _MATCH = re.compile(r"^(?:ufid:[0-9a-f-]+, )?(.*?), packets:")
@@ -127,9 +128,10 @@ def _flow(
             if fast is not None:
                 return fast
     try:
-        # The userspace datapath's trailing "dp-extra-info:miniflow_bits(...)" is unknown to ovs.flow before
-        # 3.2 (Debian 12's python3-openvswitch) and not used here.
-        f = ODPFlow(line.split(", dp-extra-info:", 1)[0])
+        # ovs.flow before 3.2 (Debian 12's python3-openvswitch) knows neither the userspace datapath's trailing
+        # "dp-extra-info:miniflow_bits(...)" (not used here) nor "offloaded:" (read from the text instead).
+        offloaded = _OFFLOADED.search(line)
+        f = ODPFlow(_OFFLOADED.sub("", line.split(", dp-extra-info:", 1)[0]))
         info = f.info or {}
         used = info.get("used")
         actions = f.section("actions")
@@ -141,7 +143,7 @@ def _flow(
             bytes=int(info.get("bytes", 0)),
             used_s=None if used in (None, "never") else float(used),
             dp=info.get("dp"),
-            offloaded=info.get("offloaded"),
+            offloaded=offloaded[1] if offloaded else None,
             flags=info.get("flags"),
             pmd=pmd,
         )
