@@ -240,3 +240,47 @@ def test_every_check_names_its_metric_threshold_and_reason() -> None:
     assert len(set(names)) == len(names) == 14
     for c in health.CHECKS:
         assert c.reads and c.threshold and c.explain
+
+
+def test_tui_badge_and_health_list_follow_a_real_tunnel_failure(live: tuple[SandboxSwitch, Runtime]) -> None:
+    """Pilot on a live sandbox: BFD without a peer takes geneve0 down; the header shows a badge and ``h``
+    lists the failing check first with what it saw; escape returns; the badge goes when BFD is off."""
+    import asyncio
+
+    from textual.widgets import Static
+
+    from ovstop.tui.app import OvstopApp
+    from ovstop.tui.feed import LiveFeed
+    from ovstop.tui.header import HeaderBar
+    from ovstop.tui.health_screen import HealthScreen
+
+    sw, rt = live
+    app = OvstopApp(LiveFeed(rt.sampler, 0.3))
+
+    async def until(predicate: Callable[[], bool], deadline: float = 20.0) -> None:
+        end = time.monotonic() + deadline
+        while not predicate():
+            assert time.monotonic() < end, "condition not met in time"
+            await asyncio.sleep(0.05)
+
+    def header() -> str:
+        return str(app.query_one(HeaderBar).render())
+
+    async def run() -> None:
+        async with app.run_test(size=(200, 50)) as pilot:
+            await until(lambda: "checks ok" in header())
+            sw.vsctl("set", "Interface", "geneve0", "bfd:enable=true")
+            await until(lambda: "✗ tunnel_down" in header())
+            assert "state=down" in sw.vsctl("get", "Interface", "geneve0", "bfd_status").replace('"', "")
+            await pilot.press("h")
+            assert isinstance(app.screen, HealthScreen)
+            text = str(app.screen.query_one("#health-text", Static).render())
+            first = text.splitlines()[2]
+            assert first.startswith("✗ tunnel_down") and "geneve0 (10.0.0.2)" in first
+            assert all(c.name in text and c.explain in text.replace("\n", " ") for c in health.CHECKS)
+            await pilot.press("escape")
+            assert not isinstance(app.screen, HealthScreen)
+            sw.vsctl("remove", "Interface", "geneve0", "bfd", "enable")
+            await until(lambda: "tunnel_down" not in header())
+
+    asyncio.run(run())

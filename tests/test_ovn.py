@@ -158,6 +158,10 @@ def sample_until(rt: Runtime, check, rounds: int = 2) -> Snapshot:
     return snap
 
 
+def check_state(snap: Snapshot, check: str) -> str:
+    return next(r["state"] for r in snap.tables["health_checks"] if r["check"] == check)
+
+
 def test_removed_chassis_and_stopped_controller_show_down() -> None:
     with running(Options(sandbox=True, sandbox_ports=1, traffic_pps=20, ovn=True, ebpf=False)) as runtime:
         ovn = ovn_of(runtime)
@@ -171,9 +175,11 @@ def test_removed_chassis_and_stopped_controller_show_down() -> None:
         assert gone["status"] == "removed from SB" and not gone["up"]
 
         assert one(snap, "ovn_chassis_up", chassis=LOCAL_CHASSIS) == 1
+        assert check_state(snap, "ovn_connection") == "ok"
         ovn.stop_controller()
         snap = sample_until(runtime, lambda s: one(s, "ovn_chassis_up", chassis=LOCAL_CHASSIS) == 0)
         assert one(snap, "ovn_chassis_up", chassis=LOCAL_CHASSIS) == 0
+        assert check_state(snap, "ovn_connection") == "fail"  # health check: the controller's SB link is gone
         assert one(snap, "ovn_chassis_up", chassis="chassis-2") == 1
 
 

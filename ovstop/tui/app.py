@@ -26,6 +26,7 @@ from ovstop.model.store import Snapshot
 from ovstop.tui.events_pane import EventsPane
 from ovstop.tui.feed import INTERVAL_STEPS, SPEED_STEPS, ReplayFeed, SnapshotFeed, step
 from ovstop.tui.header import HeaderBar
+from ovstop.tui.health_screen import HealthScreen
 from ovstop.tui.help import HelpScreen
 from ovstop.tui.histograms_pane import HistogramsPane
 from ovstop.tui.lookup_pane import LookupPane
@@ -63,6 +64,7 @@ class OvstopApp(App[int]):
         Binding("ctrl+c", "quit", "Quit", id="quit.ctrl_c", show=False, priority=True),
         Binding("question_mark,f1", "help", "Help", id="help"),
         Binding("slash", "filter", "Filter by name/label/key", id="filter"),
+        Binding("h", "health", "Health checks", id="health"),
         Binding("p", "pause", "Pause view (collection goes on)", id="pause"),
         Binding("1", "pane(1)", "Metrics tree", id="pane.1", show=False),
         Binding("2", "pane(2)", "Histograms", id="pane.2", show=False),
@@ -161,7 +163,12 @@ class OvstopApp(App[int]):
             self.shown = snap
             self.view.flow_stats = self.latest_flow_stats
             self._render_panes()
+            self._render_screens()
         self._render_header()
+
+    def _render_screens(self) -> None:
+        if isinstance(self.screen, HealthScreen) and self.shown is not None:
+            self.screen.show(self.shown)
 
     def _render_header(self) -> None:
         self.query_one(HeaderBar).show(self.shown, self.view, self.paused, self.started)
@@ -184,12 +191,19 @@ class OvstopApp(App[int]):
     def action_help(self) -> None:
         self.push_screen(HelpScreen(list(self.BINDINGS)))  # type: ignore[arg-type]
 
+    def action_health(self) -> None:
+        if self.shown is None:
+            self.notify("no snapshot yet", severity="warning")
+            return
+        self.push_screen(HealthScreen(self.shown))
+
     def action_pause(self) -> None:
         self.paused = not self.paused
         if not self.paused:
             self.shown = self.latest
             self.view.flow_stats = self.latest_flow_stats
             self._render_panes()
+            self._render_screens()
         self._render_header()
 
     def action_pane(self, n: int) -> None:

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from textual.content import Content
 from textual.widgets import Static
 
+from ovstop import health
 from ovstop.model.store import Snapshot
 from ovstop.tui.format import duration, num
 from ovstop.tui.headline import clock_text, headline
 from ovstop.tui.view import ViewState
 
 _MARKS = {"up": ("●", "$success"), "degraded": ("◐", "$warning"), "down": ("○", "$error"), "off": ("◌", "$warning")}
+
+
+def check_badges(table: list[dict[str, Any]]) -> list[str | tuple[str, str]]:
+    """A badge per failing health check, else how many pass (unknown ones are in the ``h`` list)."""
+    failing = health.failing(table)
+    if failing:
+        return [part for name in failing for part in ((f" ✗ {name} ", "reverse $error"), " ")] + [" "]
+    passing = sum(r.get("state") == health.OK for r in table)
+    return [(f"✓ {passing} checks ok", "$success"), "  "] if passing else []
 
 
 class HeaderBar(Static):
@@ -39,6 +51,7 @@ class HeaderBar(Static):
         if h.stale_since is not None:
             parts += ["  ", (f" STALE since {clock_text(h.stale_since)} ", "reverse $error")]
         parts.append("\n")
+        parts += check_badges(health.rows(snap))
         for name, state, reason in h.health:
             mark, style = _MARKS[state]
             if state == "off":  # not a problem: the short cause only ("not configured", "needs root" …)
