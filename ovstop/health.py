@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ovstop import drops
 from ovstop.collect import conntrack, coverage, datapath, pmd, upcall
 from ovstop.model.metric import Kind, MetricSpec, Sample, labels_of
 from ovstop.model.store import Series, Snapshot
@@ -35,7 +36,7 @@ TUNNEL_FLAPS = "ovs_vswitchd_tunnel_flaps_total"
 CHASSIS_LAG = "ovn_chassis_nb_cfg_lag"
 SB_CONNECTED = "ovn_controller_sb_connected"
 RXQ_USAGE = pmd.RXQ_USAGE.name
-KERNEL_DROPS = "ovs_vswitchd_kernel_drops_total"
+KERNEL_DROPS = drops.KERNEL_DROPS
 
 NEAR = 0.9
 """Fraction of a limit (datapath flows, conntrack entries) from which it counts as nearly reached."""

@@ -182,6 +182,9 @@ def test_live_numbers_keys_and_a_clean_quit(run: Run) -> None:
     subprocess.run(["ovs-vsctl", f"--db=unix:{run.sandbox_dir / 'db.sock'}", "set", "Interface", "geneve0",
                     "bfd:enable=true"], check=True, capture_output=True, timeout=10)
     tmux.wait(lambda s: "✗ tunnel_down" in s, "the tunnel_down badge")
+    tmux.keys("6")
+    tmux.wait(lambda s: "6 drops" in s and "of_pipeline" in s and "coverage/show drop_action" in s,
+              "the drops pane with the sandbox's pipeline drops")
     tmux.keys("2")
     tmux.wait(lambda s: "2 histograms" in s and "1 metrics" not in s, "the histograms pane alone")
     tmux.keys("p")

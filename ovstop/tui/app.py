@@ -23,6 +23,7 @@ from ovstop.events.flowdiff import FlowStat
 from ovstop.events.schema import encode
 from ovstop.export import snapshot as snapshot_doc
 from ovstop.model.store import Snapshot
+from ovstop.tui.drops_pane import DropsPane
 from ovstop.tui.events_pane import EventsPane
 from ovstop.tui.feed import INTERVAL_STEPS, SPEED_STEPS, ReplayFeed, SnapshotFeed, step
 from ovstop.tui.header import HeaderBar
@@ -36,9 +37,10 @@ from ovstop.tui.view import FLOW_SORTS, Pane, ViewState
 
 LARGE = (160, 45)
 """Terminal size (columns, rows) from which all four panes are shown at once by default."""
-PANES = (1, 2, 3, 4, 5)
+PANES = (1, 2, 3, 4, 5, 6)
 ALL_VIEW = (1, 2, 3, 4)
-"""The panes shown together on a large terminal; pane 5 (OVN chassis and tunnels) is shown zoomed."""
+"""The panes shown together on a large terminal; panes 5 (OVN chassis and tunnels) and 6 (drops) are shown
+zoomed."""
 EVENTS_IN_SNAPSHOT = 1000
 REPLAY_ONLY = {"step", "speed", "play"}
 LIVE_ONLY = {"interval", "refresh"}
@@ -71,6 +73,7 @@ class OvstopApp(App[int]):
         Binding("3", "pane(3)", "Upcall events", id="pane.3", show=False),
         Binding("4", "pane(4)", "Flow lookup", id="pane.4", show=False),
         Binding("5", "pane(5)", "OVN chassis and tunnels", id="pane.5", show=False),
+        Binding("6", "pane(6)", "Drops", id="pane.6", show=False),
         Binding("0", "pane(0)", "All four panes", id="pane.all", show=False),
         Binding("s", "sort", "Sort flows by the next column", id="sort"),
         Binding("less_than_sign", "order(True)", "Sort ascending", id="sort.asc", show=False),
@@ -101,7 +104,7 @@ class OvstopApp(App[int]):
         self.shown: Snapshot | None = None
         self.paused = False
         self.zoom: int | None = None
-        """Pane the user zoomed (1-4), 0 for all four, None to follow the terminal size."""
+        """Pane the user zoomed (1-6), 0 for all four, None to follow the terminal size."""
         self.current = 1
         self.snapshots_received = 0
         self.latest_flow_stats: list[FlowStat] = []
@@ -115,6 +118,7 @@ class OvstopApp(App[int]):
             yield EventsPane(id="pane-3")
             yield LookupPane(id="pane-4")
             yield NetworkPane(id="pane-5")
+            yield DropsPane(id="pane-6")
         yield Input(placeholder="filter: name, label or flow key (enter keeps it, escape clears)", id="filter")
         yield Footer()
 
