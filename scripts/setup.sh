@@ -14,6 +14,7 @@ APT_PACKAGES=(
   linux-headers-amd64         # kernel headers for bcc when the running kernel ships none (see README)
   systemtap-sdt-dev           # <sys/sdt.h>: the USDT verifier test builds a binary with OVS's probe signatures
   gcc                         # builds that binary
+  bpftool                     # the BTF reader test compares its enums with bpftool's dump
   prometheus                  # promtool, to validate /metrics
   tmux                        # the end-to-end terminal test
   python3-venv python3-pip
