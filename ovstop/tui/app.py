@@ -16,21 +16,22 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Container
 from textual.message import Message
-from textual.widgets import Footer, Input
+from textual.widgets import DataTable, Footer, Input
 
 from ovstop.errors import OvstopError
-from ovstop.events.flowdiff import FlowStat
+from ovstop.events.flowdiff import FlowStat, flow_id
 from ovstop.events.schema import encode
 from ovstop.export import snapshot as snapshot_doc
 from ovstop.model.store import Snapshot
 from ovstop.tui.drops_pane import DropsPane
 from ovstop.tui.events_pane import EventsPane
 from ovstop.tui.feed import INTERVAL_STEPS, SPEED_STEPS, ReplayFeed, SnapshotFeed, step
+from ovstop.tui.flow_screen import FlowScreen
 from ovstop.tui.header import HeaderBar
 from ovstop.tui.health_screen import HealthScreen
 from ovstop.tui.help import HelpScreen
 from ovstop.tui.histograms_pane import HistogramsPane
-from ovstop.tui.lookup_pane import LookupPane
+from ovstop.tui.lookup_pane import LookupPane, flow_key
 from ovstop.tui.metrics_pane import MetricsPane
 from ovstop.tui.network_pane import NetworkPane
 from ovstop.tui.view import FLOW_SORTS, Pane, ViewState
@@ -67,6 +68,8 @@ class OvstopApp(App[int]):
         Binding("question_mark,f1", "help", "Help", id="help"),
         Binding("slash", "filter", "Filter by name/label/key", id="filter"),
         Binding("h", "health", "Health checks", id="health"),
+        Binding("enter", "open_flow", "Flow row (pane 4): detail and explain; escape returns", id="flow.open",
+                show=False),
         Binding("p", "pause", "Pause view (collection goes on)", id="pause"),
         Binding("1", "pane(1)", "Metrics tree", id="pane.1", show=False),
         Binding("2", "pane(2)", "Histograms", id="pane.2", show=False),
@@ -171,7 +174,7 @@ class OvstopApp(App[int]):
         self._render_header()
 
     def _render_screens(self) -> None:
-        if isinstance(self.screen, HealthScreen) and self.shown is not None:
+        if isinstance(self.screen, HealthScreen | FlowScreen) and self.shown is not None:
             self.screen.show(self.shown)
 
     def _render_header(self) -> None:
@@ -194,6 +197,21 @@ class OvstopApp(App[int]):
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen(list(self.BINDINGS)))  # type: ignore[arg-type]
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if event.data_table.id == "flows-table":
+            self._open_flow(str(event.row_key.value))
+
+    def action_open_flow(self) -> None:
+        tables = self.query("#flows-table").results(DataTable)  # none while another screen is on top
+        table = next(tables, None)
+        if table is not None and self.pane(4).display and table.row_count:
+            self._open_flow(str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value))
+
+    def _open_flow(self, key: str) -> None:
+        stat = next((st for st in self.view.flow_stats if flow_key(flow_id(st.row)) == key), None)
+        if stat is not None:
+            self.push_screen(FlowScreen(stat.row, self.feed))
 
     def action_health(self) -> None:
         if self.shown is None:

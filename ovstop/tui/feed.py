@@ -10,9 +10,9 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import Protocol
+from typing import Any, Protocol
 
 from ovstop.collect.sampler import Sampler
 from ovstop.errors import OvstopError
@@ -21,6 +21,7 @@ from ovstop.events.pipeline import EventPipeline
 from ovstop.events.replay import Replayer
 from ovstop.events.schema import OvsEvent
 from ovstop.events.store import EventStore
+from ovstop.explain import Explanation, explain_flow
 from ovstop.export import snapshot as snapshot_doc
 from ovstop.model.store import Snapshot, SourceHealth
 
@@ -58,6 +59,10 @@ class SnapshotFeed(Protocol):
     def refresh_now(self) -> None: ...
 
     def set_interval(self, seconds: float) -> None: ...
+
+    def explain(self, row: Mapping[str, Any]) -> Explanation:
+        """Why a datapath flow exists (blocking: call it off the UI thread); OvstopError when it cannot tell."""
+        ...
 
 
 class LiveFeed:
@@ -99,6 +104,9 @@ class LiveFeed:
 
     def refresh_now(self) -> None:
         self._wake.set()
+
+    def explain(self, row: Mapping[str, Any]) -> Explanation:
+        return explain_flow(self.sampler.sources, row)
 
     def set_interval(self, seconds: float) -> None:
         self.interval = seconds
@@ -209,6 +217,9 @@ class ReplayFeed:
 
     def set_interval(self, seconds: float) -> None:
         """The recording's own pace is the interval; use the speed instead."""
+
+    def explain(self, row: Mapping[str, Any]) -> Explanation:
+        raise OvstopError("explain asks the live switch (ofproto/trace); a replay has no switch to ask")
 
     def stop(self) -> None:
         self._stop.set()
