@@ -167,6 +167,17 @@ def _nb_object(nb: Rows | None, hint: str) -> str:
     return ""
 
 
+def _datapath_name(datapaths: Mapping[str, Any], groups: Mapping[str, Any], flow: Mapping[str, Any]) -> str:
+    """The logical datapath's name, or ``N datapaths`` for a flow shared by a datapath group."""
+    def name(uuid: str) -> str:
+        return str((datapaths.get(uuid, {}).get("external_ids") or {}).get("name", ""))
+
+    if flow.get("logical_datapath"):
+        return name(flow["logical_datapath"])
+    members = (groups.get(flow.get("logical_dp_group") or "", {}).get("datapaths")) or ()
+    return name(next(iter(members))) if len(members) == 1 else f"{len(members)} datapaths" if members else ""
+
+
 def ovn_flows(steps: Iterable[Step], sb: Rows, nb: Rows | None) -> list[LogicalFlow]:
     """The Logical_Flow behind each step's cookie, as ovn-detrace finds it: the cookie is the first 32 bits
     of the Logical_Flow's UUID; its ``stage-hint`` external_id is the first 32 bits of the NB object's."""
@@ -174,6 +185,7 @@ def ovn_flows(steps: Iterable[Step], sb: Rows, nb: Rows | None) -> list[LogicalF
     if not wanted:
         return []
     datapaths = {r["_uuid"]: r for r in sb.rows("Datapath_Binding")}
+    groups = {r["_uuid"]: r for r in sb.rows("Logical_DP_Group")}
     by_prefix = {str(r.get("_uuid", ""))[:8]: r for r in sb.rows("Logical_Flow")}
     found = []
     for prefix in wanted:
@@ -181,8 +193,7 @@ def ovn_flows(steps: Iterable[Step], sb: Rows, nb: Rows | None) -> list[LogicalF
         if r is None:
             continue
         ext = r.get("external_ids") or {}
-        dp = datapaths.get(r.get("logical_datapath") or "", {})
-        dp_name = (dp.get("external_ids") or {}).get("name", "")
+        dp_name = _datapath_name(datapaths, groups, r)
         found.append(LogicalFlow(
             "0x" + prefix, str(r["_uuid"]), f"{dp_name} {r.get('pipeline', '')}".strip(), int(r.get("table_id") or 0),
             str(ext.get("stage-name", "")), str(r.get("match", "")), str(r.get("actions", "")),

@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   openvswitch-switch          # ovsdb-server, ovs-vswitchd 3.1: the sandbox switch and the tests' switch
   ovn-central ovn-host        # OVN 23.03: --sandbox --ovn and the OVN tests
+  ovn-common                  # ovn-detrace: the explain test compares its answer with ovstop's
   python3-bpfcc bpfcc-tools   # bcc (eBPF capture), Debian's build: not on PyPI
   linux-headers-amd64         # kernel headers for bcc when the running kernel ships none (see README)
   systemtap-sdt-dev           # <sys/sdt.h>: the USDT verifier test builds a binary with OVS's probe signatures

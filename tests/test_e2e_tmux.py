@@ -185,6 +185,12 @@ def test_live_numbers_keys_and_a_clean_quit(run: Run) -> None:
     tmux.keys("6")
     tmux.wait(lambda s: "6 drops" in s and "of_pipeline" in s and "coverage/show drop_action" in s,
               "the drops pane with the sandbox's pipeline drops")
+    tmux.keys("4")
+    tmux.wait(lambda s: "4 flow lookup" in s and re.search(r"│ 1 +[\d.]", s), "the flow pane with flows")
+    tmux.keys("Enter")
+    tmux.wait(lambda s: "datapath flow" in s and "tables traversed" in s, "the flow detail with its explanation")
+    tmux.keys("Escape")
+    tmux.wait(lambda s: "4 flow lookup" in s and "datapath flow " not in s, "the flow pane again")
     tmux.keys("2")
     tmux.wait(lambda s: "2 histograms" in s and "1 metrics" not in s, "the histograms pane alone")
     tmux.keys("p")

@@ -41,7 +41,9 @@ SB_TABLES: dict[str, tuple[str, ...]] = {
 # What ovn-detrace reads, replicated only once an explain asks for it: Logical_Flow is the largest table of
 # the southbound database, and nothing else in ovstop needs it.
 DETRACE_SB: dict[str, tuple[str, ...]] = {
-    "Logical_Flow": ("logical_datapath", "pipeline", "table_id", "match", "actions", "external_ids"),
+    "Logical_Flow": ("logical_datapath", "logical_dp_group", "pipeline", "table_id", "match", "actions",
+                     "external_ids"),
+    "Logical_DP_Group": ("datapaths",),
     "Datapath_Binding": ("external_ids",),
 }
 DETRACE_NB: dict[str, tuple[str, ...]] = {

@@ -68,7 +68,7 @@ class OvstopApp(App[int]):
         Binding("question_mark,f1", "help", "Help", id="help"),
         Binding("slash", "filter", "Filter by name/label/key", id="filter"),
         Binding("h", "health", "Health checks", id="health"),
-        Binding("enter", "open_flow", "Flow row (pane 4): detail and explain; escape returns", id="flow.open",
+        Binding("enter", "open_flow", "Flow row (pane 4): detail, explain", id="flow.open",
                 show=False),
         Binding("p", "pause", "Pause view (collection goes on)", id="pause"),
         Binding("1", "pane(1)", "Metrics tree", id="pane.1", show=False),

@@ -82,7 +82,7 @@ class FlowScreen(Screen[None]):
             yield Static(flow_content(self.row), id="flow-fields")
             yield Static("", id="spark-label", classes="detail")
             yield Sparkline(self.rates, id="flow-spark")
-            yield Static("explain: asking ofproto/trace…", id="explain-status", classes="detail")
+            yield Static("explain: asking ofproto/trace…", id="explain-status")
             yield DataTable(id="trace-table", cursor_type="row")
             yield Static("", id="trace-final")
             yield Static("", id="ovn-status", classes="detail")
@@ -144,9 +144,8 @@ class FlowScreen(Screen[None]):
         self.explanation, self.error = result, ""
         trace = result.trace
         status.update(Content.assemble(
-            ("whole key ", "bold"), f"{result.key}\n",
             f"explain: ofproto/trace {trace_args(result.row, result.key)[0]} <whole key>: "
-            f"{len(trace.steps)} tables traversed"))
+            f"{len(trace.steps)} tables traversed\n", ("whole key ", "bold"), result.key))
         steps = self.query_one("#trace-table", DataTable)
         steps.display = True
         sync_rows(steps, step_rows(result), grow=True)
