@@ -218,7 +218,7 @@ def explain_flow(sources: Sources, row: Mapping[str, Any]) -> Explanation:
         raise OvstopError("explain needs a connection to ovs-vswitchd")
     key = full_key(sources.unixctl, row)
     trace = parse_trace(sources.unixctl.call(COMMAND, *trace_args(row, traceable(key))))
-    link: OvnLink | None = sources.extra.get("ovn")
+    link: OvnLink | None = sources.ovn
     if not any(s.cookie for s in trace.steps):
         return Explanation(row, key, trace, [], "no rule on the path has a cookie (not an OVN flow)")
     if link is None:

@@ -58,6 +58,8 @@ class Replayer:
         self._items = self._playable(itertools.chain([first] if first else [], lines))
         self._next: Line | None = next(self._items, None)
         self.delivered = 0
+        self.lineno = 0
+        """File line of the item delivered last (or being delivered)."""
         self.position: int | None = None
         """Event time (ns) playback has reached: the last delivered item, or the end of a step_seconds."""
         self.paused = False
@@ -78,8 +80,10 @@ class Replayer:
         """Deliver the next item, then read the one after: a damaged line stops playback after the last
         good item (its error propagates; the replay is then done)."""
         line = self._next
-        assert line is not None
+        if line is None:
+            raise OvstopError("replay: the recording has no more lines")
         self._next = None
+        self.lineno = line.lineno
         self.position = line.timestamp
         self.delivered += 1
         if line.event is not None:
@@ -90,7 +94,8 @@ class Replayer:
         return line
 
     def _due(self, line: Line) -> float:
-        assert self._anchor is not None
+        if self._anchor is None:
+            raise OvstopError("replay: playback was not started")
         wall, ts = self._anchor
         return wall + (line.timestamp - ts) / 1e9 / self.speed if math.isfinite(self.speed) else wall
 
