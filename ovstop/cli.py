@@ -81,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="deadline for one collection round, shared by its calls (default 2)")
     p.add_argument("--max-flows", type=_number(int, 0), default=10_000, metavar="N",
                    help="datapath flows read per round")
+    p.add_argument("--history-depth", type=_number(float, 0, 86_400), default=300.0, metavar="SECONDS",
+                   help="TUI: seconds of past snapshots kept for time scrub (b/f keys; default 300)")
     p.add_argument("--no-ebpf", action="store_true", help="do not start the eBPF capture thread")
     p.add_argument("--record", metavar="FILE", help="record events (Retis-compatible JSON lines) and snapshots")
     p.add_argument("--record-overwrite", action="store_true", help="let --record replace an existing file")
@@ -129,6 +131,7 @@ def options_from(args: argparse.Namespace) -> Options:
         record_overwrite=args.record_overwrite,
         interval=args.delay,
         replay=args.replay,
+        history_depth=args.history_depth,
     )
 
 

@@ -64,6 +64,8 @@ class Options:
     """Seconds between collection rounds (``-d/--delay``)."""
     replay: str | None = None
     """A recording to show instead of a live switch (TUI only)."""
+    history_depth: float = 300.0
+    """Seconds of past snapshots the TUI keeps for time scrub (``--history-depth``)."""
 
 
 @dataclass

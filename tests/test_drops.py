@@ -84,6 +84,7 @@ def test_drops_pane_on_a_live_sandbox(live: tuple[SandboxSwitch, Runtime]) -> No
             assert "not captured" in note and "skb:kfree_skb" in note
             await pilot.press("slash", *"p1", "enter")  # the filter applies: no drop row names p1
             assert table.row_count == 0
+            app.feed.stop()  # no round may land while the app shuts down
 
     asyncio.run(run())
 

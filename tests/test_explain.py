@@ -111,5 +111,6 @@ def test_enter_opens_the_flow_and_escape_returns(live: tuple[SandboxSwitch, Runt
             await pilot.press("escape")
             assert not isinstance(app.screen, FlowScreen)
             assert app.pane(4).display and not app.pane(1).display  # back where the user was
+            app.feed.stop()  # no round may land while the app shuts down
 
     asyncio.run(run())

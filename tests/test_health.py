@@ -282,5 +282,6 @@ def test_tui_badge_and_health_list_follow_a_real_tunnel_failure(live: tuple[Sand
             assert not isinstance(app.screen, HealthScreen)
             sw.vsctl("remove", "Interface", "geneve0", "bfd", "enable")
             await until(lambda: "tunnel_down" not in header())
+            app.feed.stop()  # no round may land while the app shuts down
 
     asyncio.run(run())

@@ -7,27 +7,33 @@ snapshots instead of queueing them. Pause freezes what is shown; collection and 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
+from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Container
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Input
 
+from ovstop import health
 from ovstop.errors import OvstopError
 from ovstop.events.flowdiff import FlowStat, flow_id
 from ovstop.events.schema import encode
 from ovstop.export import snapshot as snapshot_doc
 from ovstop.model.store import Snapshot
+from ovstop.timeline import DEFAULT_DEPTH, Timeline
 from ovstop.tui.drops_pane import DropsPane
 from ovstop.tui.events_pane import EventsPane
 from ovstop.tui.feed import INTERVAL_STEPS, SPEED_STEPS, ReplayFeed, SnapshotFeed, step
 from ovstop.tui.flow_screen import FlowScreen
+from ovstop.tui.format import at_clock, duration, num
 from ovstop.tui.header import HeaderBar
+from ovstop.tui.headline import clock_text
 from ovstop.tui.health_screen import HealthScreen
 from ovstop.tui.help import HelpScreen
 from ovstop.tui.histograms_pane import HistogramsPane
@@ -94,6 +100,12 @@ class OvstopApp(App[int]):
         Binding("space", "refresh", "Refresh now", id="refresh", show=False),
         Binding("plus", "interval(1)", "Longer refresh interval", id="interval.up", show=False),
         Binding("minus", "interval(-1)", "Shorter refresh interval", id="interval.down", show=False),
+        Binding("b", "scrub(-1)", "Time scrub: one sample back", id="scrub.back"),
+        Binding("f", "scrub(1)", "Time scrub: one sample forward", id="scrub.forward", show=False),
+        Binding("t", "live", "Time scrub: back to now", id="scrub.live", show=False),
+        Binding("B", "failure(-1)", "Time scrub: previous health failure", id="scrub.failure.back", show=False),
+        Binding("F", "failure(1)", "Time scrub: next health failure", id="scrub.failure.next", show=False),
+        Binding("g", "seek", "Time scrub: go to a time (HH:MM:SS)", id="scrub.seek", show=False),
         Binding("n", "step", "Replay: pause and step 1 s", id="replay.step", show=False),
         Binding("r", "play", "Replay: play/pause", id="replay.play", show=False),
         Binding("left_square_bracket", "speed(-1)", "Replay slower", id="replay.slower", show=False),
@@ -105,6 +117,7 @@ class OvstopApp(App[int]):
         feed: SnapshotFeed,
         clock: Callable[[], float] = time.time,
         snapshot_dir: str | Path = ".",
+        history_depth: float = DEFAULT_DEPTH,
     ) -> None:
         super().__init__()
         self.feed = feed
@@ -119,6 +132,11 @@ class OvstopApp(App[int]):
         self.current = 1
         self.snapshots_received = 0
         self.latest_flow_stats: list[FlowStat] = []
+        self.timeline = Timeline(history_depth)
+        self._arrived: list[Snapshot] = []
+        self._arrived_lock = threading.Lock()
+        self.scrub_at: float | None = None
+        """Time of the past snapshot shown (time scrub), None while the view follows the newest."""
 
     # -- layout -----------------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -131,6 +149,7 @@ class OvstopApp(App[int]):
             yield NetworkPane(id="pane-5")
             yield DropsPane(id="pane-6")
         yield Input(placeholder="filter: name, label or flow key (enter keeps it, escape clears)", id="filter")
+        yield Input(placeholder="go to a time: HH:MM:SS (enter goes, escape cancels)", id="seek")
         yield Footer()
 
     def pane(self, n: int) -> Pane:
@@ -138,12 +157,17 @@ class OvstopApp(App[int]):
 
     def on_mount(self) -> None:
         self.query_one("#filter", Input).display = False
+        self.query_one("#seek", Input).display = False
         self._apply_layout()
         self._focus_pane()
         self._render_header()
-        self.feed.start(
-            lambda snap: self.post_message(SnapshotReady(snap)), lambda reason: self.post_message(FeedFailed(reason))
-        )
+        self.feed.start(self._arrive, lambda reason: self.post_message(FeedFailed(reason)))
+
+    def _arrive(self, snap: Snapshot) -> None:
+        """From the feed's thread: keep every snapshot for the timeline (the UI may skip some), then post it."""
+        with self._arrived_lock:
+            self._arrived.append(snap)
+        self.post_message(SnapshotReady(snap))
 
     def on_unmount(self) -> None:
         self.feed.stop()
@@ -176,7 +200,13 @@ class OvstopApp(App[int]):
         self.snapshots_received += 1
         self.view.flows.observe(snap.tables.get("dp_flows", []), snap.timestamp)
         self.latest_flow_stats = self.view.flows.stats()
-        if not self.paused:
+        with self._arrived_lock:
+            arrived, self._arrived = self._arrived, []
+        for kept in arrived:
+            self.timeline.add(kept)
+        if self.scrub_at is not None:
+            self._badge()  # "… ago" grows while the past is shown
+        elif not self.paused:
             self.shown = snap
             self.view.flow_stats = self.latest_flow_stats
             self._render_panes()
@@ -232,9 +262,97 @@ class OvstopApp(App[int]):
             return
         self.push_screen(HealthScreen(self.shown))
 
+    # -- time scrub --------------------------------------------------------------------------------------------
+    def _scrub_index(self) -> int:
+        return self.timeline.index_at(self.scrub_at) if self.scrub_at is not None else len(self.timeline) - 1
+
+    def _badge(self) -> None:
+        if self.scrub_at is None or self.latest is None:
+            self.view.viewing = ""
+            return
+        ago = max(self.latest.timestamp - self.scrub_at, 0.0)
+        self.view.viewing = (f"viewing {clock_text(self.scrub_at)}, {duration(ago)} ago · kept "
+                             f"{duration(self.timeline.span)} ≈ {num(self.timeline.cost_bytes)}B")
+
+    def _view_at(self, index: int) -> None:
+        snap = self.timeline[index]
+        self.scrub_at = snap.timestamp
+        self.shown = snap
+        self.view.flow_stats = self.view.flows.stats_of(snap.tables.get("dp_flows", []), snap.timestamp)
+        self._badge()
+        self._render_panes()
+        self._render_screens()
+        self._render_header()
+
+    def action_scrub(self, step: int) -> None:
+        if not self.timeline:
+            return
+        target = self._scrub_index() + step
+        if target >= len(self.timeline) - 1 and step > 0:
+            self.action_live()
+        else:
+            self._view_at(max(target, 0))
+
+    def action_live(self) -> None:
+        self.scrub_at = None
+        self._badge()
+        if not self.paused:
+            self.shown = self.latest
+            self.view.flow_stats = self.latest_flow_stats
+            self._render_panes()
+            self._render_screens()
+        self._render_header()
+
+    def action_failure(self, direction: int) -> None:
+        found = self.timeline.failure(self._scrub_index(), direction) if self.timeline else None
+        if found is not None:
+            self._view_at(found)
+        elif direction > 0 and isinstance(self.feed, ReplayFeed):
+            self.notify("playing on to the next health failure…", timeout=2)
+            self._seek_replay(lambda snap: bool(health.failing(health.rows(snap))), "health failure")
+        else:
+            self.notify(f"no health failure {'before' if direction < 0 else 'after'} this moment in the kept "
+                        f"history ({duration(self.timeline.span)})", severity="warning")
+
+    @work(thread=True, exclusive=True, group="seek")
+    def _seek_replay(self, until: Callable[[Snapshot], bool], what: str) -> None:
+        assert isinstance(self.feed, ReplayFeed)
+        found = self.feed.seek(until)
+        self.call_from_thread(self._after_seek, found, what)
+
+    def _after_seek(self, found: bool, what: str) -> None:
+        self.action_live()  # the recording stopped on the snapshot sought (or at its end)
+        if not found:
+            self.notify(f"no {what} until the end of the recording", severity="warning")
+
+    def action_seek(self) -> None:
+        box = self.query_one("#seek", Input)
+        box.display = True
+        box.focus()
+
+    def _seek_to(self, text: str) -> None:
+        reference = self.shown or self.latest
+        if reference is None:
+            return
+        try:
+            target = at_clock(text, reference.timestamp)
+        except ValueError:
+            self.notify(f"not a time: {text!r} (HH:MM:SS or HH:MM)", severity="error")
+            return
+        if self.timeline and self.timeline[0].timestamp <= target <= self.timeline[-1].timestamp:
+            index = self.timeline.index_at(target)
+            if index == len(self.timeline) - 1:
+                self.action_live()
+            else:
+                self._view_at(index)
+        elif isinstance(self.feed, ReplayFeed) and self.latest is not None and target > self.latest.timestamp:
+            self._seek_replay(lambda snap: snap.timestamp >= target, f"snapshot at {text}")
+        else:
+            self.notify(f"{text} is outside the kept history ({duration(self.timeline.span)})", severity="warning")
+
     def action_pause(self) -> None:
         self.paused = not self.paused
-        if not self.paused:
+        if not self.paused and self.scrub_at is None:
             self.shown = self.latest
             self.view.flow_stats = self.latest_flow_stats
             self._render_panes()
@@ -257,13 +375,25 @@ class OvstopApp(App[int]):
         box.focus()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        self._close_filter()
+        if event.input.id == "seek":
+            self._close_seek()
+            self._seek_to(event.value.strip())
+        else:
+            self._close_filter()
 
     def on_key(self, event: object) -> None:
         box = self.query_one("#filter", Input)
         if box.has_focus and getattr(event, "key", "") == "escape":
             box.value = ""
             self._close_filter()
+        if self.query_one("#seek", Input).has_focus and getattr(event, "key", "") == "escape":
+            self._close_seek()
+
+    def _close_seek(self) -> None:
+        box = self.query_one("#seek", Input)
+        box.value = ""
+        box.display = False
+        self._focus_pane()
 
     def _close_filter(self) -> None:
         """Apply what the filter box holds (on enter; escape has emptied it) and go back to the pane."""

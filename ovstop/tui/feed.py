@@ -240,6 +240,20 @@ class ReplayFeed:
             self._send_events_only()
         return count
 
+    def seek(self, until: Callable[[Snapshot], bool]) -> bool:
+        """Pause and deliver the recording one item at a time until a snapshot satisfies ``until`` (True: it
+        is the last one delivered), or the recording ends (False). Item by item, so none is skipped over."""
+        seen = self.last
+        try:
+            while self.replayer.step():
+                if self.last is not seen and self.last is not None:
+                    seen = self.last
+                    if until(seen):
+                        return True
+        except (OvstopError, RecursionError) as exc:
+            self._stopped(str(exc))
+        return False
+
     def toggle_play(self) -> None:
         if self.replayer.paused:
             self.replayer.resume(time.monotonic())

@@ -48,6 +48,8 @@ class HeaderBar(Static):
         ]
         if paused:
             parts += ["  ", (" PAUSED ", "reverse $warning")]
+        if view.viewing:
+            parts += ["  ", (f" {view.viewing} ", "reverse $warning")]
         # A failed round delivers nothing: what is shown is the last good one, and the reason leads line two.
         stale_since = snap.timestamp if feed.failure else h.stale_since
         if stale_since is not None:

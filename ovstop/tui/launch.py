@@ -31,7 +31,7 @@ def launch(options: Options) -> int:
                 runtime.sampler, options.interval, events=runtime.event_store, events_reason=runtime.events_reason
             )
         stack.callback(feed.stop)
-        app = OvstopApp(feed)
+        app = OvstopApp(feed, history_depth=options.history_depth)
 
         def _exit(signum: int) -> None:
             # A hangup comes with a SIGCONT, which Textual's driver takes for a return from ctrl+z: it would
