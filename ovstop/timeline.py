@@ -17,6 +17,9 @@ from ovstop.model.store import Snapshot
 
 DEFAULT_DEPTH = 300.0
 """Seconds of snapshots kept by default."""
+MAX_BYTES = 256 * 2**20
+"""Whatever the depth, the oldest snapshots go once the kept ones are estimated above this (a switch with
+10,000 datapath flows makes snapshots of megabytes)."""
 
 
 def snapshot_bytes(snap: Snapshot) -> int:
@@ -30,10 +33,12 @@ def snapshot_bytes(snap: Snapshot) -> int:
 
 
 class Timeline:
-    """Snapshots in arrival order, the oldest dropped once more than ``depth`` seconds older than the newest."""
+    """Snapshots in arrival order, the oldest dropped once more than ``depth`` seconds older than the newest
+    or once all of them cost more than ``max_bytes``."""
 
-    def __init__(self, depth: float = DEFAULT_DEPTH) -> None:
+    def __init__(self, depth: float = DEFAULT_DEPTH, max_bytes: int = MAX_BYTES) -> None:
         self.depth = depth
+        self.max_bytes = max_bytes
         self._snaps: deque[Snapshot] = deque()
         self._sizes: deque[int] = deque()
         self.cost_bytes = 0
@@ -47,7 +52,8 @@ class Timeline:
         self._snaps.append(snap)
         self._sizes.append(size)
         self.cost_bytes += size
-        while len(self._snaps) > 1 and snap.timestamp - self._snaps[0].timestamp > self.depth:
+        while len(self._snaps) > 1 and (snap.timestamp - self._snaps[0].timestamp > self.depth
+                                        or self.cost_bytes > self.max_bytes):
             self._snaps.popleft()
             self.cost_bytes -= self._sizes.popleft()
 

@@ -152,3 +152,7 @@ def test_timeline_keeps_its_depth_and_counts_its_cost(fresh_sandbox: SandboxSwit
         deep.add(snap)
     assert len(deep) == 3 and deep.cost_bytes == sum(snapshot_bytes(s) for s in snaps)
     assert deep.index_at(snaps[1].timestamp) == 1 and deep.index_at(0.0) == 0
+    capped = Timeline(depth=3600, max_bytes=snapshot_bytes(snaps[1]) + snapshot_bytes(snaps[2]))
+    for snap in snaps:
+        capped.add(snap)
+    assert [capped[i] for i in range(len(capped))] == snaps[1:]

@@ -31,6 +31,7 @@ SIZES = {"80x24": (80, 24), "200x50": (200, 50)}
 VIEWS = {
     "pane1": ["1"], "pane2": ["2"], "pane3": ["3"], "pane4": ["4"], "pane5": ["5"], "pane6": ["6"], "all": ["0"],
     "help": ["question_mark"], "health": ["h"], "flow": ["4", "enter"],
+    "scrub": ["b", "b"],
 }
 
 

@@ -46,10 +46,11 @@ class HeaderBar(Static):
             f"up {duration(h.ovs_uptime) if h.ovs_uptime is not None else '–'}  "
             f"session {duration(view.clock() - started)}  {pace}  #{snap.seq}",
         ]
+        if view.viewing:  # first, so that even a narrow terminal shows it is looking at the past
+            parts[:0] = [(f" {view.viewing} ", "reverse $warning"), " "]
         if paused:
             parts += ["  ", (" PAUSED ", "reverse $warning")]
-        if view.viewing:
-            parts += ["  ", (f" {view.viewing} ", "reverse $warning")]
+
         # A failed round delivers nothing: what is shown is the last good one, and the reason leads line two.
         stale_since = snap.timestamp if feed.failure else h.stale_since
         if stale_since is not None:
