@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import gzip
 import ipaddress
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
-from wsgiref.simple_server import WSGIServer, make_server
 
-from prometheus_client.exposition import ThreadingWSGIServer, _SilentHandler, choose_encoder, gzip_accepted
+from prometheus_client.exposition import choose_encoder, gzip_accepted
 
 from ovstop.collect.sampler import Sampler
 from ovstop.errors import OvstopError
+from ovstop.export.httpd import Limits, Server, serve_app
 from ovstop.export.prometheus import render
+from ovstop.export.webconfig import WebConfig
 
 DEFAULT_PORT = 6103  # the port the OVS metrics RFC registers for its exporter
 
@@ -79,14 +81,21 @@ class MetricsEndpoint:
         return [body]
 
 
-def serve(endpoint: MetricsEndpoint, host: str, port: int) -> WSGIServer:
-    """Start serving in a daemon thread; a port in use or a bad address is one clear error."""
-    server_class = type("Server", (ThreadingWSGIServer,), {})
-    if ":" in host:
-        server_class.address_family = __import__("socket").AF_INET6
-    try:
-        server = make_server(host, port, endpoint, server_class, handler_class=_SilentHandler)
-    except OSError as exc:
-        raise OvstopError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    threading.Thread(target=server.serve_forever, name="ovstop-http", daemon=True).start()
-    return server
+def serve(endpoint: MetricsEndpoint, host: str, port: int, web_config: WebConfig | None = None,
+          limits: Limits | None = None) -> Server:
+    """Start serving in a daemon thread (see :mod:`ovstop.export.httpd`); a port in use is one clear error."""
+    return serve_app(endpoint, host, port, web_config, limits)
+
+
+def exposed_without_protection(host: str, web_config: WebConfig) -> str | None:
+    """A warning when ``host`` is reachable beyond this machine and the web config has no TLS or no auth."""
+    if ipaddress.ip_address(host).is_loopback:
+        return None
+    context = web_config.ssl_context
+    client_certs = context is not None and context.verify_mode == ssl.CERT_REQUIRED
+    missing = [what for what, there in (("TLS", context), ("authentication", web_config.auth_required or client_certs))
+               if not there]
+    if not missing:
+        return None
+    return (f"listening on {host} without {' or '.join(missing)}: anyone who can reach this port reads the "
+            "switch's ports, flows and tenants (see --web.config.file)")
