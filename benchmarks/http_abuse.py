@@ -1,0 +1,110 @@
+"""The exporter's HTTP server under abuse: ``wrk`` with many connections while idle sockets are held open.
+
+Starts ``ovstop --headless --sandbox``, opens ``--idle`` TCP connections that never send a byte, runs
+``wrk -c N -d S --latency`` on /metrics, and prints wrk's errors and latency percentiles, the kernel's
+listen-queue overflows during the run (``nstat``), and ovstop's resident memory before, during and after.
+
+    .venv/bin/python benchmarks/http_abuse.py                  # wrk -c 200 -d 30s, 200 idle sockets
+    .venv/bin/python benchmarks/http_abuse.py -c 50 -d 10 --idle 50
+
+Needs Debian's ``wrk`` and ``iproute2`` (nstat). Targets (issue 11): 0 errors, p99 <= 100 ms, flat memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+
+def rss_kib(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.M)
+    return int(match[1]) if match else 0
+
+
+def listen_overflows() -> int:
+    out = subprocess.run(["nstat", "-az", "TcpExtListenOverflows"], capture_output=True, text=True).stdout
+    match = re.search(r"TcpExtListenOverflows\s+(\d+)", out)
+    return int(match[1]) if match else -1
+
+
+def ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("-c", type=int, default=200, help="wrk connections (default 200)")
+    p.add_argument("-d", type=int, default=30, help="wrk seconds (default 30)")
+    p.add_argument("--idle", type=int, default=200, help="idle sockets held open meanwhile (default 200)")
+    args = p.parse_args()
+    if shutil.which("wrk") is None:
+        print("http_abuse: needs wrk (apt-get install wrk)", file=sys.stderr)
+        return 1
+    proc = subprocess.Popen([sys.executable, "-m", "ovstop", "--headless", "--sandbox", "--no-ebpf",
+                             "--listen", "127.0.0.1:0"], stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        match = re.search(r"http://127\.0\.0\.1:(\d+)/metrics", line)
+        if not match:
+            print(f"http_abuse: ovstop did not start: {line.strip()}", file=sys.stderr)
+            return 1
+        threading.Thread(target=proc.stderr.read, daemon=True).start()  # keep its stderr drained
+        port = int(match[1])
+        url = f"http://127.0.0.1:{port}/metrics"
+        subprocess.run(["wrk", "-c", "10", "-d", "3", url], capture_output=True, check=True)  # warm up
+        rss_before = rss_kib(proc.pid)
+        idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(args.idle)]
+        overflows = listen_overflows()
+        samples: list[int] = []
+        stop = threading.Event()
+
+        def watch() -> None:
+            while not stop.wait(1.0):
+                samples.append(rss_kib(proc.pid))
+
+        threading.Thread(target=watch, daemon=True).start()
+        out = subprocess.run(["wrk", "-t", "2", "-c", str(args.c), "-d", f"{args.d}s", "--latency", url],
+                             capture_output=True, text=True, check=True).stdout
+        stop.set()
+        overflows = listen_overflows() - overflows
+        # The idle sockets were kept open by the server the whole run (its idle timeout is 60 s).
+        still_open = 0
+        for sock in idle:
+            sock.setblocking(False)
+            try:
+                still_open += sock.recv(1) != b""
+            except BlockingIOError:
+                still_open += 1
+            sock.close()
+        rss_after = rss_kib(proc.pid)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    requests = re.search(r"(\d+) requests in", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    pct = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)", out, re.M))
+    print(f"wrk -c {args.c} -d {args.d}s, {args.idle} idle sockets held open ({still_open} still open at the end)")
+    per_second = re.search(r"Requests/sec:\s+(\S+)", out)
+    print(f"  requests        {requests[1] if requests else '?'}  ({per_second[1] if per_second else '?'}/s)")
+    print(f"  socket errors   {errors[1] if errors else 'none'};  non-2xx: {non2xx[1] if non2xx else 0}")
+    print("  latency ms      " + "  ".join(f"p{k} {ms(v):.1f}" for k, v in pct.items()))
+    print(f"  listen overflows during the run: {overflows}")
+    peak = max(samples, default=rss_after)
+    print(f"  ovstop RSS MiB  before {rss_before / 1024:.1f}  peak {peak / 1024:.1f}  after {rss_after / 1024:.1f}"
+          f"  (first/last 5 s of the run: {sum(samples[:5]) / max(len(samples[:5]), 1) / 1024:.1f} / "
+          f"{sum(samples[-5:]) / max(len(samples[-5:]), 1) / 1024:.1f})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
