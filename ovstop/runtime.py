@@ -23,6 +23,7 @@ from ovstop.events.correlator import Correlator
 from ovstop.events.pipeline import EventPipeline
 from ovstop.events.recording import Recorder
 from ovstop.events.store import EventStore
+from ovstop.export import snapshot as snapshot_json
 from ovstop.model.labels import LabelMap
 from ovstop.model.store import MetricStore, Snapshot
 from ovstop.sources import discovery
@@ -48,6 +49,7 @@ class Options:
     ovn_sb: str | None = None
     ebpf: bool = True
     record: str | None = None
+    record_overwrite: bool = False
     max_events: int = 10_000
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -75,22 +77,28 @@ class Runtime:
         self.stack.close()
 
     def first_sample(self) -> Snapshot:
-        """Collect once; fail with one clear line when not a single source answered."""
+        """Collect once; fail with one clear line when not a single source answered.
+
+        The run starts here: only then is ``--record``'s file opened (a start-up that fails leaves an
+        existing file as it was), and this first snapshot is its first.
+        """
         snap = self.sampler.sample()
         present = [h for h in snap.health.values() if not h.off]
         if present and not any(h.up for h in present):
             raise OvstopError("; ".join(f"{h.name}: {h.reason}" for h in present))
+        if self.options.record and self.events.recorder is None:
+            recorder = start_recording(self.options.record, self.sampler, self.stack, self.options.record_overwrite)
+            recorder.snapshot(snapshot_json.to_dict(snap))
+            self.events.recorder = recorder
         # What exists now (modules, replicas, caches) lives as long as the run: keep it out of every
         # future garbage collection, which otherwise rescans it each time a round's garbage is collected.
         gc.freeze()
         return snap
 
 
-def start_recording(path: str, sampler: Sampler, stack: contextlib.ExitStack) -> Recorder:
-    """``--record``: events as captured plus every snapshot, in one Retis-compatible file."""
-    from ovstop.export import snapshot as snapshot_json
-
-    recorder = Recorder(path)
+def start_recording(path: str, sampler: Sampler, stack: contextlib.ExitStack, overwrite: bool = False) -> Recorder:
+    """``--record``: events as captured plus every later snapshot, in one Retis-compatible file."""
+    recorder = Recorder(path, overwrite=overwrite)
     stack.callback(recorder.close)
     sampler.listeners.append(lambda snap: recorder.snapshot(snapshot_json.to_dict(snap)))
     return recorder
@@ -130,9 +138,8 @@ def open_runtime(options: Options) -> Runtime:
         collectors: list[Collector] = default_collectors(options, label_map, sources, stack)
         capture, events_reason = start_capture(options.ebpf, options.sandbox, events, stack)
         collectors.append(EbpfCollector(capture) if capture is not None else Unavailable("ebpf", events_reason))
-        sampler = Sampler(sources, collectors, MetricStore(history=options.history))
-        if options.record:
-            events.recorder = start_recording(options.record, sampler, stack)
+        sampler = Sampler(sources, collectors, MetricStore(history=options.history), round_timeout=options.timeout)
+        label_map.check_specs(sampler.specs, options.labels or "")
         return Runtime(options, sources, sampler, events, stack, capture, events_reason)
     except BaseException:
         stack.close()

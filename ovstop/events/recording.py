@@ -24,12 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
 
-from ovstop import __version__
+from ovstop import __version__, fileio
 from ovstop.errors import OvstopError, ParseError
 from ovstop.events.schema import OvsEvent, decode, encode
 
 RETIS_SCHEMA_VERSION = "v1.7.0"
 SNAPSHOT_SECTION = "ovstop"
+OVERWRITE_HINT = "--record-overwrite replaces it"
 
 LineKind = Literal["startup", "event", "other", "snapshot"]
 
@@ -56,12 +57,14 @@ def startup_section(cmdline: str = "ovstop") -> dict[str, Any]:
 class Recorder:
     """Writes a recording; thread-safe (the capture thread writes events, the sampler snapshots)."""
 
-    def __init__(self, path: str | os.PathLike[str], startup: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], startup: dict[str, Any] | None = None, overwrite: bool = False
+    ) -> None:
         self.path = Path(path)
-        try:
-            self._file: IO[str] = self.path.open("w", encoding="utf-8")
-        except OSError as exc:
-            raise OvstopError(f"cannot write recording {self.path}: {exc.strerror}") from None
+        # New files 0600 (a recording holds host names, interfaces, flows), an existing one only with
+        # ``overwrite``; devices and FIFOs are written through (see ovstop.fileio).
+        self._file: IO[str] = fileio.open_stream(path, "recording", overwrite, OVERWRITE_HINT)
+        self._failed = False
         self._lock = threading.Lock()
         self.events = 0
         self.snapshots = 0
@@ -79,7 +82,8 @@ class Recorder:
             try:
                 self._file.write(line + "\n")
             except OSError as exc:
-                raise OvstopError(f"cannot write recording {self.path}: {exc.strerror}") from None
+                self._failed = True
+                raise OvstopError(f"cannot write recording to {self.path}: {exc.strerror}") from None
 
     def event(self, ev: OvsEvent) -> None:
         self._write(encode(ev))
@@ -92,8 +96,14 @@ class Recorder:
         self.snapshots += 1
 
     def close(self) -> None:
+        """Close the file; a failure to flush is one OvstopError line (once: not again after a write error)."""
         with self._lock:
-            self._file.close()
+            try:
+                self._file.close()
+            except OSError as exc:
+                if not self._failed:
+                    self._failed = True
+                    raise OvstopError(f"cannot write recording to {self.path}: {exc.strerror}") from None
 
     def __enter__(self) -> Recorder:
         return self
@@ -159,6 +169,8 @@ def read_lines(path: str | os.PathLike[str]) -> Iterator[Line]:
                     obj = json.loads(text)
                 except json.JSONDecodeError as exc:
                     raise ParseError(f"{where}: not a JSON event line ({exc.msg})") from None
+                except RecursionError:
+                    raise ParseError(f"{where}: JSON nested too deeply") from None
                 for item in obj if isinstance(obj, list) else [obj]:
                     yield _classify(item, where, lineno)
         except UnicodeDecodeError:
