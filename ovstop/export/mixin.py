@@ -79,11 +79,12 @@ def _rate(name: str, by: str, selector: str = "") -> str:
     return f"sum by ({by}) (rate({m(name)}{selector}[5m]))"
 
 
-def _rate_either(what: str) -> str:
+def _rate_either(what: str, kind: str = "interface", by: str = "instance, bridge, interface",
+                 window: str = "5m", selector: str = "") -> str:
     """rx + tx, each present or not: rate() drops the names, so a label keeps the two sides apart."""
-    sides = " or ".join(f'label_replace(rate({m(f"ovs_vswitchd_interface_{way}_{what}_total")}[5m]), '
+    sides = " or ".join(f'label_replace(rate({m(f"ovs_vswitchd_{kind}_{way}_{what}_total")}{selector}[{window}]), '
                         f'"direction", "{way}", "", "")' for way in ("rx", "tx"))
-    return f"sum by (instance, bridge, interface) ({sides})"
+    return f"sum by ({by}) ({sides})"
 
 
 RECORDING: dict[str, tuple[str, str]] = {
@@ -412,6 +413,12 @@ def dashboard() -> dict[str, Any]:
     lay.add(_rate_by("ovs_vswitchd_tunnel_tx_bytes_total", "tunnel, remote_ip", "Bps"), 8)
     lay.add(_timeseries("Tunnel up", helptext("ovs_vswitchd_tunnel_up"), [
         _target(f"max by (tunnel, remote_ip) ({m('ovs_vswitchd_tunnel_up')}{SEL})", "{{tunnel}} {{remote_ip}}")]), 8)
+    lay.add(_timeseries("Tunnel drops/s", "Packets dropped per second on each tunnel (rx + tx).", [_target(
+        _rate_either("dropped", "tunnel", "tunnel, remote_ip", "$__rate_interval", SEL), "{{tunnel}} {{remote_ip}}")],
+        "pps"), 12)
+    lay.add(_timeseries("Tunnel errors/s", "Packet errors per second on each tunnel (rx + tx).", [_target(
+        _rate_either("errors", "tunnel", "tunnel, remote_ip", "$__rate_interval", SEL), "{{tunnel}} {{remote_ip}}")],
+        "pps"), 12)
     lay.row("PMD threads")
     lay.add(_timeseries("PMD busy", RECORDING["ovs:poll_threads_busy:ratio_rate5m"][1],
                         [_target(f"ovs:poll_threads_busy:ratio_rate5m{SEL}", "{{thread}}")], "percentunit"), 12)
