@@ -121,8 +121,14 @@ class _Handler(BaseHTTPRequestHandler):
         def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
             started[:] = [status, headers]
 
-        body = b"".join(self.server.app(environ, start_response))
-        status, headers = started
+        try:
+            body = b"".join(self.server.app(environ, start_response))
+            status, headers = started
+        except Exception as exc:  # a bug in an endpoint: one line on stderr and a 500; the server goes on
+            print(f"ovstop: internal error answering {path}: {exc!r}", file=sys.stderr, flush=True)
+            self._reply(500, "500 Internal Server Error", [("Content-Type", "text/plain")],
+                        b"internal error\n", head)
+            return
         self._reply(int(status.split()[0]), status, headers, body, head)
 
 
