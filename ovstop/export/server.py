@@ -19,7 +19,7 @@ from typing import Any
 from prometheus_client.exposition import choose_encoder, gzip_accepted
 
 from ovstop.collect.sampler import Sampler
-from ovstop.errors import OvstopError
+from ovstop.errors import OvstopError, SourceError
 from ovstop.export.httpd import Limits, Server, serve_app
 from ovstop.export.prometheus import render
 from ovstop.export.webconfig import WebConfig
@@ -66,7 +66,8 @@ class MetricsEndpoint:
 
     def page(self, accept: str, budget: float | None = None) -> tuple[bytes, str]:
         """The body and content type for one scrape with this Accept header, collected within ``budget``."""
-        assert self.sampler is not None
+        if self.sampler is None:
+            raise SourceError("ovstop is starting: no collection yet")
         started = time.monotonic()
         snapshot = self.sampler.sample(max_age=self.max_age, budget=budget)
         encoder, content_type = choose_encoder(accept)
