@@ -21,6 +21,7 @@ from pathlib import Path
 import bcrypt
 import pytest
 
+from ovstop.errors import OvstopError
 from ovstop.export import webconfig
 from ovstop.export.httpd import Limits, Server, serve_app
 from ovstop.export.server import exposed_without_protection
@@ -243,6 +244,13 @@ def test_tls_and_basic_auth_with_python_ssl(tls_files: Path) -> None:
             urllib.request.urlopen(url, context=context, timeout=20)
         assert refused.value.code == 401
         assert refused.value.headers["WWW-Authenticate"] == 'Basic realm="ovstop"'
+
+
+def test_unreadable_web_config_paths_are_one_line() -> None:
+    for path, message in (("/nonexistent/web.yml", "No such file"), ("/etc", "Is a directory"), ("a\0b", "NUL byte")):
+        with pytest.raises(OvstopError, match=message) as refused:
+            webconfig.load(path)
+        assert "\n" not in str(refused.value)
 
 
 @pytest.mark.parametrize(
