@@ -19,6 +19,7 @@ from ovstop.runtime import Options, Runtime, open_runtime
 from ovstop.sandbox.switch import SandboxSwitch
 from ovstop.sandbox.traffic import TrafficGenerator
 from ovstop.tui.app import OvstopApp
+from ovstop.tui.events_pane import EventsPane
 from ovstop.tui.feed import LiveFeed
 from ovstop.tui.flow_screen import FlowScreen
 
@@ -111,6 +112,44 @@ def test_enter_opens_the_flow_and_escape_returns(live: tuple[SandboxSwitch, Runt
             await pilot.press("escape")
             assert not isinstance(app.screen, FlowScreen)
             assert app.pane(4).display and not app.pane(1).display  # back where the user was
+            app.feed.stop()  # no round may land while the app shuts down
+
+    asyncio.run(run())
+
+
+def test_enter_on_a_flow_change_of_the_upcall_pane(live: tuple[SandboxSwitch, Runtime]) -> None:
+    """Pane 3 without eBPF lists flows installed/expired: Enter on the newest installed one opens that flow."""
+    sw, rt = live
+    app = OvstopApp(LiveFeed(rt.sampler, 0.5))
+
+    async def run() -> None:
+        async with app.run_test(size=(200, 50)) as pilot:
+            await pilot.press("3")
+            pane = app.query_one(EventsPane)
+            table = pane.query_one("#events-table", DataTable)
+            end = time.monotonic() + 30
+            installed: list[str] = []
+            while not installed:
+                assert time.monotonic() < end, "no installed flow in the upcall pane in time"
+                await asyncio.sleep(0.1)
+                live_ufids = {r.get("ufid") for r in (app.shown.tables.get("dp_flows", []) if app.shown else [])}
+                installed = [k for k, f in pane.flows.items() if f["ufid"] in live_ufids]
+            table.focus()
+            table.move_cursor(row=table.get_row_index(installed[-1]))
+            await pilot.press("enter")
+            assert isinstance(app.screen, FlowScreen)
+            screen = app.screen
+            assert screen.row["ufid"] == pane.flows[installed[-1]]["ufid"]
+            while screen.explanation is None and not screen.error:
+                assert time.monotonic() < end + 20, "explain never answered"
+                await asyncio.sleep(0.05)
+            if screen.explanation is not None:  # still installed when asked: the datapath's own key
+                key = sw.appctl("dpctl/get-flow", screen.row["datapath"], f"ufid:{screen.row['ufid']}")
+                assert key.startswith(screen.explanation.key)
+            else:  # expired in between: the switch's own refusal, in one line
+                assert screen.error.startswith("ovs-vswitchd: ") and "\n" not in screen.error
+            await pilot.press("escape")
+            assert not isinstance(app.screen, FlowScreen) and app.pane(3).display
             app.feed.stop()  # no round may land while the app shuts down
 
     asyncio.run(run())

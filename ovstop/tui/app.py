@@ -82,7 +82,7 @@ class OvstopApp(App[int]):
         Binding("question_mark,f1", "help", "Help", id="help"),
         Binding("slash", "filter", "Filter by name/label/key", id="filter"),
         Binding("h", "health", "Health checks", id="health"),
-        Binding("enter", "open_flow", "Flow row (pane 4): detail, explain", id="flow.open",
+        Binding("enter", "open_flow", "Flow row (panes 3, 4): detail, explain", id="flow.open",
                 show=False),
         Binding("p", "pause", "Pause view (collection goes on)", id="pause"),
         Binding("1", "pane(1)", "Metrics tree", id="pane.1", show=False),
@@ -244,6 +244,12 @@ class OvstopApp(App[int]):
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if event.data_table.id == "flows-table":
             self._open_flow(str(event.row_key.value))
+        elif event.data_table.id == "events-table":
+            change = self.query_one(EventsPane).flows.get(str(event.row_key.value))
+            if change is not None:  # the flow now if it is still installed, else as the change saw it
+                now = self.shown.tables.get("dp_flows", []) if self.shown is not None else []
+                row = next((r for r in now if flow_id(r) == flow_id(change)), change)
+                self.push_screen(FlowScreen(row, self.feed))
 
     def action_open_flow(self) -> None:
         tables = self.query("#flows-table").results(DataTable)  # none while another screen is on top
