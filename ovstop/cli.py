@@ -88,6 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--record", metavar="FILE", help="record events (Retis-compatible JSON lines) and snapshots")
     p.add_argument("--record-overwrite", action="store_true", help="let --record replace an existing file")
     p.add_argument("--replay", metavar="FILE", help="show a recording (ovstop or Retis) instead of a live switch")
+    p.add_argument("--connect", metavar="URL",
+                   help="show a remote ovstop --headless (http[s]://host:6103) instead of the local switch")
+    p.add_argument("--connect-ca", metavar="FILE", help="--connect: CA certificates to trust for https")
+    p.add_argument("--connect-auth-file", metavar="FILE",
+                   help="--connect: basic auth as user:password on the first line (or $OVSTOP_CONNECT_AUTH)")
     p.add_argument("--ovn", action="store_true", help="with --sandbox: add a private OVN (NB, SB, northd, controller)")
     p.add_argument("--ovn-nb", metavar="REMOTE", help="OVN northbound DB remote")
     p.add_argument("--ovn-sb", metavar="REMOTE", help="OVN southbound DB remote")
@@ -105,6 +110,14 @@ def _check_files(args: argparse.Namespace) -> None:
                                       ("--record", args.record)) if on]
         if live:
             raise OvstopError(f"--replay plays a recording in the TUI; it cannot be combined with {live[0]}")
+    if args.connect:
+        local = [flag for flag, on in (("snapshot", args.command == "snapshot"), ("--headless", args.headless),
+                                       ("--check", args.check), ("--sandbox", args.sandbox),
+                                       ("--record", args.record), ("--replay", args.replay)) if on]
+        if local:
+            raise OvstopError(f"--connect shows a remote ovstop in the TUI; it cannot be combined with {local[0]}")
+    elif args.connect_ca or args.connect_auth_file:
+        raise OvstopError("--connect-ca and --connect-auth-file go with --connect URL")
     if args.record:
         fileio.check_target(args.record, "recording", args.record_overwrite, OVERWRITE_HINT)
     if args.command == "snapshot" and args.output not in (None, "-"):
@@ -163,6 +176,7 @@ def run_headless(options: Options, args: argparse.Namespace) -> int:
     try:
         with running(options) as rt:
             rt.first_sample()
+            endpoint.events, endpoint.events_reason = rt.event_store, rt.events_reason
             endpoint.sampler = rt.sampler
             print(f"ovstop: serving /metrics on {server.scheme}://{host}:{server.server_port}/metrics",
                   file=sys.stderr, flush=True)

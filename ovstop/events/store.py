@@ -8,6 +8,7 @@ of the full ring are counted separately.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections import Counter, deque
@@ -113,6 +114,16 @@ class EventStore:
         if limit is not None:
             events = events[-limit:] if limit > 0 else []
         return events
+
+    def since(self, seq: int, limit: int) -> tuple[int, list[OvsEvent]]:
+        """Held events numbered after ``seq`` (events are numbered 1, 2, … in the order accepted), at most
+        ``limit`` of them, oldest first, with the number of the first one returned. A reader that fell
+        behind the ring gets what is still held: the gap is the returned number minus ``seq + 1``."""
+        with self._lock:
+            first_held = self._accepted - len(self._ring) + 1
+            skip = max(seq + 1 - first_held, 0)
+            events = list(itertools.islice(self._ring, skip, skip + max(limit, 0)))
+            return first_held + skip, events
 
     def totals(self) -> dict[str, int]:
         """Events accepted so far per event_type (including those since pushed out of the ring)."""

@@ -1,4 +1,5 @@
-"""Where the app's snapshots come from: a live sampler on a thread, or a recording played back.
+"""Where the app's snapshots come from: a live sampler on a thread, a recording played back, or a remote
+headless ovstop polled over HTTP (``--connect``).
 
 The app only ever receives finished :class:`Snapshot` objects through the ``deliver`` callback it hands to
 :meth:`SnapshotFeed.start` (from the feed's own thread), so the UI thread never calls a source and a
@@ -19,15 +20,19 @@ from ovstop.errors import OvstopError
 from ovstop.events.correlator import Correlator
 from ovstop.events.pipeline import EventPipeline
 from ovstop.events.replay import Replayer
-from ovstop.events.schema import OvsEvent
+from ovstop.events.schema import OvsEvent, decode
 from ovstop.events.store import EventStore
 from ovstop.export import snapshot as snapshot_doc
 from ovstop.model.store import Snapshot, SourceHealth
+from ovstop.remote.http import HttpClient
 
 Deliver = Callable[[Snapshot], None]
 REPLAY = "replay"
 METRICS = "metrics"
 NO_METRICS = "none in this file (a Retis capture: events only)"
+REMOTE = "remote"
+"""The health entry a remote feed adds to every snapshot: the link to the remote ovstop."""
+MAX_BACKOFF = 30.0
 EVENTS_ONLY_EVERY = 0.25
 """Seconds between events-only snapshots while a file without snapshot lines plays."""
 INTERVAL_STEPS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
@@ -214,3 +219,94 @@ class ReplayFeed:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5.0)
+
+
+class RemoteFeed:
+    """Polls a headless ovstop (``/snapshot.json`` and ``/events``) every ``interval`` seconds.
+
+    Snapshots are rebuilt by the same :func:`snapshot_doc.from_dict` a replay uses, so the panes draw what
+    the remote collected (its rates and histories included). Events go through the same correlator and
+    bounded store as live capture. Every snapshot carries a ``remote`` health entry for the link; when a
+    poll fails, the last snapshot is shown again with that entry down (the header shows STALE since the
+    last good poll) and polls back off, doubling up to ``MAX_BACKOFF`` seconds, until the link is back.
+    """
+
+    kind = "remote"
+
+    def __init__(self, client: HttpClient, interval: float = 1.0, events: EventStore | None = None) -> None:
+        self.client = client
+        self.interval = interval
+        self.events = events or EventStore()
+        self.events_reason = ""
+        self.host = client.host
+        self.failures = 0
+        self.last: Snapshot | None = None
+        self.last_ok: float | None = None
+        self._since = 0
+        self._pipeline = EventPipeline(Correlator(), self.events)
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def poll(self) -> Snapshot:
+        """One round: the remote's snapshot (link up) and its new events, or the last one with the link down."""
+        try:
+            snap = snapshot_doc.from_dict(self.client.get_json("/snapshot.json"))
+            self._fetch_events()
+        except OvstopError as exc:
+            self.failures += 1
+            base = self.last or Snapshot(0, time.time(), None, (), {})
+            link = SourceHealth(REMOTE, False, str(exc), self.last_ok)
+            return replace(base, health={**base.health, REMOTE: link})
+        self.failures = 0
+        self.last_ok = time.time()
+        self.last = replace(snap, health={**snap.health, REMOTE: SourceHealth(REMOTE, True, "", self.last_ok)})
+        return self.last
+
+    def _fetch_events(self) -> None:
+        """Every event the remote still holds after the last one seen (a restarted remote starts over)."""
+        while True:
+            page = self.client.get_json("/events", {"since": str(self._since)})
+            try:
+                first, latest, items = int(page["first"]), int(page["latest"]), list(page["events"])
+            except (KeyError, TypeError, ValueError):
+                raise OvstopError(f"{self.host}: a damaged /events answer") from None
+            self.events_reason = str(page.get("reason", ""))
+            if latest < self._since:  # the remote restarted: its numbering began again
+                self._since = 0
+                continue
+            for obj in items:
+                ev = decode(obj) if isinstance(obj, dict) else None
+                if ev is not None:
+                    self._pipeline(ev)
+            if not items:
+                return
+            self._since = first + len(items) - 1
+
+    def start(self, deliver: Deliver) -> None:
+        self._thread = threading.Thread(target=self._run, args=(deliver,), name="ovstop-remote", daemon=True)
+        self._thread.start()
+
+    def _run(self, deliver: Deliver) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            snap = self.poll()
+            if self._stop.is_set():
+                return
+            deliver(snap)
+            wait = min(self.interval * 2 ** self.failures, max(MAX_BACKOFF, self.interval))
+            self._wake.wait(max(wait - (time.monotonic() - started), 0.0))
+            self._wake.clear()
+
+    def refresh_now(self) -> None:
+        self._wake.set()
+
+    def set_interval(self, seconds: float) -> None:
+        self.interval = seconds
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=10.0)

@@ -1,4 +1,4 @@
-"""``ovstop`` with no mode: build the feed (live runtime or replay), run the app, always clean up.
+"""``ovstop`` with no mode: build the feed (live runtime, replay or ``--connect``), run the app, always clean up.
 
 A startup failure (no switch, unreadable recording) raises :class:`OvstopError` before the screen is taken
 over, so the CLI prints it as one line. SIGHUP (the ssh session or terminal went away) and SIGTERM make
@@ -13,12 +13,19 @@ import logging
 import signal
 from types import FrameType
 
+from ovstop.remote.http import HttpClient, base_url, read_credentials
 from ovstop.runtime import Options, open_runtime
-from ovstop.tui.feed import LiveFeed, ReplayFeed, SnapshotFeed
+from ovstop.tui.feed import LiveFeed, RemoteFeed, ReplayFeed, SnapshotFeed
 
 
 def _ignore(signum: int, frame: FrameType | None) -> None:
     """A signal handler that does nothing."""
+
+
+def connect_client(args: argparse.Namespace) -> HttpClient:
+    """The HTTP client for ``--connect URL`` (a /metrics or /snapshot.json URL names the same exporter)."""
+    url = base_url(args.connect, "--connect", strip=("/metrics", "/snapshot.json"))
+    return HttpClient(url, args.connect_ca, read_credentials(args.connect_auth_file), timeout=args.timeout)
 
 
 def launch(options: Options, args: argparse.Namespace) -> int:
@@ -28,6 +35,8 @@ def launch(options: Options, args: argparse.Namespace) -> int:
         feed: SnapshotFeed
         if getattr(args, "replay", None):
             feed = ReplayFeed(args.replay)
+        elif getattr(args, "connect", None):
+            feed = RemoteFeed(connect_client(args), args.delay)
         else:
             runtime = open_runtime(options)
             stack.callback(runtime.close)
