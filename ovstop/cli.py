@@ -61,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="A top for Open vSwitch: live metrics tree, histograms, upcall events, flow hit/miss; "
         "Prometheus /metrics (--headless) and JSON snapshots.",
     )
-    p.add_argument("command", nargs="?", choices=["snapshot"], help="snapshot: write the whole state as JSON")
+    p.add_argument("command", nargs="?", choices=["snapshot", "fleet"],
+                   help="snapshot: write the whole state as JSON; fleet: every host, from Prometheus")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--headless", action="store_true", help="serve /metrics instead of the TUI")
     mode.add_argument("--check", action="store_true", help="print the eBPF capability table and exit")
@@ -74,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="start a private Open vSwitch on the dummy datapath, with traffic, and watch it")
     p.add_argument("--sandbox-ports", type=_number(int, 1, MAX_SANDBOX_PORTS), default=4, metavar="N",
                    help="sandbox: dummy-pmd ports (default 4)")
+    p.add_argument("--sandbox-no-pmd", action="store_true",
+                   help="sandbox: plain dummy ports polled by the main thread, no PMD threads (cheap: several "
+                        "sandboxes on a small machine)")
     p.add_argument("--traffic", type=_number(float, 0, 1e6), default=200.0, metavar="PPS",
                    help="sandbox: packets per second the traffic generator injects (default 200)")
     p.add_argument("--unixctl", metavar="PATH", help="ovs-vswitchd control socket (default: found via OVS_RUNDIR)")
@@ -96,6 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ovn", action="store_true", help="with --sandbox: add a private OVN (NB, SB, northd, controller)")
     p.add_argument("--ovn-nb", metavar="REMOTE", help="OVN northbound DB remote")
     p.add_argument("--ovn-sb", metavar="REMOTE", help="OVN southbound DB remote")
+    p.add_argument("--prometheus", metavar="URL", help="fleet: the Prometheus (or compatible) server to query")
+    p.add_argument("--job", default="ovstop", metavar="NAME", help="fleet: the scrape job of the exporters")
+    p.add_argument("--window", default="1m", metavar="DURATION",
+                   help="fleet: the PromQL range rates are taken over (default 1m; 4 scrape intervals or more)")
     p.add_argument("--no-color", action="store_true", help="monochrome UI (NO_COLOR is honoured too)")
     p.add_argument("--version", action="version", version=f"ovstop {__version__}")
     return p
@@ -116,8 +124,10 @@ def _check_files(args: argparse.Namespace) -> None:
                                        ("--record", args.record), ("--replay", args.replay)) if on]
         if local:
             raise OvstopError(f"--connect shows a remote ovstop in the TUI; it cannot be combined with {local[0]}")
-    elif args.connect_ca or args.connect_auth_file:
+    elif (args.connect_ca or args.connect_auth_file) and args.command != "fleet":
         raise OvstopError("--connect-ca and --connect-auth-file go with --connect URL")
+    if (args.command == "fleet") != bool(args.prometheus):
+        raise OvstopError("ovstop fleet needs --prometheus URL (and --prometheus goes with fleet)")
     if args.record:
         fileio.check_target(args.record, "recording", args.record_overwrite, OVERWRITE_HINT)
     if args.command == "snapshot" and args.output not in (None, "-"):
@@ -131,6 +141,7 @@ def options_from(args: argparse.Namespace) -> Options:
         db=args.db,
         sandbox=args.sandbox,
         sandbox_ports=args.sandbox_ports,
+        sandbox_pmd=not args.sandbox_no_pmd,
         traffic_pps=args.traffic,
         labels=args.labels,
         timeout=args.timeout,
@@ -192,6 +203,24 @@ def run_headless(options: Options, args: argparse.Namespace) -> int:
     return 0
 
 
+def run_fleet(options: Options, args: argparse.Namespace) -> int:
+    """The fleet table; Enter on a host attaches the TUI to it (``--connect``), quitting that returns here."""
+    if args.no_color:
+        os.environ["NO_COLOR"] = "1"
+    from ovstop.remote.fleet import Fleet, check_window
+    from ovstop.remote.http import HttpClient, base_url
+    from ovstop.tui.fleet_app import FleetApp
+    from ovstop.tui.launch import launch
+
+    url = base_url(args.prometheus, "--prometheus")
+    fleet = Fleet(HttpClient(url, timeout=args.timeout), args.job, check_window(args.window))
+    fleet.rows()  # an unreachable or refusing Prometheus is one line before the screen is taken
+    while (address := FleetApp(fleet, args.delay, url).run()) is not None:
+        scheme = "https" if args.connect_ca else "http"
+        launch(options, argparse.Namespace(**{**vars(args), "connect": f"{scheme}://{address}"}))
+    return 0
+
+
 def run_check(options: Options, args: argparse.Namespace) -> int:
     from ovstop.ebpf.capability import capabilities, format_check_table, probe_system
 
@@ -218,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_check(options, args)
         if args.command == "snapshot":
             return run_snapshot(options, args)
+        if args.command == "fleet":
+            return run_fleet(options, args)
         if args.headless:
             return run_headless(options, args)
         return run_tui(options, args)

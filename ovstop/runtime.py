@@ -39,6 +39,7 @@ class Options:
     db: str | None = None
     sandbox: bool = False
     sandbox_ports: int = 4
+    sandbox_pmd: bool = True
     traffic_pps: float = 200.0
     labels: str | None = None
     timeout: float = 2.0

@@ -37,7 +37,8 @@ class SandboxSession:
 def start_sandbox(options: Options) -> Iterator[SandboxSession]:
     """Start the switch, the traffic and, with ``options.ovn``, a private OVN (pointing ``options`` at it);
     stop them all (leaving nothing behind) however the block exits."""
-    with SandboxSwitch(n_ports=options.sandbox_ports) as switch, contextlib.ExitStack() as stack:
+    switch_ctx = SandboxSwitch(n_ports=options.sandbox_ports, pmd=options.sandbox_pmd)
+    with switch_ctx as switch, contextlib.ExitStack() as stack:
         ovn = None
         if options.ovn:
             ovn = stack.enter_context(SandboxOvn(switch))
