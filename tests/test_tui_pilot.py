@@ -259,6 +259,7 @@ def test_data_layer_never_imports_textual() -> None:
         "import ovstop.cli, ovstop.runtime, ovstop.collect.registry, ovstop.collect.sampler\n"
         "import ovstop.export.prometheus, ovstop.export.snapshot, ovstop.events.store, ovstop.events.flowdiff\n"
         "import ovstop.events.replay, ovstop.tui.feed, ovstop.tui.format, ovstop.tui.headline\n"
+        "import ovstop.remote.fleet, ovstop.remote.http\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'rich'))\n"
         "assert not bad, bad\n"
     )
