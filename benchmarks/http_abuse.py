@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import threading
+import urllib.request
 from pathlib import Path
 
 
@@ -44,12 +45,15 @@ def main() -> int:
     p.add_argument("-c", type=int, default=200, help="wrk connections (default 200)")
     p.add_argument("-d", type=int, default=30, help="wrk seconds (default 30)")
     p.add_argument("--idle", type=int, default=200, help="idle sockets held open meanwhile (default 200)")
+    p.add_argument("--warmup", type=int, default=65, help="seconds of light load first (default 65)")
+    p.add_argument("--delay", default="1", help="ovstop's -d (default 1; a scrape collects when the last round "
+                   "is older than half of it, and concurrent scrapes wait for that round)")
     args = p.parse_args()
     if shutil.which("wrk") is None:
         print("http_abuse: needs wrk (apt-get install wrk)", file=sys.stderr)
         return 1
     proc = subprocess.Popen([sys.executable, "-m", "ovstop", "--headless", "--sandbox", "--no-ebpf",
-                             "--listen", "127.0.0.1:0"], stderr=subprocess.PIPE, text=True)
+                             "--listen", "127.0.0.1:0", "-d", args.delay], stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stderr is not None
         line = proc.stderr.readline()
@@ -60,7 +64,9 @@ def main() -> int:
         threading.Thread(target=proc.stderr.read, daemon=True).start()  # keep its stderr drained
         port = int(match[1])
         url = f"http://127.0.0.1:{port}/metrics"
-        subprocess.run(["wrk", "-c", "10", "-d", "3", url], capture_output=True, check=True)  # warm up
+        # Warm up until every series' history (120 rounds, ~2 rounds/s under scrapes) is full, so that memory
+        # growth during the run is the server's own, not the metric store filling up.
+        subprocess.run(["wrk", "-c", "10", "-d", f"{args.warmup}s", url], capture_output=True, check=True)
         rss_before = rss_kib(proc.pid)
         idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(args.idle)]
         overflows = listen_overflows()
@@ -86,6 +92,9 @@ def main() -> int:
                 still_open += 1
             sock.close()
         rss_after = rss_kib(proc.pid)
+        with urllib.request.urlopen(url, timeout=20) as response:
+            page = response.read().decode()
+        collect = re.search(r"^ovstop_collect_duration_seconds (\S+)", page, re.M)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -93,16 +102,17 @@ def main() -> int:
     errors = re.search(r"Socket errors: (.*)", out)
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     pct = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)", out, re.M))
-    print(f"wrk -c {args.c} -d {args.d}s, {args.idle} idle sockets held open ({still_open} still open at the end)")
+    print(f"wrk -c {args.c} -d {args.d}s, {args.idle} idle sockets held open ({still_open} still open at the end), "
+          f"ovstop -d {args.delay}, /metrics {len(page) // 1024} KiB, last collection "
+          f"{float(collect[1]) * 1000 if collect else float('nan'):.0f} ms")
     per_second = re.search(r"Requests/sec:\s+(\S+)", out)
     print(f"  requests        {requests[1] if requests else '?'}  ({per_second[1] if per_second else '?'}/s)")
     print(f"  socket errors   {errors[1] if errors else 'none'};  non-2xx: {non2xx[1] if non2xx else 0}")
     print("  latency ms      " + "  ".join(f"p{k} {ms(v):.1f}" for k, v in pct.items()))
     print(f"  listen overflows during the run: {overflows}")
     peak = max(samples, default=rss_after)
-    print(f"  ovstop RSS MiB  before {rss_before / 1024:.1f}  peak {peak / 1024:.1f}  after {rss_after / 1024:.1f}"
-          f"  (first/last 5 s of the run: {sum(samples[:5]) / max(len(samples[:5]), 1) / 1024:.1f} / "
-          f"{sum(samples[-5:]) / max(len(samples[-5:]), 1) / 1024:.1f})")
+    print(f"  ovstop RSS MiB  before {rss_before / 1024:.1f}  peak {peak / 1024:.1f}  after {rss_after / 1024:.1f}")
+    print("  RSS every 5 s   " + " ".join(f"{kib / 1024:.1f}" for kib in samples[::5]))
     return 0
 
 

@@ -16,7 +16,7 @@ scripts/test-deps.sh
 
 stage "wheel and sdist"
 rm -rf dist
-.venv/bin/python -m build --outdir dist . >/dev/null
+if ! log=$(.venv/bin/python -m build --outdir dist . 2>&1); then echo "$log" >&2; exit 1; fi
 ls dist
 export OVSTOP_DIST=$PWD/dist
 

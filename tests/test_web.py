@@ -110,6 +110,24 @@ def test_head_has_get_headers_and_no_body_and_no_banner() -> None:
         conn.close()
 
 
+def test_an_endpoint_bug_is_a_500_and_the_server_goes_on(capfd: pytest.CaptureFixture[str]) -> None:
+    def broken(environ: dict, start_response) -> list[bytes]:  # type: ignore[no-untyped-def]
+        raise RuntimeError("boom")
+
+    server = serve_app(broken, "127.0.0.1", 0)
+    try:
+        for _ in range(2):
+            conn = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=20)
+            conn.request("GET", "/metrics")
+            assert conn.getresponse().status == 500
+            conn.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+    err = capfd.readouterr().err
+    assert err.count("internal error answering /metrics: RuntimeError('boom')") == 2 and "Traceback" not in err
+
+
 # --- timeouts, bound, backlog --------------------------------------------------------------------------
 
 def test_idle_connection_is_closed_after_idle_timeout() -> None:

@@ -43,10 +43,6 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: Server
 
-    def setup(self) -> None:
-        super().setup()
-        self.connection.settimeout(self.server.limits.idle_timeout)
-
     def handle_one_request(self) -> None:
         # Idle until the first byte of a request, then the read timeout for the rest of it.
         self.connection.settimeout(self.server.limits.idle_timeout)
@@ -63,9 +59,6 @@ class _Handler(BaseHTTPRequestHandler):
             return bool(self.rfile.peek(1))
         except OSError:
             return False
-
-    def version_string(self) -> str:
-        return "ovstop"
 
     def send_response(self, code: int, message: str | None = None) -> None:
         # BaseHTTPRequestHandler would add "Server: BaseHTTP/0.6 Python/3.x": only the status and Date.
@@ -128,8 +121,14 @@ class _Handler(BaseHTTPRequestHandler):
         def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
             started[:] = [status, headers]
 
-        body = b"".join(self.server.app(environ, start_response))
-        status, headers = started
+        try:
+            body = b"".join(self.server.app(environ, start_response))
+            status, headers = started
+        except Exception as exc:  # a bug in an endpoint: one line on stderr and a 500; the server goes on
+            print(f"ovstop: internal error answering {path}: {exc!r}", file=sys.stderr, flush=True)
+            self._reply(500, "500 Internal Server Error", [("Content-Type", "text/plain")],
+                        b"internal error\n", head)
+            return
         self._reply(int(status.split()[0]), status, headers, body, head)
 
 

@@ -137,17 +137,21 @@ class MetricsEndpoint:
         if self.sampler is None:
             start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
             return [b"ovstop is starting\n"]
-        if path == "/snapshot.json":
-            body, content_type = self.snapshot_json(), JSON
-        elif path == "/events":
-            try:
-                since = _since(environ.get("QUERY_STRING", ""))
-            except ValueError:
-                start_response("400 Bad Request", [("Content-Type", "text/plain")])
-                return [b"since= takes an event number (0 or more)\n"]
-            body, content_type = self.events_json(since), JSON
-        else:
-            body, content_type = self.page(environ.get("HTTP_ACCEPT", ""), scrape_budget(environ))
+        try:
+            if path == "/snapshot.json":
+                body, content_type = self.snapshot_json(), JSON
+            elif path == "/events":
+                try:
+                    since = _since(environ.get("QUERY_STRING", ""))
+                except ValueError:
+                    start_response("400 Bad Request", [("Content-Type", "text/plain")])
+                    return [b"since= takes an event number (0 or more)\n"]
+                body, content_type = self.events_json(since), JSON
+            else:
+                body, content_type = self.page(environ.get("HTTP_ACCEPT", ""), scrape_budget(environ))
+        except OvstopError as exc:  # e.g. the recording listener of this round could not write
+            start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+            return [f"ovstop: {exc}\n".encode()]
         headers = [("Content-Type", content_type)]
         if gzip_accepted(environ.get("HTTP_ACCEPT_ENCODING", "")):
             body = gzip.compress(body, compresslevel=1)
