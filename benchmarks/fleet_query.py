@@ -42,6 +42,7 @@ def write_openmetrics(path: Path, hosts: int, points: int, step: int, end: int, 
     start = end - (points - 1) * step
     series = 0
     with path.open("w") as out:
+
         def family(name: str, kind: str, labelsets: list[str], value, counter: bool = False) -> None:  # type: ignore[no-untyped-def]
             nonlocal series
             base = name.removesuffix("_total") if counter else name
@@ -105,19 +106,30 @@ def main() -> int:
         started = time.monotonic()
         series = write_openmetrics(tmp / "fleet.om", args.hosts, points, args.scrape, end, args.pmds, args.ports)
         size = (tmp / "fleet.om").stat().st_size
-        print(f"{args.hosts} hosts: {series} series x {points} samples ({size / 1e6:.0f} MB OpenMetrics) "
-              f"written in {time.monotonic() - started:.1f}s")
+        print(
+            f"{args.hosts} hosts: {series} series x {points} samples ({size / 1e6:.0f} MB OpenMetrics) "
+            f"written in {time.monotonic() - started:.1f}s"
+        )
         started = time.monotonic()
-        subprocess.run(["promtool", "tsdb", "create-blocks-from", "openmetrics", "-q", str(tmp / "fleet.om"),
-                        str(tmp / "data")], check=True)
+        subprocess.run(
+            ["promtool", "tsdb", "create-blocks-from", "openmetrics", "-q", str(tmp / "fleet.om"), str(tmp / "data")],
+            check=True,
+        )
         (tmp / "fleet.om").unlink()
         print(f"promtool create-blocks-from openmetrics: {time.monotonic() - started:.1f}s")
         (tmp / "prometheus.yml").write_text("global:\n  scrape_interval: 1m\n")
         port = free_port()
-        prom = subprocess.Popen(["prometheus", f"--config.file={tmp / 'prometheus.yml'}",
-                                 f"--storage.tsdb.path={tmp / 'data'}", "--storage.tsdb.retention.time=10y",
-                                 f"--web.listen-address=127.0.0.1:{port}"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        prom = subprocess.Popen(
+            [
+                "prometheus",
+                f"--config.file={tmp / 'prometheus.yml'}",
+                f"--storage.tsdb.path={tmp / 'data'}",
+                "--storage.tsdb.retention.time=10y",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         base = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + 120
@@ -141,8 +153,12 @@ def main() -> int:
                     took = time.monotonic() - t0
                     assert doc["status"] == "success", doc
                     samples = doc["data"].get("stats", {}).get("samples", {})
-                    loaded[col] = (samples.get("totalQueryableSamples", -1), samples.get("peakSamples", -1),
-                                   len(doc["data"]["result"]), nbytes)
+                    loaded[col] = (
+                        samples.get("totalQueryableSamples", -1),
+                        samples.get("peakSamples", -1),
+                        len(doc["data"]["result"]),
+                        nbytes,
+                    )
                     per_query[col].append(took)
                     total += took
                 refresh.append(total)
@@ -151,11 +167,15 @@ def main() -> int:
             print(f"  {'column':<11} {heads}")
             for col in exprs:
                 read, peak, rows, nbytes = loaded[col]
-                print(f"  {col:<11} {statistics.median(per_query[col]) * 1e3:9.1f} {read:12d} {peak:12d} "
-                      f"{rows:6d} {nbytes:8d}")
+                print(
+                    f"  {col:<11} {statistics.median(per_query[col]) * 1e3:9.1f} {read:12d} {peak:12d} "
+                    f"{rows:6d} {nbytes:8d}"
+                )
             read_total = sum(v[0] for v in loaded.values())
-            print(f"  per refresh: median {statistics.median(refresh) * 1e3:.0f} ms (queries run one after another), "
-                  f"{read_total} samples read, {read_total / args.hosts:.0f} per host")
+            print(
+                f"  per refresh: median {statistics.median(refresh) * 1e3:.0f} ms (queries run one after another), "
+                f"{read_total} samples read, {read_total / args.hosts:.0f} per host"
+            )
         finally:
             prom.terminate()
             prom.wait(timeout=30)

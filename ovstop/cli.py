@@ -7,22 +7,22 @@ ends as one line on stderr and a non-zero exit; tracebacks are for bugs only.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import logging
 import math
 import os
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable
-from types import FrameType
 from typing import Any, NoReturn
 
-from ovstop import __version__, fileio
+from ovstop import __version__, fileio, logs, signals
 from ovstop.errors import OvstopError
 from ovstop.events.recording import OVERWRITE_HINT
 from ovstop.export.server import DEFAULT_PORT
 from ovstop.runtime import Options
 
+log = logging.getLogger(__name__)
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 MAX_SANDBOX_PORTS = 4096
@@ -100,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ovn", action="store_true", help="with --sandbox: add a private OVN (NB, SB, northd, controller)")
     p.add_argument("--ovn-nb", metavar="REMOTE", help="OVN northbound DB remote")
     p.add_argument("--ovn-sb", metavar="REMOTE", help="OVN southbound DB remote")
+    p.add_argument("--log", metavar="FILE",
+                   help="debug log: every record, with tracebacks of collector errors, appended to FILE")
     p.add_argument("--prometheus", metavar="URL", help="fleet: the Prometheus (or compatible) server to query")
     p.add_argument("--job", default="ovstop", metavar="NAME", help="fleet: the scrape job of the exporters")
     p.add_argument("--window", default="1m", metavar="DURATION",
@@ -141,7 +143,6 @@ def options_from(args: argparse.Namespace) -> Options:
         db=args.db,
         sandbox=args.sandbox,
         sandbox_ports=args.sandbox_ports,
-        sandbox_pmd=not args.sandbox_no_pmd,
         traffic_pps=args.traffic,
         labels=args.labels,
         timeout=args.timeout,
@@ -152,37 +153,39 @@ def options_from(args: argparse.Namespace) -> Options:
         ebpf=not args.no_ebpf,
         record=args.record,
         record_overwrite=args.record_overwrite,
+        interval=args.delay,
+        replay=args.replay,
+        sandbox_pmd=not args.sandbox_no_pmd,
+        connect=args.connect,
+        connect_ca=args.connect_ca,
+        connect_auth_file=args.connect_auth_file,
     )
 
 
-def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)
-
-
-def run_snapshot(options: Options, args: argparse.Namespace) -> int:
+def run_snapshot(options: Options, output: str | None) -> int:
     from ovstop.export import snapshot
     from ovstop.runtime import running
 
     with running(options) as rt:
         rt.first_sample()
         # A second round one interval later gives every counter a rate.
-        time.sleep(args.delay)
+        time.sleep(options.interval)
         snap = rt.sampler.sample()
-        snapshot.write(snapshot.to_dict(snap), args.output)
-    if args.output:
-        print(f"snapshot written to {args.output}", file=sys.stderr)
+        snapshot.write(snapshot.to_dict(snap), output)
+    if output:
+        print(f"snapshot written to {output}", file=sys.stderr)
     return 0
 
 
-def run_headless(options: Options, args: argparse.Namespace) -> int:
+def run_headless(options: Options, listen: str, web_config_file: str | None) -> int:
     from ovstop.export import webconfig
     from ovstop.export.server import MetricsEndpoint, exposed_without_protection, parse_listen, serve
     from ovstop.runtime import running
 
-    host, port = parse_listen(args.listen)
-    web_config = webconfig.load(args.web_config_file) if args.web_config_file else webconfig.WebConfig()
+    host, port = parse_listen(listen)
+    web_config = webconfig.load(web_config_file) if web_config_file else webconfig.WebConfig()
     # Bind first: a port in use fails before a sandbox or any connection is started.
-    endpoint = MetricsEndpoint(max_age=args.delay / 2)
+    endpoint = MetricsEndpoint(max_age=options.interval / 2)
     server = serve(endpoint, host, port, web_config)
     try:
         with running(options) as rt:
@@ -194,10 +197,15 @@ def run_headless(options: Options, args: argparse.Namespace) -> int:
             warning = exposed_without_protection(host, web_config)
             if warning:
                 print(f"ovstop: warning: {warning}", file=sys.stderr, flush=True)
-            stop = threading.Event()
-            while not stop.wait(args.delay):
+            while True:  # until a signal (SystemExit) or ctrl+c (KeyboardInterrupt)
+                time.sleep(options.interval)
                 # Keep rates and histories fresh between scrapes (a scrape reuses a young round).
-                rt.sampler.sample(max_age=args.delay / 2)
+                try:
+                    rt.sampler.sample(max_age=options.interval / 2)
+                except OvstopError:  # e.g. --record on a full disk: one line, exit (README)
+                    raise
+                except Exception:  # a bug in a round: say so (traceback in --log), keep serving, retry
+                    log.exception("collection round failed")
     finally:
         server.shutdown()
     return 0
@@ -209,49 +217,56 @@ def run_fleet(options: Options, args: argparse.Namespace) -> int:
         os.environ["NO_COLOR"] = "1"
     from ovstop.remote.fleet import Fleet, check_window
     from ovstop.remote.http import HttpClient, base_url
-    from ovstop.tui.fleet_app import FleetApp
-    from ovstop.tui.launch import launch
 
     url = base_url(args.prometheus, "--prometheus")
     fleet = Fleet(HttpClient(url, timeout=args.timeout), args.job, check_window(args.window))
     fleet.rows()  # an unreachable or refusing Prometheus is one line before the screen is taken
-    while (address := FleetApp(fleet, args.delay, url).run()) is not None:
-        scheme = "https" if args.connect_ca else "http"
-        launch(options, argparse.Namespace(**{**vars(args), "connect": f"{scheme}://{address}"}))
+    from ovstop.tui.fleet_app import FleetApp
+
+    while (address := FleetApp(fleet, options.interval, url).run()) is not None:
+        scheme = "https" if options.connect_ca else "http"
+        run_tui(dataclasses.replace(options, connect=f"{scheme}://{address}"), args.no_color)
     return 0
 
 
-def run_check(options: Options, args: argparse.Namespace) -> int:
+def run_check() -> int:
     from ovstop.ebpf.capability import capabilities, format_check_table, probe_system
 
     print(format_check_table(capabilities(probe_system())))
     return 0
 
 
-def run_tui(options: Options, args: argparse.Namespace) -> int:
-    if args.no_color:
+def run_tui(options: Options, no_color: bool) -> int:
+    if no_color:
         os.environ["NO_COLOR"] = "1"
-    from ovstop.tui.launch import launch
-
-    return launch(options, args)
+    try:
+        from ovstop.tui.launch import launch
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in ("textual", "rich"):
+            raise
+        raise OvstopError(
+            "the TUI needs Textual, which this install lacks: pip install 'ovstop[tui]' (or use --headless or snapshot)"
+        ) from None
+    return launch(options)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _exit_on_signal)
+    signals.install()
     try:
+        tui = not (args.check or args.command == "snapshot" or args.headless)
+        logs.setup(args.log, terminal_is_ui=tui)
         options = options_from(args)
         if args.check:
-            return run_check(options, args)
+            return run_check()
         if args.command == "snapshot":
-            return run_snapshot(options, args)
+            return run_snapshot(options, args.output)
         if args.command == "fleet":
             return run_fleet(options, args)
         if args.headless:
-            return run_headless(options, args)
-        return run_tui(options, args)
+            return run_headless(options, args.listen, args.web_config_file)
+        return run_tui(options, args.no_color)
     except OvstopError as exc:
         print(f"ovstop: {exc}", file=sys.stderr)
         return EXIT_ERROR

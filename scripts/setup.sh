@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up what running ovstop needs on a Debian 12 machine: Debian packages (as root), then a virtualenv in
-# .venv with ovstop installed in editable mode. The test tools are not installed here: scripts/test.sh
-# installs them (scripts/test-deps.sh). Safe to run again.
+# .venv with ovstop installed in editable mode, with its TUI (the tui extra). The test tools are not installed
+# here: scripts/test.sh installs them (scripts/test-deps.sh). Safe to run again.
 #
 #   scripts/setup.sh            # packages + .venv
 #   scripts/setup.sh --no-apt   # only the .venv (packages already there)
@@ -25,5 +25,5 @@ PYTHON=${PYTHON:-python3}
 if [[ ! -x .venv/bin/python ]]; then
   "$PYTHON" -m venv .venv
 fi
-.venv/bin/pip install -q --disable-pip-version-check -e .
+.venv/bin/pip install -q --disable-pip-version-check -e '.[tui]'
 echo "setup: ready (.venv/bin/ovstop)" >&2

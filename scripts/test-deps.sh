@@ -22,4 +22,4 @@ if [[ "${1:-}" != "--no-apt" ]]; then
   apt_ensure test-deps "${APT_PACKAGES[@]}"
 fi
 [[ -x .venv/bin/python ]] || { echo "test-deps: no .venv: run scripts/setup.sh first" >&2; exit 1; }
-.venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
+.venv/bin/pip install -q --disable-pip-version-check -e '.[tui,test]'

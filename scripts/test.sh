@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite, as CI runs it: lint, the host tests (real sandbox switch, real HTTP, real
+# The whole test suite, as CI runs it: lint (ruff, ruff format, mypy, import-linter contracts), the host tests (real sandbox switch, real HTTP, real
 # terminal, eBPF compile + verifier), then the guest stage (Debian's kernel under QEMU, real OVS kernel
 # hooks). Run scripts/setup.sh first; as root, this installs the test-only tools itself (scripts/test-deps.sh),
 # and builds the wheel and sdist into dist/ (a test installs that wheel into a fresh virtualenv).
@@ -20,8 +20,11 @@ if ! log=$(.venv/bin/python -m build --outdir dist . 2>&1); then echo "$log" >&2
 ls dist
 export OVSTOP_DIST=$PWD/dist
 
-stage "ruff"
+stage "lint: ruff, formatting, types, layers"
 .venv/bin/ruff check ovstop tests benchmarks scripts
+.venv/bin/ruff format --check ovstop tests benchmarks scripts
+.venv/bin/mypy
+.venv/bin/lint-imports
 
 stage "host tests"
 .venv/bin/python -m pytest -m "not guest" -p no:cacheprovider

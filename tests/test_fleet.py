@@ -27,8 +27,10 @@ from ovstop.remote.fleet import Fleet, queries
 from ovstop.remote.http import HttpClient
 from ovstop.tui.fleet_app import FleetApp
 
-pytestmark = pytest.mark.skipif(shutil.which("prometheus") is None or shutil.which("ovs-vswitchd") is None,
-                                reason="needs Debian's prometheus package and Open vSwitch")
+pytestmark = pytest.mark.skipif(
+    shutil.which("prometheus") is None or shutil.which("ovs-vswitchd") is None,
+    reason="needs Debian's prometheus package and Open vSwitch",
+)
 
 
 @dataclass
@@ -54,24 +56,53 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     try:
         for traffic in ("50", "0", "0"):
             proc = subprocess.Popen(
-                [sys.executable, "-m", "ovstop", "--headless", "--sandbox", "--sandbox-no-pmd", "--sandbox-ports", "2",
-                 "--traffic", traffic, "--no-ebpf", "--listen", "127.0.0.1:0"],
-                env={**os.environ, "TMPDIR": str(tmp)}, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+                [
+                    sys.executable,
+                    "-m",
+                    "ovstop",
+                    "--headless",
+                    "--sandbox",
+                    "--sandbox-no-pmd",
+                    "--sandbox-ports",
+                    "2",
+                    "--traffic",
+                    traffic,
+                    "--no-ebpf",
+                    "--listen",
+                    "127.0.0.1:0",
+                ],
+                env={**os.environ, "TMPDIR": str(tmp)},
+                stderr=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                text=True,
+            )
             exporters.append(Exporter(proc, ""))
             assert proc.stderr is not None
             line = proc.stderr.readline()
             match = re.search(r"http://(127\.0\.0\.1:\d+)/metrics", line)
             assert match, f"ovstop did not start: {line!r}"
             exporters[-1].address = match[1]
-        (tmp / "prometheus.yml").write_text(yaml.safe_dump({
-            "global": {"scrape_interval": "1s"},
-            "scrape_configs": [{"job_name": mixin.JOB,
-                                "static_configs": [{"targets": [e.address for e in exporters]}]}],
-        }))
+        (tmp / "prometheus.yml").write_text(
+            yaml.safe_dump(
+                {
+                    "global": {"scrape_interval": "1s"},
+                    "scrape_configs": [
+                        {"job_name": mixin.JOB, "static_configs": [{"targets": [e.address for e in exporters]}]}
+                    ],
+                }
+            )
+        )
         port = free_port()
         prometheus = subprocess.Popen(
-            ["prometheus", f"--config.file={tmp / 'prometheus.yml'}", f"--storage.tsdb.path={tmp / 'data'}",
-             f"--web.listen-address=127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                "prometheus",
+                f"--config.file={tmp / 'prometheus.yml'}",
+                f"--storage.tsdb.path={tmp / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         api = PromApi(port)
         wait_for(api.ready, "prometheus ready")
         yield Site(api, exporters)
@@ -99,8 +130,11 @@ def test_fleet_rows_equal_each_exporters_values_and_a_stopped_one_is_down(site: 
 
     def settled() -> bool:
         rows = fleet.rows()
-        return len(rows) == 3 and all(r.up and r.get("flow_limit") is not None for r in rows) and \
-            next(r for r in rows if r.instance == site.exporters[0].address).get("upcalls") is not None
+        return (
+            len(rows) == 3
+            and all(r.up and r.get("flow_limit") is not None for r in rows)
+            and next(r for r in rows if r.instance == site.exporters[0].address).get("upcalls") is not None
+        )
 
     wait_for(settled, "three exporters scraped with rates", deadline=120)
     rows = fleet.rows()
@@ -141,8 +175,7 @@ def test_fleet_rows_equal_each_exporters_values_and_a_stopped_one_is_down(site: 
             victim.proc.send_signal(signal.SIGTERM)
             victim.proc.wait(timeout=30)
             start = fleet.refreshes
-            await _until(pilot, lambda: not next(r for r in app.rows if r.instance == victim.address).up,
-                         timeout=30)
+            await _until(pilot, lambda: not next(r for r in app.rows if r.instance == victim.address).up, timeout=30)
             assert fleet.refreshes - start <= 2
             row = [str(c) for c in table.get_row(victim.address)]
             assert row[1] == "DOWN"
@@ -154,7 +187,11 @@ def test_fleet_rows_equal_each_exporters_values_and_a_stopped_one_is_down(site: 
 
 
 def test_fleet_command_errors_are_one_line(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "ovstop", "fleet", "--prometheus", f"http://127.0.0.1:{free_port()}"],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "ovstop", "fleet", "--prometheus", f"http://127.0.0.1:{free_port()}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1 and "Connection refused" in result.stderr

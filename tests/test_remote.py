@@ -30,12 +30,13 @@ from ovstop.events.recording import read_lines
 from ovstop.events.store import EventStore
 from ovstop.export import webconfig
 from ovstop.export.server import MetricsEndpoint, serve
+from ovstop.remote.attach import REMOTE, RemoteSource
 from ovstop.remote.http import HttpClient
 from ovstop.runtime import Options, running
 from ovstop.sandbox.switch import SandboxSwitch
 from ovstop.sandbox.traffic import TrafficGenerator
 from ovstop.tui.app import OvstopApp
-from ovstop.tui.feed import REMOTE, RemoteFeed
+from ovstop.tui.feed import RemoteFeed
 from ovstop.tui.header import HeaderBar
 
 OVSTOP = [sys.executable, "-m", "ovstop"]
@@ -53,7 +54,10 @@ def headless_on(sw: SandboxSwitch, port: int, *extra: str) -> Iterator[subproces
     """``ovstop --headless`` on the sandbox at 127.0.0.1:``port``, serving once this yields."""
     proc = subprocess.Popen(
         [*OVSTOP, "--headless", "--listen", f"127.0.0.1:{port}", "--db", sw.db_remote, "--no-ebpf", *extra],
-        env={**os.environ, **sw.env}, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+        env={**os.environ, **sw.env},
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
     )
     try:
         assert proc.stderr is not None
@@ -78,7 +82,7 @@ def test_remote_tui_shows_the_exporters_numbers_then_stale_then_recovers(sandbox
     traffic.inject(20, repeats=3)  # then quiet: counters stay put while compared
     port = free_port()
     with headless_on(sandbox, port) as first:
-        feed = RemoteFeed(HttpClient(f"http://127.0.0.1:{port}"), interval=0.2)
+        feed = RemoteFeed(RemoteSource(HttpClient(f"http://127.0.0.1:{port}")), interval=0.2)
         app = OvstopApp(feed)
 
         async def run() -> None:
@@ -140,8 +144,9 @@ def _types_in_file() -> Counter[str]:
 
 
 @contextmanager
-def endpoint_with_events(sandbox: SandboxSwitch, store: EventStore,
-                         web_config: webconfig.WebConfig | None = None) -> Iterator[str]:
+def endpoint_with_events(
+    sandbox: SandboxSwitch, store: EventStore, web_config: webconfig.WebConfig | None = None
+) -> Iterator[str]:
     """The headless endpoint in this process on a live runtime, serving ``store`` as its event stream."""
     with running(Options(unixctl=str(sandbox.unixctl_path), db=sandbox.db_remote, ebpf=False)) as rt:
         rt.first_sample()
@@ -160,65 +165,70 @@ def test_events_flow_through_in_order_and_a_reader_catches_up(sandbox: SandboxSw
     assert len(events) > 10
     store = EventStore()
     with endpoint_with_events(sandbox, store) as url:
-        feed = RemoteFeed(HttpClient(url))
+        source = RemoteSource(HttpClient(url))
         half = len(events) // 2
         for ev in events[:half]:
             store.add(ev)
-        assert feed.poll().health[REMOTE].up
-        assert feed.events.stats().accepted == half
+        assert source.sample().health[REMOTE].up
+        assert source.events.stats().accepted == half
         for ev in events[half:]:
             store.add(ev)
-        feed.poll()
-        assert feed.events.totals() == dict(_types_in_file())
-        got = [ev.timestamp for ev in feed.events.snapshot()]
+        source.sample()
+        assert source.events.totals() == dict(_types_in_file())
+        got = [ev.timestamp for ev in source.events.snapshot()]
         assert got == [ev.timestamp for ev in events]
-        feed.poll()  # nothing new: nothing repeated
-        assert feed.events.stats().accepted == len(events)
+        source.sample()  # nothing new: nothing repeated
+        assert source.events.stats().accepted == len(events)
 
 
-def test_a_reader_behind_the_ring_gets_what_is_held_and_a_restarted_remote_starts_over(
-        sandbox: SandboxSwitch) -> None:
+def test_a_reader_behind_the_ring_gets_what_is_held_and_a_restarted_remote_starts_over(sandbox: SandboxSwitch) -> None:
     events = _recorded_events()
     store = EventStore(max_events=5)
     with endpoint_with_events(sandbox, store) as url:
-        feed = RemoteFeed(HttpClient(url))
+        source = RemoteSource(HttpClient(url))
         for ev in events[:12]:
             store.add(ev)
-        feed.poll()
-        assert [ev.timestamp for ev in feed.events.snapshot()] == [ev.timestamp for ev in events[7:12]]
+        source.sample()
+        assert [ev.timestamp for ev in source.events.snapshot()] == [ev.timestamp for ev in events[7:12]]
     restarted = EventStore()
     with endpoint_with_events(sandbox, restarted) as url:
-        feed.client = HttpClient(url)
+        source.client = HttpClient(url)
         restarted.add(events[20])
-        feed.poll()
-        assert feed.events.snapshot()[-1].timestamp == events[20].timestamp
+        source.sample()
+        assert source.events.snapshot()[-1].timestamp == events[20].timestamp
 
 
-def test_tls_and_basic_auth_guard_the_snapshot_and_events(sandbox: SandboxSwitch, tls_files: Path,  # noqa: F811
-                                                           tmp_path: Path) -> None:
+def test_tls_and_basic_auth_guard_the_snapshot_and_events(
+    sandbox: SandboxSwitch,
+    tls_files: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
     config = webconfig.load(str(tls_files / "web.yml"))
     with endpoint_with_events(sandbox, EventStore(), config) as url:
         assert url.startswith("https://")
         ca = str(tls_files / "cert.pem")
-        refused = RemoteFeed(HttpClient(url, ca_file=ca)).poll().health[REMOTE]
+        refused = RemoteSource(HttpClient(url, ca_file=ca)).sample().health[REMOTE]
         assert not refused.up and "401" in refused.reason
-        untrusted = RemoteFeed(HttpClient(url)).poll().health[REMOTE]
+        untrusted = RemoteSource(HttpClient(url)).sample().health[REMOTE]
         assert not untrusted.up and "CERTIFICATE_VERIFY_FAILED" in untrusted.reason
-        feed = RemoteFeed(HttpClient(url, ca_file=ca, credentials=f"prometheus:{PASSWORD}"))
-        assert feed.poll().health[REMOTE].up
+        source = RemoteSource(HttpClient(url, ca_file=ca, credentials=f"prometheus:{PASSWORD}"))
+        assert source.sample().health[REMOTE].up
 
 
-@pytest.mark.parametrize(("args", "env", "fragment"), [
-    (["--connect", "ftp://host"], {}, "expected an http:// or https:// URL"),
-    (["--connect", "http://127.0.0.1:1", "--headless"], {}, "cannot be combined with --headless"),
-    (["--connect-ca", "x.pem"], {}, "go with --connect URL"),
-    (["--connect", "http://127.0.0.1:1", "--connect-auth-file", "/nonexistent"], {}, "No such file"),
-    (["--connect", "http://127.0.0.1:1"], {"OVSTOP_CONNECT_AUTH": "nocolon"}, "expected user:password"),
-    (["--connect", "http://127.0.0.1:1", "--connect-ca", "x.pem"], {}, "plain http://"),
-])
+@pytest.mark.parametrize(
+    ("args", "env", "fragment"),
+    [
+        (["--connect", "ftp://host"], {}, "expected an http:// or https:// URL"),
+        (["--connect", "http://127.0.0.1:1", "--headless"], {}, "cannot be combined with --headless"),
+        (["--connect-ca", "x.pem"], {}, "go with --connect URL"),
+        (["--connect", "http://127.0.0.1:1", "--connect-auth-file", "/nonexistent"], {}, "No such file"),
+        (["--connect", "http://127.0.0.1:1"], {"OVSTOP_CONNECT_AUTH": "nocolon"}, "expected user:password"),
+        (["--connect", "http://127.0.0.1:1", "--connect-ca", "x.pem"], {}, "plain http://"),
+        (["--connect", "http://127.0.0.1:1"], {}, "127.0.0.1:1: Connection refused"),
+    ],
+)
 def test_bad_connect_options_are_one_line(args: list[str], env: dict[str, str], fragment: str) -> None:
-    result = subprocess.run([*OVSTOP, *args], capture_output=True, text=True, timeout=60,
-                            env={**os.environ, **env})
+    result = subprocess.run([*OVSTOP, *args], capture_output=True, text=True, timeout=60, env={**os.environ, **env})
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and fragment in lines[0], result.stderr

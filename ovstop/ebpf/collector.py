@@ -55,6 +55,18 @@ EVENTS_SAMPLED_OUT = MetricSpec(
     "eBPF events skipped by 1-in-N sampling or the per-second rate limit.",
     ("ebpf", "sampled_out"),
 )
+DECODE_ERRORS = MetricSpec(
+    "ovstop_ebpf_decode_errors_total",
+    Kind.COUNTER,
+    "eBPF event records ovstop could not decode (dropped).",
+    ("ebpf", "decode_errors"),
+)
+DELIVERY_ERRORS = MetricSpec(
+    "ovstop_ebpf_delivery_errors_total",
+    Kind.COUNTER,
+    "Decoded eBPF events that could not be stored or recorded (e.g. the recording's disk is full).",
+    ("ebpf", "delivery_errors"),
+)
 
 LOOKUP_SPECS = {"hit": LOOKUP_HIT, "miss": LOOKUP_MISS, "mask_hit": LOOKUP_MASK_HIT, "cache_hit": LOOKUP_CACHE_HIT}
 TOP_MISSES = 50
@@ -75,10 +87,13 @@ class EbpfCollector:
         EVENTS,
         EVENTS_LOST,
         EVENTS_SAMPLED_OUT,
+        DECODE_ERRORS,
+        DELIVERY_ERRORS,
     )
 
     def __init__(self, capture: CaptureThread) -> None:
         self.capture = capture
+        self._delivery_errors = 0
 
     def collect(self, sources: Sources, tables: Tables) -> Iterable[Sample]:
         agg = self.capture.read_aggregates()
@@ -88,6 +103,12 @@ class EbpfCollector:
         samples.append(Sample(EVENTS, (), float(self.capture.events_seen)))
         samples.append(Sample(EVENTS_LOST, (), float(agg.counters["events_lost"] + self.capture.perf_lost)))
         samples.append(Sample(EVENTS_SAMPLED_OUT, (), float(agg.counters["sampled_out"])))
+        samples.append(Sample(DECODE_ERRORS, (), float(self.capture.decode_errors)))
+        failed = self.capture.delivery_errors
+        samples.append(Sample(DELIVERY_ERRORS, (), float(failed)))
+        if failed > self._delivery_errors:  # degraded while events keep failing, up again once they pass
+            tables.warnings[self.source] = f"events not delivered: {self.capture.delivery_error}"
+        self._delivery_errors = failed
         tables.rows["flow_lookup_hits"] = [
             {"ufid": ufid, "hits": n} for ufid, n in sorted(agg.flow_hits.items(), key=lambda kv: -kv[1])
         ]

@@ -115,15 +115,15 @@ class EventStore:
             events = events[-limit:] if limit > 0 else []
         return events
 
-    def since(self, seq: int, limit: int) -> tuple[int, list[OvsEvent]]:
-        """Held events numbered after ``seq`` (events are numbered 1, 2, … in the order accepted), at most
-        ``limit`` of them, oldest first, with the number of the first one returned. A reader that fell
-        behind the ring gets what is still held: the gap is the returned number minus ``seq + 1``."""
+    def since(self, seen: int, limit: int) -> tuple[list[OvsEvent], StoreStats]:
+        """Events accepted after the first ``seen`` (at most the newest ``limit`` still held), newest last, and
+        the counts they belong to, read under one lock: a reader that passes back ``stats.accepted`` next
+        time gets every held event once, however fast producers add."""
         with self._lock:
-            first_held = self._accepted - len(self._ring) + 1
-            skip = max(seq + 1 - first_held, 0)
-            events = list(itertools.islice(self._ring, skip, skip + max(limit, 0)))
-            return first_held + skip, events
+            stats = StoreStats(self._accepted, self._rate_dropped, self._overflowed, len(self._ring))
+            n = min(self._accepted - seen, limit, len(self._ring))
+            events = list(itertools.islice(reversed(self._ring), n))[::-1] if n > 0 else []
+        return events, stats
 
     def totals(self) -> dict[str, int]:
         """Events accepted so far per event_type (including those since pushed out of the ring)."""

@@ -33,15 +33,15 @@ JOB = "ovstop"  # the scrape job name the rules and the dashboard expect
 def catalog() -> dict[str, MetricSpec]:
     """Every metric ovstop can export, by name, from the collectors' own declarations."""
     from ovstop.collect.base import Sources
+    from ovstop.collect.config import CollectConfig
     from ovstop.collect.registry import default_collectors
     from ovstop.collect.sampler import SELF_SPECS
     from ovstop.ebpf.collector import EbpfCollector
     from ovstop.model.labels import LabelMap
-    from ovstop.runtime import Options
 
     specs: list[MetricSpec] = list(SELF_SPECS)
     with contextlib.ExitStack() as stack:  # builds the collectors only; nothing connects
-        for collector in default_collectors(Options(ebpf=False), LabelMap(), Sources(), stack):
+        for collector in default_collectors(CollectConfig(), LabelMap(), Sources(), stack):
             specs.extend(collector.specs)
     specs.extend(EbpfCollector.specs)
     return {s.name: s for s in specs}

@@ -19,6 +19,7 @@ import ipaddress
 import json
 import math
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -27,7 +28,7 @@ from typing import Any
 from prometheus_client.exposition import choose_encoder, gzip_accepted
 
 from ovstop.collect.sampler import Sampler
-from ovstop.errors import OvstopError
+from ovstop.errors import OvstopError, SourceError
 from ovstop.events.schema import encode
 from ovstop.events.store import EventStore
 from ovstop.export import snapshot as snapshot_doc
@@ -99,7 +100,8 @@ class MetricsEndpoint:
 
     def page(self, accept: str, budget: float | None = None) -> tuple[bytes, str]:
         """The body and content type for one scrape with this Accept header, collected within ``budget``."""
-        assert self.sampler is not None
+        if self.sampler is None:
+            raise SourceError("ovstop is starting: no collection yet")
         started = time.monotonic()
         snapshot = self.sampler.sample(max_age=self.max_age, budget=budget)
         encoder, content_type = choose_encoder(accept)
@@ -112,7 +114,8 @@ class MetricsEndpoint:
 
     def snapshot_json(self) -> bytes:
         """The current round as the versioned snapshot document (shared by every client of that round)."""
-        assert self.sampler is not None
+        if self.sampler is None:
+            raise SourceError("ovstop is starting: no collection yet")
         snapshot = self.sampler.sample(max_age=self.max_age)
         with self._lock:
             if self._doc is None or self._doc[0] != snapshot.seq:
@@ -125,9 +128,10 @@ class MetricsEndpoint:
         ovstop restarted); without a store, ``reason`` says why there are none."""
         if self.events is None:
             return json.dumps({"reason": self.events_reason, "first": 1, "latest": 0, "events": []}).encode()
-        first, events = self.events.since(since, EVENTS_PER_PAGE)
-        latest = self.events.stats().accepted
-        return json.dumps({"first": first, "latest": latest, "events": [encode(ev) for ev in events]}).encode()
+        held, stats = self.events.since(since, sys.maxsize)  # every one still held, oldest first
+        first = stats.accepted - len(held) + 1
+        page = [encode(ev) for ev in held[:EVENTS_PER_PAGE]]
+        return json.dumps({"first": first, "latest": stats.accepted, "events": page}).encode()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")

@@ -107,8 +107,10 @@ class Fleet:
 
     def rows(self) -> list[HostRow]:
         """One row per target of the job, sorted by instance; an OvstopError when Prometheus cannot answer."""
-        answers = {col: _vector(self.client.get_json("/api/v1/query", {"query": expr}), expr)
-                   for col, expr in self.queries.items()}
+        answers = {
+            col: _vector(self.client.get_json("/api/v1/query", {"query": expr}), expr)
+            for col, expr in self.queries.items()
+        }
         self.refreshes += 1
         instances = sorted(set().union(*(a.keys() for a in answers.values())) - {""})
         return [HostRow(i, {col: answers[col].get(i) for col in self.queries}) for i in instances]

@@ -1,13 +1,16 @@
 """Where the app's snapshots come from: a live sampler on a thread, a recording played back, or a remote
-headless ovstop polled over HTTP (``--connect``).
+headless ovstop polled on a thread (``--connect``).
 
 The app only ever receives finished :class:`Snapshot` objects through the ``deliver`` callback it hands to
 :meth:`SnapshotFeed.start` (from the feed's own thread), so the UI thread never calls a source and a
-slow or dead switch cannot freeze the screen. Nothing here imports Textual.
+slow or dead switch cannot freeze the screen. A round that fails (a bug, a recorder on a full disk) does
+not end the feed: ``failure`` says why and the ``failed`` callback tells the app, the next round retries,
+and the first good one clears it. Nothing here imports Textual.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -15,28 +18,34 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Protocol
 
-from ovstop.collect.sampler import Sampler
-from ovstop.errors import OvstopError
+from ovstop.errors import OvstopError, describe
 from ovstop.events.correlator import Correlator
 from ovstop.events.pipeline import EventPipeline
 from ovstop.events.replay import Replayer
-from ovstop.events.schema import OvsEvent, decode
+from ovstop.events.schema import OvsEvent
 from ovstop.events.store import EventStore
 from ovstop.export import snapshot as snapshot_doc
 from ovstop.model.store import Snapshot, SourceHealth
-from ovstop.remote.http import HttpClient
+from ovstop.remote.attach import RemoteSource
 
-Deliver = Callable[[Snapshot], None]
+Deliver = Callable[[Snapshot], object]
+Failed = Callable[[str], object]
+log = logging.getLogger(__name__)
 REPLAY = "replay"
 METRICS = "metrics"
 NO_METRICS = "none in this file (a Retis capture: events only)"
-REMOTE = "remote"
-"""The health entry a remote feed adds to every snapshot: the link to the remote ovstop."""
-MAX_BACKOFF = 30.0
 EVENTS_ONLY_EVERY = 0.25
 """Seconds between events-only snapshots while a file without snapshot lines plays."""
 INTERVAL_STEPS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 SPEED_STEPS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+MAX_BACKOFF = 30.0
+"""Seconds between polls of a remote ovstop that keeps failing (the interval doubles up to this)."""
+
+
+class Rounds(Protocol):
+    """What a live feed runs every interval: a :class:`~ovstop.collect.sampler.Sampler`, or a remote source."""
+
+    def sample(self) -> Snapshot: ...
 
 
 def step(steps: tuple[float, ...], current: float, direction: int) -> float:
@@ -46,17 +55,27 @@ def step(steps: tuple[float, ...], current: float, direction: int) -> float:
     return next((s for s in reversed(steps) if s < current - 1e-9), steps[0])
 
 
+def _ignore(reason: str) -> None:
+    """A ``failed`` callback for callers that only read ``failure``."""
+
+
 class SnapshotFeed(Protocol):
     """A source of snapshots (and, optionally, events) for the app."""
 
     kind: str
     """``live`` or ``replay``: which keys apply (interval vs step/speed)."""
     interval: float
-    events: EventStore | None
     events_reason: str
     """Why there is no event store (shown by the upcall pane); empty when there is one."""
+    failure: str
+    """Why the last round delivered nothing ("collection stopped: …"); empty while rounds succeed."""
 
-    def start(self, deliver: Deliver) -> None: ...
+    @property
+    def events(self) -> EventStore | None:
+        """The event store the upcall pane reads, if there is one."""
+        ...
+
+    def start(self, deliver: Deliver, failed: Failed | None = None) -> None: ...
 
     def stop(self) -> None: ...
 
@@ -73,7 +92,7 @@ class LiveFeed:
 
     def __init__(
         self,
-        sampler: Sampler,
+        sampler: Rounds,
         interval: float = 1.0,
         events: EventStore | None = None,
         events_reason: str = "",
@@ -83,24 +102,44 @@ class LiveFeed:
         self.events = events
         self.events_reason = events_reason
         self.rounds = 0
+        self.failure = ""
+        self.round_started = 0.0
+        """When (monotonic) the latest round started."""
+        self.next_round_at = 0.0
+        """When (monotonic) the next round is due, unless woken earlier."""
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def start(self, deliver: Deliver) -> None:
-        self._thread = threading.Thread(target=self._run, args=(deliver,), name="ovstop-sampler", daemon=True)
+    def start(self, deliver: Deliver, failed: Failed | None = None) -> None:
+        self._thread = threading.Thread(
+            target=self._run, args=(deliver, failed or _ignore), name="ovstop-sampler", daemon=True
+        )
         self._thread.start()
 
-    def _run(self, deliver: Deliver) -> None:
+    def _run(self, deliver: Deliver, failed: Failed) -> None:
         while not self._stop.is_set():
-            started = time.monotonic()
-            snap = self.sampler.sample()
-            self.rounds += 1
-            if self._stop.is_set():
-                return
-            deliver(snap)
-            self._wake.wait(max(self.interval - (time.monotonic() - started), 0.0))
+            self.round_started = started = time.monotonic()
+            try:
+                snap = self.sampler.sample()
+            except Exception as exc:  # whatever broke, the screen must say so and the next round retry
+                log.exception("collection round failed")
+                self.failure = f"collection stopped: {describe(exc)}"
+                if not self._stop.is_set():
+                    failed(self.failure)
+            else:
+                self.rounds += 1
+                self.failure = ""
+                if self._stop.is_set():
+                    return
+                deliver(snap)
+            self.next_round_at = started + self._pause()
+            self._wake.wait(max(self.next_round_at - time.monotonic(), 0.0))
             self._wake.clear()
+
+    def _pause(self) -> float:
+        """Seconds from the start of one round to the next."""
+        return self.interval
 
     def refresh_now(self) -> None:
         self._wake.set()
@@ -126,6 +165,7 @@ class ReplayFeed:
         self.path = path
         self.events = events or EventStore()
         self.events_reason = ""
+        self.failure = ""
         self.interval = math.nan
         self._deliver: Deliver | None = None
         self._stop = threading.Event()
@@ -158,7 +198,7 @@ class ReplayFeed:
         if self._deliver is not None:
             self._deliver(snap)
 
-    def start(self, deliver: Deliver) -> None:
+    def start(self, deliver: Deliver, failed: Failed | None = None) -> None:
         self._deliver = deliver
         self._thread = threading.Thread(target=self._run, name="ovstop-replay", daemon=True)
         self._thread.start()
@@ -223,92 +263,16 @@ class ReplayFeed:
             self._thread.join(timeout=5.0)
 
 
-class RemoteFeed:
-    """Polls a headless ovstop (``/snapshot.json`` and ``/events``) every ``interval`` seconds.
-
-    Snapshots are rebuilt by the same :func:`snapshot_doc.from_dict` a replay uses, so the panes draw what
-    the remote collected (its rates and histories included). Events go through the same correlator and
-    bounded store as live capture. Every snapshot carries a ``remote`` health entry for the link; when a
-    poll fails, the last snapshot is shown again with that entry down (the header shows STALE since the
-    last good poll) and polls back off, doubling up to ``MAX_BACKOFF`` seconds, until the link is back.
-    """
+class RemoteFeed(LiveFeed):
+    """A live feed whose rounds are polls of a remote ovstop (:class:`~ovstop.remote.attach.RemoteSource`);
+    a failed poll backs off, the interval doubling up to :data:`MAX_BACKOFF`, until the link is back."""
 
     kind = "remote"
 
-    def __init__(self, client: HttpClient, interval: float = 1.0, events: EventStore | None = None) -> None:
-        self.client = client
-        self.interval = interval
-        self.events = events or EventStore()
-        self.events_reason = ""
-        self.host = client.host
-        self.failures = 0
-        self.last: Snapshot | None = None
-        self.last_ok: float | None = None
-        self._since = 0
-        self._pipeline = EventPipeline(Correlator(), self.events)
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+    def __init__(self, source: RemoteSource, interval: float = 1.0) -> None:
+        super().__init__(source, interval, source.events, source.events_reason)
+        self.source = source
+        self.host = source.host
 
-    def poll(self) -> Snapshot:
-        """One round: the remote's snapshot (link up) and its new events, or the last one with the link down."""
-        try:
-            snap = snapshot_doc.from_dict(self.client.get_json("/snapshot.json"))
-            self._fetch_events()
-        except OvstopError as exc:
-            self.failures += 1
-            base = self.last or Snapshot(0, time.time(), None, (), {})
-            link = SourceHealth(REMOTE, False, str(exc), self.last_ok)
-            return replace(base, health={**base.health, REMOTE: link})
-        self.failures = 0
-        self.last_ok = time.time()
-        self.last = replace(snap, health={**snap.health, REMOTE: SourceHealth(REMOTE, True, "", self.last_ok)})
-        return self.last
-
-    def _fetch_events(self) -> None:
-        """Every event the remote still holds after the last one seen (a restarted remote starts over)."""
-        while True:
-            page = self.client.get_json("/events", {"since": str(self._since)})
-            try:
-                first, latest, items = int(page["first"]), int(page["latest"]), list(page["events"])
-            except (KeyError, TypeError, ValueError):
-                raise OvstopError(f"{self.host}: a damaged /events answer") from None
-            self.events_reason = str(page.get("reason", ""))
-            if latest < self._since:  # the remote restarted: its numbering began again
-                self._since = 0
-                continue
-            for obj in items:
-                ev = decode(obj) if isinstance(obj, dict) else None
-                if ev is not None:
-                    self._pipeline(ev)
-            if not items:
-                return
-            self._since = first + len(items) - 1
-
-    def start(self, deliver: Deliver) -> None:
-        self._thread = threading.Thread(target=self._run, args=(deliver,), name="ovstop-remote", daemon=True)
-        self._thread.start()
-
-    def _run(self, deliver: Deliver) -> None:
-        while not self._stop.is_set():
-            started = time.monotonic()
-            snap = self.poll()
-            if self._stop.is_set():
-                return
-            deliver(snap)
-            wait = min(self.interval * 2 ** self.failures, max(MAX_BACKOFF, self.interval))
-            self._wake.wait(max(wait - (time.monotonic() - started), 0.0))
-            self._wake.clear()
-
-    def refresh_now(self) -> None:
-        self._wake.set()
-
-    def set_interval(self, seconds: float) -> None:
-        self.interval = seconds
-        self._wake.set()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=10.0)
+    def _pause(self) -> float:
+        return min(self.interval * 2**self.source.failures, max(MAX_BACKOFF, self.interval))

@@ -15,8 +15,17 @@ from ovstop.errors import OvstopError
 from ovstop.remote.fleet import SORTS, Fleet, HostRow, arrange
 from ovstop.tui.format import DASH, num, pct
 
-COLUMNS = (("host", "instance"), ("up", "up"), ("hit", "hit_ratio"), ("upcalls/s", "upcalls"), ("lost/s", "lost"),
-           ("flows/limit", "flows"), ("PMD busy", "pmd_busy"), ("drops/s", "drops"), ("OVN SB", "ovn_sb"))
+COLUMNS = (
+    ("host", "instance"),
+    ("up", "up"),
+    ("hit", "hit_ratio"),
+    ("upcalls/s", "upcalls"),
+    ("lost/s", "lost"),
+    ("flows/limit", "flows"),
+    ("PMD busy", "pmd_busy"),
+    ("drops/s", "drops"),
+    ("OVN SB", "ovn_sb"),
+)
 
 
 def cells(row: HostRow) -> tuple[str, ...]:
@@ -27,9 +36,11 @@ def cells(row: HostRow) -> tuple[str, ...]:
     flows, limit = g("flows"), g("flow_limit")
     sb = g("ovn_sb")
     return (
-        row.instance, "up",
+        row.instance,
+        "up",
         pct(g("hit_ratio"), 1.0) if g("hit_ratio") is not None else DASH,
-        num(g("upcalls")), num(g("lost")),
+        num(g("upcalls")),
+        num(g("lost")),
         f"{num(flows)}/{num(limit)}" if flows is not None and limit is not None else num(flows),
         pct(g("pmd_busy"), 1.0) if g("pmd_busy") is not None else DASH,
         num(g("drops")),
@@ -95,9 +106,11 @@ class FleetApp(App[str]):
             table.add_row(*cells(row), key=row.instance)
         down = sum(not r.up for r in self.rows)
         when = time.strftime("%H:%M:%S", time.localtime(self.refreshed_at)) if self.refreshed_at else "never"
-        status = (f"{self.source}  {len(self.rows)} hosts, {down} down  sorted by {self.sort}"
-                  f"{' ↓' if self.descending else ''}  refreshed {when} every {self.interval:g}s  "
-                  f"{len(self.fleet.queries)} queries per refresh")
+        status = (
+            f"{self.source}  {len(self.rows)} hosts, {down} down  sorted by {self.sort}"
+            f"{' ↓' if self.descending else ''}  refreshed {when} every {self.interval:g}s  "
+            f"{len(self.fleet.queries)} queries per refresh"
+        )
         if self.needle:
             status += f"  filter {self.needle!r}"
         if self.error:
@@ -145,7 +158,6 @@ class FleetApp(App[str]):
             return
         row = self.shown[table.cursor_row]
         if row.address is None:
-            self.notify(f"{row.instance}: no host:port in its instance label, nothing to attach to",
-                        severity="warning")
+            self.notify(f"{row.instance}: no host:port in its instance label, nothing to attach to", severity="warning")
             return
         self.exit(row.address)
