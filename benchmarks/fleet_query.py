@@ -5,7 +5,8 @@ hypervisors, ``--minutes`` long at a ``--scrape``-second interval, as OpenMetric
 with ``promtool tsdb create-blocks-from openmetrics``; starts Debian's ``prometheus`` on those blocks
 (loopback, a temporary directory) and runs the fleet's queries (:func:`ovstop.remote.fleet.queries`) at the end
 of the history, ``--refreshes`` times. Prints, per query and per refresh: wall time (median), the samples
-Prometheus loaded (``stats=all``: totalQueryableSamples, peakSamples) and the answer size.
+Prometheus loaded (``stats=all``: totalQueryableSamples, peakSamples) and the answer size; then the wall time
+of a whole refresh as ``ovstop fleet`` makes it (:meth:`Fleet.rows`: the queries concurrent, answers parsed).
 
 Each synthetic host has what a typical hypervisor exports for these queries: one kernel datapath (hit,
 missed, lost), the flow count and limit, ``--pmds`` PMD threads (busy and idle cycles), ``--ports``
@@ -30,7 +31,8 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from ovstop.remote.fleet import queries
+from ovstop.remote.fleet import Fleet, queries
+from ovstop.remote.http import HttpClient
 
 JOB = "ovstop"
 
@@ -175,6 +177,16 @@ def main() -> int:
             print(
                 f"  per refresh: median {statistics.median(refresh) * 1e3:.0f} ms (queries run one after another), "
                 f"{read_total} samples read, {read_total / args.hosts:.0f} per host"
+            )
+            fleet = Fleet(HttpClient(base, timeout=120), JOB, args.window)
+            walls = []
+            for _ in range(args.refreshes):
+                t0 = time.monotonic()
+                hosts = fleet.rows(at=end)
+                walls.append(time.monotonic() - t0)
+            print(
+                f"  ovstop fleet refresh (queries concurrent, answers parsed): median "
+                f"{statistics.median(walls) * 1e3:.0f} ms for {len(hosts)} rows"
             )
         finally:
             prom.terminate()

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import math
 import re
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -105,12 +107,18 @@ class Fleet:
         self.queries = queries(job, window)
         self.refreshes = 0
 
-    def rows(self) -> list[HostRow]:
-        """One row per target of the job, sorted by instance; an OvstopError when Prometheus cannot answer."""
-        answers = {
-            col: _vector(self.client.get_json("/api/v1/query", {"query": expr}), expr)
-            for col, expr in self.queries.items()
-        }
+    def rows(self, at: float | None = None) -> list[HostRow]:
+        """One row per target of the job, sorted by instance; an OvstopError when Prometheus cannot answer.
+
+        The queries run concurrently (Prometheus evaluates them in parallel) at one evaluation time, so the
+        columns of a row describe the same instant: ``at`` (Unix seconds), now by default."""
+        when = {"time": f"{time.time() if at is None else at:.3f}"}
+
+        def ask(expr: str) -> dict[str, float]:
+            return _vector(self.client.get_json("/api/v1/query", {"query": expr, **when}), expr)
+
+        with ThreadPoolExecutor(max_workers=len(self.queries), thread_name_prefix="ovstop-fleet") as pool:
+            answers = dict(zip(self.queries, pool.map(ask, self.queries.values()), strict=True))
         self.refreshes += 1
         instances = sorted(set().union(*(a.keys() for a in answers.values())) - {""})
         return [HostRow(i, {col: answers[col].get(i) for col in self.queries}) for i in instances]
