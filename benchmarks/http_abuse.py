@@ -44,16 +44,35 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("-c", type=int, default=200, help="wrk connections (default 200)")
     p.add_argument("-d", type=int, default=30, help="wrk seconds (default 30)")
+    p.add_argument("--rounds", type=int, default=1, help="wrk runs one after the other (default 1)")
     p.add_argument("--idle", type=int, default=200, help="idle sockets held open meanwhile (default 200)")
     p.add_argument("--warmup", type=int, default=65, help="seconds of light load first (default 65)")
-    p.add_argument("--delay", default="1", help="ovstop's -d (default 1; a scrape collects when the last round "
-                   "is older than half of it, and concurrent scrapes wait for that round)")
+    p.add_argument(
+        "--delay",
+        default="1",
+        help="ovstop's -d (default 1; a scrape collects when the last round "
+        "is older than half of it, and concurrent scrapes wait for that round)",
+    )
     args = p.parse_args()
     if shutil.which("wrk") is None:
         print("http_abuse: needs wrk (apt-get install wrk)", file=sys.stderr)
         return 1
-    proc = subprocess.Popen([sys.executable, "-m", "ovstop", "--headless", "--sandbox", "--no-ebpf",
-                             "--listen", "127.0.0.1:0", "-d", args.delay], stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ovstop",
+            "--headless",
+            "--sandbox",
+            "--no-ebpf",
+            "--listen",
+            "127.0.0.1:0",
+            "-d",
+            args.delay,
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stderr is not None
         line = proc.stderr.readline()
@@ -78,11 +97,18 @@ def main() -> int:
                 samples.append(rss_kib(proc.pid))
 
         threading.Thread(target=watch, daemon=True).start()
-        out = subprocess.run(["wrk", "-t", "2", "-c", str(args.c), "-d", f"{args.d}s", "--latency", url],
-                             capture_output=True, text=True, check=True).stdout
+        after_rounds = []
+        for _ in range(args.rounds):  # later rounds show whether memory levels off once the threads exist
+            out = subprocess.run(
+                ["wrk", "-t", "2", "-c", str(args.c), "-d", f"{args.d}s", "--latency", url],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            after_rounds.append(rss_kib(proc.pid))
         stop.set()
         overflows = listen_overflows() - overflows
-        # The idle sockets were kept open by the server the whole run (its idle timeout is 60 s).
+        # Were the idle sockets kept open the whole run? (The idle timeout, 60 s, closes them on longer runs.)
         still_open = 0
         for sock in idle:
             sock.setblocking(False)
@@ -102,9 +128,12 @@ def main() -> int:
     errors = re.search(r"Socket errors: (.*)", out)
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     pct = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)", out, re.M))
-    print(f"wrk -c {args.c} -d {args.d}s, {args.idle} idle sockets held open ({still_open} still open at the end), "
-          f"ovstop -d {args.delay}, /metrics {len(page) // 1024} KiB, last collection "
-          f"{float(collect[1]) * 1000 if collect else float('nan'):.0f} ms")
+    print(
+        f"wrk -c {args.c} -d {args.d}s x {args.rounds} (figures: the last round), {args.idle} idle sockets "
+        f"held open ({still_open} still open at the end), "
+        f"ovstop -d {args.delay}, /metrics {len(page) // 1024} KiB, last collection "
+        f"{float(collect[1]) * 1000 if collect else float('nan'):.0f} ms"
+    )
     per_second = re.search(r"Requests/sec:\s+(\S+)", out)
     print(f"  requests        {requests[1] if requests else '?'}  ({per_second[1] if per_second else '?'}/s)")
     print(f"  socket errors   {errors[1] if errors else 'none'};  non-2xx: {non2xx[1] if non2xx else 0}")
@@ -113,6 +142,7 @@ def main() -> int:
     peak = max(samples, default=rss_after)
     print(f"  ovstop RSS MiB  before {rss_before / 1024:.1f}  peak {peak / 1024:.1f}  after {rss_after / 1024:.1f}")
     print("  RSS every 5 s   " + " ".join(f"{kib / 1024:.1f}" for kib in samples[::5]))
+    print("  RSS after each wrk round MiB  " + " ".join(f"{kib / 1024:.1f}" for kib in after_rounds))
     return 0
 
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import logging
 import math
 import os
 import sys
 import time
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any, NoReturn
 
 from ovstop import __version__, fileio, logs, signals
@@ -213,17 +215,14 @@ def run_headless(options: Options, listen: str, web_config_file: str | None) -> 
 
 def run_fleet(options: Options, args: argparse.Namespace) -> int:
     """The fleet table; Enter on a host attaches the TUI to it (``--connect``), quitting that returns here."""
-    if args.no_color:
-        os.environ["NO_COLOR"] = "1"
     from ovstop.remote.fleet import Fleet, check_window
     from ovstop.remote.http import HttpClient, base_url
 
     url = base_url(args.prometheus, "--prometheus")
     fleet = Fleet(HttpClient(url, timeout=args.timeout), args.job, check_window(args.window))
     fleet.rows()  # an unreachable or refusing Prometheus is one line before the screen is taken
-    from ovstop.tui.fleet_app import FleetApp
-
-    while (address := FleetApp(fleet, options.interval, url).run()) is not None:
+    fleet_app = _tui("ovstop.tui.fleet_app", args.no_color).FleetApp
+    while (address := fleet_app(fleet, options.interval, url).run()) is not None:
         scheme = "https" if options.connect_ca else "http"
         run_tui(dataclasses.replace(options, connect=f"{scheme}://{address}"), args.no_color)
     return 0
@@ -236,17 +235,22 @@ def run_check() -> int:
     return 0
 
 
-def run_tui(options: Options, no_color: bool) -> int:
+def _tui(module: str, no_color: bool) -> ModuleType:
+    """A module of the TUI, imported only now (Textual is the optional ``tui`` extra): one line without it."""
     if no_color:
         os.environ["NO_COLOR"] = "1"
     try:
-        from ovstop.tui.launch import launch
+        return importlib.import_module(module)
     except ModuleNotFoundError as exc:
         if (exc.name or "").split(".")[0] not in ("textual", "rich"):
             raise
         raise OvstopError(
             "the TUI needs Textual, which this install lacks: pip install 'ovstop[tui]' (or use --headless or snapshot)"
         ) from None
+
+
+def run_tui(options: Options, no_color: bool) -> int:
+    launch: Callable[[Options], int] = _tui("ovstop.tui.launch", no_color).launch
     return launch(options)
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up what running ovstop needs on a Debian 12 machine: Debian packages (as root), then a virtualenv in
-# .venv with ovstop installed in editable mode, with its TUI (the tui extra). The test tools are not installed
-# here: scripts/test.sh installs them (scripts/test-deps.sh). Safe to run again.
+# .venv with ovstop (editable) and its TUI (the tui extra). The test tools are not installed here:
+# scripts/test.sh installs them (scripts/test-deps.sh). Safe to run again.
 #
 #   scripts/setup.sh            # packages + .venv
 #   scripts/setup.sh --no-apt   # only the .venv (packages already there)

@@ -25,8 +25,10 @@ from ovstop.model.metric import Kind
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTRIB = ROOT / "contrib"
-needs_prometheus = pytest.mark.skipif(shutil.which("prometheus") is None or shutil.which("promtool") is None,
-                                      reason="needs Debian's prometheus package (scripts/test.sh installs it)")
+needs_prometheus = pytest.mark.skipif(
+    shutil.which("prometheus") is None or shutil.which("promtool") is None,
+    reason="needs Debian's prometheus package (scripts/test.sh installs it)",
+)
 
 
 def test_committed_files_are_the_generated_ones() -> None:
@@ -52,12 +54,14 @@ def test_every_metric_name_in_contrib_is_a_declared_spec() -> None:
 
 @needs_prometheus
 def test_promtool_checks_and_unit_tests_the_rules() -> None:
-    check = subprocess.run(["promtool", "check", "rules", mixin.RULES_FILE], cwd=CONTRIB, capture_output=True,
-                           text=True)
+    check = subprocess.run(
+        ["promtool", "check", "rules", mixin.RULES_FILE], cwd=CONTRIB, capture_output=True, text=True
+    )
     assert check.returncode == 0, check.stdout + check.stderr
     assert f"SUCCESS: {len(mixin.RECORDING) + len(mixin.ALERTS)} rules found" in check.stdout
-    unit = subprocess.run(["promtool", "test", "rules", mixin.RULES_TEST_FILE], cwd=CONTRIB, capture_output=True,
-                          text=True)
+    unit = subprocess.run(
+        ["promtool", "test", "rules", mixin.RULES_TEST_FILE], cwd=CONTRIB, capture_output=True, text=True
+    )
     assert unit.returncode == 0, unit.stdout + unit.stderr
     # Each alert has one firing and one healthy case.
     cases = yaml.safe_load((CONTRIB / mixin.RULES_TEST_FILE).read_text())["tests"]
@@ -65,6 +69,7 @@ def test_promtool_checks_and_unit_tests_the_rules() -> None:
 
 
 # --- a real Prometheus ---------------------------------------------------------------------------------
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -114,8 +119,12 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PromApi, Pa
         pytest.skip("needs prometheus and Open vSwitch")
     tmp = tmp_path_factory.mktemp("prom")
     env = {**os.environ, "TMPDIR": str(tmp)}  # the sandbox directory goes here, where the test can find it
-    ovstop = subprocess.Popen([sys.executable, "-m", "ovstop", "--headless", "--sandbox", "--ovn", "--no-ebpf",
-                               "--listen", "127.0.0.1:0"], env=env, stderr=subprocess.PIPE, text=True)
+    ovstop = subprocess.Popen(
+        [sys.executable, "-m", "ovstop", "--headless", "--sandbox", "--ovn", "--no-ebpf", "--listen", "127.0.0.1:0"],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     prometheus = None
     try:
         assert ovstop.stderr is not None
@@ -123,15 +132,28 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PromApi, Pa
         match = re.search(r"http://127\.0\.0\.1:(\d+)/metrics", line)
         assert match, f"ovstop did not start: {line!r}"
         shutil.copy(CONTRIB / mixin.RULES_FILE, tmp / "rules.yml")
-        (tmp / "prometheus.yml").write_text(yaml.safe_dump({
-            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-            "rule_files": ["rules.yml"],
-            "scrape_configs": [{"job_name": mixin.JOB, "static_configs": [{"targets": [f"127.0.0.1:{match[1]}"]}]}],
-        }))
+        (tmp / "prometheus.yml").write_text(
+            yaml.safe_dump(
+                {
+                    "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                    "rule_files": ["rules.yml"],
+                    "scrape_configs": [
+                        {"job_name": mixin.JOB, "static_configs": [{"targets": [f"127.0.0.1:{match[1]}"]}]}
+                    ],
+                }
+            )
+        )
         port = free_port()
         prometheus = subprocess.Popen(
-            ["prometheus", f"--config.file={tmp / 'prometheus.yml'}", f"--storage.tsdb.path={tmp / 'data'}",
-             f"--web.listen-address=127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                "prometheus",
+                f"--config.file={tmp / 'prometheus.yml'}",
+                f"--storage.tsdb.path={tmp / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         api = PromApi(port)
         wait_for(api.ready, "prometheus ready")
         sandbox_dir = next(tmp.glob("ovstop-sandbox-*"))
@@ -150,15 +172,26 @@ def test_every_rule_and_dashboard_query_returns_data(live: tuple[PromApi, Path])
     api, sandbox_dir = live
     # Not on the sandbox: eBPF series (no kernel hooks on the userspace datapath) and interface and tunnel
     # drops and errors (its dummy and geneve ports report none: checked below with ovs-vsctl).
-    absent = [*mixin.ebpf_metrics(), "interface_drops", "interface_errors", "InterfaceDrops", "InterfaceErrors",
-              "Tunnel drops", "Tunnel errors"]
+    absent = [
+        *mixin.ebpf_metrics(),
+        "interface_drops",
+        "interface_errors",
+        "InterfaceDrops",
+        "InterfaceErrors",
+        "Tunnel drops",
+        "Tunnel errors",
+    ]
     queries = [(name, name) for name in mixin.RECORDING]
     queries += [(alert.name, alert.signal) for alert in mixin.ALERTS]
     queries += mixin.dashboard_queries(mixin.dashboard())
     queries = [(what, expr) for what, expr in queries if not any(a in what or a in expr for a in absent)]
     assert len(queries) > 40
-    stats = subprocess.run(["ovs-vsctl", f"--db=unix:{sandbox_dir / 'db.sock'}", "--columns=statistics", "list",
-                            "Interface"], capture_output=True, text=True, check=True).stdout
+    stats = subprocess.run(
+        ["ovs-vsctl", f"--db=unix:{sandbox_dir / 'db.sock'}", "--columns=statistics", "list", "Interface"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "rx_packets" in stats and "dropped" not in stats and "errors" not in stats
 
     missing: list[str] = []
@@ -183,13 +216,31 @@ def test_prometheus_rates_agree_with_ovstops_own(live: tuple[PromApi, Path]) -> 
     counters = ["ovs_vswitchd_datapath_hit_total", "ovs_vswitchd_poll_threads_packets_total"]
     window = 10
     # A full window of scrapes behind the rates Prometheus will report.
-    wait_for(lambda: all(api.query(f"min(count_over_time({c}[{window}s])) >= {window - 1}") for c in counters),
-             "a window of scrapes")
+    wait_for(
+        lambda: all(api.query(f"min(count_over_time({c}[{window}s])) >= {window - 1}") for c in counters),
+        "a window of scrapes",
+    )
     ctl = next(sandbox_dir.glob("ovs-vswitchd.*.ctl"))
     started = time.time()
-    out = subprocess.run([sys.executable, "-m", "ovstop", "snapshot", "--no-ebpf", "-d", str(window), "--unixctl",
-                          str(ctl), "--db", f"unix:{sandbox_dir / 'db.sock'}"], capture_output=True, text=True,
-                         timeout=120, env={**os.environ, "OVS_RUNDIR": str(sandbox_dir)})
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ovstop",
+            "snapshot",
+            "--no-ebpf",
+            "-d",
+            str(window),
+            "--unixctl",
+            str(ctl),
+            "--db",
+            f"unix:{sandbox_dir / 'db.sock'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "OVS_RUNDIR": str(sandbox_dir)},
+    )
     assert out.returncode == 0, out.stderr
     ended = time.time()
     series = json.loads(out.stdout)["series"]

@@ -20,13 +20,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SYSTEM_PYTHON = "/usr/bin/python3"
-pytestmark = pytest.mark.skipif(shutil.which("ovs-vswitchd") is None or not Path(SYSTEM_PYTHON).exists(),
-                                reason="needs Open vSwitch and Debian's python3")
+pytestmark = pytest.mark.skipif(
+    shutil.which("ovs-vswitchd") is None or not Path(SYSTEM_PYTHON).exists(),
+    reason="needs Open vSwitch and Debian's python3",
+)
 
 
 def run(*argv: str | Path, **kw: object) -> subprocess.CompletedProcess[str]:
-    out = subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=600,
-                         **kw)  # type: ignore[call-overload]
+    out = subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=600, **kw)  # type: ignore[call-overload]
     assert out.returncode == 0, f"{argv}: {out.stderr[-2000:]}"
     return out
 

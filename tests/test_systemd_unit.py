@@ -13,8 +13,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 UNIT = ROOT / "contrib" / "systemd" / "ovstop-exporter.service"
-pytestmark = pytest.mark.skipif(shutil.which("systemd-analyze") is None,
-                                reason="needs systemd-analyze (Debian's systemd package; scripts/test.sh installs it)")
+pytestmark = pytest.mark.skipif(
+    shutil.which("systemd-analyze") is None,
+    reason="needs systemd-analyze (Debian's systemd package; scripts/test.sh installs it)",
+)
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from pathlib import Path
 import bcrypt
 import pytest
 
+from ovstop.errors import OvstopError
 from ovstop.export import webconfig
 from ovstop.export.httpd import Limits, Server, serve_app
 from ovstop.export.server import exposed_without_protection
@@ -59,10 +60,26 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A self-signed certificate for localhost/127.0.0.1 (made by openssl) and a web config using it."""
     d = tmp_path_factory.mktemp("tls")
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", d / "key.pem", "-out",
-         d / "cert.pem", "-days", "2", "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            d / "key.pem",
+            "-out",
+            d / "cert.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
     )
     hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=8)).decode()
     # Relative paths: exporter-toolkit reads them relative to the config file.
@@ -75,13 +92,15 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def curl(*args: str) -> tuple[int, str]:
     """HTTP status (0 when there was no HTTP answer) and body, from the curl binary."""
-    out = subprocess.run(["curl", "-s", "-w", "\n%{http_code}", "--max-time", "20", *args],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        ["curl", "-s", "-w", "\n%{http_code}", "--max-time", "20", *args], capture_output=True, text=True
+    )
     body, _, code = out.stdout.rpartition("\n")
     return int(code or 0), body
 
 
 # --- methods, HEAD, banner ---------------------------------------------------------------------------
+
 
 def test_other_methods_get_405_with_allow() -> None:
     with running() as server:
@@ -129,6 +148,7 @@ def test_an_endpoint_bug_is_a_500_and_the_server_goes_on(capfd: pytest.CaptureFi
 
 
 # --- timeouts, bound, backlog --------------------------------------------------------------------------
+
 
 def test_idle_connection_is_closed_after_idle_timeout() -> None:
     with running(idle_timeout=0.5) as server:
@@ -180,8 +200,9 @@ def test_connections_beyond_the_bound_are_closed_at_once_and_slots_come_back() -
 def test_listen_backlog_seen_by_the_kernel() -> None:
     somaxconn = int(Path("/proc/sys/net/core/somaxconn").read_text())
     with running() as server:
-        out = subprocess.run(["ss", "-ltnH", f"sport = :{server.server_port}"], capture_output=True, text=True,
-                             check=True).stdout
+        out = subprocess.run(
+            ["ss", "-ltnH", f"sport = :{server.server_port}"], capture_output=True, text=True, check=True
+        ).stdout
         # For a listening socket ss's Send-Q is the backlog the kernel applies.
         backlog = int(out.split()[2])
         assert backlog == min(Limits().backlog, somaxconn)
@@ -189,6 +210,7 @@ def test_listen_backlog_seen_by_the_kernel() -> None:
 
 
 # --- TLS and basic auth ------------------------------------------------------------------------------
+
 
 def test_tls_and_basic_auth_with_curl(tls_files: Path) -> None:
     config = webconfig.load(str(tls_files / "web.yml"))
@@ -213,14 +235,22 @@ def test_tls_and_basic_auth_with_python_ssl(tls_files: Path) -> None:
         url = f"https://localhost:{server.server_port}/metrics"
         auth = urllib.request.HTTPPasswordMgrWithDefaultRealm()
         auth.add_password(None, url, "prometheus", PASSWORD)
-        opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context),
-                                             urllib.request.HTTPBasicAuthHandler(auth))
+        opener = urllib.request.build_opener(
+            urllib.request.HTTPSHandler(context=context), urllib.request.HTTPBasicAuthHandler(auth)
+        )
         with opener.open(url, timeout=20) as response:
             assert response.status == 200 and response.read() == BODY
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(url, context=context, timeout=20)
         assert refused.value.code == 401
         assert refused.value.headers["WWW-Authenticate"] == 'Basic realm="ovstop"'
+
+
+def test_unreadable_web_config_paths_are_one_line() -> None:
+    for path, message in (("/nonexistent/web.yml", "No such file"), ("/etc", "Is a directory"), ("a\0b", "NUL byte")):
+        with pytest.raises(OvstopError, match=message) as refused:
+            webconfig.load(path)
+        assert "\n" not in str(refused.value)
 
 
 @pytest.mark.parametrize(
@@ -236,8 +266,12 @@ def test_tls_and_basic_auth_with_python_ssl(tls_files: Path) -> None:
 def test_bad_web_config_is_one_line_and_exit_1(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "web.yml"
     path.write_text(text)
-    out = subprocess.run([sys.executable, "-m", "ovstop", "--headless", "--listen", "127.0.0.1:0",
-                          "--web.config.file", str(path)], capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "ovstop", "--headless", "--listen", "127.0.0.1:0", "--web.config.file", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 1
     assert out.stderr.count("\n") == 1 and message in out.stderr, out.stderr
 
@@ -255,10 +289,25 @@ def test_warning_only_when_exposed_without_tls_or_auth(tls_files: Path) -> None:
 @pytest.mark.skipif(shutil.which("ovs-vswitchd") is None, reason="needs Open vSwitch")
 def test_headless_on_all_addresses_with_web_config(sandbox: SandboxSwitch, tls_files: Path) -> None:
     """The real ``ovstop --headless``: https with auth, and the warning when exposed without them."""
+
     def start(*extra: str) -> subprocess.Popen[str]:
         return subprocess.Popen(
-            [sys.executable, "-m", "ovstop", "--headless", "--listen", "0.0.0.0:0", "--db", sandbox.db_remote,
-             "--no-ebpf", *extra], env={**os.environ, **sandbox.env}, stderr=subprocess.PIPE, text=True)
+            [
+                sys.executable,
+                "-m",
+                "ovstop",
+                "--headless",
+                "--listen",
+                "0.0.0.0:0",
+                "--db",
+                sandbox.db_remote,
+                "--no-ebpf",
+                *extra,
+            ],
+            env={**os.environ, **sandbox.env},
+            stderr=subprocess.PIPE,
+            text=True,
+        )
 
     proc = start("--web.config.file", str(tls_files / "web.yml"))
     try:

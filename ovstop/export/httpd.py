@@ -84,8 +84,12 @@ class _Handler(BaseHTTPRequestHandler):
     def _method_not_allowed(self) -> None:
         # The request's body (if any) is not read: close rather than parse it as the next request.
         self.close_connection = True
-        self._reply(405, "405 Method Not Allowed", [("Allow", ", ".join(ALLOWED_METHODS)), ("Connection", "close")],
-                    b"ovstop answers GET and HEAD only\n")
+        self._reply(
+            405,
+            "405 Method Not Allowed",
+            [("Allow", ", ".join(ALLOWED_METHODS)), ("Connection", "close")],
+            b"ovstop answers GET and HEAD only\n",
+        )
 
     def _reply(self, code: int, status: str, headers: list[tuple[str, str]], body: bytes, head: bool = False) -> None:
         self.send_response(code, status.partition(" ")[2])
@@ -100,8 +104,13 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self, head: bool) -> None:
         config = self.server.web_config
         if not config.authorized(self.headers.get("Authorization")):
-            self._reply(401, "401 Unauthorized", [("WWW-Authenticate", 'Basic realm="ovstop"'),
-                                                  ("Content-Type", "text/plain")], b"Unauthorized\n", head)
+            self._reply(
+                401,
+                "401 Unauthorized",
+                [("WWW-Authenticate", 'Basic realm="ovstop"'), ("Content-Type", "text/plain")],
+                b"Unauthorized\n",
+                head,
+            )
             return
         path, _, query = self.path.partition("?")
         environ: dict[str, Any] = {
@@ -126,8 +135,7 @@ class _Handler(BaseHTTPRequestHandler):
             status, headers = started
         except Exception as exc:  # a bug in an endpoint: one line on stderr and a 500; the server goes on
             print(f"ovstop: internal error answering {path}: {exc!r}", file=sys.stderr, flush=True)
-            self._reply(500, "500 Internal Server Error", [("Content-Type", "text/plain")],
-                        b"internal error\n", head)
+            self._reply(500, "500 Internal Server Error", [("Content-Type", "text/plain")], b"internal error\n", head)
             return
         self._reply(int(status.split()[0]), status, headers, body, head)
 
@@ -156,7 +164,7 @@ class Server(ThreadingHTTPServer):
     def server_bind(self) -> None:
         # HTTPServer.server_bind would resolve the host's FQDN (a DNS query at start-up) for nothing.
         socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
+        host, port = self.socket.getsockname()[:2]
         self.server_name, self.server_port = str(host), int(port)
 
     @property
@@ -192,8 +200,9 @@ class Server(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
-def serve_app(app: WsgiApp, host: str, port: int, web_config: WebConfig | None = None,
-              limits: Limits | None = None) -> Server:
+def serve_app(
+    app: WsgiApp, host: str, port: int, web_config: WebConfig | None = None, limits: Limits | None = None
+) -> Server:
     """Start serving ``app`` in a daemon thread; a port in use or a bad address is one clear error."""
     try:
         server = Server((host, port), app, web_config or WebConfig(), limits or Limits())

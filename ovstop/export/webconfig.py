@@ -155,6 +155,8 @@ def load(path: str) -> WebConfig:
     """Read and check a web config file; every problem is one :class:`OvstopError` line."""
     import yaml
 
+    if "\0" in path:
+        raise OvstopError(f"--web.config.file {path!r}: a path cannot contain a NUL byte")
     where = f"--web.config.file {path}"
     try:
         text = Path(path).read_text(encoding="utf-8")
