@@ -121,8 +121,11 @@ class FlowScreen(Screen[None]):
         self.query_one("#flow-fields", Static).update(flow_content(row))
 
     def action_explain(self) -> None:
-        if self.feed.kind != "live":  # nothing to ask: say so at once rather than from a thread
-            self._show("explain asks the live switch (ofproto/trace); a replay has no switch to ask")
+        if self.feed.kind != "live":  # a replay or a remote ovstop has no switch to ask: its feed says why at once
+            try:
+                self._show(self.feed.explain(self.row))
+            except OvstopError as exc:
+                self._show(str(exc))
             return
         self.query_one("#explain-status", Static).update("explain: asking ofproto/trace…")
         self._explain(self.row)
