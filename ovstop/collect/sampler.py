@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ovstop import __version__
+from ovstop import health as checks
 from ovstop.collect.base import TREE_ORDER, Collector, Sources, Tables
 from ovstop.errors import ParseError, SourceError, SourceOff, describe
 from ovstop.model.flowrates import FlowRates
@@ -38,7 +39,7 @@ COLLECT_SECONDS = MetricSpec(
     "ovstop_collect_duration_seconds", Kind.GAUGE, "Time the last full collection took.",
     ("ovstop", "collect_duration"), unit="seconds",
 )
-SELF_SPECS = (SOURCE_UP, PARSE_ERRORS, COLLECT_SECONDS)
+SELF_SPECS = (SOURCE_UP, PARSE_ERRORS, COLLECT_SECONDS, checks.HEALTH)
 
 
 class Sampler:
@@ -164,7 +165,7 @@ class Sampler:
         elapsed = now - started
         samples.append((SELF, Sample(COLLECT_SECONDS, (), elapsed)))
         return self.store.update(
-            samples, now, wall, health, tables.rows, self._meta(), collect_seconds=elapsed
+            samples, now, wall, health, tables.rows, self._meta(), collect_seconds=elapsed, derive=checks.derive
         )
 
     def _meta(self) -> dict[str, Any]:

@@ -1,11 +1,12 @@
-"""A small reader for the kernel's BTF (Documentation/bpf/btf.rst): struct member offsets only.
+"""A small reader for the kernel's BTF (Documentation/bpf/btf.rst): struct member offsets and enum values.
 
-ovstop needs a dozen byte offsets into the openvswitch module's private structures. The kernel
-publishes their layout as BTF: ``/sys/kernel/btf/vmlinux`` (base) and ``/sys/kernel/btf/openvswitch``
-(split BTF whose type ids and string offsets continue the base's). Reading that format here, in
-about 200 lines of standard-library Python, avoids a run-time dependency on ``pahole`` or
-``bpftool`` (neither is installed with bcc, and their text output is not a stable interface).
-Only what member lookup needs is decoded; every type's record is located so ids resolve.
+ovstop needs byte offsets into the openvswitch module's private structures (``layout.py``), and kernel
+drop reasons, enum values whose numbering changes between releases (``kernel_drops.py``). The kernel
+publishes both as BTF: ``/sys/kernel/btf/vmlinux`` (base) and ``/sys/kernel/btf/<module>`` (split BTF
+whose type ids and string offsets continue the base's). Reading that format here, in standard-library
+Python, avoids a run-time dependency on ``pahole`` or ``bpftool`` (neither is installed with bcc, and
+their text output is not a stable interface). Only struct/union members and enums are decoded; every
+type's record is located so ids resolve.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from ovstop.errors import SourceError
 
+BTF_DIR = Path("/sys/kernel/btf")
 MAGIC = 0xEB9F
 HEADER = struct.Struct("<HBBIIIII")  # magic, version, flags, hdr_len, type_off, type_len, str_off, str_len
 TYPE = struct.Struct("<III")  # name_off, info, size_or_type
@@ -216,3 +218,33 @@ class Btf:
                 if inner is not None:
                     return bits + inner[0], inner[1], inner[2]
         return None
+
+    def enums(self) -> dict[str, dict[str, int]]:
+        """Every named enum of this blob (not its base) as {enum name: {member: value}}."""
+        found: dict[str, dict[str, int]] = {}
+        for pos in self._offsets:
+            name_off, info, _size = TYPE.unpack_from(self._types, pos)
+            kind, vlen, signed = (info >> 24) & 0x1F, info & 0xFFFF, info >> 31
+            if kind not in (ENUM, ENUM64) or not name_off:
+                continue
+            values: dict[str, int] = {}
+            for i in range(vlen):
+                at = pos + TYPE.size + _PER_ITEM[kind] * i
+                if kind == ENUM:
+                    m_name, value = struct.unpack_from("<Ii" if signed else "<II", self._types, at)
+                else:
+                    m_name, lo, hi = struct.unpack_from("<III", self._types, at)
+                    value = (hi << 32) | lo
+                values[self.string(m_name)] = value
+            found[self.string(name_off)] = values
+        return found
+
+    def offset(self, struct_name: str, member: str) -> int:
+        """Byte offset of ``member`` (a dotted path, through anonymous structs and unions) in the struct."""
+        return self.member(struct_name, member).offset
+
+
+def kernel_btf(module: str | None = None, directory: Path = BTF_DIR) -> Btf:
+    """The running kernel's BTF: vmlinux's, or a loaded module's (split on vmlinux's)."""
+    vmlinux = Btf.load(directory / "vmlinux", name="vmlinux BTF")
+    return vmlinux if module is None else Btf.load(directory / module, base=vmlinux, name=f"{module} BTF")

@@ -14,9 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ovstop.ebpf.btf import Btf, BtfError
-
-SYS_BTF = Path("/sys/kernel/btf")
+from ovstop.ebpf.btf import BTF_DIR, Btf, BtfError, kernel_btf
 
 
 @dataclass(frozen=True)
@@ -124,13 +122,12 @@ def _from_btf(module: Btf, source: str) -> Layout:
     return layout
 
 
-def resolve(release: str, btf_dir: Path = SYS_BTF, verified: Mapping[str, Mapping[str, int]] = VERIFIED) -> Layout:
+def resolve(release: str, btf_dir: Path = BTF_DIR, verified: Mapping[str, Mapping[str, int]] = VERIFIED) -> Layout:
     """The layout for kernel ``release``, from ``btf_dir/{vmlinux,openvswitch}`` or the verified table."""
     module_path = btf_dir / "openvswitch"
     if module_path.exists():
         try:
-            vmlinux = Btf.load(btf_dir / "vmlinux", name="vmlinux BTF")
-            return _from_btf(Btf.load(module_path, base=vmlinux, name="openvswitch BTF"), str(module_path))
+            return _from_btf(kernel_btf("openvswitch", btf_dir), str(module_path))
         except BtfError as exc:
             return Layout(missing=dict.fromkeys(MACROS, str(exc)))
     if release in verified:

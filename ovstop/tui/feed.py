@@ -1,4 +1,5 @@
-"""Where the app's snapshots come from: a live sampler on a thread, or a recording played back.
+"""Where the app's snapshots come from: a live sampler on a thread, a recording played back, or a remote
+headless ovstop polled on a thread (``--connect``).
 
 The app only ever receives finished :class:`Snapshot` objects through the ``deliver`` callback it hands to
 :meth:`SnapshotFeed.start` (from the feed's own thread), so the UI thread never calls a source and a
@@ -13,19 +14,20 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import Protocol
+from typing import Any, Protocol
 
-from ovstop.collect.sampler import Sampler
 from ovstop.errors import OvstopError, describe
 from ovstop.events.correlator import Correlator
 from ovstop.events.pipeline import EventPipeline
 from ovstop.events.replay import Replayer
 from ovstop.events.schema import OvsEvent
 from ovstop.events.store import EventStore
+from ovstop.explain import Explanation, explain_flow
 from ovstop.export import snapshot as snapshot_doc
 from ovstop.model.store import Snapshot, SourceHealth
+from ovstop.remote.attach import RemoteSource
 
 Deliver = Callable[[Snapshot], object]
 Failed = Callable[[str], object]
@@ -37,6 +39,14 @@ EVENTS_ONLY_EVERY = 0.25
 """Seconds between events-only snapshots while a file without snapshot lines plays."""
 INTERVAL_STEPS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 SPEED_STEPS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+MAX_BACKOFF = 30.0
+"""Seconds between polls of a remote ovstop that keeps failing (the interval doubles up to this)."""
+
+
+class Rounds(Protocol):
+    """What a live feed runs every interval: a :class:`~ovstop.collect.sampler.Sampler`, or a remote source."""
+
+    def sample(self) -> Snapshot: ...
 
 
 def step(steps: tuple[float, ...], current: float, direction: int) -> float:
@@ -74,6 +84,10 @@ class SnapshotFeed(Protocol):
 
     def set_interval(self, seconds: float) -> None: ...
 
+    def explain(self, row: Mapping[str, Any]) -> Explanation:
+        """Why a datapath flow exists (blocking: call it off the UI thread); OvstopError when it cannot tell."""
+        ...
+
 
 class LiveFeed:
     """Runs ``sampler.sample()`` on a daemon thread every ``interval`` seconds, chained (sleep interval minus
@@ -83,7 +97,7 @@ class LiveFeed:
 
     def __init__(
         self,
-        sampler: Sampler,
+        sampler: Rounds,
         interval: float = 1.0,
         events: EventStore | None = None,
         events_reason: str = "",
@@ -124,12 +138,19 @@ class LiveFeed:
                 if self._stop.is_set():
                     return
                 deliver(snap)
-            self.next_round_at = started + self.interval
+            self.next_round_at = started + self._pause()
             self._wake.wait(max(self.next_round_at - time.monotonic(), 0.0))
             self._wake.clear()
 
+    def _pause(self) -> float:
+        """Seconds from the start of one round to the next."""
+        return self.interval
+
     def refresh_now(self) -> None:
         self._wake.set()
+
+    def explain(self, row: Mapping[str, Any]) -> Explanation:
+        return explain_flow(self.sampler.sources, row)
 
     def set_interval(self, seconds: float) -> None:
         self.interval = seconds
@@ -232,6 +253,20 @@ class ReplayFeed:
             self._send_events_only()
         return count
 
+    def seek(self, until: Callable[[Snapshot], bool]) -> bool:
+        """Pause and deliver the recording one item at a time until a snapshot satisfies ``until`` (True: it
+        is the last one delivered), or the recording ends (False). Item by item, so none is skipped over."""
+        seen = self.last
+        try:
+            while self.replayer.step():
+                if self.last is not seen and self.last is not None:
+                    seen = self.last
+                    if until(seen):
+                        return True
+        except (OvstopError, RecursionError) as exc:
+            self._stopped(str(exc))
+        return False
+
     def toggle_play(self) -> None:
         if self.replayer.paused:
             self.replayer.resume(time.monotonic())
@@ -244,7 +279,28 @@ class ReplayFeed:
     def set_interval(self, seconds: float) -> None:
         """The recording's own pace is the interval; use the speed instead."""
 
+    def explain(self, row: Mapping[str, Any]) -> Explanation:
+        raise OvstopError("explain asks the live switch (ofproto/trace); a replay has no switch to ask")
+
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5.0)
+
+
+class RemoteFeed(LiveFeed):
+    """A live feed whose rounds are polls of a remote ovstop (:class:`~ovstop.remote.attach.RemoteSource`);
+    a failed poll backs off, the interval doubling up to :data:`MAX_BACKOFF`, until the link is back."""
+
+    kind = "remote"
+
+    def __init__(self, source: RemoteSource, interval: float = 1.0) -> None:
+        super().__init__(source, interval, source.events, source.events_reason)
+        self.source = source
+        self.host = source.host
+
+    def _pause(self) -> float:
+        return min(self.interval * 2**self.source.failures, max(MAX_BACKOFF, self.interval))
+
+    def explain(self, row: Mapping[str, Any]) -> Explanation:
+        raise OvstopError("explain asks the switch itself (ofproto/trace); run ovstop on that host to ask it")

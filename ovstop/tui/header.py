@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from textual.content import Content
 from textual.widgets import Static
 
+from ovstop import health
 from ovstop.model.store import Snapshot
 from ovstop.tui.format import duration, num
 from ovstop.tui.headline import clock_text, headline
 from ovstop.tui.view import ViewState
 
 _MARKS = {"up": ("●", "$success"), "degraded": ("◐", "$warning"), "down": ("○", "$error"), "off": ("◌", "$warning")}
+
+
+def check_badges(table: list[dict[str, Any]]) -> list[str | tuple[str, str]]:
+    """A badge per failing health check, else how many pass (unknown ones are in the ``h`` list)."""
+    failing = health.failing(table)
+    if failing:
+        return [part for name in failing for part in ((f" ✗ {name} ", "reverse $error"), " ")] + [" "]
+    passing = sum(r.get("state") == health.OK for r in table)
+    return [(f"✓ {passing} checks ok", "$success"), "  "] if passing else []
 
 
 class HeaderBar(Static):
@@ -26,6 +38,8 @@ class HeaderBar(Static):
     def render_content(snap: Snapshot | None, view: ViewState, paused: bool, started: float) -> Content:
         feed = view.feed
         pace = f"replay ×{getattr(feed, 'speed', 1.0):g}" if feed.kind == "replay" else f"every {feed.interval:g}s"
+        if feed.kind == "remote":
+            pace = f"{pace}  remote {getattr(feed, 'host', '')} (read-only)"
         if snap is None:
             return Content.assemble(("ovstop", "bold"), f"  {pace}  waiting for the first sample…")
         h = headline(snap, feed.events_reason)
@@ -34,8 +48,11 @@ class HeaderBar(Static):
             f"up {duration(h.ovs_uptime) if h.ovs_uptime is not None else '–'}  "
             f"session {duration(view.clock() - started)}  {pace}  #{snap.seq}",
         ]
+        if view.viewing:  # first, so that even a narrow terminal shows it is looking at the past
+            parts[:0] = [(f" {view.viewing} ", "reverse $warning"), " "]
         if paused:
             parts += ["  ", (" PAUSED ", "reverse $warning")]
+
         # A failed round delivers nothing: what is shown is the last good one, and the reason leads line two.
         stale_since = snap.timestamp if feed.failure else h.stale_since
         if stale_since is not None:
@@ -43,6 +60,7 @@ class HeaderBar(Static):
         parts.append("\n")
         if feed.failure:
             parts += [(feed.failure, "bold $error"), "  "]
+        parts += check_badges(health.rows(snap))
         for name, state, reason in h.health:
             mark, style = _MARKS[state]
             if state == "off":  # not a problem: the short cause only ("not configured", "needs root" …)
