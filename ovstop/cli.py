@@ -15,6 +15,7 @@ import time
 from types import FrameType
 
 from ovstop import __version__
+from ovstop.collect.demand import EVERYTHING, METRICS
 from ovstop.errors import OvstopError
 from ovstop.export.server import DEFAULT_PORT
 from ovstop.runtime import Options
@@ -89,6 +90,7 @@ def run_snapshot(options: Options, args: argparse.Namespace) -> int:
     from ovstop.runtime import running
 
     with running(options) as rt:
+        rt.sampler.need("snapshot", EVERYTHING)
         rt.first_sample()
         # A second round one interval later gives every counter a rate.
         time.sleep(args.delay)
@@ -109,6 +111,7 @@ def run_headless(options: Options, args: argparse.Namespace) -> int:
     server = serve(endpoint, host, port)
     try:
         with running(options) as rt:
+            rt.sampler.need("metrics", METRICS)  # no per-flow series on /metrics: no flow dump
             rt.first_sample()
             endpoint.sampler = rt.sampler
             print(f"ovstop: serving /metrics on http://{host}:{server.server_port}/metrics",

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ovstop.collect.base import Collector, Sources, Unavailable
+from ovstop.collect.demand import EVERYTHING
 from ovstop.collect.registry import default_collectors
 from ovstop.collect.sampler import Sampler
 from ovstop.ebpf.collector import EbpfCollector
@@ -92,6 +93,7 @@ def start_recording(path: str, sampler: Sampler, stack: contextlib.ExitStack) ->
 
     recorder = Recorder(path)
     stack.callback(recorder.close)
+    sampler.need("record", EVERYTHING)
     sampler.listeners.append(lambda snap: recorder.snapshot(snapshot_json.to_dict(snap)))
     return recorder
 

@@ -146,6 +146,10 @@ class OvstopApp(App[int]):
         panes.set_class(everything, "-all")
         for n in PANES:
             self.pane(n).display = n in ALL_VIEW if everything else n == self.current
+        demand = HeaderBar.needs
+        for n in self.visible_panes():
+            demand = demand | self.pane(n).needs
+        self.feed.need(demand)
         self._render_panes()
 
     # -- snapshots -----------------------------------------------------------------------------------------
@@ -155,8 +159,9 @@ class OvstopApp(App[int]):
         snap = message.snapshot
         self.latest = snap
         self.snapshots_received += 1
-        self.view.flows.observe(snap.tables.get("dp_flows", []), snap.timestamp)
-        self.latest_flow_stats = self.view.flows.stats()
+        if "dp_flows" in snap.tables:  # absent while no shown pane needs flows: not "every flow expired"
+            self.view.flows.observe(snap.tables["dp_flows"], snap.timestamp)
+            self.latest_flow_stats = self.view.flows.stats()
         if not self.paused:
             self.shown = snap
             self.view.flow_stats = self.latest_flow_stats

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from ovstop.collect.demand import Demand
 from ovstop.collect.sampler import Sampler
 from ovstop.errors import OvstopError
 from ovstop.events.correlator import Correlator
@@ -51,6 +52,10 @@ class SnapshotFeed(Protocol):
     def refresh_now(self) -> None: ...
 
     def set_interval(self, seconds: float) -> None: ...
+
+    def need(self, demand: Demand) -> None:
+        """What the screen shows now needs (a live feed collects only that)."""
+        ...
 
 
 class LiveFeed:
@@ -97,9 +102,13 @@ class LiveFeed:
         self.interval = seconds
         self._wake.set()
 
+    def need(self, demand: Demand) -> None:
+        self.sampler.need("tui", demand)
+
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
+        self.sampler.need("tui", None)
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5.0)
 
@@ -162,6 +171,9 @@ class ReplayFeed:
 
     def set_interval(self, seconds: float) -> None:
         """The recording's own pace is the interval; use the speed instead."""
+
+    def need(self, demand: Demand) -> None:
+        """A recording holds what it holds: nothing to collect."""
 
     def stop(self) -> None:
         self._stop.set()

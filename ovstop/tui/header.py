@@ -5,6 +5,7 @@ from __future__ import annotations
 from textual.content import Content
 from textual.widgets import Static
 
+from ovstop.collect.demand import Demand
 from ovstop.model.store import Snapshot
 from ovstop.tui.format import duration, num
 from ovstop.tui.headline import clock_text, headline
@@ -15,6 +16,9 @@ _MARKS = {"up": ("●", "$success"), "degraded": ("◐", "$warning"), "down": ("
 
 class HeaderBar(Static):
     """Three lines; rebuilt from the snapshot and the view state, updated only when the text changes."""
+
+    needs = Demand.of("rfc_metrics", "datapath", "upcall", "memory", "process", "system", "bridge", "interface")
+    """Where the headline figures come from (see ``tui/headline.py``); needed whatever pane is shown."""
 
     def show(self, snap: Snapshot | None, view: ViewState, paused: bool, started: float) -> None:
         content = self.render_content(snap, view, paused, started)

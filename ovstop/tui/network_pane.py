@@ -12,6 +12,7 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import DataTable, Static
 
+from ovstop.collect.demand import Demand
 from ovstop.model.store import Snapshot
 from ovstop.tui.format import DASH, num
 from ovstop.tui.tables import sync_rows
@@ -83,6 +84,7 @@ class NetworkPane(Pane):
     """Chassis table over tunnel table, each keyed so only changed cells are redrawn."""
 
     title = "5 chassis & tunnels"
+    needs = Demand.of("bridge", "interface", "tunnel", "ovn_nb", "ovn_sb")
 
     def compose(self):  # type: ignore[no-untyped-def]
         yield Static("", id="ovn-summary", classes="detail")
