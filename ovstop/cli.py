@@ -17,6 +17,7 @@ from types import FrameType
 from ovstop import __version__
 from ovstop.collect.demand import EVERYTHING, METRICS
 from ovstop.errors import OvstopError
+from ovstop.events.recording import DEFAULT_KEEP
 from ovstop.export.server import DEFAULT_PORT
 from ovstop.runtime import Options
 
@@ -50,6 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-flows", type=int, default=10_000, metavar="N", help="datapath flows read per round")
     p.add_argument("--no-ebpf", action="store_true", help="do not start the eBPF capture thread")
     p.add_argument("--record", metavar="FILE", help="record events (Retis-compatible JSON lines) and snapshots")
+    p.add_argument("--record-rotate", metavar="SIZE",
+                   help="start a new part FILE.1, FILE.2 … when the recording reaches SIZE (bytes, or 500k, 20M, 1G)")
+    p.add_argument("--record-keep", type=int, default=DEFAULT_KEEP, metavar="N",
+                   help=f"with --record-rotate: keep at most N parts, deleting the oldest (default {DEFAULT_KEEP})")
     p.add_argument("--replay", metavar="FILE", help="show a recording (ovstop or Retis) instead of a live switch")
     p.add_argument("--ovn", action="store_true", help="with --sandbox: add a private OVN (NB, SB, northd, controller)")
     p.add_argument("--ovn-nb", metavar="REMOTE", help="OVN northbound DB remote")
@@ -64,6 +69,10 @@ def options_from(args: argparse.Namespace) -> Options:
         raise OvstopError("--delay and --timeout must be positive")
     if args.sandbox_ports < 1:
         raise OvstopError("--sandbox-ports must be at least 1")
+    if args.record_keep < 1:
+        raise OvstopError("--record-keep must be at least 1")
+    if args.record_rotate is not None and not args.record:
+        raise OvstopError("--record-rotate needs --record FILE")
     return Options(
         unixctl=args.unixctl,
         db=args.db,
@@ -78,7 +87,26 @@ def options_from(args: argparse.Namespace) -> Options:
         ovn_sb=args.ovn_sb,
         ebpf=not args.no_ebpf,
         record=args.record,
+        record_rotate=parse_size(args.record_rotate) if args.record_rotate is not None else None,
+        record_keep=args.record_keep,
     )
+
+
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+def parse_size(text: str) -> int:
+    """``--record-rotate`` sizes: bytes, or a number with k, M or G (powers of 1024), at least 4 KiB."""
+    number, unit = text.strip().rstrip("bB"), ""
+    if number and number[-1].lower() in _UNITS:
+        number, unit = number[:-1], number[-1].lower()
+    try:
+        size = int(float(number) * _UNITS[unit])
+    except ValueError:
+        raise OvstopError(f"--record-rotate {text!r}: expected a size such as 500k, 20M or 1G") from None
+    if size < 4096:
+        raise OvstopError(f"--record-rotate {text!r}: too small (at least 4k)")
+    return size
 
 
 def _exit_on_signal(signum: int, frame: FrameType | None) -> None:

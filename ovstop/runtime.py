@@ -22,7 +22,7 @@ from ovstop.ebpf.session import start_capture
 from ovstop.errors import OvstopError
 from ovstop.events.correlator import Correlator
 from ovstop.events.pipeline import EventPipeline
-from ovstop.events.recording import Recorder
+from ovstop.events.recording import DEFAULT_KEEP, Recorder
 from ovstop.events.store import EventStore
 from ovstop.model.labels import LabelMap
 from ovstop.model.store import MetricStore, Snapshot
@@ -49,6 +49,8 @@ class Options:
     ovn_sb: str | None = None
     ebpf: bool = True
     record: str | None = None
+    record_rotate: int | None = None
+    record_keep: int = DEFAULT_KEEP
     max_events: int = 10_000
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -87,14 +89,19 @@ class Runtime:
         return snap
 
 
-def start_recording(path: str, sampler: Sampler, stack: contextlib.ExitStack) -> Recorder:
-    """``--record``: events as captured plus every snapshot, in one Retis-compatible file."""
-    from ovstop.export import snapshot as snapshot_json
+def start_recording(
+    path: str, sampler: Sampler, stack: contextlib.ExitStack, rotate: int | None = None, keep: int = DEFAULT_KEEP
+) -> Recorder:
+    """``--record``: events as captured plus every snapshot as a frame (values that changed), in
+    Retis-compatible JSON lines, rotated by size when asked."""
+    from ovstop.export.frames import FrameEncoder
 
-    recorder = Recorder(path)
+    recorder = Recorder(path, rotate=rotate, keep=keep)
     stack.callback(recorder.close)
+    encoder = FrameEncoder()
+    recorder.on_rotate.append(encoder.restart)  # every part starts with a key frame: it replays on its own
     sampler.need("record", EVERYTHING)
-    sampler.listeners.append(lambda snap: recorder.snapshot(snapshot_json.to_dict(snap)))
+    sampler.listeners.append(lambda snap: recorder.snapshot(encoder.encode(snap)))
     return recorder
 
 
@@ -134,7 +141,9 @@ def open_runtime(options: Options) -> Runtime:
         collectors.append(EbpfCollector(capture) if capture is not None else Unavailable("ebpf", events_reason))
         sampler = Sampler(sources, collectors, MetricStore(history=options.history))
         if options.record:
-            events.recorder = start_recording(options.record, sampler, stack)
+            events.recorder = start_recording(
+                options.record, sampler, stack, options.record_rotate, options.record_keep
+            )
         return Runtime(options, sources, sampler, events, stack, capture, events_reason)
     except BaseException:
         stack.close()

@@ -13,13 +13,17 @@ Retis picks its compatibility layer from ``startup.retis_version`` (a semver str
 
 from __future__ import annotations
 
+import contextlib
+import glob
+import gzip
+import io
 import json
 import os
 import platform
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -29,6 +33,8 @@ from ovstop.errors import OvstopError, ParseError
 from ovstop.events.schema import OvsEvent, decode, encode
 
 RETIS_SCHEMA_VERSION = "v1.7.0"
+DEFAULT_KEEP = 10
+"""Parts a rotated recording keeps (the total is at most this many times the rotation size)."""
 SNAPSHOT_SECTION = "ovstop"
 
 LineKind = Literal["startup", "event", "other", "snapshot"]
@@ -54,32 +60,97 @@ def startup_section(cmdline: str = "ovstop") -> dict[str, Any]:
 
 
 class Recorder:
-    """Writes a recording; thread-safe (the capture thread writes events, the sampler snapshots)."""
+    """Writes a recording; thread-safe (the capture thread writes events, the sampler snapshots).
 
-    def __init__(self, path: str | os.PathLike[str], startup: dict[str, Any] | None = None) -> None:
+    A path ending in ``.gz`` is gzip-compressed (flushed after every snapshot, so a crash loses at most a
+    second). With ``rotate`` (bytes), a part that reaches that size is closed and the next one opened:
+    ``FILE``, ``FILE.1``, ``FILE.2`` …; at most ``keep`` parts exist, the oldest being deleted, so the total
+    stays bounded. Every part starts with the startup line and is a recording of its own;
+    ``on_rotate`` callbacks run when a new part begins (the snapshot encoder restarts with a key frame).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        startup: dict[str, Any] | None = None,
+        rotate: int | None = None,
+        keep: int = DEFAULT_KEEP,
+    ) -> None:
         self.path = Path(path)
-        try:
-            self._file: IO[str] = self.path.open("w", encoding="utf-8")
-        except OSError as exc:
-            raise OvstopError(f"cannot write recording {self.path}: {exc.strerror}") from None
+        self.rotate = rotate
+        self.keep = max(keep, 1)
+        self.compress = self.path.suffix == ".gz"
         self._lock = threading.Lock()
         self.events = 0
         self.snapshots = 0
-        section = startup if startup is not None else startup_section()
-        self._write({"common": {"timestamp": time.monotonic_ns()}, "startup": section})
+        self.written = 0
+        """Bytes written to disk over all parts (compressed size when compressing)."""
+        self.on_rotate: list[Callable[[], None]] = []
+        self._startup = startup if startup is not None else startup_section()
+        self._parts: list[Path] = []
+        self._opened = 0
+        self._raw: IO[bytes] | None = None
+        self._file: IO[bytes] | None = None
+        self._open_part()
 
-    def _write(self, obj: dict[str, Any]) -> None:
+    def _open_part(self) -> None:
+        part = part_path(self.path, self._opened)
+        try:
+            raw = part.open("wb" if part == self.path else "xb")
+        except OSError as exc:
+            raise OvstopError(f"cannot write recording {part}: {exc.strerror}") from None
+        self._raw = raw
+        self._file = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6) if self.compress else raw
+        self._opened += 1
+        self._parts.append(part)
+        while len(self._parts) > self.keep:
+            oldest = self._parts.pop(0)
+            with contextlib.suppress(OSError):
+                oldest.unlink()
+        self._write_locked({"common": {"timestamp": time.monotonic_ns()}, "startup": self._startup})
+
+    def _write(self, obj: dict[str, Any], flush: bool = False) -> None:
+        with self._lock:
+            self._write_locked(obj, flush)
+
+    def _write_locked(self, obj: dict[str, Any], flush: bool = False) -> None:
         try:
             line = json.dumps(obj, separators=(",", ":"))
         except (TypeError, ValueError) as exc:
             raise OvstopError(f"cannot record a line of {self.path}: {exc}") from None
-        with self._lock:
-            if self._file.closed:
-                raise OvstopError(f"recording {self.path} is closed")
-            try:
-                self._file.write(line + "\n")
-            except OSError as exc:
-                raise OvstopError(f"cannot write recording {self.path}: {exc.strerror}") from None
+        if self._file is None or self._raw is None or self._raw.closed:
+            raise OvstopError(f"recording {self.path} is closed")
+        try:
+            self._file.write(line.encode() + b"\n")
+            if flush:
+                self._file.flush()
+            size = self._raw.tell()
+        except OSError as exc:
+            raise OvstopError(f"cannot write recording {self.path}: {exc.strerror}") from None
+        if self.rotate is not None and size >= self.rotate:
+            self._close_part()
+            self._open_part()
+            for callback in self.on_rotate:
+                callback()
+
+    def _close_part(self) -> None:
+        if self._file is None or self._raw is None or self._raw.closed:
+            return
+        self._file.close()
+        if self._file is not self._raw:
+            self._raw.close()
+        self.written += self._part_size()
+
+    def _part_size(self) -> int:
+        try:
+            return self._parts[-1].stat().st_size
+        except OSError:
+            return 0
+
+    @property
+    def parts(self) -> list[Path]:
+        """The parts that exist, oldest first."""
+        return list(self._parts)
 
     def event(self, ev: OvsEvent) -> None:
         self._write(encode(ev))
@@ -88,18 +159,44 @@ class Recorder:
     def snapshot(self, data: dict[str, Any], timestamp: int | None = None) -> None:
         """Record a metrics snapshot at ``timestamp`` (CLOCK_MONOTONIC ns; now when None)."""
         ts = time.monotonic_ns() if timestamp is None else timestamp
-        self._write({"common": {"timestamp": ts}, SNAPSHOT_SECTION: {"kind": "snapshot", "data": data}})
+        self._write({"common": {"timestamp": ts}, SNAPSHOT_SECTION: {"kind": "snapshot", "data": data}}, flush=True)
         self.snapshots += 1
 
     def close(self) -> None:
         with self._lock:
-            self._file.close()
+            try:
+                self._close_part()
+            except OSError as exc:
+                raise OvstopError(f"cannot write recording {self.path}: {exc.strerror}") from None
 
     def __enter__(self) -> Recorder:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def part_path(path: Path, index: int) -> Path:
+    """The ``index``-th part of a rotated recording (``FILE`` itself is part 0)."""
+    return path if index == 0 else path.with_name(f"{path.name}.{index}")
+
+
+def recording_parts(path: str | os.PathLike[str]) -> list[Path]:
+    """The parts of the recording ``path`` belongs to that still exist, oldest first.
+
+    ``path`` may name the first part (``FILE``) or any later one (``FILE.3``); parts rotated away are gone.
+    """
+    path = Path(path)
+    base, dot, index = path.name.rpartition(".")
+    first = path.parent / base if dot and index.isdigit() and base else path
+    parts = [(0, first)] if first.exists() else []
+    prefix = first.name + "."
+    for candidate in first.parent.glob(glob.escape(prefix) + "*"):
+        tail = candidate.name[len(prefix):]
+        if tail.isdigit():
+            parts.append((int(tail), candidate))
+    found = [p for _, p in sorted(parts)]
+    return found or [path]
 
 
 @dataclass(frozen=True)
@@ -146,12 +243,12 @@ def read_lines(path: str | os.PathLike[str]) -> Iterator[Line]:
     """
     path = Path(path)
     try:
-        handle = path.open(encoding="utf-8")
+        handle = open_text(path)
     except OSError as exc:
         raise OvstopError(f"cannot read event file {path}: {exc.strerror}") from None
     with handle:
         try:
-            for lineno, text in enumerate(handle, start=1):
+            for lineno, text in _lines(handle):
                 if not text.strip():
                     continue
                 where = f"{path}:{lineno}"
@@ -163,13 +260,32 @@ def read_lines(path: str | os.PathLike[str]) -> Iterator[Line]:
                     yield _classify(item, where, lineno)
         except UnicodeDecodeError:
             raise ParseError(f"{path}: not a UTF-8 text file") from None
+        except gzip.BadGzipFile as exc:
+            raise ParseError(f"{path}: damaged gzip data ({exc})") from None
+
+
+def open_text(path: Path) -> IO[str]:
+    """A recording's text, gzip-compressed or not (told by its first bytes, not its name)."""
+    raw = path.open("rb")
+    compressed = raw.read(2) == b"\x1f\x8b"
+    raw.seek(0)
+    stream: IO[bytes] = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw  # type: ignore[assignment]
+    return io.TextIOWrapper(stream, encoding="utf-8")
+
+
+def _lines(handle: IO[str]) -> Iterator[tuple[int, str]]:
+    """Numbered lines; a compressed part cut short (the recorder was killed) ends at its last full line."""
+    try:
+        yield from enumerate(handle, start=1)
+    except EOFError:
+        return
 
 
 def is_sorted_file(path: str | os.PathLike[str]) -> bool:
     """Whether the file is ``retis sort`` output (each line a JSON array)."""
     try:
-        with Path(path).open(encoding="utf-8") as handle:
+        with open_text(Path(path)) as handle:
             first = next((line for line in handle if line.strip()), "")
-    except (OSError, UnicodeDecodeError):
+    except (OSError, UnicodeDecodeError, EOFError):
         return False  # read_lines reports the problem with its line number
     return first.lstrip().startswith("[")

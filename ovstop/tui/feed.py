@@ -20,6 +20,7 @@ from ovstop.events.correlator import Correlator
 from ovstop.events.pipeline import EventPipeline
 from ovstop.events.replay import Replayer
 from ovstop.events.store import EventStore
+from ovstop.export import frames
 from ovstop.export import snapshot as snapshot_doc
 from ovstop.model.store import Snapshot
 
@@ -128,9 +129,11 @@ class ReplayFeed:
         self._thread: threading.Thread | None = None
         self.replayer = Replayer(path, EventPipeline(Correlator(), self.events), self._on_snapshot, speed)
         self.snapshots = 0
+        self.frames = frames.FrameDecoder()
 
     def _on_snapshot(self, timestamp: int, data: dict) -> None:
-        snap = snapshot_doc.from_dict(data)
+        # Recordings hold frames (values that changed); older ones and snapshot files whole documents.
+        snap = self.frames.decode(data) if data.get("format") == frames.FORMAT else snapshot_doc.from_dict(data)
         self.snapshots += 1
         if self._deliver is not None:
             self._deliver(snap)
