@@ -7,26 +7,57 @@ ends as one line on stderr and a non-zero exit; tracebacks are for bugs only.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from types import FrameType
+from typing import Any, NoReturn
 
-from ovstop import __version__
+from ovstop import __version__, fileio
 from ovstop.collect.demand import EVERYTHING, METRICS
 from ovstop.errors import OvstopError
-from ovstop.events.recording import DEFAULT_KEEP
+from ovstop.events.recording import DEFAULT_KEEP, OVERWRITE_HINT, check_rotation
 from ovstop.export.server import DEFAULT_PORT
 from ovstop.runtime import Options
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+MAX_SANDBOX_PORTS = 4096
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with ovstop's error form: one line on stderr (no usage block), exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"ovstop: {message} (see ovstop --help)\n")
+
+
+def _number(kind: type[int] | type[float], minimum: float, maximum: float = math.inf) -> Callable[[str], Any]:
+    """An argparse type: a finite ``kind`` within [minimum, maximum] (NaN and infinities refused)."""
+
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a{'n integer' if kind is int else ' number'}") from None
+        if not (math.isfinite(value) and minimum <= value <= maximum):
+            upper = f" and at most {maximum:g}" if math.isfinite(maximum) else ""
+            raise argparse.ArgumentTypeError(f"{text!r} must be at least {minimum:g}{upper}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+_SECONDS = _number(float, 0.001, 86_400)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="ovstop",
         description="A top for Open vSwitch: live metrics tree, histograms, upcall events, flow hit/miss; "
         "Prometheus /metrics (--headless) and JSON snapshots.",
@@ -40,20 +71,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="FILE", help="snapshot: write to FILE (atomically) instead of stdout")
     p.add_argument("--sandbox", action="store_true",
                    help="start a private Open vSwitch on the dummy datapath, with traffic, and watch it")
-    p.add_argument("--sandbox-ports", type=int, default=4, metavar="N", help="sandbox: dummy-pmd ports (default 4)")
-    p.add_argument("--traffic", type=float, default=200.0, metavar="PPS",
+    p.add_argument("--sandbox-ports", type=_number(int, 1, MAX_SANDBOX_PORTS), default=4, metavar="N",
+                   help="sandbox: dummy-pmd ports (default 4)")
+    p.add_argument("--traffic", type=_number(float, 0, 1e6), default=200.0, metavar="PPS",
                    help="sandbox: packets per second the traffic generator injects (default 200)")
     p.add_argument("--unixctl", metavar="PATH", help="ovs-vswitchd control socket (default: found via OVS_RUNDIR)")
     p.add_argument("--db", metavar="REMOTE", help="OVSDB remote, e.g. unix:/var/run/openvswitch/db.sock")
     p.add_argument("--labels", metavar="FILE", help="TOML file mapping ports/bridges to extra labels (vpc, workload)")
-    p.add_argument("-d", "--delay", type=float, default=1.0, metavar="SECONDS", help="refresh interval (default 1)")
-    p.add_argument("--timeout", type=float, default=2.0, metavar="SECONDS", help="per-call timeout (default 2)")
-    p.add_argument("--max-flows", type=int, default=10_000, metavar="N", help="datapath flows read per round")
+    p.add_argument("-d", "--delay", type=_SECONDS, default=1.0, metavar="SECONDS", help="refresh interval (default 1)")
+    p.add_argument("--timeout", type=_SECONDS, default=2.0, metavar="SECONDS",
+                   help="deadline for one collection round, shared by its calls (default 2)")
+    p.add_argument("--max-flows", type=_number(int, 0), default=10_000, metavar="N",
+                   help="datapath flows read per round")
     p.add_argument("--no-ebpf", action="store_true", help="do not start the eBPF capture thread")
     p.add_argument("--record", metavar="FILE", help="record events (Retis-compatible JSON lines) and snapshots")
+    p.add_argument("--record-overwrite", action="store_true", help="let --record replace an existing file")
     p.add_argument("--record-rotate", metavar="SIZE",
                    help="start a new part FILE.1, FILE.2 … when the recording reaches SIZE (bytes, or 500k, 20M, 1G)")
-    p.add_argument("--record-keep", type=int, default=DEFAULT_KEEP, metavar="N",
+    p.add_argument("--record-keep", type=_number(int, 1, 10_000), default=DEFAULT_KEEP, metavar="N",
                    help=f"with --record-rotate: keep at most N parts, deleting the oldest (default {DEFAULT_KEEP})")
     p.add_argument("--replay", metavar="FILE", help="show a recording (ovstop or Retis) instead of a live switch")
     p.add_argument("--ovn", action="store_true", help="with --sandbox: add a private OVN (NB, SB, northd, controller)")
@@ -64,15 +99,27 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def options_from(args: argparse.Namespace) -> Options:
-    if args.delay <= 0 or args.timeout <= 0:
-        raise OvstopError("--delay and --timeout must be positive")
-    if args.sandbox_ports < 1:
-        raise OvstopError("--sandbox-ports must be at least 1")
-    if args.record_keep < 1:
-        raise OvstopError("--record-keep must be at least 1")
+def _check_files(args: argparse.Namespace) -> None:
+    """Refuse, before anything starts, what cannot work: output files that cannot be written, --replay
+    with a live mode (it plays in the TUI only)."""
+    if args.replay:
+        live = [flag for flag, on in (("snapshot", args.command == "snapshot"), ("--headless", args.headless),
+                                      ("--check", args.check), ("--sandbox", args.sandbox),
+                                      ("--record", args.record)) if on]
+        if live:
+            raise OvstopError(f"--replay plays a recording in the TUI; it cannot be combined with {live[0]}")
     if args.record_rotate is not None and not args.record:
         raise OvstopError("--record-rotate needs --record FILE")
+    if args.record:
+        fileio.check_target(args.record, "recording", args.record_overwrite, OVERWRITE_HINT)
+        if args.record_rotate is not None:
+            check_rotation(args.record, args.record_overwrite)
+    if args.command == "snapshot" and args.output not in (None, "-"):
+        fileio.check_target(args.output, "snapshot")
+
+
+def options_from(args: argparse.Namespace) -> Options:
+    _check_files(args)
     return Options(
         unixctl=args.unixctl,
         db=args.db,
@@ -89,6 +136,7 @@ def options_from(args: argparse.Namespace) -> Options:
         record=args.record,
         record_rotate=parse_size(args.record_rotate) if args.record_rotate is not None else None,
         record_keep=args.record_keep,
+        record_overwrite=args.record_overwrite,
     )
 
 
@@ -102,7 +150,7 @@ def parse_size(text: str) -> int:
         number, unit = number[:-1], number[-1].lower()
     try:
         size = int(float(number) * _UNITS[unit])
-    except ValueError:
+    except (ValueError, OverflowError):
         raise OvstopError(f"--record-rotate {text!r}: expected a size such as 500k, 20M or 1G") from None
     if size < 4096:
         raise OvstopError(f"--record-rotate {text!r}: too small (at least 4k)")

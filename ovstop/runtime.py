@@ -24,6 +24,7 @@ from ovstop.events.correlator import Correlator
 from ovstop.events.pipeline import EventPipeline
 from ovstop.events.recording import DEFAULT_KEEP, Recorder
 from ovstop.events.store import EventStore
+from ovstop.export.frames import FrameEncoder
 from ovstop.model.labels import LabelMap
 from ovstop.model.store import MetricStore, Snapshot
 from ovstop.sources import discovery
@@ -51,6 +52,7 @@ class Options:
     record: str | None = None
     record_rotate: int | None = None
     record_keep: int = DEFAULT_KEEP
+    record_overwrite: bool = False
     max_events: int = 10_000
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -78,11 +80,19 @@ class Runtime:
         self.stack.close()
 
     def first_sample(self) -> Snapshot:
-        """Collect once; fail with one clear line when not a single source answered."""
+        """Collect once; fail with one clear line when not a single source answered.
+
+        The run starts here: only then is ``--record``'s file opened (a start-up that fails leaves an
+        existing file as it was), and this first snapshot is its first.
+        """
         snap = self.sampler.sample()
         present = [h for h in snap.health.values() if not h.off]
         if present and not any(h.up for h in present):
             raise OvstopError("; ".join(f"{h.name}: {h.reason}" for h in present))
+        if self.options.record and self.events.recorder is None:
+            o = self.options
+            self.events.recorder = start_recording(o.record, self.sampler, self.stack, snap, o.record_overwrite,
+                                                   o.record_rotate, o.record_keep)
         # What exists now (modules, replicas, caches) lives as long as the run: keep it out of every
         # future garbage collection, which otherwise rescans it each time a round's garbage is collected.
         gc.freeze()
@@ -90,17 +100,21 @@ class Runtime:
 
 
 def start_recording(
-    path: str, sampler: Sampler, stack: contextlib.ExitStack, rotate: int | None = None, keep: int = DEFAULT_KEEP
+    path: str,
+    sampler: Sampler,
+    stack: contextlib.ExitStack,
+    first: Snapshot,
+    overwrite: bool = False,
+    rotate: int | None = None,
+    keep: int = DEFAULT_KEEP,
 ) -> Recorder:
-    """``--record``: events as captured plus every snapshot as a frame (values that changed), in
-    Retis-compatible JSON lines, rotated by size when asked."""
-    from ovstop.export.frames import FrameEncoder
-
-    recorder = Recorder(path, rotate=rotate, keep=keep)
+    """``--record``: events as captured plus ``first`` and every later snapshot as a frame (the values that
+    changed), in Retis-compatible JSON lines, rotated by size when asked."""
+    recorder = Recorder(path, overwrite=overwrite, rotate=rotate, keep=keep)
     stack.callback(recorder.close)
     encoder = FrameEncoder()
     recorder.on_rotate.append(encoder.restart)  # every part starts with a key frame: it replays on its own
-    sampler.need("record", EVERYTHING)
+    recorder.snapshot(encoder.encode(first))
     sampler.listeners.append(lambda snap: recorder.snapshot(encoder.encode(snap)))
     return recorder
 
@@ -139,11 +153,10 @@ def open_runtime(options: Options) -> Runtime:
         collectors: list[Collector] = default_collectors(options, label_map, sources, stack)
         capture, events_reason = start_capture(options.ebpf, options.sandbox, events, stack)
         collectors.append(EbpfCollector(capture) if capture is not None else Unavailable("ebpf", events_reason))
-        sampler = Sampler(sources, collectors, MetricStore(history=options.history))
+        sampler = Sampler(sources, collectors, MetricStore(history=options.history), round_timeout=options.timeout)
+        label_map.check_specs(sampler.specs, options.labels or "")
         if options.record:
-            events.recorder = start_recording(
-                options.record, sampler, stack, options.record_rotate, options.record_keep
-            )
+            sampler.need("record", EVERYTHING)  # a recording replays every pane: it needs everything
         return Runtime(options, sources, sampler, events, stack, capture, events_reason)
     except BaseException:
         stack.close()

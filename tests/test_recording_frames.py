@@ -35,6 +35,7 @@ def test_rotated_gzip_recording_replays_the_values_rates_and_flows_it_saw(
     live: list[Snapshot] = []
     try:
         rt.sampler.listeners.append(live.append)
+        live.append(rt.first_sample())  # the recording starts here, with this snapshot
         for _ in range(ROUNDS):
             rt.sampler.sample()
     finally:
@@ -80,6 +81,7 @@ def test_rotated_gzip_recording_replays_the_values_rates_and_flows_it_saw(
     (["--record", "x.jsonl", "--record-rotate", "1k"], "too small"),
     (["--record-rotate", "10M"], "needs --record"),
     (["--record", "x.jsonl", "--record-keep", "0"], "at least 1"),
+    (["--record", "/dev/null", "--record-rotate", "1M"], "needs a regular file"),
 ])
 def test_bad_rotation_flags(args: list[str], fragment: str) -> None:
     assert_one_line_error(run("--headless", "--unixctl", "/nonexistent", *args), fragment)

@@ -23,6 +23,7 @@ from ovstop.errors import ParseError, SourceError, SourceOff
 from ovstop.model.flowrates import FlowRates
 from ovstop.model.metric import Kind, MetricSpec, Sample, labels_of
 from ovstop.model.store import MetricStore, Snapshot, SourceHealth
+from ovstop.sources.deadline import round_deadline
 
 SELF = "ovstop"
 
@@ -45,6 +46,8 @@ class Sampler:
     """Runs the collectors over the sources; ``latest`` is the newest snapshot.
 
     ``listeners`` are called with every new snapshot (in the collecting thread), e.g. to record it.
+    ``round_timeout`` (seconds) is the deadline of a whole round: every source call in it shares it (see
+    :mod:`ovstop.sources.deadline`), so a hung daemon costs one timeout per round, not one per call.
     """
 
     def __init__(
@@ -52,8 +55,10 @@ class Sampler:
         sources: Sources,
         collectors: Sequence[Collector],
         store: MetricStore | None = None,
+        round_timeout: float | None = None,
     ) -> None:
         self.sources = sources
+        self.round_timeout = round_timeout
         self.collectors = list(collectors)
         self.store = store or MetricStore()
         self.latest: Snapshot | None = None
@@ -94,19 +99,32 @@ class Sampler:
             specs.extend(collector.specs)
         return tuple(specs)
 
-    def sample(self, max_age: float = 0.0) -> Snapshot:
+    def sample(self, max_age: float = 0.0, budget: float | None = None) -> Snapshot:
         """Run one round, or return the latest snapshot when it is younger than ``max_age`` seconds.
 
         A caller that arrives while a round is running waits for it and then, with ``max_age``, reuses it.
+        ``budget`` shortens this round's deadline (a scraper that gives up sooner than ``round_timeout``);
+        a caller with a budget waits at most that long for a running round, then takes the latest snapshot.
         """
-        with self._lock:
+        limits = [t for t in (self.round_timeout, budget) if t is not None]
+        wait = budget if budget is not None and self.latest is not None else -1
+        if not self._lock.acquire(timeout=wait):
+            assert self.latest is not None
+            return self.latest
+        try:
             latest = self.latest
             if latest is not None and max_age > 0 and time.time() - latest.timestamp < max_age:
                 return latest
-            self.latest = self._round()
+            if limits:
+                with round_deadline(min(limits)):
+                    self.latest = self._round()
+            else:
+                self.latest = self._round()
             for listener in self.listeners:
                 listener(self.latest)
             return self.latest
+        finally:
+            self._lock.release()
 
     def _round(self) -> Snapshot:
         started = time.monotonic()
@@ -141,6 +159,9 @@ class Sampler:
             except Exception as exc:  # a collector bug must not lose the other collectors' data
                 self._parse_errors[collector.name] += 1
                 degraded.setdefault(collector.source, f"{collector.name}: internal error: {exc!r}")
+        # A source that failed part-way through the round is down: what its other collectors read before
+        # is not exported as fresh (the store carries the last values over as stale).
+        samples = [(source, sample) for source, sample in samples if source not in failures]
         now = time.monotonic()
         wall = time.time()
         if "dp_flows" in tables.rows:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
 
-from ovstop import __version__
+from ovstop import __version__, fileio
 from ovstop.errors import OvstopError, ParseError
 from ovstop.events.schema import OvsEvent, decode, encode
 
@@ -36,6 +36,7 @@ RETIS_SCHEMA_VERSION = "v1.7.0"
 DEFAULT_KEEP = 10
 """Parts a rotated recording keeps (the total is at most this many times the rotation size)."""
 SNAPSHOT_SECTION = "ovstop"
+OVERWRITE_HINT = "--record-overwrite replaces it"
 
 LineKind = Literal["startup", "event", "other", "snapshot"]
 
@@ -62,10 +63,12 @@ def startup_section(cmdline: str = "ovstop") -> dict[str, Any]:
 class Recorder:
     """Writes a recording; thread-safe (the capture thread writes events, the sampler snapshots).
 
+    A new file is created 0600 (a recording holds host names, interfaces, flows), an existing one is
+    replaced only with ``overwrite``; devices and FIFOs are written through (see :mod:`ovstop.fileio`).
     A path ending in ``.gz`` is gzip-compressed (flushed after every snapshot, so a crash loses at most a
-    second). With ``rotate`` (bytes), a part that reaches that size is closed and the next one opened:
-    ``FILE``, ``FILE.1``, ``FILE.2`` …; at most ``keep`` parts exist, the oldest being deleted, so the total
-    stays bounded. Every part starts with the startup line and is a recording of its own;
+    round). With ``rotate`` (bytes), a part is closed at the first snapshot past that size and the next one
+    opened: ``FILE``, ``FILE.1``, ``FILE.2`` …; at most ``keep`` parts exist, the oldest being deleted, so
+    the total stays bounded. Every part starts with the startup line and is a recording of its own;
     ``on_rotate`` callbacks run when a new part begins (the snapshot encoder restarts with a key frame).
     """
 
@@ -73,34 +76,37 @@ class Recorder:
         self,
         path: str | os.PathLike[str],
         startup: dict[str, Any] | None = None,
+        overwrite: bool = False,
         rotate: int | None = None,
         keep: int = DEFAULT_KEEP,
     ) -> None:
         self.path = Path(path)
+        self.overwrite = overwrite
         self.rotate = rotate
         self.keep = max(keep, 1)
         self.compress = self.path.suffix == ".gz"
         self._lock = threading.Lock()
+        self._failed = False
         self.events = 0
         self.snapshots = 0
         self.written = 0
-        """Bytes written to disk over all parts (compressed size when compressing)."""
+        """Bytes written over all parts (compressed size when compressing)."""
         self.on_rotate: list[Callable[[], None]] = []
         self._startup = startup if startup is not None else startup_section()
         self._parts: list[Path] = []
         self._opened = 0
-        self._raw: IO[bytes] | None = None
-        self._file: IO[bytes] | None = None
+        self._stream: IO[str] | None = None
+        self._out: _Counted | None = None
+        self._file: gzip.GzipFile | _Counted | None = None
         self._open_part()
 
     def _open_part(self) -> None:
         part = part_path(self.path, self._opened)
-        try:
-            raw = part.open("wb" if part == self.path else "xb")
-        except OSError as exc:
-            raise OvstopError(f"cannot write recording {part}: {exc.strerror}") from None
-        self._raw = raw
-        self._file = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6) if self.compress else raw
+        # Later parts: check_rotation refused existing ones at start-up unless --record-overwrite.
+        stream = fileio.open_stream(part, "recording", self.overwrite or self._opened > 0, OVERWRITE_HINT)
+        self._stream = stream
+        self._out = _Counted(stream.buffer)  # type: ignore[attr-defined]
+        self._file = gzip.GzipFile(fileobj=self._out, mode="wb", compresslevel=6) if self.compress else self._out
         self._opened += 1
         self._parts.append(part)
         while len(self._parts) > self.keep:
@@ -109,43 +115,40 @@ class Recorder:
                 oldest.unlink()
         self._write_locked({"common": {"timestamp": time.monotonic_ns()}, "startup": self._startup})
 
-    def _write(self, obj: dict[str, Any], flush: bool = False) -> None:
+    def _write(self, obj: dict[str, Any], snapshot: bool = False) -> None:
         with self._lock:
-            self._write_locked(obj, flush)
+            self._write_locked(obj, snapshot)
 
-    def _write_locked(self, obj: dict[str, Any], flush: bool = False) -> None:
+    def _write_locked(self, obj: dict[str, Any], snapshot: bool = False) -> None:
         try:
             line = json.dumps(obj, separators=(",", ":"))
         except (TypeError, ValueError) as exc:
             raise OvstopError(f"cannot record a line of {self.path}: {exc}") from None
-        if self._file is None or self._raw is None or self._raw.closed:
+        if self._file is None or self._out is None or self._out.closed:
             raise OvstopError(f"recording {self.path} is closed")
         try:
             self._file.write(line.encode() + b"\n")
-            if flush:
+            if snapshot or not self.compress:  # plain lines reach the file at once: a write error shows now
                 self._file.flush()
-            size = self._raw.tell()
+                self._out.flush()
         except OSError as exc:
-            raise OvstopError(f"cannot write recording {self.path}: {exc.strerror}") from None
-        if self.rotate is not None and size >= self.rotate:
+            self._failed = True
+            raise OvstopError(f"cannot write recording to {self.path}: {exc.strerror}") from None
+        if snapshot and self.rotate is not None and self._out.size >= self.rotate:
             self._close_part()
             self._open_part()
             for callback in self.on_rotate:
                 callback()
 
     def _close_part(self) -> None:
-        if self._file is None or self._raw is None or self._raw.closed:
+        if self._file is None or self._out is None or self._stream is None or self._out.closed:
             return
-        self._file.close()
-        if self._file is not self._raw:
-            self._raw.close()
-        self.written += self._part_size()
-
-    def _part_size(self) -> int:
         try:
-            return self._parts[-1].stat().st_size
-        except OSError:
-            return 0
+            if self._file is not self._out:
+                self._file.close()  # the gzip trailer; the stream below stays open until closed itself
+            self._stream.close()
+        finally:
+            self.written += self._out.size
 
     @property
     def parts(self) -> list[Path]:
@@ -159,21 +162,55 @@ class Recorder:
     def snapshot(self, data: dict[str, Any], timestamp: int | None = None) -> None:
         """Record a metrics snapshot at ``timestamp`` (CLOCK_MONOTONIC ns; now when None)."""
         ts = time.monotonic_ns() if timestamp is None else timestamp
-        self._write({"common": {"timestamp": ts}, SNAPSHOT_SECTION: {"kind": "snapshot", "data": data}}, flush=True)
+        self._write({"common": {"timestamp": ts}, SNAPSHOT_SECTION: {"kind": "snapshot", "data": data}}, True)
         self.snapshots += 1
 
     def close(self) -> None:
+        """Close the file; a failure to flush is one OvstopError line (once: not again after a write error)."""
         with self._lock:
             try:
                 self._close_part()
             except OSError as exc:
-                raise OvstopError(f"cannot write recording {self.path}: {exc.strerror}") from None
+                if not self._failed:
+                    self._failed = True
+                    raise OvstopError(f"cannot write recording to {self.path}: {exc.strerror}") from None
 
     def __enter__(self) -> Recorder:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _Counted:
+    """A binary stream that counts what went through it (the part's size, compressed or not)."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self.raw = raw
+        self.size = 0
+
+    @property
+    def closed(self) -> bool:
+        return self.raw.closed
+
+    def write(self, data: bytes) -> int:
+        self.raw.write(data)
+        self.size += len(data)
+        return len(data)
+
+    def flush(self) -> None:
+        self.raw.flush()
+
+
+def check_rotation(path: str | os.PathLike[str], overwrite: bool) -> None:
+    """Refuse, before anything starts, a rotation that cannot work: into a device or FIFO (it has no
+    ``FILE.1``), or over parts of an earlier recording (unless ``overwrite``)."""
+    target = Path(path)
+    if target.exists() and not target.is_file():
+        raise OvstopError(f"--record-rotate needs a regular file; {target} is not one")
+    later = [p for p in recording_parts(target) if p != target and p.exists()]
+    if later and not overwrite:
+        raise OvstopError(f"cannot write recording to {target}: {later[0]} exists ({OVERWRITE_HINT})")
 
 
 def part_path(path: Path, index: int) -> Path:
@@ -256,6 +293,8 @@ def read_lines(path: str | os.PathLike[str]) -> Iterator[Line]:
                     obj = json.loads(text)
                 except json.JSONDecodeError as exc:
                     raise ParseError(f"{where}: not a JSON event line ({exc.msg})") from None
+                except RecursionError:
+                    raise ParseError(f"{where}: JSON nested too deeply") from None
                 for item in obj if isinstance(obj, list) else [obj]:
                     yield _classify(item, where, lineno)
         except UnicodeDecodeError:

@@ -76,15 +76,18 @@ class Replayer:
         return self._next is None
 
     def _deliver(self) -> Line:
+        """Deliver the next item, then read the one after: a damaged line stops playback after the last
+        good item (its error propagates; the replay is then done)."""
         line = self._next
         assert line is not None
-        self._next = next(self._items, None)
+        self._next = None
         self.position = line.timestamp
         self.delivered += 1
         if line.event is not None:
             self._on_event(line.event)
         elif self._on_snapshot is not None and line.snapshot is not None:
             self._on_snapshot(line.timestamp, line.snapshot)
+        self._next = next(self._items, None)
         return line
 
     def _due(self, line: Line) -> float:

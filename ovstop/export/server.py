@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import ipaddress
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -22,6 +23,7 @@ from ovstop.errors import OvstopError
 from ovstop.export.prometheus import render
 
 DEFAULT_PORT = 6103  # the port the OVS metrics RFC registers for its exporter
+SCRAPE_SHARE = 0.8  # of a scraper's timeout, what collection may use
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -40,6 +42,16 @@ def parse_listen(text: str) -> tuple[str, int]:
     return host, port
 
 
+def scrape_budget(environ: dict[str, Any]) -> float | None:
+    """The collection budget a scraper allows: 80% of ``X-Prometheus-Scrape-Timeout-Seconds`` (the rest is
+    for rendering and the network), None without a usable header."""
+    try:
+        seconds = float(environ.get("HTTP_X_PROMETHEUS_SCRAPE_TIMEOUT_SECONDS", ""))
+    except ValueError:
+        return None
+    return seconds * SCRAPE_SHARE if math.isfinite(seconds) and seconds > 0 else None
+
+
 class MetricsEndpoint:
     """The WSGI application; answers 503 until a sampler is attached (while ovstop starts)."""
 
@@ -50,11 +62,11 @@ class MetricsEndpoint:
         self._page: tuple[tuple[int, str], bytes] | None = None
         self.renders = 0
 
-    def page(self, accept: str) -> tuple[bytes, str]:
-        """The body and content type for one scrape with this Accept header."""
+    def page(self, accept: str, budget: float | None = None) -> tuple[bytes, str]:
+        """The body and content type for one scrape with this Accept header, collected within ``budget``."""
         assert self.sampler is not None
         started = time.monotonic()
-        snapshot = self.sampler.sample(max_age=self.max_age)
+        snapshot = self.sampler.sample(max_age=self.max_age, budget=budget)
         encoder, content_type = choose_encoder(accept)
         key = (snapshot.seq, content_type)
         with self._lock:
@@ -70,7 +82,7 @@ class MetricsEndpoint:
         if self.sampler is None:
             start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
             return [b"ovstop is starting\n"]
-        body, content_type = self.page(environ.get("HTTP_ACCEPT", ""))
+        body, content_type = self.page(environ.get("HTTP_ACCEPT", ""), scrape_budget(environ))
         headers = [("Content-Type", content_type)]
         if gzip_accepted(environ.get("HTTP_ACCEPT_ENCODING", "")):
             body = gzip.compress(body, compresslevel=1)

@@ -7,16 +7,14 @@ Infinite histogram bounds are written as the string ``"+Inf"`` (JSON has no infi
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import os
-import tempfile
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ovstop import fileio
 from ovstop.errors import OvstopError
 from ovstop.model.metric import Histogram, Kind, MetricSpec, Value
 from ovstop.model.store import Series, Snapshot, SourceHealth
@@ -126,7 +124,8 @@ def from_dict(doc: dict[str, Any]) -> Snapshot:
 
 
 def write(doc: dict[str, Any], path: str | Path | None) -> None:
-    """Write ``doc`` to ``path`` atomically (temp file + rename), or to stdout when path is None or '-'."""
+    """Write ``doc`` to ``path`` (see :mod:`ovstop.fileio`: atomic for a regular file, through a device or
+    FIFO), or to stdout when path is None or '-'."""
     text = json.dumps(doc, indent=1, sort_keys=False) + "\n"
     if path in (None, "-"):
         import sys
@@ -134,19 +133,4 @@ def write(doc: dict[str, Any], path: str | Path | None) -> None:
         sys.stdout.write(text)
         sys.stdout.flush()
         return
-    target = Path(path)  # type: ignore[arg-type]
-    directory = target.parent if str(target.parent) else Path(".")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=directory)
-    except OSError as exc:
-        raise OvstopError(f"cannot write snapshot to {target}: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise OvstopError(f"cannot write snapshot to {target}: {exc.strerror}") from None
+    fileio.write_atomic(path, text, "snapshot")  # type: ignore[arg-type]

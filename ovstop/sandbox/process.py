@@ -12,6 +12,7 @@ import ctypes
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -49,12 +50,18 @@ def die_with_parent() -> None:
 
 
 def spawn(argv: list[str], env: Mapping[str, str], directory: Path, name: str) -> subprocess.Popen[bytes]:
-    """Start a daemon in the foreground; ``name`` names its stderr file and its errors."""
+    """Start a daemon in the foreground; ``name`` names its stderr file and its errors.
+
+    A thread waits for it, so a daemon that dies (killed from outside, crashed) is reaped at once rather
+    than left a zombie until ovstop exits; ``poll()``/``wait()`` keep working from other threads.
+    """
     with open(directory / f"{name}.stderr", "wb") as stderr:
-        return subprocess.Popen(
+        proc = subprocess.Popen(
             argv, env={**os.environ, **env}, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
             preexec_fn=die_with_parent, start_new_session=True,
         )
+    threading.Thread(target=proc.wait, name=f"ovstop-reap-{name}", daemon=True).start()
+    return proc
 
 
 def terminate(proc: subprocess.Popen[bytes] | None, grace: float = 5.0) -> None:

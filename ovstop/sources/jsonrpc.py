@@ -106,7 +106,7 @@ def transact(conn: ovs.jsonrpc.Connection, method: str, params: list[Any], timeo
         if error == errno.EAGAIN:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise RpcError(f"'{method}' timed out after {timeout:g}s")
+                raise RpcError(f"'{method}' timed out after {timeout:.3g}s")
             poller = ovs.poller.Poller()
             conn.wait(poller)
             conn.recv_wait(poller)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ovstop.errors import ParseError, SourceError
+from ovstop.sources import deadline
 
 OFP13_VERSION = 0x04
 OFPT_HELLO = 0
@@ -113,17 +114,19 @@ class OpenFlowClient:
     def table_stats(self) -> list[TableStats]:
         """Every table's counters; one reconnect is tried when a kept connection has gone stale."""
         fresh = self._sock is None
+        timeout = deadline.budget(self.timeout, f"OpenFlow {self.path}")
         try:
-            return self._table_stats()
+            return self._table_stats(timeout)
         except (OSError, SourceError) as exc:
             self.close()
             if fresh:
-                raise self._error(exc) from None
+                raise self._error(exc, timeout) from None
+        timeout = deadline.budget(self.timeout, f"OpenFlow {self.path}")
         try:
-            return self._table_stats()
+            return self._table_stats(timeout)
         except (OSError, SourceError) as exc:
             self.close()
-            raise self._error(exc) from None
+            raise self._error(exc, timeout) from None
 
     def close(self) -> None:
         if self._sock is not None:
@@ -132,21 +135,21 @@ class OpenFlowClient:
         self._buf = b""
 
     # -- internals -------------------------------------------------------------------------------------
-    def _error(self, exc: Exception) -> SourceError:
+    def _error(self, exc: Exception, timeout: float) -> SourceError:
         if isinstance(exc, SourceError):
             return exc
         if isinstance(exc, TimeoutError | socket.timeout):
-            return SourceError(f"OpenFlow {self.path}: no answer within {self.timeout:g}s")
+            return SourceError(f"OpenFlow {self.path}: no answer within {timeout:.3g}s")
         return SourceError(f"OpenFlow {self.path}: {exc.strerror or exc}")
 
-    def _connect(self) -> socket.socket:
+    def _connect(self, timeout: float) -> socket.socket:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
+        sock.settimeout(timeout)
         try:
             sock.connect(str(self.path))
             sock.sendall(pack_hello(next(self._xids)))
             self._sock = sock
-            version, body = self._expect(OFPT_HELLO, time.monotonic() + self.timeout)
+            version, body = self._expect(OFPT_HELLO, time.monotonic() + timeout)
         except BaseException:
             self.close()
             sock.close()
@@ -158,15 +161,16 @@ class OpenFlowClient:
         self.connects += 1
         return sock
 
-    def _table_stats(self) -> list[TableStats]:
-        sock = self._sock or self._connect()
+    def _table_stats(self, timeout: float) -> list[TableStats]:
+        started = time.monotonic()
+        sock = self._sock or self._connect(timeout)
         xid = next(self._xids)
         sock.sendall(pack_table_stats_request(xid))
-        deadline = time.monotonic() + self.timeout
+        until = started + timeout
         tables: list[TableStats] = []
         more = True
         while more:
-            _version, body = self._expect(OFPT_MULTIPART_REPLY, deadline, xid)
+            _version, body = self._expect(OFPT_MULTIPART_REPLY, until, xid)
             part, more = unpack_table_stats(body)
             tables.extend(part)
         return tables

@@ -16,7 +16,7 @@ import ovs.db.idl
 import ovs.poller
 
 from ovstop.errors import SourceError
-from ovstop.sources import jsonrpc
+from ovstop.sources import deadline, jsonrpc
 
 Row = dict[str, Any]
 
@@ -82,7 +82,8 @@ class OvsdbSource:
         self._converted: dict[str, tuple[int, list[Row]]] = {}
 
     def _open(self) -> ovs.db.idl.Idl:
-        schema = _fetch_schema(self.remote, self.database, self.timeout)
+        timeout = deadline.budget(self.timeout, f"OVSDB {self.remote}")
+        schema = _fetch_schema(self.remote, self.database, timeout)
         helper = ovs.db.idl.SchemaHelper(schema_json=schema)
         present = schema.get("tables", {})
         for table, wanted in self._tables.items():
@@ -92,10 +93,10 @@ class OvsdbSource:
             self.columns[table] = cols
             helper.register_columns(table, list(cols))
         idl = ovs.db.idl.Idl(self.remote, helper, leader_only=False)
-        deadline = time.monotonic() + self.timeout
+        until = time.monotonic() + deadline.budget(timeout, f"OVSDB {self.remote}")
         while not idl.has_ever_connected():
             idl.run()
-            if time.monotonic() > deadline:
+            if time.monotonic() > until:
                 idl.close()
                 raise SourceError(f"OVSDB at {self.remote} did not send {self.database} contents in time")
             poller = ovs.poller.Poller()

@@ -16,7 +16,7 @@ from pathlib import Path
 import ovs.jsonrpc
 
 from ovstop.errors import SourceError
-from ovstop.sources import jsonrpc
+from ovstop.sources import deadline, jsonrpc
 
 PathSpec = str | Path | Callable[[], str | Path]
 
@@ -57,14 +57,14 @@ class UnixctlClient:
         path = self._path() if callable(self._path) else self._path
         return str(path)
 
-    def _connect(self) -> None:
+    def _connect(self, timeout: float) -> None:
         now = time.monotonic()
         if now < self._next_attempt:
             raise SourceError(f"{self._last_error} (retrying in {self._next_attempt - now:.1f}s)")
         try:
             path = self._resolve()
             try:
-                self._conn = jsonrpc.connect(f"unix:{path}", self.timeout)
+                self._conn = jsonrpc.connect(f"unix:{path}", timeout)
             except jsonrpc.RpcError as exc:
                 raise SourceError(f"ovs-vswitchd: {exc}") from None
             self.connected_path = path
@@ -104,8 +104,9 @@ class UnixctlClient:
     # -- requests ------------------------------------------------------------------------------------------
     def _transact(self, command: str, argv: list[str]) -> str:
         assert self._conn is not None
+        timeout = deadline.budget(self.timeout, "ovs-vswitchd")
         try:
-            result = jsonrpc.transact(self._conn, command, argv, self.timeout)
+            result = jsonrpc.transact(self._conn, command, argv, timeout)
         except jsonrpc.RpcError as exc:
             if "failed:" not in str(exc):
                 self._drop()
@@ -115,8 +116,9 @@ class UnixctlClient:
     def call(self, command: str, *args: str) -> str:
         """Run one unixctl command and return its text reply, connecting first when needed."""
         with self._lock:
+            timeout = deadline.budget(self.timeout, "ovs-vswitchd")
             if self._conn is None:
-                self._connect()
+                self._connect(timeout)
             return self._transact(command, list(args))
 
     def call_cached(self, command: str, *args: str, ttl: float) -> str:
@@ -135,7 +137,7 @@ class UnixctlClient:
             try:
                 with self._lock:
                     if self._conn is None:
-                        self._connect()
+                        self._connect(deadline.budget(self.timeout, "ovs-vswitchd"))
             except SourceError:
                 return False
         return command in self.commands

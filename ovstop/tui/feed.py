@@ -11,6 +11,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Protocol
 
 from ovstop.collect.demand import Demand
@@ -19,12 +20,18 @@ from ovstop.errors import OvstopError
 from ovstop.events.correlator import Correlator
 from ovstop.events.pipeline import EventPipeline
 from ovstop.events.replay import Replayer
+from ovstop.events.schema import OvsEvent
 from ovstop.events.store import EventStore
 from ovstop.export import frames
 from ovstop.export import snapshot as snapshot_doc
-from ovstop.model.store import Snapshot
+from ovstop.model.store import Snapshot, SourceHealth
 
 Deliver = Callable[[Snapshot], None]
+REPLAY = "replay"
+METRICS = "metrics"
+NO_METRICS = "none in this file (a Retis capture: events only)"
+EVENTS_ONLY_EVERY = 0.25
+"""Seconds between events-only snapshots while a file without snapshot lines plays."""
 INTERVAL_STEPS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 SPEED_STEPS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 
@@ -121,20 +128,40 @@ class ReplayFeed:
     kind = "replay"
 
     def __init__(self, path: str, speed: float = 1.0, events: EventStore | None = None) -> None:
+        self.path = path
         self.events = events or EventStore()
         self.events_reason = ""
         self.interval = math.nan
         self._deliver: Deliver | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.replayer = Replayer(path, EventPipeline(Correlator(), self.events), self._on_snapshot, speed)
+        self._pipeline = EventPipeline(Correlator(), self.events)
+        self.replayer = Replayer(path, self._on_event, self._on_snapshot, speed)
         self.snapshots = 0
         self.frames = frames.FrameDecoder()
+        self.last: Snapshot | None = None
+        """The newest snapshot delivered (a file's own, or an events-only one)."""
+        self._events_shown = 0.0
 
     def _on_snapshot(self, timestamp: int, data: dict) -> None:
         # Recordings hold frames (values that changed); older ones and snapshot files whole documents.
         snap = self.frames.decode(data) if data.get("format") == frames.FORMAT else snapshot_doc.from_dict(data)
         self.snapshots += 1
+        self._send(snap)
+
+    def _on_event(self, ev: OvsEvent) -> None:
+        self._pipeline(ev)
+        # A Retis capture has no snapshot lines; the panes draw on snapshots, so hand them an events-only one.
+        if self.snapshots == 0 and time.monotonic() - self._events_shown >= EVENTS_ONLY_EVERY:
+            self._send_events_only()
+
+    def _send_events_only(self) -> None:
+        self._events_shown = time.monotonic()
+        seq = self.last.seq + 1 if self.last is not None else 1
+        self._send(Snapshot(seq, time.time(), None, (), {METRICS: SourceHealth(METRICS, False, NO_METRICS, off=True)}))
+
+    def _send(self, snap: Snapshot) -> None:
+        self.last = snap
         if self._deliver is not None:
             self._deliver(snap)
 
@@ -146,8 +173,21 @@ class ReplayFeed:
     def _run(self) -> None:
         try:
             self.replayer.run(self._stop)
-        except OvstopError as exc:  # a damaged line mid-file: stop there, keep what was shown
-            self.events_reason = f"replay stopped: {exc}"
+        except (OvstopError, RecursionError) as exc:  # a damaged line mid-file: stop there, keep what was shown
+            self._stopped(str(exc))
+        except Exception as exc:  # a bug must not end the thread silently: the header says why
+            self._stopped(f"internal error: {exc!r}")
+        else:
+            if self.snapshots == 0 and self.replayer.delivered:
+                self._send_events_only()
+
+    def _stopped(self, why: str) -> None:
+        """Show in the header (a down ``replay`` source) why playback stopped, over what was shown last."""
+        reason = "stopped at line " + why.removeprefix(f"{self.path}:").strip()
+        self.events_reason = f"replay {reason}"
+        base = self.last or Snapshot(0, time.time(), None, (), {})
+        last_ok = base.timestamp if self.last is not None else None
+        self._send(replace(base, health={**base.health, REPLAY: SourceHealth(REPLAY, False, reason, last_ok)}))
 
     @property
     def speed(self) -> float:
@@ -161,7 +201,14 @@ class ReplayFeed:
 
     def step(self, seconds: float = 1.0) -> int:
         """Pause playback and deliver the next ``seconds`` of recorded time."""
-        return self.replayer.step_seconds(seconds)
+        try:
+            count = self.replayer.step_seconds(seconds)
+        except (OvstopError, RecursionError) as exc:
+            self._stopped(str(exc))
+            return 0
+        if count and self.snapshots == 0:
+            self._send_events_only()
+        return count
 
     def toggle_play(self) -> None:
         if self.replayer.paused:
