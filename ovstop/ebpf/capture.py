@@ -17,10 +17,11 @@ from typing import Any
 
 from ovstop.ebpf.bcc_import import import_bcc
 from ovstop.ebpf.capability import SystemView, plan_hooks, probe_system
-from ovstop.ebpf.decode import COUNTERS, LOOKUP_TOTALS, decode, ufid_str
+from ovstop.ebpf.decode import COUNTERS, LOOKUP_TOTALS, decode_batch, ufid_str
 from ovstop.ebpf.hooks import Hook, Kind
 from ovstop.ebpf.program import compile_program
 from ovstop.errors import OvstopError, SourceError
+from ovstop.events.schema import OvsEvent
 from ovstop.model.metric import Histogram
 
 LATENCY_SLOTS = 33
@@ -58,7 +59,10 @@ def _percpu_sum(value: Any) -> int:
 
 
 class CaptureThread(threading.Thread):
-    """Capture OVS events with eBPF and hand each one, as a Retis-envelope dict, to ``on_event``.
+    """Capture OVS events with eBPF and hand each one, decoded, to ``on_event``.
+
+    Records are copied out of the ring buffer during a poll and decoded together after it, in one pass
+    (:func:`~ovstop.ebpf.decode.decode_batch`).
 
     ``on_event`` runs on this thread and must not block. ``sample_every`` keeps 1 event in N and
     ``max_events_per_sec`` caps the rate (0 = no cap); the in-kernel aggregates always count every
@@ -67,7 +71,7 @@ class CaptureThread(threading.Thread):
 
     def __init__(
         self,
-        on_event: Callable[[dict[str, Any]], None],
+        on_event: Callable[[OvsEvent], None],
         *,
         view: SystemView | None = None,
         sample_every: int = 1,
@@ -95,6 +99,7 @@ class CaptureThread(threading.Thread):
         self._lock = threading.Lock()
         self._bpf: Any = None
         self._usdt_path = ""
+        self._batch: list[bytes] = []
 
     # --- owner side -------------------------------------------------------------------------
     def stop(self, timeout: float | None = 5.0) -> None:
@@ -126,6 +131,7 @@ class CaptureThread(threading.Thread):
             poll = self._bpf.ring_buffer_poll if self.view.ringbuf else self._bpf.perf_buffer_poll
             while not self._stop_flag.is_set():
                 poll(self.poll_timeout_ms)
+                self._deliver_batch()
         except OvstopError as exc:
             self.error = exc
         except Exception as exc:  # bcc raises bare Exception on attach/load failures
@@ -197,15 +203,18 @@ class CaptureThread(threading.Thread):
                 self.error = SourceError(f"detaching eBPF probes failed: {exc}")
 
     def _on_raw(self, _ctx: Any, data: Any, size: int) -> int:
-        raw = ctypes.string_at(data, size)
-        try:
-            event = decode(raw, self._usdt_path)
-        except OvstopError:
-            self.decode_errors += 1
-            return 0
-        self.events_seen += 1
-        self.on_event(event)
+        self._batch.append(ctypes.string_at(data, size))
         return 0
+
+    def _deliver_batch(self) -> None:
+        if not self._batch:
+            return
+        records, self._batch = self._batch, []
+        events, errors = decode_batch(records, self._usdt_path)
+        self.decode_errors += errors
+        self.events_seen += len(events)
+        for event in events:
+            self.on_event(event)
 
     def _on_lost(self, count: int) -> None:
         self.perf_lost += count

@@ -13,7 +13,7 @@ from typing import Any
 
 from ovstop.ebpf.capability import plan_hooks, probe_system
 from ovstop.ebpf.capture import CaptureThread
-from ovstop.events.schema import OvsEvent, decode
+from ovstop.events.schema import OvsEvent
 
 SANDBOX_REASON = "the sandbox runs the userspace datapath: no kernel hooks to attach"
 
@@ -31,12 +31,7 @@ def start_capture(
     if not hooks:
         return None, next(iter(missing.values()), "no hook available")
 
-    def on_event(raw: dict[str, Any]) -> None:
-        event = decode(raw)
-        if event is not None:
-            deliver(event)
-
-    capture = CaptureThread(on_event, view=view)
+    capture = CaptureThread(deliver, view=view)
     capture.start()
     stack.callback(capture.stop)
     return capture, ""
