@@ -19,6 +19,7 @@ from typing import Any
 from ovstop import __version__
 from ovstop.collect.base import Collector, Sources, Tables
 from ovstop.collect.demand import EVERYTHING, Demand
+from ovstop.collect.process import read_stat
 from ovstop.errors import ParseError, SourceError, SourceOff
 from ovstop.model.flowrates import FlowRates
 from ovstop.model.metric import Kind, MetricSpec, Sample, labels_of
@@ -39,7 +40,15 @@ COLLECT_SECONDS = MetricSpec(
     "ovstop_collect_duration_seconds", Kind.GAUGE, "Time the last full collection took.",
     ("ovstop", "collect_duration"), unit="seconds",
 )
-SELF_SPECS = (SOURCE_UP, PARSE_ERRORS, COLLECT_SECONDS)
+SELF_CPU = MetricSpec(
+    "ovstop_process_cpu_seconds_total", Kind.COUNTER, "User and system CPU time ovstop itself has used.",
+    ("ovstop", "process", "cpu_seconds"), unit="seconds",
+)
+SELF_RSS = MetricSpec(
+    "ovstop_process_resident_memory_bytes", Kind.GAUGE, "Resident memory of ovstop itself.",
+    ("ovstop", "process", "resident_memory"), unit="bytes",
+)
+SELF_SPECS = (SOURCE_UP, PARSE_ERRORS, COLLECT_SECONDS, SELF_CPU, SELF_RSS)
 
 
 class Sampler:
@@ -190,6 +199,9 @@ class Sampler:
             )
         elapsed = now - started
         samples.append((SELF, Sample(COLLECT_SECONDS, (), elapsed)))
+        own = read_stat("self")  # the observer's own cost, next to what it observes
+        if own is not None:
+            samples += [(SELF, Sample(SELF_CPU, (), own[1])), (SELF, Sample(SELF_RSS, (), own[2]))]
         return self.store.update(
             samples, now, wall, health, tables.rows, self._meta(), collect_seconds=elapsed
         )

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import ctypes
 import math
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ovstop.ebpf.bcc_import import import_bcc
+from ovstop.ebpf.bpfstats import enable_run_time_stats, program_stats
 from ovstop.ebpf.capability import SystemView, plan_hooks, probe_system
 from ovstop.ebpf.decode import COUNTERS, LOOKUP_TOTALS, decode_batch, ufid_str
 from ovstop.ebpf.hooks import Hook, Kind
@@ -100,6 +102,9 @@ class CaptureThread(threading.Thread):
         self._bpf: Any = None
         self._usdt_path = ""
         self._batch: list[bytes] = []
+        self._stats_fd: int | None = None
+        self.stats_reason = ""
+        """Why the kernel's per-program run-time statistics are not available (empty when they are)."""
 
     # --- owner side -------------------------------------------------------------------------
     def stop(self, timeout: float | None = 5.0) -> None:
@@ -115,6 +120,13 @@ class CaptureThread(threading.Thread):
     @property
     def sampled_out(self) -> int:
         return self._counters().get("sampled_out", 0)
+
+    def program_stats(self) -> dict[str, tuple[int, int]]:
+        """``{program: (run_time_ns, run_cnt)}`` from the kernel, while capture runs with statistics on."""
+        with self._lock:
+            if self._bpf is None or self._stats_fd is None:
+                return {}
+            return program_stats({name.decode(): fn.fd for name, fn in self._bpf.funcs.items()})
 
     def read_aggregates(self) -> Aggregates:
         """Read the in-kernel maps; raises :class:`SourceError` when capture is not running."""
@@ -169,6 +181,7 @@ class CaptureThread(threading.Thread):
         )
         with self._lock:
             self._bpf = bpf  # from here on _teardown() detaches whatever got attached
+            self._stats_fd, self.stats_reason = enable_run_time_stats()
         settings = bpf[b"settings"]
         value = settings[ctypes.c_int(0)]
         value.sample_every = self.sample_every
@@ -194,6 +207,9 @@ class CaptureThread(threading.Thread):
     def _teardown(self) -> None:
         with self._lock:
             bpf, self._bpf = self._bpf, None
+            if self._stats_fd is not None:
+                os.close(self._stats_fd)  # the kernel stops timing BPF programs (unless someone else asked)
+                self._stats_fd = None
         if bpf is None:
             return
         try:

@@ -38,6 +38,8 @@ class HeaderBar(Static):
             f"up {duration(h.ovs_uptime) if h.ovs_uptime is not None else '–'}  "
             f"session {duration(view.clock() - started)}  {pace}  #{snap.seq}",
         ]
+        if h.self_cost:
+            parts.append(f"  {h.self_cost}")
         if paused:
             parts += ["  ", (" PAUSED ", "reverse $warning")]
         if h.stale_since is not None:

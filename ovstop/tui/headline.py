@@ -23,6 +23,8 @@ REVALIDATORS = "ovs_vswitchd_revalidator_n_threads"
 STARTED = "ovs_vswitchd_process_start_time_seconds"
 INFO = "ovs_vswitchd_info"
 BRIDGE_INFO = "ovs_vswitchd_bridge_info"
+SELF_CPU = "ovstop_process_cpu_seconds_total"
+SELF_RSS = "ovstop_process_resident_memory_bytes"
 SOURCES = ("unixctl", "ovsdb", "ebpf")
 
 
@@ -44,6 +46,8 @@ class Headline:
     health: tuple[tuple[str, str, str], ...]
     """(source, state: up/degraded/down/off, reason)"""
     stale_since: float | None
+    self_cost: str
+    """ovstop's own CPU (% of one core, over the last interval) and resident memory; empty when unknown."""
 
 
 def _datapath_types(snap: Snapshot) -> str:
@@ -104,7 +108,15 @@ def headline(snap: Snapshot, events_reason: str = "") -> Headline:
         ovs_uptime=snap.timestamp - started if isinstance(started := snap.value(STARTED), float) else None,
         health=tuple(health),
         stale_since=min(down) if down else None,
+        self_cost=_self_cost(snap),
     )
+
+
+def _self_cost(snap: Snapshot) -> str:
+    cpu, rss = snap.rate_total(SELF_CPU), snap.total(SELF_RSS)
+    if rss is None:
+        return ""
+    return f"ovstop cpu {cpu * 100:.1f}% rss {num(rss)}B" if cpu is not None else f"ovstop rss {num(rss)}B"
 
 
 def clock_text(ts: float | None) -> str:
