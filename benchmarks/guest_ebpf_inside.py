@@ -160,7 +160,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
 
         subprocess.run(["sysctl", "-qw", "kernel.bpf_stats_enabled=1"], check=True)
         timer = PipelineTimer()
-        capture = CaptureThread(timer, sample_every=1, max_events_per_sec=0)
+        capture = CaptureThread(timer, sample_every=1, max_events_per_sec=0, deep=True)
         started = time.monotonic()
         capture.start()
         if not capture.ready.wait(600) or capture.error is not None:

@@ -84,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-flows", type=_number(int, 0), default=10_000, metavar="N",
                    help="datapath flows read per round")
     p.add_argument("--no-ebpf", action="store_true", help="do not start the eBPF capture thread")
+    p.add_argument("--ebpf-deep", action="store_true",
+                   help="also attach the per-packet hooks (flow_lookup, action_execute): every packet pays for them")
     p.add_argument("--record", metavar="FILE", help="record events (Retis-compatible JSON lines) and snapshots")
     p.add_argument("--record-overwrite", action="store_true", help="let --record replace an existing file")
     p.add_argument("--record-rotate", metavar="SIZE",
@@ -133,6 +135,7 @@ def options_from(args: argparse.Namespace) -> Options:
         ovn_nb=args.ovn_nb,
         ovn_sb=args.ovn_sb,
         ebpf=not args.no_ebpf,
+        ebpf_deep=args.ebpf_deep,
         record=args.record,
         record_rotate=parse_size(args.record_rotate) if args.record_rotate is not None else None,
         record_keep=args.record_keep,

@@ -17,6 +17,7 @@ from ovstop.collect.base import Collector, Sources, Unavailable
 from ovstop.collect.demand import EVERYTHING
 from ovstop.collect.registry import default_collectors
 from ovstop.collect.sampler import Sampler
+from ovstop.ebpf.capture import CaptureThread
 from ovstop.ebpf.collector import EbpfCollector
 from ovstop.ebpf.session import start_capture
 from ovstop.errors import OvstopError
@@ -49,6 +50,7 @@ class Options:
     ovn_nb: str | None = None
     ovn_sb: str | None = None
     ebpf: bool = True
+    ebpf_deep: bool = False
     record: str | None = None
     record_rotate: int | None = None
     record_keep: int = DEFAULT_KEEP
@@ -78,6 +80,25 @@ class Runtime:
 
     def close(self) -> None:
         self.stack.close()
+
+    def set_deep(self, on: bool) -> tuple[bool, str]:
+        """Turn the per-packet eBPF hooks on or off (the capture restarts with the other probe set): whether
+        they are now as asked, and what happened in one line."""
+        capture = self.capture
+        if capture is None:
+            return False, f"eBPF capture is off: {self.events_reason}"
+        if capture.deep == on:
+            return True, f"per-packet hooks already {'on' if on else 'off'}"
+        fresh = CaptureThread(capture.on_event, view=capture.view, deep=on)
+        capture.stop()
+        fresh.start()
+        self.stack.callback(fresh.stop)
+        for collector in self.sampler.collectors:
+            if isinstance(collector, EbpfCollector):
+                collector.capture = fresh
+        self.capture = fresh
+        return True, ("per-packet hooks on (flow_lookup, action_execute): their cost shows as bpf time/s"
+                      if on else "per-packet hooks off: upcall path only")
 
     def first_sample(self) -> Snapshot:
         """Collect once; fail with one clear line when not a single source answered.
@@ -151,7 +172,7 @@ def open_runtime(options: Options) -> Runtime:
         events = EventPipeline(Correlator(), EventStore(max_events=options.max_events))
         sources.extra["events"] = events
         collectors: list[Collector] = default_collectors(options, label_map, sources, stack)
-        capture, events_reason = start_capture(options.ebpf, options.sandbox, events, stack)
+        capture, events_reason = start_capture(options.ebpf, options.sandbox, events, stack, options.ebpf_deep)
         collectors.append(EbpfCollector(capture) if capture is not None else Unavailable("ebpf", events_reason))
         sampler = Sampler(sources, collectors, MetricStore(history=options.history), round_timeout=options.timeout)
         label_map.check_specs(sampler.specs, options.labels or "")

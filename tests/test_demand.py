@@ -22,6 +22,7 @@ from ovstop.sandbox.switch import SandboxSwitch
 from ovstop.sandbox.traffic import TrafficGenerator
 from ovstop.tui.app import OvstopApp
 from ovstop.tui.feed import LiveFeed
+from ovstop.tui.header import HeaderBar
 
 DUMP = "dpctl/dump-flows"
 
@@ -93,6 +94,8 @@ def test_tui_dumps_flows_only_while_a_flow_pane_is_shown(sandbox: SandboxSwitch)
             await pilot.press("4")
             await _until(pilot, lambda: bool(app.shown and app.shown.tables.get("dp_flows")))
             assert log.counts()[DUMP] >= 1
+            await pilot.press("d")  # per-packet hooks: greyed out with the reason where capture cannot run
+            assert not app.deep and "ovstop cpu" in str(app.query_one(HeaderBar).render())
             await pilot.press("2")
             await _until(pilot, lambda: bool(app.latest and "dp_flows" not in app.latest.tables))
             log.mark()

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ovstop.ebpf.bcc_import import import_bcc
-from ovstop.ebpf.hooks import EVENTS, HOOKS, Hook, Kind
+from ovstop.ebpf.hooks import DEEP_OFF, EVENTS, HOOKS, PER_PACKET, Hook, Kind
 from ovstop.ebpf.usdt_notes import usdt_probes
 from ovstop.errors import SourceError
 
@@ -191,14 +191,18 @@ def _first_missing(view: SystemView, hooks: Iterable[Hook]) -> str:
     return next((why for why in (_hook_missing(view, h) for h in hooks) if why), "")
 
 
-def plan_hooks(view: SystemView) -> tuple[list[Hook], dict[str, str]]:
-    """Hooks to attach, and a reason per event that gets no events."""
+def plan_hooks(view: SystemView, deep: bool = True) -> tuple[list[Hook], dict[str, str]]:
+    """Hooks to attach, and a reason per event that gets no events; without ``deep``, none of the
+    per-packet ones (:data:`~ovstop.ebpf.hooks.PER_PACKET`)."""
     blocker = _prerequisites(view)
     if blocker:
         return [], dict.fromkeys(EVENTS, blocker)
     chosen: list[Hook] = []
     missing: dict[str, str] = {}
     for event in EVENTS:
+        if not deep and event in PER_PACKET:
+            missing[event] = DEEP_OFF
+            continue
         hooks = [h for h in HOOKS if h.event == event]
         required = [h for h in hooks if not h.fallback_for and not h.optional]
         why = _first_missing(view, required)
@@ -266,7 +270,8 @@ def capabilities(view: SystemView) -> list[Capability]:
         if event in missing:
             caps.append(Capability(event, False, missing[event]))
         else:
-            caps.append(Capability(event, True, _describe(h for h in hooks if h.event == event)))
+            deep = " (per-packet: only with --ebpf-deep)" if event in PER_PACKET else ""
+            caps.append(Capability(event, True, _describe(h for h in hooks if h.event == event) + deep))
     return caps
 
 

@@ -80,11 +80,14 @@ class CaptureThread(threading.Thread):
         max_events_per_sec: int = 10000,
         ringbuf_pages: int = 64,
         poll_timeout_ms: int = 100,
+        deep: bool = False,
     ) -> None:
         super().__init__(name="ovstop-ebpf", daemon=True)
         if sample_every < 1 or max_events_per_sec < 0:
             raise SourceError("eBPF sampling needs sample_every >= 1 and max_events_per_sec >= 0")
         self.on_event = on_event
+        self.deep = deep
+        """Attach the per-packet hooks too (flow_lookup, action_execute); off by default."""
         self.view = view
         self.sample_every = sample_every
         self.max_events_per_sec = max_events_per_sec
@@ -160,7 +163,7 @@ class CaptureThread(threading.Thread):
     def _setup(self) -> None:
         if self.view is None:
             self.view = probe_system()
-        self.attached, self.missing = plan_hooks(self.view)
+        self.attached, self.missing = plan_hooks(self.view, self.deep)
         if not self.attached:
             reasons = sorted(set(self.missing.values()))
             raise SourceError(f"no eBPF hook can attach: {'; '.join(reasons)}")

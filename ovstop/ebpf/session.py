@@ -19,7 +19,11 @@ SANDBOX_REASON = "the sandbox runs the userspace datapath: no kernel hooks to at
 
 
 def start_capture(
-    enabled: bool, sandbox: bool, deliver: Callable[[OvsEvent], Any], stack: contextlib.ExitStack
+    enabled: bool,
+    sandbox: bool,
+    deliver: Callable[[OvsEvent], Any],
+    stack: contextlib.ExitStack,
+    deep: bool = False,
 ) -> tuple[CaptureThread | None, str]:
     """The running capture thread (stopped when ``stack`` closes), or None and the reason."""
     if not enabled:
@@ -27,11 +31,11 @@ def start_capture(
     if sandbox:
         return None, SANDBOX_REASON
     view = probe_system()
-    hooks, missing = plan_hooks(view)
+    hooks, missing = plan_hooks(view, deep)
     if not hooks:
         return None, next(iter(missing.values()), "no hook available")
 
-    capture = CaptureThread(deliver, view=view)
+    capture = CaptureThread(deliver, view=view, deep=deep)
     capture.start()
     stack.callback(capture.stop)
     return capture, ""

@@ -75,6 +75,7 @@ class OvstopApp(App[int]):
         Binding("greater_than_sign", "order(False)", "Sort descending", id="sort.desc", show=False),
         Binding("i", "cumulative", "Histograms: interval/cumulative", id="histograms.mode", show=False),
         Binding("w", "write_snapshot", "Write JSON snapshot", id="snapshot"),
+        Binding("d", "deep", "eBPF per-packet hooks on/off (costly)", id="ebpf.deep", show=False),
         Binding("space", "refresh", "Refresh now", id="refresh", show=False),
         Binding("plus", "interval(1)", "Longer refresh interval", id="interval.up", show=False),
         Binding("minus", "interval(-1)", "Shorter refresh interval", id="interval.down", show=False),
@@ -103,6 +104,8 @@ class OvstopApp(App[int]):
         self.current = 1
         self.snapshots_received = 0
         self.latest_flow_stats: list[FlowStat] = []
+        self.deep = False
+        """Whether the per-packet eBPF hooks are on (key d, or --ebpf-deep)."""
 
     # -- layout -----------------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -241,6 +244,12 @@ class OvstopApp(App[int]):
     def action_cumulative(self) -> None:
         self.view.cumulative = not self.view.cumulative
         self._render_panes()
+
+    def action_deep(self) -> None:
+        changed, message = self.feed.set_deep(not self.deep)
+        if changed:
+            self.deep = not self.deep
+        self.notify(message, severity="information" if changed else "warning", timeout=4)
 
     def action_refresh(self) -> None:
         self.feed.refresh_now()

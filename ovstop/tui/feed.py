@@ -65,6 +65,10 @@ class SnapshotFeed(Protocol):
         """What the screen shows now needs (a live feed collects only that)."""
         ...
 
+    def set_deep(self, on: bool) -> tuple[bool, str]:
+        """Per-packet eBPF hooks on or off: whether they now are as asked, and what happened, in one line."""
+        ...
+
 
 class LiveFeed:
     """Runs ``sampler.sample()`` on a daemon thread every ``interval`` seconds, chained (sleep interval minus
@@ -78,11 +82,13 @@ class LiveFeed:
         interval: float = 1.0,
         events: EventStore | None = None,
         events_reason: str = "",
+        deep_switch: Callable[[bool], tuple[bool, str]] | None = None,
     ) -> None:
         self.sampler = sampler
         self.interval = interval
         self.events = events
         self.events_reason = events_reason
+        self.deep_switch = deep_switch
         self.rounds = 0
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -112,6 +118,11 @@ class LiveFeed:
 
     def need(self, demand: Demand) -> None:
         self.sampler.need("tui", demand)
+
+    def set_deep(self, on: bool) -> tuple[bool, str]:
+        if self.deep_switch is None:
+            return False, f"eBPF capture is off: {self.events_reason}"
+        return self.deep_switch(on)
 
     def stop(self) -> None:
         self._stop.set()
@@ -224,6 +235,9 @@ class ReplayFeed:
 
     def need(self, demand: Demand) -> None:
         """A recording holds what it holds: nothing to collect."""
+
+    def set_deep(self, on: bool) -> tuple[bool, str]:
+        return False, "a recording has the events it has: nothing to attach"
 
     def stop(self) -> None:
         self._stop.set()

@@ -25,6 +25,7 @@ INFO = "ovs_vswitchd_info"
 BRIDGE_INFO = "ovs_vswitchd_bridge_info"
 SELF_CPU = "ovstop_process_cpu_seconds_total"
 SELF_RSS = "ovstop_process_resident_memory_bytes"
+BPF_SECONDS = "ovstop_bpf_program_run_seconds_total"
 SOURCES = ("unixctl", "ovsdb", "ebpf")
 
 
@@ -113,10 +114,12 @@ def headline(snap: Snapshot, events_reason: str = "") -> Headline:
 
 
 def _self_cost(snap: Snapshot) -> str:
-    cpu, rss = snap.rate_total(SELF_CPU), snap.total(SELF_RSS)
+    cpu, rss, bpf = snap.rate_total(SELF_CPU), snap.total(SELF_RSS), snap.rate_total(BPF_SECONDS)
     if rss is None:
         return ""
-    return f"ovstop cpu {cpu * 100:.1f}% rss {num(rss)}B" if cpu is not None else f"ovstop rss {num(rss)}B"
+    text = f"ovstop cpu {cpu * 100:.1f}% rss {num(rss)}B" if cpu is not None else f"ovstop rss {num(rss)}B"
+    # What the kernel spends in ovstop's BPF programs, per second of wall time (all of them, all CPUs).
+    return text + (f" bpf {bpf * 1e3:.2f}ms/s" if bpf is not None else "")
 
 
 def clock_text(ts: float | None) -> str:
