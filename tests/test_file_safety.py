@@ -7,6 +7,7 @@ ovstop. Device nodes are made with mknod in the test's own directory (char 1,7 i
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -15,11 +16,16 @@ import stat
 import subprocess
 import sys
 import threading
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
 from test_cli_errors import assert_one_line_error, run
 
+from ovstop.errors import OvstopError
+from ovstop.export.server import MetricsEndpoint, serve
+from ovstop.runtime import Options, running
 from ovstop.sandbox.switch import SandboxSwitch
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mknod needs root")
@@ -139,3 +145,35 @@ def test_recording_is_private_and_overwrite_replaces(sandbox: SandboxSwitch, tmp
     _record_until_serving(sandbox, "--record", str(old), "--record-overwrite")
     assert "startup" in json.loads(old.read_text().splitlines()[0])
     assert stat.S_IMODE(os.stat(old).st_mode) == 0o640
+
+
+def test_a_recording_that_fails_mid_run_answers_scrapes_in_one_line(sandbox: SandboxSwitch, tmp_path: Path) -> None:
+    """The reader of a FIFO recording goes away: the round's recording fails (EPIPE); a scrape gets 503 and
+    the reason, not a server error with a traceback."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+
+    def read_two_lines() -> None:
+        with fifo.open("rb") as reader:
+            reader.readline()
+            reader.readline()
+
+    reader = threading.Thread(target=read_two_lines, daemon=True)
+    reader.start()
+    options = Options(unixctl=str(sandbox.unixctl_path), db=sandbox.db_remote, ebpf=False, record=str(fifo))
+    with running(options) as rt:
+        rt.first_sample()
+        reader.join(timeout=60)
+        endpoint = MetricsEndpoint(max_age=0)
+        endpoint.sampler = rt.sampler
+        server = serve(endpoint, "127.0.0.1", 0)
+        try:
+            with pytest.raises(urllib.error.HTTPError) as info:
+                urllib.request.urlopen(f"http://127.0.0.1:{server.server_port}/metrics", timeout=30)
+            body = info.value.read().decode()
+        finally:
+            server.shutdown()
+        with contextlib.suppress(OvstopError):
+            rt.close()
+    assert info.value.code == 503
+    assert body.startswith("ovstop: cannot write recording") and body.count("\n") == 1

@@ -19,6 +19,8 @@ from ovstop.events.recording import Recorder
 from ovstop.model.store import Snapshot
 from ovstop.tui.app import OvstopApp
 from ovstop.tui.feed import METRICS, REPLAY, ReplayFeed
+from ovstop.tui.header import HeaderBar
+from ovstop.tui.view import ViewState
 
 FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "retis-fixtures"
 PACKETS = FIXTURES / "retis__test_events_packets.json"  # upcalls and action_execute events, no snapshot lines
@@ -72,6 +74,12 @@ def test_a_damaged_line_mid_file_stops_with_the_reason_shown(tmp_path: Path, tai
     assert not last.health[REPLAY].up and last.health[REPLAY].reason.startswith(reason)
 
 
+def test_the_header_says_where_and_why_the_replay_stopped(tmp_path: Path) -> None:
+    feed, got = play(recording(tmp_path / "rec.jsonl", '{"common": {"timest\n'))
+    header = HeaderBar.render_content(got[-1], ViewState(feed, time.time), False, time.time()).plain
+    assert "replay down: stopped at line 4" in header and "STALE since" in header
+
+
 @pytest.mark.parametrize("mode", [["--headless"], ["snapshot"], ["--check"], ["--sandbox"]])
 def test_replay_with_a_live_mode_is_refused(tmp_path: Path, mode: list[str]) -> None:
     """Before: ``snapshot --replay`` wrote a live snapshot and exited 0; ``--headless`` ignored the file."""
@@ -113,4 +121,5 @@ def test_replay_thread_survives_what_it_cannot_decode(tmp_path: Path) -> None:
     path = recording(tmp_path / "rec.jsonl", json.dumps({"common": {"timestamp": 3_000_000_000},
                                                          "ovstop": {"kind": "snapshot", "data": {"format": 1}}}) + "\n")
     _, got = play(path)
-    assert not got[-1].health[REPLAY].up and "not an ovstop snapshot" in got[-1].health[REPLAY].reason
+    assert not got[-1].health[REPLAY].up
+    assert got[-1].health[REPLAY].reason.startswith("stopped at line 4: not an ovstop snapshot")

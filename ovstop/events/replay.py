@@ -59,6 +59,8 @@ class Replayer:
         self._items = self._playable(itertools.chain([first] if first else [], lines))
         self._next: Line | None = next(self._items, None)
         self.delivered = 0
+        self.lineno = 0
+        """File line of the item delivered last (or being delivered)."""
         self.position: int | None = None
         """Event time (ns) playback has reached: the last delivered item, or the end of a step_seconds."""
         self.paused = False
@@ -81,6 +83,7 @@ class Replayer:
         line = self._next
         assert line is not None
         self._next = None
+        self.lineno = line.lineno
         self.position = line.timestamp
         self.delivered += 1
         if line.event is not None:

@@ -82,7 +82,11 @@ class MetricsEndpoint:
         if self.sampler is None:
             start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
             return [b"ovstop is starting\n"]
-        body, content_type = self.page(environ.get("HTTP_ACCEPT", ""), scrape_budget(environ))
+        try:
+            body, content_type = self.page(environ.get("HTTP_ACCEPT", ""), scrape_budget(environ))
+        except OvstopError as exc:  # e.g. the recording listener of this round could not write
+            start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+            return [f"ovstop: {exc}\n".encode()]
         headers = [("Content-Type", content_type)]
         if gzip_accepted(environ.get("HTTP_ACCEPT_ENCODING", "")):
             body = gzip.compress(body, compresslevel=1)

@@ -76,14 +76,17 @@ class OvsdbSource:
         self.timeout = timeout
         self._tables = dict(tables)
         self._idl: ovs.db.idl.Idl | None = None
+        self._loading: ovs.db.idl.Idl | None = None
         self.columns: dict[str, tuple[str, ...]] = {}
         # table -> (the IDL's change_seqno when converted, rows): several collectors read the same table
         # each round, and most rounds nothing changed; converting 1,000 Interface rows is milliseconds.
         self._converted: dict[str, tuple[int, list[Row]]] = {}
 
-    def _open(self) -> ovs.db.idl.Idl:
+    def _start(self) -> ovs.db.idl.Idl:
         timeout = deadline.budget(self.timeout, f"OVSDB {self.remote}")
         schema = _fetch_schema(self.remote, self.database, timeout)
+        if not isinstance(schema, dict):
+            raise SourceError(f"OVSDB at {self.remote} answered get_schema with a {type(schema).__name__}")
         helper = ovs.db.idl.SchemaHelper(schema_json=schema)
         present = schema.get("tables", {})
         for table, wanted in self._tables.items():
@@ -92,24 +95,44 @@ class OvsdbSource:
             cols = tuple(c for c in wanted if c in present[table].get("columns", {}))
             self.columns[table] = cols
             helper.register_columns(table, list(cols))
-        idl = ovs.db.idl.Idl(self.remote, helper, leader_only=False)
-        until = time.monotonic() + deadline.budget(timeout, f"OVSDB {self.remote}")
+        return ovs.db.idl.Idl(self.remote, helper, leader_only=False)
+
+    def _open(self) -> ovs.db.idl.Idl:
+        """The IDL once it has the database's contents. A large database may take longer than a round has:
+        the IDL being filled is kept, and the next round goes on from where this one stopped."""
+        if self._loading is None:
+            self._loading = self._start()
+        idl = self._loading
+        until = time.monotonic() + deadline.budget(self.timeout, f"OVSDB {self.remote}")
         while not idl.has_ever_connected():
             idl.run()
             if time.monotonic() > until:
-                idl.close()
+                if not idl._session.is_connected():  # the server went away: start over (fast) next round
+                    idl.close()
+                    self._loading = None
                 raise SourceError(f"OVSDB at {self.remote} did not send {self.database} contents in time")
             poller = ovs.poller.Poller()
             idl.wait(poller)
             poller.timer_wait(50)
             poller.block()
+        self._loading = None
         return idl
 
     def refresh(self) -> None:
-        """Apply every update the server has sent since the last call (non-blocking once connected)."""
-        if self._idl is None:
-            self._idl = self._open()
-        self._idl.run()
+        """Apply every update the server has sent since the last call (non-blocking once connected).
+
+        What the server sends is read by the ``ovs`` library, which raises what it likes on a reply it
+        cannot read (a schema that is not one, a malformed update): that is this source failing, not ovstop.
+        """
+        try:
+            if self._idl is None:
+                self._idl = self._open()
+            self._idl.run()
+        except SourceError:
+            raise
+        except Exception as exc:
+            self.close()
+            raise SourceError(f"OVSDB at {self.remote} sent what ovstop cannot read: {exc!r:.200}") from None
         # The IDL reconnects by itself (with backoff) and then resends its monitors; until it has, the
         # replica is stale. The library exposes connection state only on its session object.
         if not self._idl._session.is_connected():
@@ -149,7 +172,8 @@ class OvsdbSource:
         return out
 
     def close(self) -> None:
-        if self._idl is not None:
-            self._idl.close()
-        self._idl = None
+        for idl in (self._idl, self._loading):
+            if idl is not None:
+                idl.close()
+        self._idl = self._loading = None
         self._converted.clear()

@@ -132,12 +132,19 @@ class UnixctlClient:
         return reply
 
     def has(self, command: str) -> bool:
-        """Whether the connected daemon offers ``command`` (connects first when needed)."""
+        """Whether the connected daemon offers ``command`` (connects first when needed).
+
+        A round with no time left raises :class:`~ovstop.sources.deadline.DeadlineExceeded`: not knowing
+        must not read as "not offered" (a collector would then leave its series out of a healthy round).
+        """
         if self._conn is None:
+            timeout = deadline.budget(self.timeout, "ovs-vswitchd")
             try:
                 with self._lock:
                     if self._conn is None:
-                        self._connect(deadline.budget(self.timeout, "ovs-vswitchd"))
+                        self._connect(timeout)
+            except deadline.DeadlineExceeded:
+                raise
             except SourceError:
                 return False
         return command in self.commands

@@ -194,7 +194,9 @@ class ReplayFeed:
 
     def _stopped(self, why: str) -> None:
         """Show in the header (a down ``replay`` source) why playback stopped, over what was shown last."""
-        reason = "stopped at line " + why.removeprefix(f"{self.path}:").strip()
+        prefix = f"{self.path}:"
+        where = "" if why.startswith(prefix) else f"{self.replayer.lineno}: "
+        reason = f"stopped at line {where}{why.removeprefix(prefix).strip()}"
         self.events_reason = f"replay {reason}"
         base = self.last or Snapshot(0, time.time(), None, (), {})
         last_ok = base.timestamp if self.last is not None else None
