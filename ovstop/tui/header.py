@@ -38,12 +38,12 @@ class HeaderBar(Static):
             f"up {duration(h.ovs_uptime) if h.ovs_uptime is not None else '–'}  "
             f"session {duration(view.clock() - started)}  {pace}  #{snap.seq}",
         ]
-        if h.self_cost:
-            parts.append(f"  {h.self_cost}")
         if paused:
             parts += ["  ", (" PAUSED ", "reverse $warning")]
         if h.stale_since is not None:
             parts += ["  ", (f" STALE since {clock_text(h.stale_since)} ", "reverse $error")]
+        if h.self_cost:  # after the badges: on a narrow terminal it is what gets cut
+            parts.append(f"  {h.self_cost}")
         parts.append("\n")
         for name, state, reason in h.health:
             mark, style = _MARKS[state]
