@@ -274,7 +274,9 @@ def benchmark(args: argparse.Namespace) -> Iterator[str]:
     options = Options(sandbox=True, sandbox_ports=args.ports, traffic_pps=0.0, ebpf=False)
     t0 = time.monotonic()
     with running(options) as rt:
-        session: SandboxSession = options.extra["sandbox"]
+        session: SandboxSession | None = rt.sandbox
+        if session is None:
+            raise OvstopError("the runtime started no sandbox")
         yield f"sandbox: {args.ports} ports started in {time.monotonic() - t0:.1f}s"
         t1 = time.monotonic()
         n_flows = fill_flows(session, args.flows)

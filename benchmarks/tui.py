@@ -155,8 +155,10 @@ def measure(term: Terminal, minutes: float, extra: Callable[[str], str] | None =
 def live_phase(args: argparse.Namespace, workdir: Path) -> Iterator[str]:
     options = Options(sandbox=True, sandbox_ports=args.ports, traffic_pps=0.0, ebpf=False)
     t0 = time.monotonic()
-    with running(options):
-        session: SandboxSession = options.extra["sandbox"]
+    with running(options) as rt:
+        session: SandboxSession | None = rt.sandbox
+        if session is None:
+            raise OvstopError("the runtime started no sandbox")
         n_flows = fill_flows(session, args.flows)
         yield (f"live: sandbox with {args.ports} ports and {n_flows} datapath flows ready in "
                f"{time.monotonic() - t0:.0f}s")

@@ -7,23 +7,22 @@ ends as one line on stderr and a non-zero exit; tracebacks are for bugs only.
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import os
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable
-from types import FrameType
 from typing import Any, NoReturn
 
-from ovstop import __version__, fileio
+from ovstop import __version__, fileio, logs, signals
 from ovstop.collect.demand import EVERYTHING, METRICS
 from ovstop.errors import OvstopError
 from ovstop.events.recording import DEFAULT_KEEP, OVERWRITE_HINT, check_rotation
 from ovstop.export.server import DEFAULT_PORT
 from ovstop.runtime import Options
 
+log = logging.getLogger(__name__)
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 MAX_SANDBOX_PORTS = 4096
@@ -96,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ovn", action="store_true", help="with --sandbox: add a private OVN (NB, SB, northd, controller)")
     p.add_argument("--ovn-nb", metavar="REMOTE", help="OVN northbound DB remote")
     p.add_argument("--ovn-sb", metavar="REMOTE", help="OVN southbound DB remote")
+    p.add_argument("--log", metavar="FILE",
+                   help="debug log: every record, with tracebacks of collector errors, appended to FILE")
     p.add_argument("--no-color", action="store_true", help="monochrome UI (NO_COLOR is honoured too)")
     p.add_argument("--version", action="version", version=f"ovstop {__version__}")
     return p
@@ -140,6 +141,8 @@ def options_from(args: argparse.Namespace) -> Options:
         record_rotate=parse_size(args.record_rotate) if args.record_rotate is not None else None,
         record_keep=args.record_keep,
         record_overwrite=args.record_overwrite,
+        interval=args.delay,
+        replay=args.replay,
     )
 
 
@@ -160,11 +163,7 @@ def parse_size(text: str) -> int:
     return size
 
 
-def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)
-
-
-def run_snapshot(options: Options, args: argparse.Namespace) -> int:
+def run_snapshot(options: Options, output: str | None) -> int:
     from ovstop.export import snapshot
     from ovstop.runtime import running
 
@@ -172,21 +171,21 @@ def run_snapshot(options: Options, args: argparse.Namespace) -> int:
         rt.sampler.need("snapshot", EVERYTHING)
         rt.first_sample()
         # A second round one interval later gives every counter a rate.
-        time.sleep(args.delay)
+        time.sleep(options.interval)
         snap = rt.sampler.sample()
-        snapshot.write(snapshot.to_dict(snap), args.output)
-    if args.output:
-        print(f"snapshot written to {args.output}", file=sys.stderr)
+        snapshot.write(snapshot.to_dict(snap), output)
+    if output:
+        print(f"snapshot written to {output}", file=sys.stderr)
     return 0
 
 
-def run_headless(options: Options, args: argparse.Namespace) -> int:
+def run_headless(options: Options, listen: str) -> int:
     from ovstop.export.server import MetricsEndpoint, parse_listen, serve
     from ovstop.runtime import running
 
-    host, port = parse_listen(args.listen)
+    host, port = parse_listen(listen)
     # Bind first: a port in use fails before a sandbox or any connection is started.
-    endpoint = MetricsEndpoint(max_age=args.delay / 2)
+    endpoint = MetricsEndpoint(max_age=options.interval / 2)
     server = serve(endpoint, host, port)
     try:
         with running(options) as rt:
@@ -195,44 +194,56 @@ def run_headless(options: Options, args: argparse.Namespace) -> int:
             endpoint.sampler = rt.sampler
             print(f"ovstop: serving /metrics on http://{host}:{server.server_port}/metrics",
                   file=sys.stderr, flush=True)
-            stop = threading.Event()
-            while not stop.wait(args.delay):
+            while True:  # until a signal (SystemExit) or ctrl+c (KeyboardInterrupt)
+                time.sleep(options.interval)
                 # Keep rates and histories fresh between scrapes (a scrape reuses a young round).
-                rt.sampler.sample(max_age=args.delay / 2)
+                try:
+                    rt.sampler.sample(max_age=options.interval / 2)
+                except OvstopError:  # e.g. --record on a full disk: one line, exit (README)
+                    raise
+                except Exception:  # a bug in a round: say so (traceback in --log), keep serving, retry
+                    log.exception("collection round failed")
     finally:
         server.shutdown()
     return 0
 
 
-def run_check(options: Options, args: argparse.Namespace) -> int:
+def run_check() -> int:
     from ovstop.ebpf.capability import capabilities, format_check_table, probe_system
 
     print(format_check_table(capabilities(probe_system())))
     return 0
 
 
-def run_tui(options: Options, args: argparse.Namespace) -> int:
-    if args.no_color:
+def run_tui(options: Options, no_color: bool) -> int:
+    if no_color:
         os.environ["NO_COLOR"] = "1"
-    from ovstop.tui.launch import launch
-
-    return launch(options, args)
+    try:
+        from ovstop.tui.launch import launch
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in ("textual", "rich"):
+            raise
+        raise OvstopError(
+            "the TUI needs Textual, which this install lacks: pip install 'ovstop[tui]' (or use --headless or snapshot)"
+        ) from None
+    return launch(options)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _exit_on_signal)
+    signals.install()
     try:
+        tui = not (args.check or args.command == "snapshot" or args.headless)
+        logs.setup(args.log, terminal_is_ui=tui)
         options = options_from(args)
         if args.check:
-            return run_check(options, args)
+            return run_check()
         if args.command == "snapshot":
-            return run_snapshot(options, args)
+            return run_snapshot(options, args.output)
         if args.headless:
-            return run_headless(options, args)
-        return run_tui(options, args)
+            return run_headless(options, args.listen)
+        return run_tui(options, args.no_color)
     except OvstopError as exc:
         print(f"ovstop: {exc}", file=sys.stderr)
         return EXIT_ERROR

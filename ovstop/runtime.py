@@ -9,11 +9,12 @@ from __future__ import annotations
 import contextlib
 import gc
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from ovstop.collect.base import Collector, Sources, Unavailable
+from ovstop.collect.base import TREE_ORDER, Collector, Sources, Unavailable
+from ovstop.collect.config import CollectConfig
 from ovstop.collect.demand import EVERYTHING
 from ovstop.collect.registry import default_collectors
 from ovstop.collect.sampler import Sampler
@@ -30,12 +31,19 @@ from ovstop.model.labels import LabelMap
 from ovstop.model.store import MetricStore, Snapshot
 from ovstop.sources import discovery
 from ovstop.sources.ovsdb import OvsdbSource
-from ovstop.sources.unixctl import UnixctlClient
+from ovstop.sources.unixctl import PathSpec, UnixctlClient
+
+if TYPE_CHECKING:
+    from ovstop.sandbox.session import SandboxSession
 
 
-@dataclass
+@dataclass(frozen=True)
 class Options:
-    """What the user asked for, independent of how it was asked (flags, tests, benchmarks)."""
+    """What the user asked for, independent of how it was asked (flags, tests, benchmarks).
+
+    Read-only: the runtime derives each layer's own config from it (:class:`CollectConfig`,
+    :class:`~ovstop.sandbox.session.SandboxConfig`) and never writes back into it.
+    """
 
     unixctl: str | None = None
     db: str | None = None
@@ -56,7 +64,10 @@ class Options:
     record_keep: int = DEFAULT_KEEP
     record_overwrite: bool = False
     max_events: int = 10_000
-    extra: dict[str, Any] = field(default_factory=dict)
+    interval: float = 1.0
+    """Seconds between collection rounds (``-d/--delay``)."""
+    replay: str | None = None
+    """A recording to show instead of a live switch (TUI only)."""
 
 
 @dataclass
@@ -68,10 +79,12 @@ class Runtime:
     sampler: Sampler
     events: EventPipeline
     stack: contextlib.ExitStack
-    capture: Any = None
+    capture: CaptureThread | None = None
     """The eBPF capture thread when one runs (it feeds ``events``)."""
     events_reason: str = ""
     """Why no capture runs, in the user's terms (empty when one does)."""
+    sandbox: SandboxSession | None = None
+    """The sandbox this run started (``options.sandbox``), with its endpoints."""
 
     @property
     def event_store(self) -> EventStore | None:
@@ -140,7 +153,7 @@ def start_recording(
     return recorder
 
 
-def _unixctl_path(options: Options) -> str | Path | Any:
+def _unixctl_path(options: Options) -> PathSpec:
     if options.unixctl:
         path = Path(options.unixctl)
         if not path.exists():
@@ -153,32 +166,37 @@ def open_runtime(options: Options) -> Runtime:
     """Start what ``options`` asks for (a sandbox switch, connections) and return the runtime."""
     stack = contextlib.ExitStack()
     try:
+        sandbox: SandboxSession | None = None
+        unixctl_path: PathSpec
         if options.sandbox:
-            from ovstop.sandbox.session import start_sandbox
+            from ovstop.sandbox.session import SandboxConfig, start_sandbox
 
-            sandbox = stack.enter_context(start_sandbox(options))
-            options.unixctl = None
-            options.db = sandbox.db_remote
-            unixctl_path: Any = sandbox.ctl_path
-            options.extra["sandbox"] = sandbox
+            sandbox = stack.enter_context(
+                start_sandbox(SandboxConfig(options.sandbox_ports, options.traffic_pps, options.ovn))
+            )
+            unixctl_path, db = sandbox.ctl_path, sandbox.db_remote
+            ovn_nb, ovn_sb = sandbox.ovn_nb or options.ovn_nb, sandbox.ovn_sb or options.ovn_sb
+            ovn_rundir = sandbox.ovn_rundir
         else:
-            unixctl_path = _unixctl_path(options)
+            unixctl_path, db = _unixctl_path(options), options.db or discovery.default_db_remote()
+            ovn_nb, ovn_sb, ovn_rundir = options.ovn_nb, options.ovn_sb, None
         label_map = LabelMap.load(options.labels) if options.labels else LabelMap()
         unixctl = UnixctlClient(unixctl_path, timeout=options.timeout)
         stack.callback(unixctl.close)
-        ovsdb = OvsdbSource(options.db or discovery.default_db_remote(), timeout=max(options.timeout, 3.0))
+        ovsdb = OvsdbSource(db, timeout=max(options.timeout, 3.0))
         stack.callback(ovsdb.close)
         sources = Sources(unixctl=unixctl, ovsdb=ovsdb)
         events = EventPipeline(Correlator(), EventStore(max_events=options.max_events))
-        sources.extra["events"] = events
-        collectors: list[Collector] = default_collectors(options, label_map, sources, stack)
+        config = CollectConfig(options.timeout, options.max_flows, ovn_nb, ovn_sb, ovn_rundir)
+        collectors: list[Collector] = default_collectors(config, label_map, sources, stack)
         capture, events_reason = start_capture(options.ebpf, options.sandbox, events, stack, options.ebpf_deep)
         collectors.append(EbpfCollector(capture) if capture is not None else Unavailable("ebpf", events_reason))
-        sampler = Sampler(sources, collectors, MetricStore(history=options.history), round_timeout=options.timeout)
+        store = MetricStore(history=options.history, tree_order=TREE_ORDER)
+        sampler = Sampler(sources, collectors, store, round_timeout=options.timeout)
         label_map.check_specs(sampler.specs, options.labels or "")
         if options.record:
             sampler.need("record", EVERYTHING)  # a recording replays every pane: it needs everything
-        return Runtime(options, sources, sampler, events, stack, capture, events_reason)
+        return Runtime(options, sources, sampler, events, stack, capture, events_reason, sandbox)
     except BaseException:
         stack.close()
         raise

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install everything ovstop needs on a Debian 12 machine: Debian packages (as root), then a virtualenv
-# in .venv with ovstop installed in editable mode and its test tools. Safe to run again.
+# in .venv with ovstop installed in editable mode, with its TUI (the tui extra) and its test tools. Safe to run again.
 #
 #   scripts/setup.sh            # packages + .venv
 #   scripts/setup.sh --no-apt   # only the .venv (packages already there)
@@ -40,5 +40,5 @@ PYTHON=${PYTHON:-python3}
 if [[ ! -x .venv/bin/python ]]; then
   "$PYTHON" -m venv .venv
 fi
-.venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
+.venv/bin/pip install -q --disable-pip-version-check -e '.[tui,test]'
 echo "setup: ready (.venv/bin/ovstop)" >&2

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite, as CI runs it: lint, the host tests (real sandbox switch, real HTTP, real
+# The whole test suite, as CI runs it: lint (ruff, ruff format, mypy, import-linter contracts), the host tests (real sandbox switch, real HTTP, real
 # terminal, eBPF compile + verifier), then the guest stage (Debian's kernel under QEMU, real OVS kernel
 # hooks). Run scripts/setup.sh first (as root).
 #
@@ -10,8 +10,11 @@ cd "$(dirname "$0")/.."
 
 stage() { printf '\n=== %s (%s)\n' "$1" "$(date +%T)"; }
 
-stage "ruff"
+stage "lint: ruff, formatting, types, layers"
 .venv/bin/ruff check ovstop tests benchmarks scripts
+.venv/bin/ruff format --check ovstop tests benchmarks scripts
+.venv/bin/mypy
+.venv/bin/lint-imports
 
 stage "host tests"
 .venv/bin/python -m pytest -m "not guest" -p no:cacheprovider

@@ -92,3 +92,12 @@ def test_snapshot_to_unwritable_path(sandbox) -> None:
     result = run("snapshot", "-o", "/nonexistent-dir/s.json", "--db", sandbox.db_remote, "--no-ebpf", "-d", "0.1",
                  env=sandbox.env)
     assert_one_line_error(result, "cannot write snapshot")
+
+
+def test_tui_without_textual_is_one_line(tmp_path: Path) -> None:
+    """A headless-only install (no ``ovstop[tui]`` extra): asking for the TUI says what to install."""
+    # A directory first on sys.path whose ``textual`` cannot be imported stands for an install without it.
+    (tmp_path / "textual").mkdir()
+    (tmp_path / "textual" / "__init__.py").write_text("raise ModuleNotFoundError(name='textual')\n")
+    result = run("--replay", str(tmp_path / "none.jsonl"), env={"PYTHONPATH": str(tmp_path)})
+    assert_one_line_error(result, "ovstop[tui]")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Iterator
 
@@ -29,7 +30,15 @@ def switch() -> Iterator[SandboxSwitch]:
             gen.inject(N_NEW, repeats=REPEATS, port=1)
         finally:
             gen.stop()
-        time.sleep(0.5)  # let the pmd threads drain their queues
+        # Let the pmd threads drain their queues: until two reads of their packet counters agree.
+        def packets() -> list[str]:
+            return re.findall(r"(?:packets received|hits|upcall): \d+", sw.appctl("dpif-netdev/pmd-stats-show"))
+
+        deadline, last = time.monotonic() + 30, None
+        while (now := packets()) != last:
+            assert time.monotonic() < deadline, "pmd counters never settled"
+            last = now
+            time.sleep(0.2)
         yield sw
 
 
@@ -98,6 +107,11 @@ def test_pmd_counters_and_histograms(switch: SandboxSwitch, sources: Sources) ->
 
 
 def test_upcall_memory_coverage(switch: SandboxSwitch, sources: Sources) -> None:
+    # The revalidators publish max flows after their next dump: wait for ovs-appctl to show it first.
+    deadline = time.monotonic() + 30
+    while int(re.search(r"\(max (\d+)\)", switch.appctl("upcall/show"))[1]) < N_NEW:  # type: ignore[index]
+        assert time.monotonic() < deadline, "upcall/show never reported the flows"
+        time.sleep(0.1)
     up = by_name(list(upcall.UpcallCollector().collect(sources, Tables())))
     assert up["ovs_vswitchd_upcall_flows_limit"][0].value > 0
     assert up["ovs_vswitchd_upcall_flows_max"][0].value >= N_NEW

@@ -18,9 +18,10 @@ import pytest
 from ebpf_support import build_usdt_binary, headers_tree
 
 from ovstop.collect.base import Sources, Tables
+from ovstop.collect.sampler import Sampler
 from ovstop.ebpf.bcc_import import import_bcc
 from ovstop.ebpf.capability import find_kernel_headers, probe_system
-from ovstop.ebpf.capture import LATENCY_BOUNDS, CaptureThread, _histogram
+from ovstop.ebpf.capture import LATENCY_BOUNDS, Aggregates, CaptureThread, _histogram
 from ovstop.ebpf.collector import EbpfCollector
 from ovstop.ebpf.decode import RawEvent, decode_batch, decode_record, ufid_str
 from ovstop.ebpf.hooks import HOOKS, Kind
@@ -275,3 +276,39 @@ def test_capture_without_hooks_ends_with_one_line_error() -> None:
     with pytest.raises(SourceError):
         list(EbpfCollector(capture).collect(Sources(), Tables()))
     assert events == []
+
+
+class _AttachedCapture(CaptureThread):
+    """The capture thread with its in-kernel maps empty: the maps need the openvswitch module's hooks, which
+    only the guest has; the path tested here (an event handed to a failing consumer) is ovstop's own."""
+
+    def read_aggregates(self) -> Aggregates:
+        return Aggregates(counters={"events_lost": 0, "sampled_out": 0})
+
+
+def test_a_failing_event_consumer_degrades_ebpf_instead_of_dying_silently() -> None:
+    full = open("/dev/full", "wb", buffering=0)  # noqa: SIM115 - closed below; every write is ENOSPC
+    broken = [True]
+
+    def record(event: dict) -> None:
+        if broken[0]:
+            full.write(b"{}\n")
+
+    capture = _AttachedCapture(record)
+    sampler = Sampler(Sources(), [EbpfCollector(capture)])
+    raw = ctypes.create_string_buffer(_record(ts=1, type=1, probe=3, cpu=0, port=1, cmd=1))
+    try:
+        for _ in range(3):
+            assert capture._on_raw(None, raw, len(raw)) == 0  # returns to bcc, does not raise into C
+        health = sampler.sample().health["ebpf"]
+        assert health.up and "events not delivered" in health.reason and "No space left" in health.reason
+        snap = sampler.sample()
+        assert snap.value("ovstop_ebpf_delivery_errors_total") == 3.0
+        assert snap.health["ebpf"].reason == ""  # no new failure since: up again
+        broken[0] = False
+        capture._on_raw(None, raw, len(raw))
+        snap = sampler.sample()
+        assert snap.value("ovstop_ebpf_delivery_errors_total") == 3.0 and capture.events_seen == 4
+        assert snap.value("ovstop_ebpf_decode_errors_total") == 0.0
+    finally:
+        full.close()

@@ -330,6 +330,28 @@ def test_store_ring_bounds_and_overflow() -> None:
     ][-2:]
 
 
+def test_store_since_gives_each_event_once_while_producers_add() -> None:
+    """A reader following ``since`` sees every event once and in order, even with a producer adding between
+    (and during) its reads; a reader that fell behind the ring gets the newest ``limit``."""
+    store, n = EventStore(max_events=100_000), 20_000
+    events = [ovs_event(ts, {"event_type": "upcall", "cmd": 1, "port": 1, "cpu": 0}) for ts in range(1, n + 1)]
+    producer = threading.Thread(target=lambda: [store.add(ev) for ev in events])
+    producer.start()
+    got: list[int] = []
+    seen, reads = 0, 0
+    while producer.is_alive() or seen < n:
+        batch, stats = store.since(seen, limit=n)
+        got += [ev.timestamp for ev in batch]
+        seen, reads = stats.accepted, reads + 1
+    producer.join()
+    assert got == list(range(1, n + 1)) and reads > 1
+    small = EventStore(max_events=5)
+    for ev in events[:12]:
+        small.add(ev)
+    batch, stats = small.since(0, limit=3)
+    assert [ev.timestamp for ev in batch] == [10, 11, 12] and stats.accepted == 12 and stats.held == 5
+
+
 def test_store_rate_limit_and_rate_from_virtual_clock() -> None:
     now = [100.0]
     store = EventStore(max_events=1000, max_rate=10, clock=lambda: now[0])

@@ -26,8 +26,7 @@ def test_same_ufid_on_two_pmds_is_two_flows_and_keyless_ufid_falls_back_to_key()
 
 def _annotated(rates: FlowRates, rows: list[dict], at: float) -> list[dict]:
     """Rows as the sampler hands them on: with per-flow rates from consecutive dumps."""
-    rates.annotate(rows, at)
-    return rows
+    return rates.annotate(rows, at)
 
 
 def test_tracker_baseline_rates_first_seen_and_bounded_log() -> None:
@@ -43,6 +42,15 @@ def test_tracker_baseline_rates_first_seen_and_bounded_log() -> None:
     for i in range(5):
         t.observe([_row(f"x{i}")], at=4.0 + i)
     assert len(t.changes) == 3 and t.total_changes > 3
+
+
+def test_rates_leave_the_rows_handed_in_untouched() -> None:
+    rates, rows = FlowRates(), [_row("a", 10, 1000)]
+    rates.annotate(rows, 1.0)
+    later = [_row("a", 30, 3000)]
+    out = rates.annotate(later, 3.0)
+    assert later == [_row("a", 30, 3000)] and rows == [_row("a", 10, 1000)]
+    assert out[0]["packets_rate"] == 10.0 and out[0] is not later[0]
 
 
 def test_counter_going_down_gives_no_rate() -> None:

@@ -4,6 +4,7 @@ ovn-controller on the sandbox switch, faked extra chassis), every count checked 
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
 import time
@@ -50,9 +51,21 @@ def rt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
 
 
 def ovn_of(rt: Runtime) -> SandboxOvn:
-    ovn = rt.options.extra["sandbox"].ovn
-    assert ovn is not None
-    return ovn
+    assert rt.sandbox is not None and rt.sandbox.ovn is not None
+    return rt.sandbox.ovn
+
+
+def test_sandbox_endpoints_flow_into_the_collectors_not_into_the_options(rt: Runtime) -> None:
+    """The sandbox returns where its OVN is; the runtime hands that to the collectors and leaves the user's
+    options as they were (frozen)."""
+    ovn = ovn_of(rt)
+    assert (rt.options.ovn_nb, rt.options.ovn_sb, rt.options.db) == (None, None, None)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        rt.options.ovn_sb = "unix:/elsewhere"  # type: ignore[misc]
+    link = rt.sources.ovn
+    assert link is not None and (link.given_nb, link.given_sb, link.rundir) == (ovn.nb_remote, ovn.sb_remote, ovn.dir)
+    # The endpoint is real: ovn-sbctl reaches the SB database there and lists the local chassis.
+    assert LOCAL_CHASSIS in ovn.sbctl("--columns=name", "list", "Chassis")
 
 
 def values(snap: Snapshot, name: str) -> dict[frozenset[tuple[str, str]], float]:
@@ -148,14 +161,14 @@ def test_metrics_with_ovn_pass_promtool(rt: Runtime) -> None:
         assert name in families, name
 
 
-def sample_until(rt: Runtime, check, rounds: int = 2) -> Snapshot:
-    """Up to ``rounds`` refreshes (half a second apart, a scrape interval being far longer)."""
-    for _ in range(rounds):
-        time.sleep(0.5)
+def sample_until(rt: Runtime, check, timeout: float = 30.0) -> Snapshot:
+    """Collection rounds until ``check`` holds or ``timeout`` seconds pass; the last snapshot either way."""
+    deadline = time.monotonic() + timeout
+    while True:
         snap = rt.sampler.sample()
-        if check(snap):
+        if check(snap) or time.monotonic() > deadline:
             return snap
-    return snap
+        time.sleep(0.1)
 
 
 def test_removed_chassis_and_stopped_controller_show_down() -> None:
@@ -184,9 +197,15 @@ def test_no_ovn_is_a_reason_not_an_error(rt: Runtime, tmp_path: Path) -> None:
     db.refresh()
     switch.vsctl("remove", "Open_vSwitch", ".", "external_ids", "ovn-remote")
     try:
-        db.refresh()
-        time.sleep(0.2)
-        db.refresh()
+        deadline = time.monotonic() + 30
+        while True:  # until the replica has the change (ovs-vsctl's own answer is the truth)
+            db.refresh()
+            ids = db.rows("Open_vSwitch")[0].get("external_ids") or {}
+            if "ovn-remote" not in ids:
+                break
+            assert time.monotonic() < deadline, "the OVSDB replica never saw ovn-remote removed"
+            time.sleep(0.05)
+        assert "ovn-remote" not in switch.vsctl("get", "Open_vSwitch", ".", "external_ids")
         snap = Sampler(Sources(ovsdb=db), [OvnSouthboundCollector(link)]).sample()
         health = snap.health["ovn_sb"]
         assert not health.up and health.reason.startswith("not configured")

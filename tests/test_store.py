@@ -123,3 +123,15 @@ def test_snapshot_write_is_atomic_and_reports_errors(tmp_path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["s.json"]
     with pytest.raises(OvstopError, match="cannot write snapshot"):
         snapshot_json.write({"a": 1}, tmp_path / "missing-dir" / "s.json")
+
+
+def test_tree_order_is_the_one_the_collection_layer_hands_in() -> None:
+    """The store knows no subsystem: the order comes from ovstop.collect.base.TREE_ORDER (or follows names)."""
+    from ovstop.collect.base import TREE_ORDER
+
+    samples = [("unixctl", Sample(HIST, labels_of(thread="pmd-c0"), hist(1, 0, 0))), ("unixctl", Sample(HITS, DP, 1.0))]
+    by_name = MetricStore().update(samples, 0.0, 1000.0, UP)
+    assert [s.spec.path[0] for s in by_name.series] == ["datapath", "pmd"]
+    told = MetricStore(tree_order=("pmd", "datapath")).update(samples, 0.0, 1000.0, UP)
+    assert [s.spec.path[0] for s in told.series] == ["pmd", "datapath"]
+    assert TREE_ORDER.index("datapath") < TREE_ORDER.index("interface") < TREE_ORDER.index("ovstop")

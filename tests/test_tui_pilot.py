@@ -1,18 +1,21 @@
 """The Textual app driven by Pilot against a REAL sandbox switch (tests/conftest.py ``sandbox``), plus a
-replay of a recording made from that switch, and the check that the data layer never loads Textual."""
+replay of a recording made from that switch."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
+import re
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from textual.widgets import DataTable, Static
 
+from ovstop.collect.datapath import HIT, MISSED
+from ovstop.collect.sampler import Sampler
+from ovstop.collect.upcall import CURRENT, LIMIT
 from ovstop.events.recording import Recorder
 from ovstop.export import snapshot as snapshot_doc
 from ovstop.model.metric import Histogram, Kind
@@ -102,9 +105,12 @@ def test_every_pane_shows_the_values_of_the_snapshot(runtime: Runtime) -> None:
 
             events = app.query_one("#events-table", DataTable)
             status = _plain(app.query_one("#events-status", Static))
-            assert "datapath flows installed/expired between samples" in status
-            assert "userspace datapath" not in status or "no upcall events" in status
-            assert events.row_count == min(app.view.flows.total_changes, 500) > 0
+            # no capture on this host's sandbox: the pane says why (the runtime's reason) and shows flow changes
+            assert status.startswith(f"no upcall events: {runtime.events_reason}. Showing datapath flows installed/")
+            # (the tracker goes on while the view is paused: compare the pane with itself, as rendered)
+            match = re.search(r"\(dpctl/dump-flows diff\): (\d+) changes so far$", status)
+            assert match, status
+            assert events.row_count == min(int(match[1]), 500) > 0
 
             lookup = app.query_one("#lookup-table", DataTable)
             row = [str(c) for c in lookup.get_row(dp_hit.label("datapath"))]
@@ -151,7 +157,9 @@ def test_keys_do_what_the_help_says(runtime: Runtime, tmp_path: Path) -> None:
             # filter: only matching series stay in the tree
             await pilot.press("slash", *"missed", "enter")
             metrics = app.query_one(MetricsPane)
-            assert metrics._leaves and all("missed" in name for name, _ in metrics._leaves)
+            # (the filter matches names and label values: coverage counter=revalidate_missed_dp_flow stays too)
+            assert metrics._leaves and all("missed" in f"{name} {labels}" for name, labels in metrics._leaves)
+            assert any("missed" in name for name, _ in metrics._leaves)
             await pilot.press("slash", "escape")
             assert app.view.filter == "" and len(metrics._leaves) == len(app.shown.series)  # type: ignore[union-attr]
 
@@ -190,13 +198,16 @@ def test_keys_do_what_the_help_says(runtime: Runtime, tmp_path: Path) -> None:
             await pilot.press("minus", "minus")
             assert feed.interval == 0.25
             rounds = feed.rounds
-            await asyncio.sleep(1.6)
-            assert feed.rounds - rounds >= 4
 
-            # space: refresh now, even with a long interval
+            def scheduled() -> float:
+                return feed.next_round_at - feed.round_started
+
+            await _until(pilot, lambda: feed.rounds >= rounds + 4 and scheduled() == 0.25, timeout=60.0)
+
+            # space: refresh now, even with a long interval (once the thread waits on it)
             await pilot.press("plus", "plus", "plus", "plus")
             assert feed.interval == 5.0
-            await asyncio.sleep(0.5)
+            await _until(pilot, lambda: scheduled() == 5.0, timeout=60.0)
             rounds = feed.rounds
             await pilot.press("space")
             await _until(pilot, lambda: feed.rounds > rounds, timeout=3.0)
@@ -226,7 +237,13 @@ def test_small_terminal_shows_one_readable_pane_at_a_time(runtime: Runtime) -> N
             flows = app.query_one("#flows-table", DataTable)
             assert flows.size.height >= 3 and flows.row_count > 0
             header = _plain(app.query_one(HeaderBar))
-            assert "hit" in header and "flows" in header
+            snap = app.shown
+            assert snap is not None
+            hit, miss = snap.rate_total(HIT.name), snap.rate_total(MISSED.name)
+            flows, limit = snap.total(CURRENT.name), snap.total(LIMIT.name)
+            assert None not in (hit, miss, flows, limit)
+            assert f"dp hit {num(hit)}/s miss {num(miss)}/s" in header
+            assert f"flows {num(flows)}/{num(limit)}" in header
 
     asyncio.run(run())
 
@@ -254,13 +271,38 @@ def test_replay_of_a_recording_drives_the_same_ui(runtime: Runtime, tmp_path: Pa
     asyncio.run(run())
 
 
-def test_data_layer_never_imports_textual() -> None:
-    code = (
-        "import sys\n"
-        "import ovstop.cli, ovstop.runtime, ovstop.collect.registry, ovstop.collect.sampler\n"
-        "import ovstop.export.prometheus, ovstop.export.snapshot, ovstop.events.store, ovstop.events.flowdiff\n"
-        "import ovstop.events.replay, ovstop.tui.feed, ovstop.tui.format, ovstop.tui.headline\n"
-        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'rich'))\n"
-        "assert not bad, bad\n"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent.parent)
+def test_a_failing_round_shows_collection_stopped_and_recovers(runtime: Runtime) -> None:
+    """A listener failing on a full disk (a recorder, say) fails the round: the header says so over the last
+    good snapshot, the feed keeps retrying, and the first good round clears it."""
+    sampler = Sampler(runtime.sources, runtime.sampler.collectors)
+    full = open("/dev/full", "wb", buffering=0)  # noqa: SIM115 - closed below; every write is ENOSPC
+    broken = threading.Event()
+
+    def record(snap: object) -> None:
+        if broken.is_set():
+            full.write(b"{}\n")
+
+    sampler.listeners.append(record)
+    feed = LiveFeed(sampler, 0.25)
+    app = OvstopApp(feed)
+
+    async def run() -> None:
+        async with app.run_test(size=LARGE) as pilot:
+            await _until(pilot, lambda: app.shown is not None)
+            broken.set()
+            header = app.query_one(HeaderBar)
+            await _until(pilot, lambda: "collection stopped" in _plain(header))
+            text = _plain(header)
+            assert "STALE since" in text and "No space left on device" in text
+            shown = app.shown.seq  # type: ignore[union-attr]
+            failing_rounds = sampler.latest.seq  # type: ignore[union-attr]
+            await _until(pilot, lambda: sampler.latest.seq >= failing_rounds + 2)  # type: ignore[union-attr]
+            assert app.shown.seq == shown and "collection stopped" in _plain(header)  # type: ignore[union-attr]
+            broken.clear()
+            await _until(pilot, lambda: "collection stopped" not in _plain(header))
+            assert app.shown.seq > shown and feed.failure == ""  # type: ignore[union-attr]
+
+    try:
+        asyncio.run(run())
+    finally:
+        full.close()

@@ -16,8 +16,17 @@ from ovstop.errors import SourceOff
 from ovstop.model.metric import MetricSpec, Sample
 
 if TYPE_CHECKING:
+    from ovstop.sources.ovn import OvnLink
     from ovstop.sources.ovsdb import OvsdbSource
     from ovstop.sources.unixctl import UnixctlClient
+
+
+TREE_ORDER = (
+    "datapath", "poll_threads", "upcall", "handler", "revalidator", "flow_lookup", "interface", "bridge",
+    "flow_table", "tunnel", "conntrack", "memory", "coverage", "process", "system", "ovn", "ovstop",
+)
+"""Tree order of the top-level subsystems collectors produce (the first element of a spec's path): what an
+operator reads first comes first; others follow by name. Handed to the store, which knows no subsystem."""
 
 
 @dataclass
@@ -26,7 +35,8 @@ class Sources:
 
     unixctl: UnixctlClient | None = None
     ovsdb: OvsdbSource | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    ovn: OvnLink | None = None
+    """OVN's databases, when the run looks for them (the tunnel collector names chassis from them)."""
 
 
 @dataclass
@@ -34,6 +44,8 @@ class Tables:
     """Non-metric results of a round (datapath flows, OVN chassis list …), keyed by table name."""
 
     rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    warnings: dict[str, str] = field(default_factory=dict)
+    """Source -> why its samples this round are incomplete (shown as degraded, samples kept)."""
 
 
 class Unavailable:
@@ -55,7 +67,11 @@ class Collector(Protocol):
 
     name: str
     source: str
-    specs: tuple[MetricSpec, ...]
+
+    @property
+    def specs(self) -> tuple[MetricSpec, ...]:
+        """Every metric the collector can produce, described once."""
+        ...
 
     def collect(self, sources: Sources, tables: Tables) -> Iterable[Sample]:
         """Read the source once and return samples; may also fill ``tables``."""

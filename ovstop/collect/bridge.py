@@ -11,6 +11,7 @@ from ovstop.collect.topology import attachments
 from ovstop.model.labels import LabelMap
 from ovstop.model.metric import Kind, MetricSpec, Sample, labels_of
 
+INFO = "ovs_vswitchd_bridge_info"
 BRIDGE_TRAFFIC = ("rx_packets", "tx_packets", "rx_bytes", "tx_bytes", "rx_dropped", "tx_dropped")
 
 
@@ -29,7 +30,7 @@ class BridgeCollector:
                                     ("bridge", "n_bridges"))
         self.n_ports = MetricSpec("ovs_vswitchd_bridge_n_ports", Kind.GAUGE, "Ports on the bridge.",
                                   ("bridge", "n_ports"), ident)
-        self.info = MetricSpec("ovs_vswitchd_bridge_info", Kind.INFO, "Bridge identity (value is always 1).",
+        self.info = MetricSpec(INFO, Kind.INFO, "Bridge identity (value is always 1).",
                                ("bridge", "info"), ("bridge", "datapath_type", "fail_mode", *self.label_map.names))
         self.specs = (self.n_bridges, self.n_ports, self.info, *self.traffic.values())
 

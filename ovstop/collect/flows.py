@@ -7,6 +7,7 @@ Per-flow rates come from comparing rows of consecutive rounds by ufid (done by t
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from ovstop.collect.base import Sources, Tables
 from ovstop.collect.unixctl_util import client_of, datapaths
@@ -39,7 +40,7 @@ class FlowsCollector:
 
     def collect(self, sources: Sources, tables: Tables) -> Iterator[Sample]:
         client = client_of(sources)
-        rows = []
+        rows: list[dict[str, Any]] = []
         for dp in datapaths(client):
             budget = max(self.max_flows - len(rows), 0)
             dump = dump_flows.parse(client.call("dpctl/dump-flows", "-m", dp), max_flows=budget, known=self._keys,

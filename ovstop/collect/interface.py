@@ -10,6 +10,7 @@ from ovstop.model.labels import LabelMap
 from ovstop.model.metric import Kind, MetricSpec, Sample, labels_of
 
 SOURCE = "ovsdb"
+PREFIX = "ovs_vswitchd_interface"
 
 # OVSDB statistics key -> metric suffix (RFC names). Keys a driver does not report are simply absent.
 STATISTICS: tuple[tuple[str, str, str], ...] = (
@@ -27,12 +28,18 @@ STATISTICS: tuple[tuple[str, str, str], ...] = (
     ("rx_missed_errors", "rx_missed_errors_total", "Packets the NIC missed"),
     ("collisions", "collisions_total", "Collisions"),
 )
+_SUFFIX = {key: suffix for key, suffix, _ in STATISTICS}
+
+
+def traffic_name(prefix: str, key: str) -> str:
+    """The metric name of statistics ``key`` under ``prefix``, e.g. ``ovs_vswitchd_interface_rx_packets_total``."""
+    return f"{prefix}_{_SUFFIX[key]}"
 
 
 def traffic_specs(prefix: str, what: str, path: tuple[str, ...], labels: tuple[str, ...]) -> dict[str, MetricSpec]:
     """Counter specs for the statistics keys, e.g. prefix ``ovs_vswitchd_interface``."""
     return {
-        key: MetricSpec(f"{prefix}_{suffix}", Kind.COUNTER, f"{doc} by the {what}.", (*path, suffix), labels)
+        key: MetricSpec(traffic_name(prefix, key), Kind.COUNTER, f"{doc} by the {what}.", (*path, suffix), labels)
         for key, suffix, doc in STATISTICS
     }
 
@@ -47,7 +54,7 @@ class InterfaceCollector:
         self.label_map = label_map or LabelMap()
         extra = self.label_map.names
         ident = ("bridge", "interface", *extra)
-        self.traffic = traffic_specs("ovs_vswitchd_interface", "interface", ("interface",), ident)
+        self.traffic = traffic_specs(PREFIX, "interface", ("interface",), ident)
         p = ("interface",)
         self.info = MetricSpec(
             "ovs_vswitchd_interface_info", Kind.INFO, "Interface identity (value is always 1).", (*p, "info"),

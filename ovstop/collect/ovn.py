@@ -30,6 +30,10 @@ from ovstop.model.metric import Kind, MetricSpec, Sample, labels_of
 from ovstop.sources.ovn import OvnLink
 
 MAX_REMEMBERED = 1024
+LOGICAL_SWITCHES = "ovn_logical_switches"
+LOGICAL_ROUTERS = "ovn_logical_routers"
+LOGICAL_SWITCH_PORTS = "ovn_logical_switch_ports"
+"""Names the chassis pane reads (their specs carry tenant labels, so they are built per collector)."""
 NB_SOURCE = "ovn_nb"
 SB_SOURCE = "ovn_sb"
 
@@ -53,9 +57,9 @@ class OvnNorthboundCollector:
         self.label_map = label_map or LabelMap()
         tenant = self.label_map.names
         p = ("logical",)
-        self.switches = _spec("ovn_logical_switches", Kind.GAUGE, "Logical switches in NB.", (*p, "switches"))
-        self.routers = _spec("ovn_logical_routers", Kind.GAUGE, "Logical routers in NB.", (*p, "routers"))
-        self.switch_ports = _spec("ovn_logical_switch_ports", Kind.GAUGE,
+        self.switches = _spec(LOGICAL_SWITCHES, Kind.GAUGE, "Logical switches in NB.", (*p, "switches"))
+        self.routers = _spec(LOGICAL_ROUTERS, Kind.GAUGE, "Logical routers in NB.", (*p, "routers"))
+        self.switch_ports = _spec(LOGICAL_SWITCH_PORTS, Kind.GAUGE,
                                   "Logical switch ports by type (vif for a plain VM/container port).",
                                   (*p, "switch_ports"), ("type",))
         self.router_ports = _spec("ovn_logical_router_ports", Kind.GAUGE, "Logical router ports in NB.",

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING
 
 from ovstop.collect.base import Collector, Sources
 from ovstop.collect.bridge import BridgeCollector
+from ovstop.collect.config import CollectConfig
 from ovstop.collect.conntrack import ConntrackCollector
 from ovstop.collect.coverage import CoverageCollector
 from ovstop.collect.datapath import DatapathCollector
@@ -24,20 +24,17 @@ from ovstop.collect.upcall import UpcallCollector
 from ovstop.model.labels import LabelMap
 from ovstop.sources.ovn import OvnLink
 
-if TYPE_CHECKING:
-    from ovstop.runtime import Options
-
 
 def default_collectors(
-    options: Options, label_map: LabelMap, sources: Sources, stack: contextlib.ExitStack
+    config: CollectConfig, label_map: LabelMap, sources: Sources, stack: contextlib.ExitStack
 ) -> list[Collector]:
-    """Every collector that applies to ``options``; optional sources register their cleanup on ``stack``."""
+    """Every collector ``config`` asks for; optional sources register their cleanup on ``stack``."""
     collectors: list[Collector] = [
         RfcMetricsCollector(),  # first: on RFC builds its series take precedence over re-derived ones
         DatapathCollector(),
         PmdCollector(),
         UpcallCollector(),
-        FlowsCollector(max_flows=options.max_flows),
+        FlowsCollector(max_flows=config.max_flows),
         ConntrackCollector(),
         MemoryCollector(),
         CoverageCollector(),
@@ -47,14 +44,14 @@ def default_collectors(
         InterfaceCollector(label_map),
         TunnelCollector(label_map),
     ]
-    openflow = OpenFlowCollector(label_map, timeout=options.timeout)
+    openflow = OpenFlowCollector(label_map, timeout=config.timeout)
     stack.callback(openflow.close)
     collectors.append(openflow)
     # OVN is looked for on every host (--ovn-nb/--ovn-sb, else the local ovn-controller's
     # external_ids:ovn-remote, else local sockets) and shown as off, with the reason, where there is none.
     # Its collectors come after the tunnel collector: they name the chassis behind its tunnels.
-    link = OvnLink(options.ovn_nb, options.ovn_sb, options.extra.get("ovn_rundir"), timeout=max(options.timeout, 3.0))
+    link = OvnLink(config.ovn_nb, config.ovn_sb, config.ovn_rundir, timeout=max(config.timeout, 3.0))
     stack.callback(link.close)
-    sources.extra["ovn"] = link
+    sources.ovn = link
     collectors += [OvnNorthboundCollector(link, label_map), OvnSouthboundCollector(link, label_map)]
     return collectors

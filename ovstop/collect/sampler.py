@@ -9,6 +9,7 @@ rest of the round goes on.
 
 from __future__ import annotations
 
+import logging
 import platform
 import threading
 import time
@@ -17,16 +18,17 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ovstop import __version__
-from ovstop.collect.base import Collector, Sources, Tables
+from ovstop.collect.base import TREE_ORDER, Collector, Sources, Tables
 from ovstop.collect.demand import EVERYTHING, Demand
 from ovstop.collect.process import read_stat
-from ovstop.errors import ParseError, SourceError, SourceOff
+from ovstop.errors import ParseError, SourceError, SourceOff, describe
 from ovstop.model.flowrates import FlowRates
 from ovstop.model.metric import Kind, MetricSpec, Sample, labels_of
 from ovstop.model.store import MetricStore, Snapshot, SourceHealth
 from ovstop.sources.deadline import round_deadline
 
 SELF = "ovstop"
+log = logging.getLogger(__name__)
 
 SOURCE_UP = MetricSpec(
     "ovstop_source_up", Kind.GAUGE, "Whether a data source answered in the last collection (1) or not (0).",
@@ -69,7 +71,7 @@ class Sampler:
         self.sources = sources
         self.round_timeout = round_timeout
         self.collectors = list(collectors)
-        self.store = store or MetricStore()
+        self.store = store or MetricStore(tree_order=TREE_ORDER)
         self.latest: Snapshot | None = None
         self._lock = threading.Lock()
         self._parse_errors: Counter[str] = Counter()
@@ -116,10 +118,13 @@ class Sampler:
         a caller with a budget waits at most that long for a running round, then takes the latest snapshot.
         """
         limits = [t for t in (self.round_timeout, budget) if t is not None]
-        wait = budget if budget is not None and self.latest is not None else -1
-        if not self._lock.acquire(timeout=wait):
-            assert self.latest is not None
-            return self.latest
+        waited_for = self.latest
+        wait = budget if budget is not None and waited_for is not None else -1
+        if not self._lock.acquire(timeout=wait):  # only with a snapshot to fall back on (else no time limit)
+            newest = self.latest or waited_for
+            if newest is None:
+                raise SourceError("no collection has finished yet")
+            return newest
         try:
             latest = self.latest
             if latest is not None and max_age > 0 and time.time() - latest.timestamp < max_age:
@@ -166,15 +171,18 @@ class Sampler:
                 self._parse_errors[collector.name] += 1
                 degraded.setdefault(collector.source, str(exc))
             except Exception as exc:  # a collector bug must not lose the other collectors' data
+                log.exception("collector %s failed", collector.name)
                 self._parse_errors[collector.name] += 1
-                degraded.setdefault(collector.source, f"{collector.name}: internal error: {exc!r}")
+                degraded.setdefault(collector.source, f"{collector.name}: internal error: {describe(exc)}")
+        for source, warning in tables.warnings.items():
+            degraded.setdefault(source, warning)
         # A source that failed part-way through the round is down: what its other collectors read before
         # is not exported as fresh (the store carries the last values over as stale).
         samples = [(source, sample) for source, sample in samples if source not in failures]
         now = time.monotonic()
         wall = time.time()
         if "dp_flows" in tables.rows:
-            self._flow_rates.annotate(tables.rows["dp_flows"], now)
+            tables.rows["dp_flows"] = self._flow_rates.annotate(tables.rows["dp_flows"], now)
         health: dict[str, SourceHealth] = {}
         asked = dict.fromkeys(c.source for c in ran)
         for source in dict.fromkeys(c.source for c in self.collectors):

@@ -7,7 +7,7 @@ is, else the interface's link state (carrier).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ovstop.collect.base import Sources, Tables
 from ovstop.collect.interface import traffic_specs
@@ -15,9 +15,7 @@ from ovstop.collect.topology import attachments
 from ovstop.model.labels import LabelMap
 from ovstop.model.metric import Kind, MetricSpec, Sample, labels_of
 
-if TYPE_CHECKING:
-    from ovstop.sources.ovn import OvnLink
-
+PREFIX = "ovs_vswitchd_tunnel"
 TUNNEL_TRAFFIC = ("rx_packets", "tx_packets", "rx_bytes", "tx_bytes", "rx_errors", "tx_errors",
                   "rx_dropped", "tx_dropped")
 
@@ -43,14 +41,14 @@ class TunnelCollector:
     def __init__(self, label_map: LabelMap | None = None) -> None:
         self.label_map = label_map or LabelMap()
         ident = ("bridge", "tunnel", "type", "remote_ip", "key", "chassis", *self.label_map.names)
-        every = traffic_specs("ovs_vswitchd_tunnel", "tunnel", ("tunnel",), ident)
+        every = traffic_specs(PREFIX, "tunnel", ("tunnel",), ident)
         self.traffic = {k: every[k] for k in TUNNEL_TRAFFIC}
         self.up = MetricSpec("ovs_vswitchd_tunnel_up", Kind.GAUGE,
                              "Tunnel status: 1 up, 0 down (BFD, else CFM, else carrier).", ("tunnel", "up"), ident)
         self.specs = (*self.traffic.values(), self.up)
 
     def collect(self, sources: Sources, tables: Tables) -> Iterator[Sample]:
-        ovn: OvnLink | None = sources.extra.get("ovn")
+        ovn = sources.ovn
         chassis_by_ip = ovn.chassis_by_ip if ovn is not None else {}
         rows = []
         for att in attachments(sources):

@@ -9,6 +9,7 @@ when the thread ends, whatever ends it.
 from __future__ import annotations
 
 import ctypes
+import logging
 import math
 import os
 import threading
@@ -22,10 +23,11 @@ from ovstop.ebpf.capability import SystemView, plan_hooks, probe_system
 from ovstop.ebpf.decode import COUNTERS, LOOKUP_TOTALS, decode_batch, ufid_str
 from ovstop.ebpf.hooks import Hook, Kind
 from ovstop.ebpf.program import compile_program
-from ovstop.errors import OvstopError, SourceError
+from ovstop.errors import OvstopError, SourceError, describe
 from ovstop.events.schema import OvsEvent
 from ovstop.model.metric import Histogram
 
+log = logging.getLogger(__name__)
 LATENCY_SLOTS = 33
 """Latency buckets: bcc's log2 slot ``i`` holds values below 2**i ns; slots 0..32 (up to ~4.3 s) get
 their own bucket, longer upcalls fall in +Inf."""
@@ -66,7 +68,9 @@ class CaptureThread(threading.Thread):
     Records are copied out of the ring buffer during a poll and decoded together after it, in one pass
     (:func:`~ovstop.ebpf.decode.decode_batch`).
 
-    ``on_event`` runs on this thread and must not block. ``sample_every`` keeps 1 event in N and
+    ``on_event`` runs on this thread and must not block; when it raises (a recorder on a full disk), the
+    event is counted in ``delivery_errors``, ``delivery_error`` says why, and capture goes on with the next
+    one. ``sample_every`` keeps 1 event in N and
     ``max_events_per_sec`` caps the rate (0 = no cap); the in-kernel aggregates always count every
     packet.
     """
@@ -99,6 +103,8 @@ class CaptureThread(threading.Thread):
         self.missing: dict[str, str] = {}
         self.events_seen = 0
         self.decode_errors = 0
+        self.delivery_errors = 0
+        self.delivery_error = ""
         self.perf_lost = 0
         self._stop_flag = threading.Event()
         self._lock = threading.Lock()
@@ -141,9 +147,9 @@ class CaptureThread(threading.Thread):
     # --- thread side ------------------------------------------------------------------------
     def run(self) -> None:
         try:
-            self._setup()
+            view = self._setup()
             self.ready.set()
-            poll = self._bpf.ring_buffer_poll if self.view.ringbuf else self._bpf.perf_buffer_poll
+            poll = self._bpf.ring_buffer_poll if view.ringbuf else self._bpf.perf_buffer_poll
             while not self._stop_flag.is_set():
                 poll(self.poll_timeout_ms)
                 self._deliver_batch()
@@ -160,7 +166,8 @@ class CaptureThread(threading.Thread):
             return str(self.error)
         return "eBPF capture is not running"
 
-    def _setup(self) -> None:
+    def _setup(self) -> SystemView:
+        """Compile, load and attach; returns what the system offered."""
         if self.view is None:
             self.view = probe_system()
         self.attached, self.missing = plan_hooks(self.view, self.deep)
@@ -196,6 +203,7 @@ class CaptureThread(threading.Thread):
             bpf[b"events"].open_ring_buffer(self._on_raw)
         else:
             bpf[b"events"].open_perf_buffer(self._on_raw, page_cnt=self.ringbuf_pages, lost_cb=self._on_lost)
+        return self.view
 
     @staticmethod
     def _attach(bpf: Any, hook: Hook) -> None:
@@ -233,7 +241,13 @@ class CaptureThread(threading.Thread):
         self.decode_errors += errors
         self.events_seen += len(events)
         for event in events:
-            self.on_event(event)
+            try:
+                self.on_event(event)
+            except Exception as exc:  # a delivery bug must not end capture; it is counted and shown
+                if not self.delivery_errors:
+                    log.exception("eBPF event delivery failed")
+                self.delivery_errors += 1
+                self.delivery_error = describe(exc)
 
     def _on_lost(self, count: int) -> None:
         self.perf_lost += count

@@ -55,6 +55,18 @@ EVENTS_SAMPLED_OUT = MetricSpec(
     "eBPF events skipped by 1-in-N sampling or the per-second rate limit.",
     ("ebpf", "sampled_out"),
 )
+DECODE_ERRORS = MetricSpec(
+    "ovstop_ebpf_decode_errors_total",
+    Kind.COUNTER,
+    "eBPF event records ovstop could not decode (dropped).",
+    ("ebpf", "decode_errors"),
+)
+DELIVERY_ERRORS = MetricSpec(
+    "ovstop_ebpf_delivery_errors_total",
+    Kind.COUNTER,
+    "Decoded eBPF events that could not be stored or recorded (e.g. the recording's disk is full).",
+    ("ebpf", "delivery_errors"),
+)
 
 PROGRAM_SECONDS = MetricSpec(
     "ovstop_bpf_program_run_seconds_total", Kind.COUNTER,
@@ -85,12 +97,15 @@ class EbpfCollector:
         EVENTS,
         EVENTS_LOST,
         EVENTS_SAMPLED_OUT,
+        DECODE_ERRORS,
+        DELIVERY_ERRORS,
         PROGRAM_SECONDS,
         PROGRAM_RUNS,
     )
 
     def __init__(self, capture: CaptureThread) -> None:
         self.capture = capture
+        self._delivery_errors = 0
 
     def collect(self, sources: Sources, tables: Tables) -> Iterable[Sample]:
         agg = self.capture.read_aggregates()
@@ -100,6 +115,12 @@ class EbpfCollector:
         samples.append(Sample(EVENTS, (), float(self.capture.events_seen)))
         samples.append(Sample(EVENTS_LOST, (), float(agg.counters["events_lost"] + self.capture.perf_lost)))
         samples.append(Sample(EVENTS_SAMPLED_OUT, (), float(agg.counters["sampled_out"])))
+        samples.append(Sample(DECODE_ERRORS, (), float(self.capture.decode_errors)))
+        failed = self.capture.delivery_errors
+        samples.append(Sample(DELIVERY_ERRORS, (), float(failed)))
+        if failed > self._delivery_errors:  # degraded while events keep failing, up again once they pass
+            tables.warnings[self.source] = f"events not delivered: {self.capture.delivery_error}"
+        self._delivery_errors = failed
         for program, (run_ns, runs) in self.capture.program_stats().items():
             samples.append(Sample(PROGRAM_SECONDS, labels_of(program=program), run_ns / 1e9))
             samples.append(Sample(PROGRAM_RUNS, labels_of(program=program), float(runs)))

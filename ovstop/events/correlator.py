@@ -182,9 +182,9 @@ class Correlator:
             cid = self._by_skb(ev)
             self._upcalls.put(key, cid, ev.timestamp)
             out = dataclasses.replace(ev, corr_id=cid)
-            series = UpcallSeries(cid, out)
-            series.add(out)
-            self._series.put(cid, series, ev.timestamp)
+            new = UpcallSeries(cid, out)
+            new.add(out)
+            self._series.put(cid, new, ev.timestamp)
             return out
         if kind == "upcall_return" and key is not None:
             cid = self._linked(self._upcalls.pop(key), ev)

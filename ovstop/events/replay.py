@@ -81,7 +81,8 @@ class Replayer:
         """Deliver the next item, then read the one after: a damaged line stops playback after the last
         good item (its error propagates; the replay is then done)."""
         line = self._next
-        assert line is not None
+        if line is None:
+            raise OvstopError("replay: the recording has no more lines")
         self._next = None
         self.lineno = line.lineno
         self.position = line.timestamp
@@ -94,7 +95,8 @@ class Replayer:
         return line
 
     def _due(self, line: Line) -> float:
-        assert self._anchor is not None
+        if self._anchor is None:
+            raise OvstopError("replay: playback was not started")
         wall, ts = self._anchor
         return wall + (line.timestamp - ts) / 1e9 / self.speed if math.isfinite(self.speed) else wall
 

@@ -8,6 +8,7 @@ of the full ring are counted separately.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections import Counter, deque
@@ -113,6 +114,16 @@ class EventStore:
         if limit is not None:
             events = events[-limit:] if limit > 0 else []
         return events
+
+    def since(self, seen: int, limit: int) -> tuple[list[OvsEvent], StoreStats]:
+        """Events accepted after the first ``seen`` (at most the newest ``limit`` still held), newest last, and
+        the counts they belong to, read under one lock: a reader that passes back ``stats.accepted`` next
+        time gets every held event once, however fast producers add."""
+        with self._lock:
+            stats = StoreStats(self._accepted, self._rate_dropped, self._overflowed, len(self._ring))
+            n = min(self._accepted - seen, limit, len(self._ring))
+            events = list(itertools.islice(reversed(self._ring), n))[::-1] if n > 0 else []
+        return events, stats
 
     def totals(self) -> dict[str, int]:
         """Events accepted so far per event_type (including those since pushed out of the ring)."""

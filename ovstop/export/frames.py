@@ -245,13 +245,14 @@ class FrameDecoder:
         when = self._clock
         tables = dict(self._tables)
         if FLOWS in tables:
-            self._flow_rates.annotate(tables[FLOWS], when)
+            tables[FLOWS] = self._flow_rates.annotate(tables[FLOWS], when)
         snap = self._store.update(samples, when, float(frame["timestamp"]), self._health, tables, self._meta,
                                   collect_seconds=float(frame.get("collect_seconds", 0.0)))
+        # In the recorded order (the store sorts by its own tree order), stale ones marked as recorded.
+        by_key = {(s.spec.name, s.labels): s for s in snap.series}
         stale = set(frame.get("stale", ()))
-        series = snap.series
-        if stale:
-            series = tuple(dataclasses.replace(s, stale=True) if i in stale else s for i, s in enumerate(series))
+        series = tuple(dataclasses.replace(by_key[k], stale=True) if i in stale else by_key[k]
+                       for i, k in enumerate(self._keys) if k in by_key)
         return dataclasses.replace(snap, seq=int(frame["seq"]), series=series)
 
     def _decode_tables(self, tables: Mapping[str, Any], key_frame: bool, at: float) -> None:

@@ -17,7 +17,11 @@ from prometheus_client.metrics_core import Metric
 from ovstop.model.metric import Histogram, Kind, MetricSpec
 from ovstop.model.store import Snapshot
 
-SCRAPE_SECONDS = "ovstop_scrape_duration_seconds"
+SCRAPE_SECONDS = MetricSpec(
+    "ovstop_scrape_duration_seconds", Kind.GAUGE, "Time to produce this page (collection included).",
+    ("ovstop", "scrape_duration"), unit="seconds",
+)
+"""Only on /metrics: it describes the page, not the switch, so no snapshot carries it."""
 
 
 def _family(spec: MetricSpec) -> tuple[Metric, str]:
@@ -86,6 +90,6 @@ class _Families:
 
 def render(snapshot: Snapshot, encoder: Callable[[Any], bytes], seconds: float) -> bytes:
     """The exposition of ``snapshot`` in the encoder's format, with the time the page took to produce."""
-    scrape = Metric(SCRAPE_SECONDS, "Time to produce this page (collection included).", "gauge", "seconds")
-    scrape.add_sample(SCRAPE_SECONDS, {}, seconds)
+    scrape, name = _family(SCRAPE_SECONDS)
+    scrape.add_sample(name, {}, seconds)
     return encoder(_Families(snapshot, scrape))

@@ -10,16 +10,17 @@ from __future__ import annotations
 import gzip
 import ipaddress
 import math
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
-from wsgiref.simple_server import WSGIServer, make_server
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client.exposition import ThreadingWSGIServer, _SilentHandler, choose_encoder, gzip_accepted
+from prometheus_client.exposition import ThreadingWSGIServer, choose_encoder, gzip_accepted
 
 from ovstop.collect.sampler import Sampler
-from ovstop.errors import OvstopError
+from ovstop.errors import OvstopError, SourceError
 from ovstop.export.prometheus import render
 
 DEFAULT_PORT = 6103  # the port the OVS metrics RFC registers for its exporter
@@ -64,7 +65,8 @@ class MetricsEndpoint:
 
     def page(self, accept: str, budget: float | None = None) -> tuple[bytes, str]:
         """The body and content type for one scrape with this Accept header, collected within ``budget``."""
-        assert self.sampler is not None
+        if self.sampler is None:
+            raise SourceError("ovstop is starting: no collection yet")
         started = time.monotonic()
         snapshot = self.sampler.sample(max_age=self.max_age, budget=budget)
         encoder, content_type = choose_encoder(accept)
@@ -95,13 +97,22 @@ class MetricsEndpoint:
         return [body]
 
 
+class _QuietHandler(WSGIRequestHandler):
+    """No access log: stderr is for errors (and, in the TUI, belongs to the terminal)."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class _ServerV6(ThreadingWSGIServer):
+    address_family = socket.AF_INET6
+
+
 def serve(endpoint: MetricsEndpoint, host: str, port: int) -> WSGIServer:
     """Start serving in a daemon thread; a port in use or a bad address is one clear error."""
-    server_class = type("Server", (ThreadingWSGIServer,), {})
-    if ":" in host:
-        server_class.address_family = __import__("socket").AF_INET6
+    server_class = _ServerV6 if ":" in host else ThreadingWSGIServer
     try:
-        server = make_server(host, port, endpoint, server_class, handler_class=_SilentHandler)
+        server = make_server(host, port, endpoint, server_class, handler_class=_QuietHandler)
     except OSError as exc:
         raise OvstopError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     threading.Thread(target=server.serve_forever, name="ovstop-http", daemon=True).start()

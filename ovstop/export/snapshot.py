@@ -133,4 +133,4 @@ def write(doc: dict[str, Any], path: str | Path | None) -> None:
         sys.stdout.write(text)
         sys.stdout.flush()
         return
-    fileio.write_atomic(path, text, "snapshot")  # type: ignore[arg-type]
+    fileio.write_atomic(path, text, "snapshot")

@@ -12,18 +12,25 @@ class FlowRates:
     def __init__(self) -> None:
         self._last: dict[str, tuple[float, float, float]] = {}
 
-    def annotate(self, rows: list[dict[str, Any]], now: float) -> None:
-        """Add ``packets_rate`` and ``bytes_rate`` (per second, or None) to each row with a ``ufid``."""
+    def annotate(self, rows: list[dict[str, Any]], now: float) -> list[dict[str, Any]]:
+        """New rows: each row with a ``ufid`` gets ``packets_rate`` and ``bytes_rate`` (per second, or None).
+
+        The rows handed in are left as they are (they may already be part of a snapshot, which is immutable).
+        """
         seen: dict[str, tuple[float, float, float]] = {}
+        out: list[dict[str, Any]] = []
         for row in rows:
             ufid = row.get("ufid")
             if not ufid:
+                out.append(row)
                 continue
             packets, nbytes = float(row.get("packets") or 0), float(row.get("bytes") or 0)
             prev = self._last.get(ufid)
-            row["packets_rate"] = row["bytes_rate"] = None
+            packets_rate = bytes_rate = None
             if prev is not None and now > prev[0] and packets >= prev[1] and nbytes >= prev[2]:
-                row["packets_rate"] = (packets - prev[1]) / (now - prev[0])
-                row["bytes_rate"] = (nbytes - prev[2]) / (now - prev[0])
+                packets_rate = (packets - prev[1]) / (now - prev[0])
+                bytes_rate = (nbytes - prev[2]) / (now - prev[0])
+            out.append({**row, "packets_rate": packets_rate, "bytes_rate": bytes_rate})
             seen[ufid] = (now, packets, nbytes)
         self._last = seen
+        return out

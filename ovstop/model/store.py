@@ -14,18 +14,6 @@ from typing import Any
 
 from ovstop.model.metric import Histogram, Kind, Labels, MetricSpec, Sample, Value
 
-SUBSYSTEM_ORDER = (
-    "datapath", "poll_threads", "upcall", "handler", "revalidator", "flow_lookup", "interface", "bridge",
-    "flow_table", "tunnel", "conntrack", "memory", "coverage", "process", "system", "ovn", "ovstop",
-)
-"""Tree order of the top-level subsystems: what an operator reads first comes first; others follow by name."""
-
-
-def tree_order(spec: MetricSpec) -> tuple[int, tuple[str, ...], str]:
-    top = spec.path[0] if spec.path else ""
-    rank = SUBSYSTEM_ORDER.index(top) if top in SUBSYSTEM_ORDER else len(SUBSYSTEM_ORDER)
-    return rank, spec.path, spec.name
-
 
 class History(Sequence[float]):
     """An immutable view of a series' recent values, made in O(1).
@@ -45,7 +33,7 @@ class History(Sequence[float]):
     def __len__(self) -> int:
         return self._end - self._start
 
-    def __getitem__(self, index):  # type: ignore[no-untyped-def, override]
+    def __getitem__(self, index):  # type: ignore[no-untyped-def]
         if isinstance(index, slice):
             return tuple(self._buf[self._start : self._end])[index]
         if index < 0:
@@ -133,14 +121,15 @@ class SourceHealth:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """Everything ovstop knows at one instant. Immutable: safe to hand to any thread."""
+    """Everything ovstop knows at one instant. Immutable: safe to hand to any thread. ``tables`` is typed
+    read-only (Mapping/Sequence), so mypy rejects code that edits a row of a published snapshot."""
 
     seq: int
     timestamp: float
     interval: float | None
     series: tuple[Series, ...]
     health: Mapping[str, SourceHealth]
-    tables: Mapping[str, list[dict[str, Any]]] = field(default_factory=dict)
+    tables: Mapping[str, Sequence[Mapping[str, Any]]] = field(default_factory=dict)
     meta: Mapping[str, Any] = field(default_factory=dict)
     collect_seconds: float = 0.0
 
@@ -175,14 +164,21 @@ class _State:
 class MetricStore:
     """Keeps what it needs of past rounds (last value, a bounded history) and builds snapshots."""
 
-    def __init__(self, history: int = 120) -> None:
+    def __init__(self, history: int = 120, tree_order: Sequence[str] = ()) -> None:
+        """``tree_order``: the top-level subsystems (first element of a spec's path) in the order the tree
+        shows them, as the collection layer declares it; others follow by name."""
         self.history = history
+        self._rank = {top: i for i, top in enumerate(tree_order)}
         self._state: dict[tuple[str, Labels], _State] = {}
         self._kept: dict[tuple[str, Labels], tuple[Series, str]] = {}
         # The tree order of the last snapshot's keys: most rounds have the same series, so no re-sort.
         self._order: list[tuple[str, Labels]] = []
         self._seq = 0
         self._last_at: float | None = None
+
+    def _tree_key(self, spec: MetricSpec) -> tuple[int, tuple[str, ...], str]:
+        top = spec.path[0] if spec.path else ""
+        return self._rank.get(top, len(self._rank)), spec.path, spec.name
 
     def update(
         self,
@@ -217,7 +213,7 @@ class MetricStore:
                 del self._state[key]
         self._kept = kept
         if len(self._order) != len(kept) or not all(k in kept for k in self._order):
-            self._order = sorted(kept, key=lambda k: (tree_order(kept[k][0].spec), k[1]))
+            self._order = sorted(kept, key=lambda k: (self._tree_key(kept[k][0].spec), k[1]))
         ordered = tuple(kept[k][0] for k in self._order)
         return Snapshot(
             seq=self._seq,

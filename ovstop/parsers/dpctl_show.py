@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from ovstop.errors import ParseError
 from ovstop.parsers._text import key_values, opt_int, require_text, to_float, to_int
@@ -80,7 +81,7 @@ class _Builder:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.fields: dict[str, object] = {}
+        self.fields: dict[str, Any] = {}
         self.caches: dict[str, int] = {}
         self.ports: list[DpctlPort] = []
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from ovstop.errors import ParseError
 from ovstop.parsers._text import require_text, to_int
@@ -30,7 +31,7 @@ class UpcallDatapath:
     revalidator_keys: dict[int, int] = field(default_factory=dict)
 
 
-def _build(name: str, fields: dict[str, object], keys: dict[int, int]) -> UpcallDatapath:
+def _build(name: str, fields: dict[str, Any], keys: dict[int, int]) -> UpcallDatapath:
     for required in ("flows_current", "flows_avg", "flows_max", "flows_limit", "dump_duration_ms"):
         if required not in fields:
             raise ParseError(f"{COMMAND}: datapath {name} has no {required} figure")

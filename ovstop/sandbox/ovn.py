@@ -67,7 +67,8 @@ class SandboxOvn(Service):
                 self._run(["ovsdb-tool", "create", str(self.dir / f"{db}.db"), str(schema)])
                 self._spawn(f"ovsdb-server-{db}", "ovsdb-server", [f"--remote=punix:{self.dir / f'{db}.sock'}",
                                                                    str(self.dir / f"{db}.db")])
-                self._wait_for(lambda db=db: (self.dir / f"{db}.sock").exists(), f"ovsdb-server-{db}")
+                sock = self.dir / f"{db}.sock"
+                self._wait_for(sock.exists, f"ovsdb-server-{db}")
             self.nbctl("init")
             self.sbctl("init")
             self._spawn("ovn-northd", "ovn-northd", [f"--ovnnb-db={self.nb_remote}", f"--ovnsb-db={self.sb_remote}"])

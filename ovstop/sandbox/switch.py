@@ -6,8 +6,8 @@ Nothing leaks, however the owner ends:
   the directory.
 * An ``atexit`` hook stops every live sandbox on normal exit and on an uncaught exception, including
   KeyboardInterrupt.
-* SIGTERM and SIGHUP handlers (installed when a sandbox starts on the main thread) stop every sandbox and
-  then let the signal act as it would have (previous handler, or the default action).
+* SIGTERM and SIGHUP stop every sandbox before ovstop exits (:mod:`ovstop.signals`, registered when a
+  sandbox starts on the main thread).
 * The daemons run in the foreground as children with ``PR_SET_PDEATHSIG=SIGKILL``, so the kernel kills
   them even if the owner is SIGKILLed or crashes. (The death signal follows the *thread* that started
   them: start the sandbox from a thread that outlives it, normally the main thread.)
@@ -20,14 +20,13 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import threading
 import time
 from pathlib import Path
-from types import FrameType
 
+from ovstop import signals
 from ovstop.errors import SourceError
 from ovstop.sandbox.process import Service, run_tool, spawn, terminate, wait_until
 from ovstop.sandbox.topology import BRIDGE, SIDE_BRIDGE, Topology
@@ -187,8 +186,6 @@ class SandboxSwitch(Service):
 _live: set[SandboxSwitch] = set()
 _live_lock = threading.Lock()
 _hooks_installed = False
-_HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
-_previous_handlers: dict[int, object] = {}
 
 
 def stop_all() -> None:
@@ -199,16 +196,6 @@ def stop_all() -> None:
         sw.stop()
 
 
-def _on_signal(signum: int, frame: FrameType | None) -> None:
-    stop_all()
-    previous = _previous_handlers.get(signum, signal.SIG_DFL)
-    if callable(previous):
-        previous(signum, frame)
-    elif previous != signal.SIG_IGN:
-        signal.signal(signum, signal.SIG_DFL)
-        os.kill(os.getpid(), signum)
-
-
 def _register(sw: SandboxSwitch) -> None:
     global _hooks_installed
     with _live_lock:
@@ -217,10 +204,7 @@ def _register(sw: SandboxSwitch) -> None:
             return
         _hooks_installed = True
     atexit.register(stop_all)
-    if threading.current_thread() is threading.main_thread():
-        for sig in _HANDLED_SIGNALS:
-            _previous_handlers[sig] = signal.getsignal(sig)
-            signal.signal(sig, _on_signal)
+    signals.on_exit(stop_all)
 
 
 def _unregister(sw: SandboxSwitch) -> None:

@@ -31,7 +31,9 @@ VXLAN_NET = "172.18"
 SIDE_NET = "172.17"
 DROP_NET = "10.99"
 
-_LABELS = ({"vpc": "vpc-a", "workload": "web"}, {"vpc": "vpc-a", "workload": "db"}, {"vpc": "vpc-b"}, {})
+_LABELS: tuple[dict[str, str], ...] = (
+    {"vpc": "vpc-a", "workload": "web"}, {"vpc": "vpc-a", "workload": "db"}, {"vpc": "vpc-b"}, {},
+)
 
 
 def mac_of(k: int) -> str:

@@ -131,7 +131,8 @@ class TrafficGenerator:
         sport = 1024 + n % 60000
         src_ip = f"{topo.subnet_of(src_port)}.{10 + (n // 60000) % 240}"
         if dst_net is None:
-            assert dst_port is not None
+            if dst_port is None:
+                raise ValueError("a flow needs a destination port or a destination network")
             dst_ip, dst_mac = f"{topo.subnet_of(dst_port)}.{10 + n % 200}", topo.mac_of(dst_port)
         else:
             dst_ip, dst_mac = f"{dst_net}.{n % 250}.{1 + n % 250}", "02:00:00:ff:ff:fe"

@@ -140,7 +140,8 @@ class OpenFlowClient:
             return exc
         if isinstance(exc, TimeoutError | socket.timeout):
             return SourceError(f"OpenFlow {self.path}: no answer within {timeout:.3g}s")
-        return SourceError(f"OpenFlow {self.path}: {exc.strerror or exc}")
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        return SourceError(f"OpenFlow {self.path}: {reason}")
 
     def _connect(self, timeout: float) -> socket.socket:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -177,17 +178,22 @@ class OpenFlowClient:
 
     def _expect(self, wanted: int, deadline: float, xid: int | None = None) -> tuple[int, bytes]:
         """(version, body) of the next message of type ``wanted`` (and ``xid``); answers echoes on the way."""
-        assert self._sock is not None
+        sock = self._connected()
         while True:
             version, msg_type, msg_xid, body = self._read_message(deadline)
             if msg_type == OFPT_ECHO_REQUEST:
-                self._sock.sendall(pack_message(OFPT_ECHO_REPLY, msg_xid, body))
+                sock.sendall(pack_message(OFPT_ECHO_REPLY, msg_xid, body))
                 continue
             if msg_type == OFPT_ERROR:
                 etype, code = ERROR_BODY.unpack_from(body) if len(body) >= ERROR_BODY.size else (-1, -1)
                 raise SourceError(f"OpenFlow {self.path}: switch sent error type {etype} code {code}")
             if msg_type == wanted and (xid is None or msg_xid == xid):
                 return version, body
+
+    def _connected(self) -> socket.socket:
+        if self._sock is None:
+            raise SourceError(f"OpenFlow {self.path}: not connected")
+        return self._sock
 
     def _read_message(self, deadline: float) -> tuple[int, int, int, bytes]:
         while True:
@@ -199,9 +205,9 @@ class OpenFlowClient:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError
-            assert self._sock is not None
-            self._sock.settimeout(remaining)
-            chunk = self._sock.recv(65536)
+            sock = self._connected()
+            sock.settimeout(remaining)
+            chunk = sock.recv(65536)
             if not chunk:
                 raise SourceError(f"OpenFlow {self.path}: the switch closed the connection")
             self._buf += chunk

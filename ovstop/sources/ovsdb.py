@@ -152,7 +152,8 @@ class OvsdbSource:
         return list(cached[1])
 
     def _convert(self, table: str) -> list[Row]:
-        assert self._idl is not None
+        if self._idl is None:
+            raise SourceError(f"OVSDB {self.remote}: not connected")
         idl_table = self._idl.tables.get(table)
         if idl_table is None:
             return []

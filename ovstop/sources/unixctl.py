@@ -103,10 +103,12 @@ class UnixctlClient:
 
     # -- requests ------------------------------------------------------------------------------------------
     def _transact(self, command: str, argv: list[str]) -> str:
-        assert self._conn is not None
+        conn = self._conn
+        if conn is None:
+            raise SourceError("ovs-vswitchd: not connected")
         timeout = deadline.budget(self.timeout, "ovs-vswitchd")
         try:
-            result = jsonrpc.transact(self._conn, command, argv, timeout)
+            result = jsonrpc.transact(conn, command, argv, timeout)
         except jsonrpc.RpcError as exc:
             if "failed:" not in str(exc):
                 self._drop()

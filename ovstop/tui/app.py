@@ -54,6 +54,14 @@ class SnapshotReady(Message):
         return isinstance(message, SnapshotReady)
 
 
+class FeedFailed(Message):
+    """The feed's last round failed (``reason``); the screen keeps the last snapshot and says so."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__()
+        self.reason = reason
+
+
 class OvstopApp(App[int]):
     CSS_PATH = "ovstop.tcss"
     TITLE = "ovstop"
@@ -127,7 +135,9 @@ class OvstopApp(App[int]):
         self._apply_layout()
         self._focus_pane()
         self._render_header()
-        self.feed.start(lambda snap: self.post_message(SnapshotReady(snap)))
+        self.feed.start(
+            lambda snap: self.post_message(SnapshotReady(snap)), lambda reason: self.post_message(FeedFailed(reason))
+        )
 
     def on_unmount(self) -> None:
         self.feed.stop()
@@ -169,6 +179,9 @@ class OvstopApp(App[int]):
             self.shown = snap
             self.view.flow_stats = self.latest_flow_stats
             self._render_panes()
+        self._render_header()
+
+    def on_feed_failed(self, message: FeedFailed) -> None:
         self._render_header()
 
     def _render_header(self) -> None:
@@ -259,18 +272,19 @@ class OvstopApp(App[int]):
         self._render_header()
         self.notify(f"refresh every {self.feed.interval:g}s", timeout=2)
 
+    # Replay keys are only enabled for a replay (check_action); the isinstance checks say so to the types.
     def action_step(self) -> None:
-        assert isinstance(self.feed, ReplayFeed)
-        self.feed.step()
+        if isinstance(self.feed, ReplayFeed):
+            self.feed.step()
 
     def action_play(self) -> None:
-        assert isinstance(self.feed, ReplayFeed)
-        self.feed.toggle_play()
+        if isinstance(self.feed, ReplayFeed):
+            self.feed.toggle_play()
 
     def action_speed(self, direction: int) -> None:
-        assert isinstance(self.feed, ReplayFeed)
-        self.feed.set_speed(step(SPEED_STEPS, self.feed.speed, direction))
-        self._render_header()
+        if isinstance(self.feed, ReplayFeed):
+            self.feed.set_speed(step(SPEED_STEPS, self.feed.speed, direction))
+            self._render_header()
 
     def action_write_snapshot(self) -> None:
         if self.shown is None:
@@ -285,5 +299,4 @@ class OvstopApp(App[int]):
         except OvstopError as exc:
             self.notify(str(exc), severity="error")
             return
-        self.last_snapshot_path = path
         self.notify(f"snapshot written to {path}")

@@ -92,10 +92,8 @@ class EventsPane(Pane):
     def _show_events(self, store: EventStore, view: ViewState) -> None:
         if self._mode != "events" or self._filter != view.filter:
             self._reset("events", EVENT_COLUMNS, view)
-        stats = store.stats()
-        new = stats.accepted - self._seen
+        events, stats = store.since(self._seen, MAX_ROWS)
         self._seen = stats.accepted
-        events = store.snapshot(limit=min(new, MAX_ROWS)) if new > 0 else []
         self._append([event_row(ev) for ev in events if view.matches(ev.summary(), str(ev.key or ""))])
         totals = "  ".join(f"{k} {v}" for k, v in sorted(store.totals().items()))
         self.query_one("#events-status", Static).update(Text(

@@ -2,11 +2,14 @@
 
 The app only ever receives finished :class:`Snapshot` objects through the ``deliver`` callback it hands to
 :meth:`SnapshotFeed.start` (from the feed's own thread), so the UI thread never calls a source and a
-slow or dead switch cannot freeze the screen. Nothing here imports Textual.
+slow or dead switch cannot freeze the screen. A round that fails (a bug, a recorder on a full disk) does
+not end the feed: ``failure`` says why and the ``failed`` callback tells the app, the next round retries,
+and the first good one clears it. Nothing here imports Textual.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -16,7 +19,7 @@ from typing import Protocol
 
 from ovstop.collect.demand import Demand
 from ovstop.collect.sampler import Sampler
-from ovstop.errors import OvstopError
+from ovstop.errors import OvstopError, describe
 from ovstop.events.correlator import Correlator
 from ovstop.events.pipeline import EventPipeline
 from ovstop.events.replay import Replayer
@@ -26,7 +29,9 @@ from ovstop.export import frames
 from ovstop.export import snapshot as snapshot_doc
 from ovstop.model.store import Snapshot, SourceHealth
 
-Deliver = Callable[[Snapshot], None]
+Deliver = Callable[[Snapshot], object]
+Failed = Callable[[str], object]
+log = logging.getLogger(__name__)
 REPLAY = "replay"
 METRICS = "metrics"
 NO_METRICS = "none in this file (a Retis capture: events only)"
@@ -43,17 +48,27 @@ def step(steps: tuple[float, ...], current: float, direction: int) -> float:
     return next((s for s in reversed(steps) if s < current - 1e-9), steps[0])
 
 
+def _ignore(reason: str) -> None:
+    """A ``failed`` callback for callers that only read ``failure``."""
+
+
 class SnapshotFeed(Protocol):
     """A source of snapshots (and, optionally, events) for the app."""
 
     kind: str
     """``live`` or ``replay``: which keys apply (interval vs step/speed)."""
     interval: float
-    events: EventStore | None
     events_reason: str
     """Why there is no event store (shown by the upcall pane); empty when there is one."""
+    failure: str
+    """Why the last round delivered nothing ("collection stopped: …"); empty while rounds succeed."""
 
-    def start(self, deliver: Deliver) -> None: ...
+    @property
+    def events(self) -> EventStore | None:
+        """The event store the upcall pane reads, if there is one."""
+        ...
+
+    def start(self, deliver: Deliver, failed: Failed | None = None) -> None: ...
 
     def stop(self) -> None: ...
 
@@ -90,23 +105,39 @@ class LiveFeed:
         self.events_reason = events_reason
         self.deep_switch = deep_switch
         self.rounds = 0
+        self.failure = ""
+        self.round_started = 0.0
+        """When (monotonic) the latest round started."""
+        self.next_round_at = 0.0
+        """When (monotonic) the next round is due, unless woken earlier."""
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def start(self, deliver: Deliver) -> None:
-        self._thread = threading.Thread(target=self._run, args=(deliver,), name="ovstop-sampler", daemon=True)
+    def start(self, deliver: Deliver, failed: Failed | None = None) -> None:
+        self._thread = threading.Thread(
+            target=self._run, args=(deliver, failed or _ignore), name="ovstop-sampler", daemon=True
+        )
         self._thread.start()
 
-    def _run(self, deliver: Deliver) -> None:
+    def _run(self, deliver: Deliver, failed: Failed) -> None:
         while not self._stop.is_set():
-            started = time.monotonic()
-            snap = self.sampler.sample()
-            self.rounds += 1
-            if self._stop.is_set():
-                return
-            deliver(snap)
-            self._wake.wait(max(self.interval - (time.monotonic() - started), 0.0))
+            self.round_started = started = time.monotonic()
+            try:
+                snap = self.sampler.sample()
+            except Exception as exc:  # whatever broke, the screen must say so and the next round retry
+                log.exception("collection round failed")
+                self.failure = f"collection stopped: {describe(exc)}"
+                if not self._stop.is_set():
+                    failed(self.failure)
+            else:
+                self.rounds += 1
+                self.failure = ""
+                if self._stop.is_set():
+                    return
+                deliver(snap)
+            self.next_round_at = started + self.interval
+            self._wake.wait(max(self.next_round_at - time.monotonic(), 0.0))
             self._wake.clear()
 
     def refresh_now(self) -> None:
@@ -142,6 +173,7 @@ class ReplayFeed:
         self.path = path
         self.events = events or EventStore()
         self.events_reason = ""
+        self.failure = ""
         self.interval = math.nan
         self._deliver: Deliver | None = None
         self._stop = threading.Event()
@@ -176,7 +208,7 @@ class ReplayFeed:
         if self._deliver is not None:
             self._deliver(snap)
 
-    def start(self, deliver: Deliver) -> None:
+    def start(self, deliver: Deliver, failed: Failed | None = None) -> None:
         self._deliver = deliver
         self._thread = threading.Thread(target=self._run, name="ovstop-replay", daemon=True)
         self._thread.start()

@@ -40,11 +40,15 @@ class HeaderBar(Static):
         ]
         if paused:
             parts += ["  ", (" PAUSED ", "reverse $warning")]
-        if h.stale_since is not None:
-            parts += ["  ", (f" STALE since {clock_text(h.stale_since)} ", "reverse $error")]
+        # A failed round delivers nothing: what is shown is the last good one, and the reason leads line two.
+        stale_since = snap.timestamp if feed.failure else h.stale_since
+        if stale_since is not None:
+            parts += ["  ", (f" STALE since {clock_text(stale_since)} ", "reverse $error")]
         if h.self_cost:  # after the badges: on a narrow terminal it is what gets cut
             parts.append(f"  {h.self_cost}")
         parts.append("\n")
+        if feed.failure:
+            parts += [(feed.failure, "bold $error"), "  "]
         for name, state, reason in h.health:
             mark, style = _MARKS[state]
             if state == "off":  # not a problem: the short cause only ("not configured", "needs root" …)

@@ -5,27 +5,30 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from ovstop.collect import bridge, datapath, interface, memory, process, sampler, system, upcall
+from ovstop.ebpf import collector as ebpf_collector
 from ovstop.model.store import Snapshot, SourceHealth
 from ovstop.tui.format import DASH, num, pct
 
-HIT = "ovs_vswitchd_datapath_hit_total"
-MISSED = "ovs_vswitchd_datapath_missed_total"
-LOST = "ovs_vswitchd_datapath_lost_total"
-RX_PACKETS = "ovs_vswitchd_interface_rx_packets_total"
+# The series the header reads, named by the collectors' own specs.
+HIT = datapath.HIT.name
+MISSED = datapath.MISSED.name
+LOST = datapath.LOST.name
+RX_PACKETS = interface.traffic_name(interface.PREFIX, "rx_packets")
 """Interface counters reach OVSDB only every 5 s (stats-update-interval), so their 1 s rate is mostly 0: the
 headline packet rate is what the datapath looked up (hit + missed), interfaces only when that is unknown."""
-FLOWS = "ovs_vswitchd_upcall_flows_current"
-FLOW_LIMIT = "ovs_vswitchd_upcall_flows_limit"
-DP_FLOWS = "ovs_vswitchd_datapath_n_flows"
-UKEYS = "ovs_vswitchd_upcall_ukeys"
-HANDLERS = "ovs_vswitchd_handler_n_threads"
-REVALIDATORS = "ovs_vswitchd_revalidator_n_threads"
-STARTED = "ovs_vswitchd_process_start_time_seconds"
-INFO = "ovs_vswitchd_info"
-BRIDGE_INFO = "ovs_vswitchd_bridge_info"
-SELF_CPU = "ovstop_process_cpu_seconds_total"
-SELF_RSS = "ovstop_process_resident_memory_bytes"
-BPF_SECONDS = "ovstop_bpf_program_run_seconds_total"
+FLOWS = upcall.CURRENT.name
+FLOW_LIMIT = upcall.LIMIT.name
+DP_FLOWS = datapath.N_FLOWS.name
+UKEYS = upcall.UKEYS.name
+HANDLERS = memory.HANDLERS.name
+REVALIDATORS = memory.REVALIDATORS.name
+STARTED = process.START.name
+INFO = system.INFO.name
+BRIDGE_INFO = bridge.INFO
+SELF_CPU = sampler.SELF_CPU.name
+SELF_RSS = sampler.SELF_RSS.name
+BPF_SECONDS = ebpf_collector.PROGRAM_SECONDS.name
 SOURCES = ("unixctl", "ovsdb", "ebpf")
 
 

@@ -7,52 +7,40 @@ the app exit through its normal path, which stops the sampler thread and closes 
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import logging
 import signal
-from types import FrameType
 
+from ovstop import logs, signals
 from ovstop.runtime import Options, open_runtime
+from ovstop.tui.app import OvstopApp
 from ovstop.tui.feed import LiveFeed, ReplayFeed, SnapshotFeed
 
 
-def _ignore(signum: int, frame: FrameType | None) -> None:
-    """A signal handler that does nothing."""
-
-
-def launch(options: Options, args: argparse.Namespace) -> int:
-    from ovstop.tui.app import OvstopApp  # Textual loads only for the TUI mode
-
+def launch(options: Options) -> int:
     with contextlib.ExitStack() as stack:
+        stack.enter_context(logs.stderr_to_log())  # bcc's compiler (fd 2) must not write over the screen
         feed: SnapshotFeed
-        if getattr(args, "replay", None):
-            feed = ReplayFeed(args.replay)
+        if options.replay:
+            feed = ReplayFeed(options.replay)
         else:
             runtime = open_runtime(options)
             stack.callback(runtime.close)
             runtime.first_sample()
             # --record is handled by the runtime itself (every snapshot and event goes to the file).
             feed = LiveFeed(
-                runtime.sampler, args.delay, events=runtime.event_store, events_reason=runtime.events_reason,
+                runtime.sampler, options.interval, events=runtime.event_store, events_reason=runtime.events_reason,
                 deep_switch=runtime.set_deep if runtime.capture is not None else None,
             )
         stack.callback(feed.stop)
         app = OvstopApp(feed)
         app.deep = options.ebpf_deep
 
-        def _exit(signum: int, frame: FrameType | None) -> None:
+        def _exit(signum: int) -> None:
             # A hangup comes with a SIGCONT, which Textual's driver takes for a return from ctrl+z: it would
             # restart its output thread during the shutdown and deadlock it. Nothing is to be resumed now.
-            signal.signal(signal.SIGCONT, _ignore)
+            signals.ignore(signal.SIGCONT)
             app.call_later(app.exit, 128 + signum)
 
-        for sig in (signal.SIGHUP, signal.SIGTERM):
-            stack.callback(signal.signal, sig, signal.signal(sig, _exit))
-        # Library loggers (ovs.*) must not write over the screen; Textual captures print() itself.
-        root = logging.getLogger()
-        quiet = logging.NullHandler()
-        root.addHandler(quiet)
-        stack.callback(root.removeHandler, quiet)
+        stack.enter_context(signals.exit_by(_exit))
         result = app.run()
     return int(result or 0)

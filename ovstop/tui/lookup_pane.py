@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import DataTable, Static
 
+from ovstop.collect import datapath, pmd
 from ovstop.collect.demand import FLOW_DUMP, Demand
 from ovstop.events.flowdiff import FlowStat, flow_id
 from ovstop.model.store import Snapshot
@@ -13,9 +14,10 @@ from ovstop.tui.tables import sync_rows
 from ovstop.tui.view import Pane, ViewState
 
 MAX_FLOW_ROWS = 200
-PMD = "ovs_vswitchd_poll_threads_"
-CACHES = (("emc", "emc_hit_total"), ("smc", "smc_hit_total"), ("megaflow", "megaflow_hit_total"),
-          ("simple", "simple_match_hit_total"), ("phwol", "phwol_hit_total"))
+CACHES = (("emc", pmd.COUNTERS["emc_hits"].name), ("smc", pmd.COUNTERS["smc_hits"].name),
+          ("megaflow", pmd.COUNTERS["megaflow_hits"].name), ("simple", pmd.COUNTERS["simple_match_hits"].name),
+          ("phwol", pmd.COUNTERS["phwol_hits"].name))
+PMD_MISSED, PMD_LOST = pmd.COUNTERS["upcalls"].name, pmd.COUNTERS["lost_upcalls"].name
 LOOKUP_COLUMNS = ("scope", *(c for c, _ in CACHES), "hit/s", "miss/s", "lost/s", "hit%")
 FLOW_COLUMNS = ("rank", "pkt/s", "byte/s", "packets", "age", "pmd", "ufid", "key", "actions")
 FLOW_WIDTHS = (4, 6, 6, 7, 6, 7, 8, 60, 30)
@@ -28,23 +30,23 @@ def _rate(snap: Snapshot, name: str, **labels: str) -> float | None:
 def lookup_rows(snap: Snapshot) -> dict[str, tuple[str, ...]]:
     """Rows keyed by scope: one per datapath (dpctl/show counters), one per PMD thread (pmd-perf-show)."""
     rows: dict[str, tuple[str, ...]] = {}
-    for s in snap.find("ovs_vswitchd_datapath_hit_total"):
+    for s in snap.find(datapath.HIT.name):
         dp = s.label("datapath")
-        hit, miss = s.rate, _rate(snap, "ovs_vswitchd_datapath_missed_total", datapath=dp)
-        lost = _rate(snap, "ovs_vswitchd_datapath_lost_total", datapath=dp)
+        hit, miss = s.rate, _rate(snap, datapath.MISSED.name, datapath=dp)
+        lost = _rate(snap, datapath.LOST.name, datapath=dp)
         seen = (hit or 0.0) + (miss or 0.0)
         rows[dp] = (dp, *(DASH for _ in CACHES), num(hit), num(miss), num(lost), pct(hit, seen))
-    for s in snap.find(PMD + "hit_total"):
+    for s in snap.find(pmd.HIT.name):
         labels = dict(s.labels)
         hit = s.rate
-        miss = _rate(snap, PMD + "missed_total", **labels)
+        miss = _rate(snap, PMD_MISSED, **labels)
         caches = []
-        for _, suffix in CACHES:
-            r = _rate(snap, PMD + suffix, **labels)
+        for _, name in CACHES:
+            r = _rate(snap, name, **labels)
             caches.append(f"{num(r)} ({pct(r, hit)})" if r else num(r))
         seen = (hit or 0.0) + (miss or 0.0)
         scope = f"{labels.get('thread', '?')}@{labels.get('datapath', '').partition('@')[2]}"
-        rows[scope] = (scope, *caches, num(hit), num(miss), num(_rate(snap, PMD + "lost_total", **labels)),
+        rows[scope] = (scope, *caches, num(hit), num(miss), num(_rate(snap, PMD_LOST, **labels)),
                        pct(hit, seen))
     return rows
 

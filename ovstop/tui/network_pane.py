@@ -7,12 +7,16 @@ traffic rates from the tunnel series.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rich.text import Text
 from textual.widgets import DataTable, Static
 
 from ovstop.collect.demand import Demand
+from ovstop.collect.interface import traffic_name
+from ovstop.collect.ovn import LOGICAL_ROUTERS, LOGICAL_SWITCH_PORTS, LOGICAL_SWITCHES
+from ovstop.collect.tunnel import PREFIX as TUNNEL_PREFIX
 from ovstop.model.store import Snapshot
 from ovstop.tui.format import DASH, num
 from ovstop.tui.tables import sync_rows
@@ -21,7 +25,6 @@ from ovstop.tui.view import Pane, ViewState
 CHASSIS_COLUMNS = ("chassis", "hostname", "encap", "encap ip", "bindings", "nb_cfg lag", "status")
 TUNNEL_COLUMNS = ("tunnel", "bridge", "type", "remote ip", "key", "chassis", "status", "rx pkt/s", "tx pkt/s",
                   "rx packets", "tx packets", "errors")
-TUNNEL_SERIES = "ovs_vswitchd_tunnel_"
 
 
 def _status(up: bool | None, text: str) -> Text:
@@ -50,7 +53,7 @@ def tunnel_rows(snap: Snapshot, view: ViewState) -> dict[str, tuple[Text, ...]]:
             continue
 
         def rate(what: str, tunnel: str = name) -> str:
-            return num(snap.rate_total(f"{TUNNEL_SERIES}{what}_total", tunnel=tunnel))
+            return num(snap.rate_total(traffic_name(TUNNEL_PREFIX, what), tunnel=tunnel))
 
         errors = sum(int(r.get(k) or 0) for k in ("rx_errors", "tx_errors", "rx_dropped", "tx_dropped"))
         cells = (name, str(r.get("bridge") or DASH), str(r.get("type") or DASH), str(r.get("remote_ip") or DASH),
@@ -69,11 +72,11 @@ def ovn_summary(snap: Snapshot) -> str:
         return f"OVN: off ({reason})"
     if not sb.up:
         return f"OVN southbound down: {sb.reason}"
-    chassis: list[dict[str, Any]] = snap.tables.get("ovn_chassis", [])
+    chassis: Sequence[Mapping[str, Any]] = snap.tables.get("ovn_chassis", [])
     up = sum(1 for r in chassis if r.get("up"))
     parts = [f"OVN: {len(chassis)} chassis, {up} up"]
-    for name, label in (("ovn_logical_switches", "switches"), ("ovn_logical_routers", "routers"),
-                        ("ovn_logical_switch_ports", "switch ports")):
+    for name, label in ((LOGICAL_SWITCHES, "switches"), (LOGICAL_ROUTERS, "routers"),
+                        (LOGICAL_SWITCH_PORTS, "switch ports")):
         total = snap.total(name)
         if total is not None:
             parts.append(f"{num(total)} logical {label}")
