@@ -123,8 +123,8 @@ class Runtime:
         present = [h for h in snap.health.values() if not h.off]
         if present and not any(h.up for h in present):
             raise OvstopError("; ".join(f"{h.name}: {h.reason}" for h in present))
-        if self.options.record and self.events.recorder is None:
-            o = self.options
+        o = self.options
+        if o.record and self.events.recorder is None:
             self.events.recorder = start_recording(o.record, self.sampler, self.stack, snap, o.record_overwrite,
                                                    o.record_rotate, o.record_keep)
         # What exists now (modules, replicas, caches) lives as long as the run: keep it out of every

@@ -128,20 +128,22 @@ _CTYPE_CODES = {
 def _layout() -> tuple[struct.Struct, dict[str, int]]:
     """A ``struct`` format for :class:`RawEvent` and each field's index in the unpacked tuple, derived from
     its ctypes fields (one layout, written once): ``struct`` unpacking is far cheaper than a ctypes copy."""
-    codes, index = ["="], {}
+    codes: list[str] = ["="]
+    index: dict[str, int] = {}
     for name, ctype in RawEvent._fields_:
-        length = getattr(ctype, "_length_", 0)
+        length: int = getattr(ctype, "_length_", 0)
+        item: Any = getattr(ctype, "_type_", None)  # an array's element type
         if name == "pad":
             codes.append(f"{ctypes.sizeof(ctype)}x")
-        elif length and ctype._type_ in (ctypes.c_uint8, ctypes.c_char):
+        elif length and item in (ctypes.c_uint8, ctypes.c_char):
             codes.append(f"{length}s")
             index[name] = len(index)
         elif length:
-            codes.append(f"{length}{_CTYPE_CODES[ctype._type_]}")
+            codes.append(f"{length}{_CTYPE_CODES[item]}")
             for i in range(length):
                 index[f"{name}{i}"] = len(index)
         else:
-            codes.append(_CTYPE_CODES[ctype])
+            codes.append(_CTYPE_CODES[ctype])  # type: ignore[index]
             index[name] = len(index)
     layout = struct.Struct("".join(codes))
     if layout.size != ctypes.sizeof(RawEvent):

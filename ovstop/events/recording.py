@@ -144,7 +144,7 @@ class Recorder:
         if self._file is None or self._out is None or self._stream is None or self._out.closed:
             return
         try:
-            if self._file is not self._out:
+            if isinstance(self._file, gzip.GzipFile):
                 self._file.close()  # the gzip trailer; the stream below stays open until closed itself
             self._stream.close()
         finally:

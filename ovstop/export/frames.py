@@ -15,7 +15,7 @@ them live, and per-flow rates by :class:`FlowRates`, so a replay shows what the 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ovstop.errors import OvstopError
@@ -84,7 +84,8 @@ class FrameEncoder:
             self._tables, self._health, self._meta = {}, {}, {}
         else:
             # Whole numbers (counters, mostly) as differences: small numbers that compress well.
-            changed, grew = [], []
+            changed: list[list[Any]] = []
+            grew: list[list[Any]] = []
             for i, (v, old) in enumerate(zip(values, self._values, strict=True)):
                 if v != old:
                     if isinstance(v, int) and isinstance(old, int):
@@ -113,7 +114,7 @@ class FrameEncoder:
         return frame
 
     def _encode_tables(
-        self, tables: Mapping[str, list[dict[str, Any]]], key_frame: bool, at: float
+        self, tables: Mapping[str, Sequence[Mapping[str, Any]]], key_frame: bool, at: float
     ) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for name, rows in tables.items():
@@ -127,7 +128,7 @@ class FrameEncoder:
         self._tables = dict(tables)
         return out
 
-    def _encode_flows(self, rows: list[dict[str, Any]], whole: bool, at: float) -> dict[str, Any]:
+    def _encode_flows(self, rows: Sequence[Mapping[str, Any]], whole: bool, at: float) -> dict[str, Any]:
         """Datapath flows as edits of the last frame's list: rows gone and counters moved by their index in
         it (a ufid is 36 random characters that compress badly), and new rows whole."""
         before = {} if whole else self._flows
@@ -137,7 +138,7 @@ class FrameEncoder:
         moved: list[list[Any]] = []
         for row in rows:
             clean = {k: v for k, v in row.items() if k not in _DERIVED_FLOW_FIELDS}
-            ufid = clean.get("ufid")
+            ufid = str(clean.get("ufid") or "")
             prev = before.get(ufid) if ufid else None
             if prev is None or ufid in seen or _identity(prev) != _identity(clean):
                 new.append(clean)
