@@ -300,6 +300,7 @@ def test_a_failing_event_consumer_degrades_ebpf_instead_of_dying_silently() -> N
     try:
         for _ in range(3):
             assert capture._on_raw(None, raw, len(raw)) == 0  # returns to bcc, does not raise into C
+        capture._deliver_batch()  # what the capture thread does after each poll: decode and deliver
         health = sampler.sample().health["ebpf"]
         assert health.up and "events not delivered" in health.reason and "No space left" in health.reason
         snap = sampler.sample()
@@ -307,6 +308,7 @@ def test_a_failing_event_consumer_degrades_ebpf_instead_of_dying_silently() -> N
         assert snap.health["ebpf"].reason == ""  # no new failure since: up again
         broken[0] = False
         capture._on_raw(None, raw, len(raw))
+        capture._deliver_batch()
         snap = sampler.sample()
         assert snap.value("ovstop_ebpf_delivery_errors_total") == 3.0 and capture.events_seen == 4
         assert snap.value("ovstop_ebpf_decode_errors_total") == 0.0
