@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--check", action="store_true", help="print the eBPF capability table and exit")
     p.add_argument("--listen", default=f"127.0.0.1:{DEFAULT_PORT}", metavar="ADDR:PORT",
                    help=f"headless listen address (default 127.0.0.1:{DEFAULT_PORT})")
+    p.add_argument("--web.config.file", dest="web_config_file", metavar="FILE",
+                   help="headless: TLS and basic auth, in the Prometheus exporter-toolkit format")
     p.add_argument("-o", "--output", metavar="FILE", help="snapshot: write to FILE (atomically) instead of stdout")
     p.add_argument("--sandbox", action="store_true",
                    help="start a private Open vSwitch on the dummy datapath, with traffic, and watch it")
@@ -179,21 +181,26 @@ def run_snapshot(options: Options, output: str | None) -> int:
     return 0
 
 
-def run_headless(options: Options, listen: str) -> int:
-    from ovstop.export.server import MetricsEndpoint, parse_listen, serve
+def run_headless(options: Options, listen: str, web_config_file: str | None) -> int:
+    from ovstop.export import webconfig
+    from ovstop.export.server import MetricsEndpoint, exposed_without_protection, parse_listen, serve
     from ovstop.runtime import running
 
     host, port = parse_listen(listen)
+    web_config = webconfig.load(web_config_file) if web_config_file else webconfig.WebConfig()
     # Bind first: a port in use fails before a sandbox or any connection is started.
     endpoint = MetricsEndpoint(max_age=options.interval / 2)
-    server = serve(endpoint, host, port)
+    server = serve(endpoint, host, port, web_config)
     try:
         with running(options) as rt:
             rt.sampler.need("metrics", METRICS)  # no per-flow series on /metrics: no flow dump
             rt.first_sample()
             endpoint.sampler = rt.sampler
-            print(f"ovstop: serving /metrics on http://{host}:{server.server_port}/metrics",
+            print(f"ovstop: serving /metrics on {server.scheme}://{host}:{server.server_port}/metrics",
                   file=sys.stderr, flush=True)
+            warning = exposed_without_protection(host, web_config)
+            if warning:
+                print(f"ovstop: warning: {warning}", file=sys.stderr, flush=True)
             while True:  # until a signal (SystemExit) or ctrl+c (KeyboardInterrupt)
                 time.sleep(options.interval)
                 # Keep rates and histories fresh between scrapes (a scrape reuses a young round).
@@ -242,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "snapshot":
             return run_snapshot(options, args.output)
         if args.headless:
-            return run_headless(options, args.listen)
+            return run_headless(options, args.listen, args.web_config_file)
         return run_tui(options, args.no_color)
     except OvstopError as exc:
         print(f"ovstop: {exc}", file=sys.stderr)

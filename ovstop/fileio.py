@@ -43,6 +43,8 @@ def _target(path: str | os.PathLike[str], what: str) -> os.stat_result | None:
         return None
     except OSError as exc:
         raise _fail(what, path, exc.strerror or str(exc)) from None
+    except ValueError:  # os.stat refuses a name with a NUL byte before asking the kernel
+        raise _fail(what, repr(os.fspath(path)), "a file name cannot contain a NUL byte") from None
     if stat.S_ISDIR(st.st_mode):
         raise _fail(what, path, "it is a directory")
     if not (stat.S_ISREG(st.st_mode) or stat.S_ISCHR(st.st_mode) or stat.S_ISFIFO(st.st_mode)):

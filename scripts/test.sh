@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: lint (ruff, ruff format, mypy, import-linter contracts), the host tests (real sandbox switch, real HTTP, real
 # terminal, eBPF compile + verifier), then the guest stage (Debian's kernel under QEMU, real OVS kernel
-# hooks). Run scripts/setup.sh first (as root).
+# hooks). Run scripts/setup.sh first; as root, this installs the test-only tools itself (scripts/test-deps.sh),
+# and builds the wheel and sdist into dist/ (a test installs that wheel into a fresh virtualenv).
 #
 #   scripts/test.sh              # everything
 #   scripts/test.sh --host-only  # skip the guest stage
@@ -9,6 +10,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 stage() { printf '\n=== %s (%s)\n' "$1" "$(date +%T)"; }
+
+stage "test tools"
+scripts/test-deps.sh
+
+stage "wheel and sdist"
+rm -rf dist
+if ! log=$(.venv/bin/python -m build --outdir dist . 2>&1); then echo "$log" >&2; exit 1; fi
+ls dist
+export OVSTOP_DIST=$PWD/dist
 
 stage "lint: ruff, formatting, types, layers"
 .venv/bin/ruff check ovstop tests benchmarks scripts

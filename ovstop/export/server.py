@@ -10,18 +10,19 @@ from __future__ import annotations
 import gzip
 import ipaddress
 import math
-import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client.exposition import ThreadingWSGIServer, choose_encoder, gzip_accepted
+from prometheus_client.exposition import choose_encoder, gzip_accepted
 
 from ovstop.collect.sampler import Sampler
 from ovstop.errors import OvstopError, SourceError
+from ovstop.export.httpd import Limits, Server, serve_app
 from ovstop.export.prometheus import render
+from ovstop.export.webconfig import WebConfig
 
 DEFAULT_PORT = 6103  # the port the OVS metrics RFC registers for its exporter
 SCRAPE_SHARE = 0.8  # of a scraper's timeout, what collection may use
@@ -97,23 +98,21 @@ class MetricsEndpoint:
         return [body]
 
 
-class _QuietHandler(WSGIRequestHandler):
-    """No access log: stderr is for errors (and, in the TUI, belongs to the terminal)."""
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-class _ServerV6(ThreadingWSGIServer):
-    address_family = socket.AF_INET6
+def serve(endpoint: MetricsEndpoint, host: str, port: int, web_config: WebConfig | None = None,
+          limits: Limits | None = None) -> Server:
+    """Start serving in a daemon thread (see :mod:`ovstop.export.httpd`); a port in use is one clear error."""
+    return serve_app(endpoint, host, port, web_config, limits)
 
 
-def serve(endpoint: MetricsEndpoint, host: str, port: int) -> WSGIServer:
-    """Start serving in a daemon thread; a port in use or a bad address is one clear error."""
-    server_class = _ServerV6 if ":" in host else ThreadingWSGIServer
-    try:
-        server = make_server(host, port, endpoint, server_class, handler_class=_QuietHandler)
-    except OSError as exc:
-        raise OvstopError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    threading.Thread(target=server.serve_forever, name="ovstop-http", daemon=True).start()
-    return server
+def exposed_without_protection(host: str, web_config: WebConfig) -> str | None:
+    """A warning when ``host`` is reachable beyond this machine and the web config has no TLS or no auth."""
+    if ipaddress.ip_address(host).is_loopback:
+        return None
+    context = web_config.ssl_context
+    client_certs = context is not None and context.verify_mode == ssl.CERT_REQUIRED
+    missing = [what for what, there in (("TLS", context), ("authentication", web_config.auth_required or client_certs))
+               if not there]
+    if not missing:
+        return None
+    return (f"listening on {host} without {' or '.join(missing)}: anyone who can reach this port reads the "
+            "switch's ports, flows and tenants (see --web.config.file)")
