@@ -7,12 +7,15 @@ ends as one line on stderr and a non-zero exit; tracebacks are for bugs only.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import importlib
 import logging
 import math
 import os
 import sys
 import time
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any, NoReturn
 
 from ovstop import __version__, fileio, logs, signals
@@ -61,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="A top for Open vSwitch: live metrics tree, histograms, upcall events, flow hit/miss; "
         "Prometheus /metrics (--headless) and JSON snapshots.",
     )
-    p.add_argument("command", nargs="?", choices=["snapshot"], help="snapshot: write the whole state as JSON")
+    p.add_argument("command", nargs="?", choices=["snapshot", "fleet"],
+                   help="snapshot: write the whole state as JSON; fleet: every host, from Prometheus")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--headless", action="store_true", help="serve /metrics instead of the TUI")
     mode.add_argument("--check", action="store_true", help="print the eBPF capability table and exit")
@@ -74,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="start a private Open vSwitch on the dummy datapath, with traffic, and watch it")
     p.add_argument("--sandbox-ports", type=_number(int, 1, MAX_SANDBOX_PORTS), default=4, metavar="N",
                    help="sandbox: dummy-pmd ports (default 4)")
+    p.add_argument("--sandbox-no-pmd", action="store_true",
+                   help="sandbox: plain dummy ports polled by the main thread, no PMD threads (cheap: several "
+                        "sandboxes on a small machine)")
     p.add_argument("--traffic", type=_number(float, 0, 1e6), default=200.0, metavar="PPS",
                    help="sandbox: packets per second the traffic generator injects (default 200)")
     p.add_argument("--unixctl", metavar="PATH", help="ovs-vswitchd control socket (default: found via OVS_RUNDIR)")
@@ -94,11 +101,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--record-keep", type=_number(int, 1, 10_000), default=DEFAULT_KEEP, metavar="N",
                    help=f"with --record-rotate: keep at most N parts, deleting the oldest (default {DEFAULT_KEEP})")
     p.add_argument("--replay", metavar="FILE", help="show a recording (ovstop or Retis) instead of a live switch")
+    p.add_argument("--connect", metavar="URL",
+                   help="show a remote ovstop --headless (http[s]://host:6103) instead of the local switch")
+    p.add_argument("--connect-ca", metavar="FILE", help="--connect: CA certificates to trust for https")
+    p.add_argument("--connect-auth-file", metavar="FILE",
+                   help="--connect: basic auth as user:password on the first line (or $OVSTOP_CONNECT_AUTH)")
     p.add_argument("--ovn", action="store_true", help="with --sandbox: add a private OVN (NB, SB, northd, controller)")
     p.add_argument("--ovn-nb", metavar="REMOTE", help="OVN northbound DB remote")
     p.add_argument("--ovn-sb", metavar="REMOTE", help="OVN southbound DB remote")
     p.add_argument("--log", metavar="FILE",
                    help="debug log: every record, with tracebacks of collector errors, appended to FILE")
+    p.add_argument("--prometheus", metavar="URL", help="fleet: the Prometheus (or compatible) server to query")
+    p.add_argument("--job", default="ovstop", metavar="NAME", help="fleet: the scrape job of the exporters")
+    p.add_argument("--window", default="1m", metavar="DURATION",
+                   help="fleet: the PromQL range rates are taken over (default 1m; 4 scrape intervals or more)")
     p.add_argument("--no-color", action="store_true", help="monochrome UI (NO_COLOR is honoured too)")
     p.add_argument("--version", action="version", version=f"ovstop {__version__}")
     return p
@@ -115,6 +131,16 @@ def _check_files(args: argparse.Namespace) -> None:
             raise OvstopError(f"--replay plays a recording in the TUI; it cannot be combined with {live[0]}")
     if args.record_rotate is not None and not args.record:
         raise OvstopError("--record-rotate needs --record FILE")
+    if args.connect:
+        local = [flag for flag, on in (("snapshot", args.command == "snapshot"), ("--headless", args.headless),
+                                       ("--check", args.check), ("--sandbox", args.sandbox),
+                                       ("--record", args.record), ("--replay", args.replay)) if on]
+        if local:
+            raise OvstopError(f"--connect shows a remote ovstop in the TUI; it cannot be combined with {local[0]}")
+    elif (args.connect_ca or args.connect_auth_file) and args.command != "fleet":
+        raise OvstopError("--connect-ca and --connect-auth-file go with --connect URL")
+    if (args.command == "fleet") != bool(args.prometheus):
+        raise OvstopError("ovstop fleet needs --prometheus URL (and --prometheus goes with fleet)")
     if args.record:
         fileio.check_target(args.record, "recording", args.record_overwrite, OVERWRITE_HINT)
         if args.record_rotate is not None:
@@ -145,6 +171,10 @@ def options_from(args: argparse.Namespace) -> Options:
         record_overwrite=args.record_overwrite,
         interval=args.delay,
         replay=args.replay,
+        sandbox_pmd=not args.sandbox_no_pmd,
+        connect=args.connect,
+        connect_ca=args.connect_ca,
+        connect_auth_file=args.connect_auth_file,
     )
 
 
@@ -195,6 +225,7 @@ def run_headless(options: Options, listen: str, web_config_file: str | None) -> 
         with running(options) as rt:
             rt.sampler.need("metrics", METRICS)  # no per-flow series on /metrics: no flow dump
             rt.first_sample()
+            endpoint.events, endpoint.events_reason = rt.event_store, rt.events_reason
             endpoint.sampler = rt.sampler
             print(f"ovstop: serving /metrics on {server.scheme}://{host}:{server.server_port}/metrics",
                   file=sys.stderr, flush=True)
@@ -215,6 +246,21 @@ def run_headless(options: Options, listen: str, web_config_file: str | None) -> 
     return 0
 
 
+def run_fleet(options: Options, args: argparse.Namespace) -> int:
+    """The fleet table; Enter on a host attaches the TUI to it (``--connect``), quitting that returns here."""
+    from ovstop.remote.fleet import Fleet, check_window
+    from ovstop.remote.http import HttpClient, base_url
+
+    url = base_url(args.prometheus, "--prometheus")
+    fleet = Fleet(HttpClient(url, timeout=args.timeout), args.job, check_window(args.window))
+    fleet.rows()  # an unreachable or refusing Prometheus is one line before the screen is taken
+    fleet_app = _tui("ovstop.tui.fleet_app", args.no_color).FleetApp
+    while (address := fleet_app(fleet, options.interval, url).run()) is not None:
+        scheme = "https" if options.connect_ca else "http"
+        run_tui(dataclasses.replace(options, connect=f"{scheme}://{address}"), args.no_color)
+    return 0
+
+
 def run_check() -> int:
     from ovstop.ebpf.capability import capabilities, format_check_table, probe_system
 
@@ -222,17 +268,22 @@ def run_check() -> int:
     return 0
 
 
-def run_tui(options: Options, no_color: bool) -> int:
+def _tui(module: str, no_color: bool) -> ModuleType:
+    """A module of the TUI, imported only now (Textual is the optional ``tui`` extra): one line without it."""
     if no_color:
         os.environ["NO_COLOR"] = "1"
     try:
-        from ovstop.tui.launch import launch
+        return importlib.import_module(module)
     except ModuleNotFoundError as exc:
         if (exc.name or "").split(".")[0] not in ("textual", "rich"):
             raise
         raise OvstopError(
             "the TUI needs Textual, which this install lacks: pip install 'ovstop[tui]' (or use --headless or snapshot)"
         ) from None
+
+
+def run_tui(options: Options, no_color: bool) -> int:
+    launch: Callable[[Options], int] = _tui("ovstop.tui.launch", no_color).launch
     return launch(options)
 
 
@@ -248,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_check()
         if args.command == "snapshot":
             return run_snapshot(options, args.output)
+        if args.command == "fleet":
+            return run_fleet(options, args)
         if args.headless:
             return run_headless(options, args.listen, args.web_config_file)
         return run_tui(options, args.no_color)

@@ -49,6 +49,7 @@ class Options:
     db: str | None = None
     sandbox: bool = False
     sandbox_ports: int = 4
+    sandbox_pmd: bool = True
     traffic_pps: float = 200.0
     labels: str | None = None
     timeout: float = 2.0
@@ -68,6 +69,11 @@ class Options:
     """Seconds between collection rounds (``-d/--delay``)."""
     replay: str | None = None
     """A recording to show instead of a live switch (TUI only)."""
+    connect: str | None = None
+    """A remote ``ovstop --headless`` to show instead of a live switch (TUI only), with the CA to trust for
+    https and the file holding ``user:password`` (else $OVSTOP_CONNECT_AUTH)."""
+    connect_ca: str | None = None
+    connect_auth_file: str | None = None
 
 
 @dataclass
@@ -172,7 +178,9 @@ def open_runtime(options: Options) -> Runtime:
             from ovstop.sandbox.session import SandboxConfig, start_sandbox
 
             sandbox = stack.enter_context(
-                start_sandbox(SandboxConfig(options.sandbox_ports, options.traffic_pps, options.ovn))
+                start_sandbox(
+                    SandboxConfig(options.sandbox_ports, options.traffic_pps, options.ovn, options.sandbox_pmd)
+                )
             )
             unixctl_path, db = sandbox.ctl_path, sandbox.db_remote
             ovn_nb, ovn_sb = sandbox.ovn_nb or options.ovn_nb, sandbox.ovn_sb or options.ovn_sb

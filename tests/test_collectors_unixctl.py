@@ -81,6 +81,23 @@ def test_datapath_matches_appctl(switch: SandboxSwitch, sources: Sources) -> Non
     assert dp.missed >= N_NEW and dp.hit + dp.missed >= N_NEW * (1 + REPEATS)
 
 
+def test_no_pmd_threads_is_not_a_failure() -> None:
+    """A netdev datapath whose ports the main thread polls: pmd-perf-show prints nothing, pmd-stats-show the
+    main thread only; the collector reports that thread and no error."""
+    with SandboxSwitch(n_ports=2, pmd=False) as sw:
+        assert not sw.appctl("dpif-netdev/pmd-perf-show").strip()
+        stats_threads = re.findall(r"^(main thread|pmd thread)", sw.appctl("dpif-netdev/pmd-stats-show"), re.M)
+        client = UnixctlClient(sw.unixctl_path)
+        try:
+            samples = by_name(list(pmd.PmdCollector().collect(Sources(unixctl=client), Tables())))
+        finally:
+            client.close()
+    assert stats_threads == ["main thread"]
+    [n] = samples["ovs_vswitchd_poll_threads_n"]
+    assert n.value == 1.0
+    assert [dict(s.labels)["thread"] for s in samples["ovs_vswitchd_poll_threads_packets_total"]] == ["main"]
+
+
 def test_pmd_counters_and_histograms(switch: SandboxSwitch, sources: Sources) -> None:
     samples = list(pmd.PmdCollector().collect(sources, Tables()))
     got = by_name(samples)

@@ -107,7 +107,9 @@ class PmdCollector:
             name = dp.partition("@")[2]
             threads: list[PmdThread] = []
             if client.has(PERF):
-                threads = list(pmd_perf_show.parse(client.call(PERF, name)))
+                perf = client.call(PERF, name)
+                # Nothing at all when the datapath has no PMD thread (every port polled by the main thread).
+                threads = list(pmd_perf_show.parse(perf)) if perf.strip() else []
             if separate_stats:
                 threads = _merge(tuple(threads), pmd_stats_show.parse(client.call(STATS, name)))
             yield Sample(N_THREADS, labels_of(datapath=dp), float(len(threads)))

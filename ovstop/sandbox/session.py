@@ -17,11 +17,13 @@ class SandboxConfig:
     """What sandbox to build."""
 
     ports: int = 4
-    """dummy-pmd ports on br0."""
+    """Dummy ports on br0."""
     traffic_pps: float = 200.0
     """Packets per second the traffic generator injects (0: none)."""
     ovn: bool = False
     """Add a private OVN (NB, SB, northd, one ovn-controller)."""
+    pmd: bool = True
+    """dummy-pmd ports polled by PMD threads; False: plain dummy ports polled by the main thread."""
 
 
 @dataclass
@@ -57,7 +59,7 @@ class SandboxSession:
 def start_sandbox(config: SandboxConfig) -> Iterator[SandboxSession]:
     """Start the switch, the traffic and, with ``config.ovn``, a private OVN; stop them all (leaving nothing
     behind) however the block exits. Where to reach them is on the session it yields."""
-    with SandboxSwitch(n_ports=config.ports) as switch, contextlib.ExitStack() as stack:
+    with SandboxSwitch(n_ports=config.ports, pmd=config.pmd) as switch, contextlib.ExitStack() as stack:
         ovn = stack.enter_context(SandboxOvn(switch)) if config.ovn else None
         traffic = TrafficGenerator(switch, rate_pps=config.traffic_pps)
         traffic.start()

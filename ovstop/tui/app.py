@@ -199,7 +199,7 @@ class OvstopApp(App[int]):
         if action in REPLAY_ONLY:
             return self.feed.kind == "replay"
         if action in LIVE_ONLY:
-            return self.feed.kind == "live"
+            return self.feed.kind in ("live", "remote")
         return True
 
     def action_help(self) -> None:

@@ -1,4 +1,5 @@
-"""Where the app's snapshots come from: a live sampler on a thread, or a recording played back.
+"""Where the app's snapshots come from: a live sampler on a thread, a recording played back, or a remote
+headless ovstop polled on a thread (``--connect``).
 
 The app only ever receives finished :class:`Snapshot` objects through the ``deliver`` callback it hands to
 :meth:`SnapshotFeed.start` (from the feed's own thread), so the UI thread never calls a source and a
@@ -18,7 +19,6 @@ from dataclasses import replace
 from typing import Protocol
 
 from ovstop.collect.demand import Demand
-from ovstop.collect.sampler import Sampler
 from ovstop.errors import OvstopError, describe
 from ovstop.events.correlator import Correlator
 from ovstop.events.pipeline import EventPipeline
@@ -28,6 +28,7 @@ from ovstop.events.store import EventStore
 from ovstop.export import frames
 from ovstop.export import snapshot as snapshot_doc
 from ovstop.model.store import Snapshot, SourceHealth
+from ovstop.remote.attach import RemoteSource
 
 Deliver = Callable[[Snapshot], object]
 Failed = Callable[[str], object]
@@ -39,6 +40,18 @@ EVENTS_ONLY_EVERY = 0.25
 """Seconds between events-only snapshots while a file without snapshot lines plays."""
 INTERVAL_STEPS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 SPEED_STEPS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+MAX_BACKOFF = 30.0
+"""Seconds between polls of a remote ovstop that keeps failing (the interval doubles up to this)."""
+
+
+class Rounds(Protocol):
+    """What a live feed runs every interval: a :class:`~ovstop.collect.sampler.Sampler`, or a remote source."""
+
+    def sample(self) -> Snapshot: ...
+
+    def need(self, consumer: str, demand: Demand | None) -> None:
+        """What ``consumer`` needs collected from now on (None: nothing any more)."""
+        ...
 
 
 def step(steps: tuple[float, ...], current: float, direction: int) -> float:
@@ -76,8 +89,8 @@ class SnapshotFeed(Protocol):
 
     def set_interval(self, seconds: float) -> None: ...
 
-    def need(self, demand: Demand) -> None:
-        """What the screen shows now needs (a live feed collects only that)."""
+    def need(self, demand: Demand | None) -> None:
+        """What the screen shows now needs (a live feed collects only that); None when it closes."""
         ...
 
     def set_deep(self, on: bool) -> tuple[bool, str]:
@@ -93,7 +106,7 @@ class LiveFeed:
 
     def __init__(
         self,
-        sampler: Sampler,
+        sampler: Rounds,
         interval: float = 1.0,
         events: EventStore | None = None,
         events_reason: str = "",
@@ -136,9 +149,13 @@ class LiveFeed:
                 if self._stop.is_set():
                     return
                 deliver(snap)
-            self.next_round_at = started + self.interval
+            self.next_round_at = started + self._pause()
             self._wake.wait(max(self.next_round_at - time.monotonic(), 0.0))
             self._wake.clear()
+
+    def _pause(self) -> float:
+        """Seconds from the start of one round to the next."""
+        return self.interval
 
     def refresh_now(self) -> None:
         self._wake.set()
@@ -147,7 +164,7 @@ class LiveFeed:
         self.interval = seconds
         self._wake.set()
 
-    def need(self, demand: Demand) -> None:
+    def need(self, demand: Demand | None) -> None:
         self.sampler.need("tui", demand)
 
     def set_deep(self, on: bool) -> tuple[bool, str]:
@@ -158,7 +175,7 @@ class LiveFeed:
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
-        self.sampler.need("tui", None)
+        self.need(None)
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5.0)
 
@@ -267,7 +284,7 @@ class ReplayFeed:
     def set_interval(self, seconds: float) -> None:
         """The recording's own pace is the interval; use the speed instead."""
 
-    def need(self, demand: Demand) -> None:
+    def need(self, demand: Demand | None) -> None:
         """A recording holds what it holds: nothing to collect."""
 
     def set_deep(self, on: bool) -> tuple[bool, str]:
@@ -277,3 +294,18 @@ class ReplayFeed:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5.0)
+
+
+class RemoteFeed(LiveFeed):
+    """A live feed whose rounds are polls of a remote ovstop (:class:`~ovstop.remote.attach.RemoteSource`);
+    a failed poll backs off, the interval doubling up to :data:`MAX_BACKOFF`, until the link is back."""
+
+    kind = "remote"
+
+    def __init__(self, source: RemoteSource, interval: float = 1.0) -> None:
+        super().__init__(source, interval, source.events, source.events_reason)
+        self.source = source
+        self.host = source.host
+
+    def _pause(self) -> float:
+        return min(self.interval * 2**self.source.failures, max(MAX_BACKOFF, self.interval))

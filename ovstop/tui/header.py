@@ -30,6 +30,8 @@ class HeaderBar(Static):
     def render_content(snap: Snapshot | None, view: ViewState, paused: bool, started: float) -> Content:
         feed = view.feed
         pace = f"replay ×{getattr(feed, 'speed', 1.0):g}" if feed.kind == "replay" else f"every {feed.interval:g}s"
+        if feed.kind == "remote":
+            pace = f"{pace}  remote {getattr(feed, 'host', '')} (read-only)"
         if snap is None:
             return Content.assemble(("ovstop", "bold"), f"  {pace}  waiting for the first sample…")
         h = headline(snap, feed.events_reason)

@@ -1,4 +1,4 @@
-"""``ovstop`` with no mode: build the feed (live runtime or replay), run the app, always clean up.
+"""``ovstop`` with no mode: build the feed (live runtime, replay or ``--connect``), run the app, always clean up.
 
 A startup failure (no switch, unreadable recording) raises :class:`OvstopError` before the screen is taken
 over, so the CLI prints it as one line. SIGHUP (the ssh session or terminal went away) and SIGTERM make
@@ -11,9 +11,24 @@ import contextlib
 import signal
 
 from ovstop import logs, signals
+from ovstop.errors import OvstopError
+from ovstop.remote.attach import REMOTE, RemoteSource
+from ovstop.remote.http import HttpClient, base_url, read_credentials
 from ovstop.runtime import Options, open_runtime
 from ovstop.tui.app import OvstopApp
-from ovstop.tui.feed import LiveFeed, ReplayFeed, SnapshotFeed
+from ovstop.tui.feed import LiveFeed, RemoteFeed, ReplayFeed, SnapshotFeed
+
+
+def connect_source(options: Options, connect: str) -> RemoteSource:
+    """``--connect URL`` (a /metrics or /snapshot.json URL names the same exporter), polled once: a remote
+    that cannot be reached at start-up is one line, as a local switch that is not there."""
+    url = base_url(connect, "--connect", strip=("/metrics", "/snapshot.json"))
+    client = HttpClient(url, options.connect_ca, read_credentials(options.connect_auth_file), options.timeout)
+    source = RemoteSource(client)
+    first = source.sample()
+    if source.last is None:
+        raise OvstopError(first.health[REMOTE].reason)
+    return source
 
 
 def launch(options: Options) -> int:
@@ -22,6 +37,8 @@ def launch(options: Options) -> int:
         feed: SnapshotFeed
         if options.replay:
             feed = ReplayFeed(options.replay)
+        elif options.connect:
+            feed = RemoteFeed(connect_source(options, options.connect), options.interval)
         else:
             runtime = open_runtime(options)
             stack.callback(runtime.close)

@@ -1,0 +1,1 @@
+"""Reading other hosts: a headless ovstop over HTTP (``--connect``) and a fleet through Prometheus."""
