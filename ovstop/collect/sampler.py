@@ -78,23 +78,25 @@ class Sampler:
         self._last_ok: dict[str, float] = {}
         self._flow_rates = FlowRates()
         self.listeners: list[Callable[[Snapshot], None]] = []
-        self._demands: dict[str, Demand] = {}
+        self._demands: dict[str, tuple[Demand, float | None]] = {}
         self._health: dict[str, SourceHealth] = {}
         self.calls: Counter[str] = Counter()
         """Rounds in which each collector ran (its cost is paid only when someone needs it)."""
 
-    def need(self, consumer: str, demand: Demand | None) -> None:
-        """``consumer`` needs ``demand`` from the next rounds on (None: it needs nothing any more)."""
+    def need(self, consumer: str, demand: Demand | None, ttl: float | None = None) -> None:
+        """``consumer`` needs ``demand`` from the next rounds on (None: it needs nothing any more); with
+        ``ttl``, only for that many seconds unless renewed (a remote viewer that may go away unannounced)."""
         with self._lock:
             if demand is None:
                 self._demands.pop(consumer, None)
             else:
-                self._demands[consumer] = demand
+                self._demands[consumer] = (demand, None if ttl is None else time.monotonic() + ttl)
 
     @property
     def demand(self) -> Demand:
         """The union of what the consumers need; everything while none has said."""
-        demands = list(self._demands.values())
+        now = time.monotonic()
+        demands = [d for d, until in self._demands.values() if until is None or until > now]
         if not demands:
             return EVERYTHING
         total = demands[0]
