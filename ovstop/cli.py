@@ -91,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="deadline for one collection round, shared by its calls (default 2)")
     p.add_argument("--max-flows", type=_number(int, 0), default=10_000, metavar="N",
                    help="datapath flows read per round")
+    p.add_argument("--history-depth", type=_number(float, 0, 86_400), default=300.0, metavar="SECONDS",
+                   help="TUI: seconds of past snapshots kept for time scrub (b/f keys; default 300)")
     p.add_argument("--no-ebpf", action="store_true", help="do not start the eBPF capture thread")
     p.add_argument("--ebpf-deep", action="store_true",
                    help="also attach the per-packet hooks (flow_lookup, action_execute): every packet pays for them")
@@ -175,6 +177,7 @@ def options_from(args: argparse.Namespace) -> Options:
         connect=args.connect,
         connect_ca=args.connect_ca,
         connect_auth_file=args.connect_auth_file,
+        history_depth=args.history_depth,
     )
 
 

@@ -74,6 +74,8 @@ class Options:
     https and the file holding ``user:password`` (else $OVSTOP_CONNECT_AUTH)."""
     connect_ca: str | None = None
     connect_auth_file: str | None = None
+    history_depth: float = 300.0
+    """Seconds of past snapshots the TUI keeps for time scrub (``--history-depth``)."""
 
 
 @dataclass

@@ -10,6 +10,8 @@ source scripts/lib/apt.sh
 
 APT_PACKAGES=(
   ovn-central ovn-host        # OVN 23.03: the OVN tests and --sandbox --ovn
+  ovn-common                  # ovn-detrace: the explain test compares its answer with ovstop's
+  bpftool                     # the BTF reader test compares its enums and offsets with bpftool's dump
   systemtap-sdt-dev gcc       # the USDT verifier test builds a binary with OVS's probe signatures
   prometheus                  # promtool (/metrics, rules) and the Prometheus that scrapes ovstop in a test
   tmux                        # the end-to-end terminal test

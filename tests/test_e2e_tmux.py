@@ -1,7 +1,8 @@
 """End to end: the INSTALLED ``ovstop --sandbox`` in a real terminal (a tmux pane on a private tmux server).
 
 The screen is read with ``tmux capture-pane -p``; keys go in with ``send-keys``. Checks that live numbers
-show and change, that the keys do what the help says, that ``q`` exits with status 0 and that the terminal
+show and change, that the keys do what the help says (health checks included, with a tunnel taken
+down for real), that ``q`` exits with status 0 and that the terminal
 going away (the tmux session killed: SIGHUP) leaves no ovstop, ovsdb-server or ovs-vswitchd process and no
 sandbox directory behind. The sandbox is made under a TMPDIR of the test's own, so only this run's
 directories are looked at. All waits poll with a deadline.
@@ -173,6 +174,29 @@ def test_live_numbers_keys_and_a_clean_quit(run: Run) -> None:
     tmux.wait(lambda s: "ovstop keys" in s and "Pause view" in s, "the help screen")
     tmux.keys("Escape")
     tmux.wait(lambda s: "ovstop keys" not in s, "the help screen closed")
+    tmux.keys("h")
+    tmux.wait(lambda s: "health checks" in s and "ok" in s and "failing" in s, "the health check list")
+    tmux.keys("Escape")
+    tmux.wait(lambda s: "health checks" not in s, "the health check list closed")
+    # a real failure: BFD without a peer takes a tunnel down; the header shows it as a badge
+    subprocess.run(["ovs-vsctl", f"--db=unix:{run.sandbox_dir / 'db.sock'}", "set", "Interface", "geneve0",
+                    "bfd:enable=true"], check=True, capture_output=True, timeout=10)
+    tmux.wait(lambda s: "✗ tunnel_down" in s, "the tunnel_down badge")
+    tmux.keys("6")
+    tmux.wait(lambda s: "6 drops" in s and "of_pipeline" in s and "coverage/show drop_action" in s,
+              "the drops pane with the sandbox's pipeline drops")
+    tmux.keys("4")
+    tmux.wait(lambda s: "4 flow lookup" in s and re.search(r"│ 1 +[\d.]", s), "the flow pane with flows")
+    tmux.keys("Enter")
+    tmux.wait(lambda s: "datapath flow" in s and "tables traversed" in s, "the flow detail with its explanation")
+    tmux.keys("Escape")
+    tmux.wait(lambda s: "4 flow lookup" in s and "datapath flow " not in s, "the flow pane again")
+    tmux.keys("b", "b")
+    viewing = tmux.wait(lambda s: re.search(r"viewing \d\d:\d\d:\d\d, \S+ ago", s), "the time scrub badge")
+    time.sleep(2.5)  # the view stays in the past while collection goes on (interval 1 s)
+    assert _seq(tmux.screen()) == _seq(viewing)
+    tmux.keys("t")
+    tmux.wait(lambda s: "viewing" not in s and _seq(s) > _seq(viewing), "the view back to now")
     tmux.keys("2")
     tmux.wait(lambda s: "2 histograms" in s and "1 metrics" not in s, "the histograms pane alone")
     tmux.keys("p")

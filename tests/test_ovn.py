@@ -171,6 +171,10 @@ def sample_until(rt: Runtime, check, timeout: float = 30.0) -> Snapshot:
         time.sleep(0.1)
 
 
+def check_state(snap: Snapshot, check: str) -> str:
+    return next(r["state"] for r in snap.tables["health_checks"] if r["check"] == check)
+
+
 def test_removed_chassis_and_stopped_controller_show_down() -> None:
     with running(Options(sandbox=True, sandbox_ports=1, traffic_pps=20, ovn=True, ebpf=False)) as runtime:
         ovn = ovn_of(runtime)
@@ -184,9 +188,11 @@ def test_removed_chassis_and_stopped_controller_show_down() -> None:
         assert gone["status"] == "removed from SB" and not gone["up"]
 
         assert one(snap, "ovn_chassis_up", chassis=LOCAL_CHASSIS) == 1
+        assert check_state(snap, "ovn_connection") == "ok"
         ovn.stop_controller()
         snap = sample_until(runtime, lambda s: one(s, "ovn_chassis_up", chassis=LOCAL_CHASSIS) == 0)
         assert one(snap, "ovn_chassis_up", chassis=LOCAL_CHASSIS) == 0
+        assert check_state(snap, "ovn_connection") == "fail"  # health check: the controller's SB link is gone
         assert one(snap, "ovn_chassis_up", chassis="chassis-2") == 1
 
 
@@ -252,5 +258,90 @@ def test_tui_chassis_and_tunnel_pane(rt: Runtime) -> None:
                 assert by_name[r["tunnel"]][5] == (r.get("chassis") or "–")
             summary = str(app.pane(5).query_one("#ovn-summary", Static).render())
             assert f"{len(snap.tables['ovn_chassis'])} chassis" in summary
+
+    asyncio.run(run())
+
+
+def test_explain_of_an_ovn_flow_equals_ovn_detrace(rt: Runtime) -> None:
+    """A packet the sandbox's known ACL drops (TCP port 23 from vpc-a-ls0): ovstop's explanation of the
+    datapath flow it installs names the same logical flows, in the same order, and the same ACL as
+    ``ofproto/trace | ovn-detrace`` for the same key."""
+    import os
+    import re
+    import subprocess
+
+    from ovstop.explain import explain_flow, trace_args, traceable
+    from ovstop.sandbox.ovn import ACL_MATCH, ACL_PRIORITY
+
+    ovn = ovn_of(rt)
+    sw = ovn.switch
+    packet = ("eth(src=02:bb:00:00:00:00,dst=02:bb:00:00:00:01),eth_type(0x0800),"
+              "ipv4(src=192.168.0.10,dst=192.168.0.11,proto=6,tos=0,ttl=64,frag=no),tcp(src=1000,dst=23)")
+    deadline = time.monotonic() + 20
+    while True:
+        sw.appctl("netdev-dummy/receive", "vpc-a-ls0-vm0", packet)
+        rows = [r for r in rt.sampler.sample().tables.get("dp_flows", []) if "dst=23" in str(r.get("key"))]
+        if rows:
+            break
+        assert time.monotonic() < deadline, "the ACL's datapath flow never appeared"
+        time.sleep(0.2)
+    got = explain_flow(rt.sampler.sources, rows[0])
+    trace = sw.appctl("ofproto/trace", *trace_args(rows[0], traceable(got.key)))
+    detrace = subprocess.run(["ovn-detrace", f"--ovnsb={ovn.sb_remote}", f"--ovnnb={ovn.nb_remote}"],
+                             input=trace, capture_output=True, text=True, timeout=60, env={**os.environ, **ovn.env},
+                             check=True).stdout
+    logical = re.findall(r"\* Logical flow: table=(\d+) \((\w+)\), priority=\d+, match=\((.*)\), actions=", detrace)
+    assert logical and [(str(lf.table), lf.stage, lf.match) for lf in got.logical] == logical
+    assert f"* ACL: from-lport, priority={ACL_PRIORITY}, match=({ACL_MATCH}), drop" in detrace
+    [acl] = [lf for lf in got.logical if lf.nb.startswith("ACL ")]
+    assert acl.stage == "ls_in_acl" and f"from-lport {ACL_PRIORITY} {ACL_MATCH} drop" in acl.nb
+    assert got.trace.datapath_actions == "drop" == re.search(r"^Datapath actions: (.*)$", trace, re.M).group(1)  # type: ignore[union-attr]
+
+
+def test_tui_flow_screen_names_the_acl(rt: Runtime) -> None:
+    """Pilot: Enter on the ACL's datapath flow in pane 4 shows the logical flows and the ACL; Escape returns."""
+    import asyncio
+
+    from textual.widgets import DataTable, Static
+
+    from ovstop.events.flowdiff import flow_id
+    from ovstop.sandbox.ovn import ACL_MATCH
+    from ovstop.tui.app import OvstopApp
+    from ovstop.tui.feed import LiveFeed
+    from ovstop.tui.flow_screen import FlowScreen
+    from ovstop.tui.lookup_pane import flow_key
+
+    ovn = ovn_of(rt)
+    packet = ("eth(src=02:bb:00:00:00:00,dst=02:bb:00:00:00:01),eth_type(0x0800),"
+              "ipv4(src=192.168.0.10,dst=192.168.0.11,proto=6,tos=0,ttl=64,frag=no),tcp(src=1001,dst=23)")
+    app = OvstopApp(LiveFeed(rt.sampler, 0.5))
+
+    async def run() -> None:
+        async with app.run_test(size=(200, 50)) as pilot:
+            await pilot.press("4")
+            table = app.query_one("#flows-table", DataTable)
+            end = time.monotonic() + 20
+            key = None
+            while key is None or key not in {str(k.value) for k in table.rows}:
+                assert time.monotonic() < end, "the ACL flow never showed in pane 4"
+                ovn.switch.appctl("netdev-dummy/receive", "vpc-a-ls0-vm0", packet)
+                await asyncio.sleep(0.3)
+                key = next((flow_key(flow_id(st.row)) for st in app.view.flow_stats
+                            if "dst=23" in str(st.row.get("key"))), None)
+            table.focus()
+            table.move_cursor(row=table.get_row_index(key))
+            await pilot.press("enter")
+            assert isinstance(app.screen, FlowScreen)
+            screen = app.screen
+            while screen.explanation is None and not screen.error:
+                assert time.monotonic() < end + 20, "explain never answered"
+                await asyncio.sleep(0.05)
+            assert screen.explanation is not None, screen.error
+            logical = screen.query_one("#ovn-table", DataTable)
+            cells = [" ".join(str(c) for c in logical.get_row_at(i)) for i in range(logical.row_count)]
+            assert any("ls_in_acl " in c and "ACL " in c and ACL_MATCH in c for c in cells)
+            assert "logical flows (ovn-detrace)" in str(screen.query_one("#ovn-status", Static).render())
+            await pilot.press("escape")
+            assert not isinstance(app.screen, FlowScreen) and app.pane(4).display
 
     asyncio.run(run())

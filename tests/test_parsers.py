@@ -19,6 +19,7 @@ from ovstop.parsers import (
     memory_show,
     metrics_show,
     pmd_perf_show,
+    pmd_rxq_show,
     pmd_stats_show,
     upcall_show,
 )
@@ -180,6 +181,7 @@ PARSERS = {
     "dpctl-show-s.txt": dpctl_show.parse,
     "pmd-perf-show.txt": pmd_perf_show.parse,
     "pmd-stats-show.txt": pmd_stats_show.parse,
+    "pmd-rxq-show.txt": pmd_rxq_show.parse,
     "upcall-show.txt": upcall_show.parse,
     "coverage-show.txt": coverage_show.parse,
     "memory-show.txt": memory_show.parse,

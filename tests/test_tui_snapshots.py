@@ -29,8 +29,9 @@ FROZEN = 1_795_323_190.0
 """The clock the app is given: a little after the recording's last snapshot."""
 SIZES = {"80x24": (80, 24), "200x50": (200, 50)}
 VIEWS = {
-    "pane1": ["1"], "pane2": ["2"], "pane3": ["3"], "pane4": ["4"], "pane5": ["5"], "all": ["0"],
-    "help": ["question_mark"],
+    "pane1": ["1"], "pane2": ["2"], "pane3": ["3"], "pane4": ["4"], "pane5": ["5"], "pane6": ["6"], "all": ["0"],
+    "help": ["question_mark"], "health": ["h"], "flow": ["4", "enter"],
+    "scrub": ["b", "b"],
 }
 
 

@@ -8,11 +8,12 @@ from collections.abc import Iterator
 from ovstop.collect.base import Sources, Tables
 from ovstop.collect.unixctl_util import client_of, datapaths, version_at_least
 from ovstop.model.metric import Kind, MetricSpec, Sample, labels_of
-from ovstop.parsers import pmd_perf_show, pmd_stats_show
+from ovstop.parsers import pmd_perf_show, pmd_rxq_show, pmd_stats_show
 from ovstop.parsers.pmd_thread import PmdThread
 
 PERF = "dpif-netdev/pmd-perf-show"
 STATS = "dpif-netdev/pmd-stats-show"
+RXQ = pmd_rxq_show.COMMAND
 _PREFIX = "ovs_vswitchd_poll_threads"
 _THREAD = ("datapath", "thread", "numa", "core")
 
@@ -22,6 +23,10 @@ HIT = MetricSpec(f"{_PREFIX}_hit_total", Kind.COUNTER,
                  "Datapath passes that hit a cache (PHWOL, simple match, EMC, SMC or megaflow).",
                  ("poll_threads", "hit"), _THREAD)
 
+RXQ_USAGE = MetricSpec(f"{_PREFIX}_rxq_usage_ratio", Kind.GAUGE,
+                       "Share of its PMD's cycles an rx queue used over the last measurement window "
+                       "(pmd-rxq-show; absent until OVS has measured it).",
+                       ("poll_threads", "rxq_usage"), (*_THREAD, "port", "queue"))
 # counter name -> (metric name suffix, help)
 _COUNTERS = {
     "rx_packets": ("packets_total", "Packets received."),
@@ -94,7 +99,7 @@ def _merge(perf: tuple[PmdThread, ...], stats: tuple[PmdThread, ...]) -> list[Pm
 class PmdCollector:
     name = "pmd"
     source = "unixctl"
-    specs = (N_THREADS, HIT, *COUNTERS.values(), *RATIOS.values(), *HISTOGRAMS.values())
+    specs = (N_THREADS, HIT, *COUNTERS.values(), *RATIOS.values(), *HISTOGRAMS.values(), RXQ_USAGE)
 
     def collect(self, sources: Sources, tables: Tables) -> Iterator[Sample]:
         client = client_of(sources)
@@ -115,6 +120,12 @@ class PmdCollector:
             yield Sample(N_THREADS, labels_of(datapath=dp), float(len(threads)))
             for t in threads:
                 yield from self._thread(dp, t)
+            if client.has(RXQ):
+                for q in pmd_rxq_show.parse(client.call(RXQ, name)):
+                    if q.usage is not None:
+                        t = q.thread
+                        yield Sample(RXQ_USAGE, labels_of(datapath=dp, thread=t.label, numa=t.numa, core=t.core,
+                                                          port=q.port, queue=q.queue), q.usage)
 
     def _thread(self, dp: str, t: PmdThread) -> Iterator[Sample]:
         labels = labels_of(datapath=dp, thread=t.label, numa=t.numa, core=t.core)

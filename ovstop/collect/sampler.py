@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ovstop import __version__
+from ovstop import health as checks
 from ovstop.collect.base import TREE_ORDER, Collector, Sources, Tables
 from ovstop.collect.demand import EVERYTHING, Demand
 from ovstop.collect.process import read_stat
@@ -50,7 +51,7 @@ SELF_RSS = MetricSpec(
     "ovstop_process_resident_memory_bytes", Kind.GAUGE, "Resident memory of ovstop itself.",
     ("ovstop", "process", "resident_memory"), unit="bytes",
 )
-SELF_SPECS = (SOURCE_UP, PARSE_ERRORS, COLLECT_SECONDS, SELF_CPU, SELF_RSS)
+SELF_SPECS = (SOURCE_UP, PARSE_ERRORS, COLLECT_SECONDS, checks.HEALTH, SELF_CPU, SELF_RSS)
 
 
 class Sampler:
@@ -213,7 +214,7 @@ class Sampler:
         if own is not None:
             samples += [(SELF, Sample(SELF_CPU, (), own[1])), (SELF, Sample(SELF_RSS, (), own[2]))]
         return self.store.update(
-            samples, now, wall, health, tables.rows, self._meta(), collect_seconds=elapsed
+            samples, now, wall, health, tables.rows, self._meta(), collect_seconds=elapsed, derive=checks.derive
         )
 
     def _meta(self) -> dict[str, Any]:

@@ -33,5 +33,6 @@ class SystemCollector:
                 "system_id": ext.get("system-id", ""),
                 "hostname": ext.get("hostname", ""),
             }
-            tables.rows["system"] = [info]
+            revalidate = (row.get("other_config") or {}).get("max-revalidator", "")
+            tables.rows["system"] = [{**info, "max_revalidator_ms": int(revalidate) if revalidate.isdigit() else None}]
             yield Sample(INFO, labels_of(**info), 1.0)

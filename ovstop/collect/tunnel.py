@@ -32,6 +32,15 @@ def tunnel_status(iface: dict[str, Any]) -> tuple[bool, str]:
     return link == "up", f"carrier {link or 'unknown'}"
 
 
+def tunnel_flaps(iface: dict[str, Any]) -> int | None:
+    """Times the tunnel's BFD (else CFM) session changed state; None without either."""
+    bfd = iface.get("bfd_status") or {}
+    if bfd.get("flap_count", "").isdigit():
+        return int(bfd["flap_count"])
+    count = iface.get("cfm_flap_count")
+    return count if isinstance(count, int) else None
+
+
 class TunnelCollector:
     """Traffic and status of every tunnel interface (geneve, vxlan, gre …)."""
 
@@ -45,7 +54,9 @@ class TunnelCollector:
         self.traffic = {k: every[k] for k in TUNNEL_TRAFFIC}
         self.up = MetricSpec("ovs_vswitchd_tunnel_up", Kind.GAUGE,
                              "Tunnel status: 1 up, 0 down (BFD, else CFM, else carrier).", ("tunnel", "up"), ident)
-        self.specs = (*self.traffic.values(), self.up)
+        self.flaps = MetricSpec("ovs_vswitchd_tunnel_flaps_total", Kind.COUNTER,
+                                "BFD (else CFM) state changes of the tunnel.", ("tunnel", "flaps"), ident)
+        self.specs = (*self.traffic.values(), self.up, self.flaps)
 
     def collect(self, sources: Sources, tables: Tables) -> Iterator[Sample]:
         ovn = sources.ovn
@@ -67,6 +78,8 @@ class TunnelCollector:
                     yield Sample(spec, ident, float(stats[key]))
             up, how = tunnel_status(iface)
             yield Sample(self.up, ident, 1.0 if up else 0.0)
+            if (flaps := tunnel_flaps(iface)) is not None:
+                yield Sample(self.flaps, ident, float(flaps))
             rows.append({"tunnel": att.name, "bridge": att.bridge_name, "type": iface.get("type"),
                          "remote_ip": opts.get("remote_ip", ""), "local_ip": opts.get("local_ip", ""),
                          "key": opts.get("key", ""), "up": up, "status": how, **extra,

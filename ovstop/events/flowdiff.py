@@ -97,3 +97,8 @@ class FlowTracker:
             FlowStat(row, row.get("packets_rate"), row.get("bytes_rate"), self._first_seen[k])
             for k, row in self._rows.items()
         ]
+
+    def stats_of(self, rows: Iterable[Mapping[str, Any]], at: float) -> list[FlowStat]:
+        """Rates of an earlier dump's flows (time scrub); a flow no longer followed counts from ``at``."""
+        return [FlowStat(row, row.get("packets_rate"), row.get("bytes_rate"),
+                         min(self._first_seen.get(flow_id(row), at), at)) for row in rows]

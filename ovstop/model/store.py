@@ -8,7 +8,7 @@ rather than as a negative spike.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -154,6 +154,11 @@ class Snapshot:
         return sum(rates) if rates else None
 
 
+Derive = Callable[[Snapshot], tuple[Iterable[Sample], Mapping[str, list[dict[str, Any]]]]]
+DERIVED = "derived"
+"""The source of derived series: never down, so never stale."""
+
+
 @dataclass(slots=True)
 class _State:
     value: Value | None
@@ -189,11 +194,13 @@ class MetricStore:
         tables: Mapping[str, list[dict[str, Any]]] | None = None,
         meta: Mapping[str, Any] | None = None,
         collect_seconds: float = 0.0,
+        derive: Derive | None = None,
     ) -> Snapshot:
         """Fold one round of ``(source, sample)`` pairs in and return the new snapshot.
 
         Series of a source that is down this round are carried over from the last snapshot as stale;
-        series that vanished from a healthy source (a deleted port) are dropped.
+        series that vanished from a healthy source (a deleted port) are dropped. ``derive`` computes
+        further series and tables from the round's series (health checks); they get history like any other.
         """
         self._seq += 1
         interval = None if self._last_at is None else now - self._last_at
@@ -208,6 +215,13 @@ class MetricStore:
                 if key not in kept and source in down:
                     stale = Series(old.spec, old.labels, old.value, history=old.history, stale=True)
                     kept[key] = (stale, source)
+        tables = dict(tables or {})
+        if derive is not None:
+            draft = Snapshot(self._seq, wall, interval, tuple(s for s, _ in kept.values()), dict(health), tables)
+            extra, extra_tables = derive(draft)
+            for sample in extra:
+                kept[sample.key] = (self._fold(sample.key, sample, now), DERIVED)
+            tables.update(extra_tables)
         for key in list(self._state):
             if key not in kept:
                 del self._state[key]
@@ -221,7 +235,7 @@ class MetricStore:
             interval=interval,
             series=ordered,
             health=dict(health),
-            tables=dict(tables or {}),
+            tables=tables,
             meta=dict(meta or {}),
             collect_seconds=collect_seconds,
         )

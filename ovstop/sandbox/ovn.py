@@ -2,10 +2,11 @@
 ovn-controller managing ``br-int`` of the sandbox switch, all under ``<switch dir>/ovn``.
 
 It builds two tenants (``vpc-a``, ``vpc-b``): per tenant a logical router and two logical switches
-(tagged ``external_ids:vpc``), VIF ports bound on the local chassis through ``br-int`` interfaces, and
-extra chassis faked in SB (``chassis-add`` plus a ``Chassis_Private`` row, as an ovn-controller would
-write) with ports bound to them. Nothing touches system services: every daemon gets explicit
-pidfile, log, unixctl and database paths inside the directory, and OVS_*/OVN_* point there.
+(tagged ``external_ids:vpc``), VIF ports bound on the local chassis through ``br-int`` interfaces, one
+known ACL (vpc-a-ls0 drops TCP port 23 from its ports), and extra chassis faked in SB (``chassis-add`` plus
+a ``Chassis_Private`` row, as an ovn-controller would write) with ports bound to them. Nothing touches
+system services: every daemon gets explicit pidfile, log, unixctl and database paths inside the directory,
+and OVS_*/OVN_* point there.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ SB_SCHEMA = Path("/usr/share/ovn/ovn-sb.ovsschema")
 LOCAL_CHASSIS = "chassis-local"
 LOCAL_ENCAP_IP = "10.0.0.1"
 TENANTS = ("vpc-a", "vpc-b")
+ACL_PRIORITY = 1001
+ACL_MATCH = "ip4 && tcp.dst == 23"
 
 
 @dataclass(frozen=True)
@@ -133,6 +136,8 @@ class SandboxOvn(Service):
                          f"external_ids:vpc={tenant}"])
             cmds += [["lsp-add", f"{tenant}-ext", f"{tenant}-ln"], ["lsp-set-type", f"{tenant}-ln", "localnet"],
                      ["lsp-set-options", f"{tenant}-ln", "network_name=physnet"]]
+        # A known ACL, for explain (flow -> Logical_Flow -> ACL): telnet from vpc-a-ls0's ports is dropped.
+        cmds.append(["acl-add", f"{TENANTS[0]}-ls0", "from-lport", str(ACL_PRIORITY), ACL_MATCH, "drop"])
         self.nbctl(*_joined(cmds))
         # The first VIF of every logical switch is bound here, through a br-int interface.
         vsctl: list[list[str]] = []

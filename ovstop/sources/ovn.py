@@ -38,6 +38,26 @@ SB_TABLES: dict[str, tuple[str, ...]] = {
     "Datapath_Binding": ("tunnel_key", "external_ids"),
 }
 
+# What ovn-detrace reads, replicated only once an explain asks for it: Logical_Flow is the largest table of
+# the southbound database, and nothing else in ovstop needs it.
+DETRACE_SB: dict[str, tuple[str, ...]] = {
+    "Logical_Flow": ("logical_datapath", "logical_dp_group", "pipeline", "table_id", "match", "actions",
+                     "external_ids"),
+    "Logical_DP_Group": ("datapaths",),
+    "Datapath_Binding": ("external_ids",),
+}
+DETRACE_NB: dict[str, tuple[str, ...]] = {
+    "ACL": ("direction", "priority", "match", "action", "name"),
+    "Load_Balancer": ("name", "vips"),
+    "Logical_Router_Policy": ("priority", "match", "action"),
+    "Logical_Switch_Port": ("name",),
+    "Logical_Router_Port": ("name",),
+    "Logical_Router_Static_Route": ("ip_prefix", "nexthop"),
+    "NAT": ("type", "external_ip", "logical_ip"),
+    "Logical_Switch": ("name",),
+    "Logical_Router": ("name",),
+}
+
 
 def ovn_rundir() -> Path:
     return Path(os.environ.get("OVN_RUNDIR") or DEFAULT_OVN_RUNDIR)
@@ -80,6 +100,8 @@ class OvnLink:
         self.locations = OvnLocations(None, None)
         self.nb: OvsdbSource | None = None
         self.sb: OvsdbSource | None = None
+        self._detrace_sb: OvsdbSource | None = None
+        self._detrace_nb: OvsdbSource | None = None
         self.controller = UnixctlClient(self._controller_ctl, timeout=timeout)
         self._connected: set[str] = set()
         self.chassis_by_ip: dict[str, str] = {}
@@ -122,6 +144,20 @@ class OvnLink:
         self._connected.add(which)
         return db
 
+    def detrace_replicas(self, ovs: OvsdbSource | None) -> tuple[OvsdbSource, OvsdbSource | None]:
+        """Refreshed replicas of the tables ovn-detrace reads (opened on first use; NB None when absent)."""
+        where = self.resolve(ovs)
+        if where.sb is None:
+            raise SourceOff("no OVN southbound database here")
+        if self._detrace_sb is None:
+            self._detrace_sb = OvsdbSource(where.sb, "OVN_Southbound", DETRACE_SB, timeout=self.timeout)
+        self._detrace_sb.refresh()
+        if where.nb is not None and self._detrace_nb is None:
+            self._detrace_nb = OvsdbSource(where.nb, "OVN_Northbound", DETRACE_NB, timeout=self.timeout)
+        if self._detrace_nb is not None:
+            self._detrace_nb.refresh()
+        return self._detrace_sb, self._detrace_nb
+
     def controller_status(self) -> str | None:
         """The local ovn-controller's ``connection-status`` (``connected`` …), None when it does not answer."""
         try:
@@ -130,8 +166,8 @@ class OvnLink:
             return None
 
     def close(self) -> None:
-        for db in (self.nb, self.sb):
+        for db in (self.nb, self.sb, self._detrace_nb, self._detrace_sb):
             if db is not None:
                 db.close()
-        self.nb = self.sb = None
+        self.nb = self.sb = self._detrace_nb = self._detrace_sb = None
         self.controller.close()

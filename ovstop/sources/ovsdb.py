@@ -29,7 +29,8 @@ OPEN_VSWITCH_TABLES: dict[str, tuple[str, ...]] = {
     "Port": ("name", "interfaces", "external_ids", "tag"),
     "Interface": (
         "name", "type", "ofport", "statistics", "link_state", "admin_state", "mtu", "options",
-        "external_ids", "link_speed", "duplex", "status", "bfd_status", "cfm_fault", "link_resets",
+        "external_ids", "link_speed", "duplex", "status", "bfd_status", "cfm_fault", "cfm_flap_count",
+        "link_resets",
         "ifindex", "error",
     ),
 }

@@ -7,37 +7,47 @@ snapshots instead of queueing them. Pause freezes what is shown; collection and 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
+from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Container
 from textual.message import Message
-from textual.widgets import Footer, Input
+from textual.widgets import DataTable, Footer, Input
 
+from ovstop import health
 from ovstop.errors import OvstopError
-from ovstop.events.flowdiff import FlowStat
+from ovstop.events.flowdiff import FlowStat, flow_id
 from ovstop.events.schema import encode
 from ovstop.export import snapshot as snapshot_doc
 from ovstop.model.store import Snapshot
+from ovstop.timeline import DEFAULT_DEPTH, Timeline
+from ovstop.tui.drops_pane import DropsPane
 from ovstop.tui.events_pane import EventsPane
 from ovstop.tui.feed import INTERVAL_STEPS, SPEED_STEPS, ReplayFeed, SnapshotFeed, step
+from ovstop.tui.flow_screen import FlowScreen
+from ovstop.tui.format import at_clock, duration, num
 from ovstop.tui.header import HeaderBar
+from ovstop.tui.headline import clock_text
+from ovstop.tui.health_screen import HealthScreen
 from ovstop.tui.help import HelpScreen
 from ovstop.tui.histograms_pane import HistogramsPane
-from ovstop.tui.lookup_pane import LookupPane
+from ovstop.tui.lookup_pane import LookupPane, flow_key
 from ovstop.tui.metrics_pane import MetricsPane
 from ovstop.tui.network_pane import NetworkPane
 from ovstop.tui.view import FLOW_SORTS, Pane, ViewState
 
 LARGE = (160, 45)
 """Terminal size (columns, rows) from which all four panes are shown at once by default."""
-PANES = (1, 2, 3, 4, 5)
+PANES = (1, 2, 3, 4, 5, 6)
 ALL_VIEW = (1, 2, 3, 4)
-"""The panes shown together on a large terminal; pane 5 (OVN chassis and tunnels) is shown zoomed."""
+"""The panes shown together on a large terminal; panes 5 (OVN chassis and tunnels) and 6 (drops) are shown
+zoomed."""
 EVENTS_IN_SNAPSHOT = 1000
 REPLAY_ONLY = {"step", "speed", "play"}
 LIVE_ONLY = {"interval", "refresh"}
@@ -71,12 +81,16 @@ class OvstopApp(App[int]):
         Binding("ctrl+c", "quit", "Quit", id="quit.ctrl_c", show=False, priority=True),
         Binding("question_mark,f1", "help", "Help", id="help"),
         Binding("slash", "filter", "Filter by name/label/key", id="filter"),
+        Binding("h", "health", "Health checks", id="health"),
+        Binding("enter", "open_flow", "Flow row (panes 3, 4): detail, explain", id="flow.open",
+                show=False),
         Binding("p", "pause", "Pause view (collection goes on)", id="pause"),
         Binding("1", "pane(1)", "Metrics tree", id="pane.1", show=False),
         Binding("2", "pane(2)", "Histograms", id="pane.2", show=False),
         Binding("3", "pane(3)", "Upcall events", id="pane.3", show=False),
         Binding("4", "pane(4)", "Flow lookup", id="pane.4", show=False),
         Binding("5", "pane(5)", "OVN chassis and tunnels", id="pane.5", show=False),
+        Binding("6", "pane(6)", "Drops", id="pane.6", show=False),
         Binding("0", "pane(0)", "All four panes", id="pane.all", show=False),
         Binding("s", "sort", "Sort flows by the next column", id="sort"),
         Binding("less_than_sign", "order(True)", "Sort ascending", id="sort.asc", show=False),
@@ -87,6 +101,12 @@ class OvstopApp(App[int]):
         Binding("space", "refresh", "Refresh now", id="refresh", show=False),
         Binding("plus", "interval(1)", "Longer refresh interval", id="interval.up", show=False),
         Binding("minus", "interval(-1)", "Shorter refresh interval", id="interval.down", show=False),
+        Binding("b", "scrub(-1)", "Time scrub: one sample back", id="scrub.back"),
+        Binding("f", "scrub(1)", "Time scrub: one sample forward", id="scrub.forward", show=False),
+        Binding("t", "live", "Time scrub: back to now", id="scrub.live", show=False),
+        Binding("B", "failure(-1)", "Time scrub: previous health failure", id="scrub.failure.back", show=False),
+        Binding("F", "failure(1)", "Time scrub: next health failure", id="scrub.failure.next", show=False),
+        Binding("g", "seek", "Time scrub: go to a time (HH:MM:SS)", id="scrub.seek", show=False),
         Binding("n", "step", "Replay: pause and step 1 s", id="replay.step", show=False),
         Binding("r", "play", "Replay: play/pause", id="replay.play", show=False),
         Binding("left_square_bracket", "speed(-1)", "Replay slower", id="replay.slower", show=False),
@@ -98,6 +118,7 @@ class OvstopApp(App[int]):
         feed: SnapshotFeed,
         clock: Callable[[], float] = time.time,
         snapshot_dir: str | Path = ".",
+        history_depth: float = DEFAULT_DEPTH,
     ) -> None:
         super().__init__()
         self.feed = feed
@@ -108,12 +129,17 @@ class OvstopApp(App[int]):
         self.shown: Snapshot | None = None
         self.paused = False
         self.zoom: int | None = None
-        """Pane the user zoomed (1-4), 0 for all four, None to follow the terminal size."""
+        """Pane the user zoomed (1-6), 0 for all four, None to follow the terminal size."""
         self.current = 1
         self.snapshots_received = 0
         self.latest_flow_stats: list[FlowStat] = []
         self.deep = False
         """Whether the per-packet eBPF hooks are on (key d, or --ebpf-deep)."""
+        self.timeline = Timeline(history_depth)
+        self._arrived: list[Snapshot] = []
+        self._arrived_lock = threading.Lock()
+        self.scrub_at: float | None = None
+        """Time of the past snapshot shown (time scrub), None while the view follows the newest."""
 
     # -- layout -----------------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -124,7 +150,9 @@ class OvstopApp(App[int]):
             yield EventsPane(id="pane-3")
             yield LookupPane(id="pane-4")
             yield NetworkPane(id="pane-5")
+            yield DropsPane(id="pane-6")
         yield Input(placeholder="filter: name, label or flow key (enter keeps it, escape clears)", id="filter")
+        yield Input(placeholder="go to a time: HH:MM:SS (enter goes, escape cancels)", id="seek")
         yield Footer()
 
     def pane(self, n: int) -> Pane:
@@ -132,12 +160,17 @@ class OvstopApp(App[int]):
 
     def on_mount(self) -> None:
         self.query_one("#filter", Input).display = False
+        self.query_one("#seek", Input).display = False
         self._apply_layout()
         self._focus_pane()
         self._render_header()
-        self.feed.start(
-            lambda snap: self.post_message(SnapshotReady(snap)), lambda reason: self.post_message(FeedFailed(reason))
-        )
+        self.feed.start(self._arrive, lambda reason: self.post_message(FeedFailed(reason)))
+
+    def _arrive(self, snap: Snapshot) -> None:
+        """From the feed's thread: keep every snapshot for the timeline (the UI may skip some), then post it."""
+        with self._arrived_lock:
+            self._arrived.append(snap)
+        self.post_message(SnapshotReady(snap))
 
     def on_unmount(self) -> None:
         self.feed.stop()
@@ -175,11 +208,22 @@ class OvstopApp(App[int]):
         if "dp_flows" in snap.tables:  # absent while no shown pane needs flows: not "every flow expired"
             self.view.flows.observe(snap.tables["dp_flows"], snap.timestamp)
             self.latest_flow_stats = self.view.flows.stats()
-        if not self.paused:
+        with self._arrived_lock:
+            arrived, self._arrived = self._arrived, []
+        for kept in arrived:
+            self.timeline.add(kept)
+        if self.scrub_at is not None:
+            self._badge()  # "… ago" grows while the past is shown
+        elif not self.paused:
             self.shown = snap
             self.view.flow_stats = self.latest_flow_stats
             self._render_panes()
+            self._render_screens()
         self._render_header()
+
+    def _render_screens(self) -> None:
+        if isinstance(self.screen, HealthScreen | FlowScreen) and self.shown is not None:
+            self.screen.show(self.shown)
 
     def on_feed_failed(self, message: FeedFailed) -> None:
         self._render_header()
@@ -205,12 +249,128 @@ class OvstopApp(App[int]):
     def action_help(self) -> None:
         self.push_screen(HelpScreen(list(self.BINDINGS)))  # type: ignore[arg-type]
 
-    def action_pause(self) -> None:
-        self.paused = not self.paused
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if event.data_table.id == "flows-table":
+            self._open_flow(str(event.row_key.value))
+        elif event.data_table.id == "events-table":
+            change = self.query_one(EventsPane).flows.get(str(event.row_key.value))
+            if change is not None:  # the flow now if it is still installed, else as the change saw it
+                now = self.shown.tables.get("dp_flows", []) if self.shown is not None else []
+                row = next((r for r in now if flow_id(r) == flow_id(change)), change)
+                self.push_screen(FlowScreen(row, self.feed))
+
+    def action_open_flow(self) -> None:
+        tables = self.query("#flows-table").results(DataTable)  # none while another screen is on top
+        table = next(tables, None)
+        if table is not None and self.pane(4).display and table.row_count:
+            self._open_flow(str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value))
+
+    def _open_flow(self, key: str) -> None:
+        stat = next((st for st in self.view.flow_stats if flow_key(flow_id(st.row)) == key), None)
+        if stat is not None:
+            self.push_screen(FlowScreen(stat.row, self.feed))
+
+    def action_health(self) -> None:
+        if self.shown is None:
+            self.notify("no snapshot yet", severity="warning")
+            return
+        self.push_screen(HealthScreen(self.shown))
+
+    # -- time scrub --------------------------------------------------------------------------------------------
+    def _scrub_index(self) -> int:
+        return self.timeline.index_at(self.scrub_at) if self.scrub_at is not None else len(self.timeline) - 1
+
+    def _badge(self) -> None:
+        if self.scrub_at is None or self.latest is None:
+            self.view.viewing = ""
+            return
+        ago = max(self.latest.timestamp - self.scrub_at, 0.0)
+        self.view.viewing = (f"viewing {clock_text(self.scrub_at)}, {duration(ago)} ago · kept "
+                             f"{duration(self.timeline.span)} ≈ {num(self.timeline.cost_bytes)}B")
+
+    def _view_at(self, index: int) -> None:
+        snap = self.timeline[index]
+        self.scrub_at = snap.timestamp
+        self.shown = snap
+        self.view.flow_stats = self.view.flows.stats_of(snap.tables.get("dp_flows", []), snap.timestamp)
+        self._badge()
+        self._render_panes()
+        self._render_screens()
+        self._render_header()
+
+    def action_scrub(self, step: int) -> None:
+        if not self.timeline:
+            return
+        target = self._scrub_index() + step
+        if target >= len(self.timeline) - 1 and step > 0:
+            self.action_live()
+        else:
+            self._view_at(max(target, 0))
+
+    def action_live(self) -> None:
+        self.scrub_at = None
+        self._badge()
         if not self.paused:
             self.shown = self.latest
             self.view.flow_stats = self.latest_flow_stats
             self._render_panes()
+            self._render_screens()
+        self._render_header()
+
+    def action_failure(self, direction: int) -> None:
+        found = self.timeline.failure(self._scrub_index(), direction) if self.timeline else None
+        if found is not None:
+            self._view_at(found)
+        elif direction > 0 and isinstance(self.feed, ReplayFeed):
+            self.notify("playing on to the next health failure…", timeout=2)
+            self._seek_replay(lambda snap: bool(health.failing(health.rows(snap))), "health failure")
+        else:
+            self.notify(f"no health failure {'before' if direction < 0 else 'after'} this moment in the kept "
+                        f"history ({duration(self.timeline.span)})", severity="warning")
+
+    @work(thread=True, exclusive=True, group="seek")
+    def _seek_replay(self, until: Callable[[Snapshot], bool], what: str) -> None:
+        assert isinstance(self.feed, ReplayFeed)
+        found = self.feed.seek(until)
+        self.call_from_thread(self._after_seek, found, what)
+
+    def _after_seek(self, found: bool, what: str) -> None:
+        self.action_live()  # the recording stopped on the snapshot sought (or at its end)
+        if not found:
+            self.notify(f"no {what} until the end of the recording", severity="warning")
+
+    def action_seek(self) -> None:
+        box = self.query_one("#seek", Input)
+        box.display = True
+        box.focus()
+
+    def _seek_to(self, text: str) -> None:
+        reference = self.shown or self.latest
+        if reference is None:
+            return
+        try:
+            target = at_clock(text, reference.timestamp)
+        except ValueError:
+            self.notify(f"not a time: {text!r} (HH:MM:SS or HH:MM)", severity="error")
+            return
+        if self.timeline and self.timeline[0].timestamp <= target <= self.timeline[-1].timestamp:
+            index = self.timeline.index_at(target)
+            if index == len(self.timeline) - 1:
+                self.action_live()
+            else:
+                self._view_at(index)
+        elif isinstance(self.feed, ReplayFeed) and self.latest is not None and target > self.latest.timestamp:
+            self._seek_replay(lambda snap: snap.timestamp >= target, f"snapshot at {text}")
+        else:
+            self.notify(f"{text} is outside the kept history ({duration(self.timeline.span)})", severity="warning")
+
+    def action_pause(self) -> None:
+        self.paused = not self.paused
+        if not self.paused and self.scrub_at is None:
+            self.shown = self.latest
+            self.view.flow_stats = self.latest_flow_stats
+            self._render_panes()
+            self._render_screens()
         self._render_header()
 
     def action_pane(self, n: int) -> None:
@@ -229,13 +389,25 @@ class OvstopApp(App[int]):
         box.focus()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        self._close_filter()
+        if event.input.id == "seek":
+            self._close_seek()
+            self._seek_to(event.value.strip())
+        else:
+            self._close_filter()
 
     def on_key(self, event: object) -> None:
         box = self.query_one("#filter", Input)
         if box.has_focus and getattr(event, "key", "") == "escape":
             box.value = ""
             self._close_filter()
+        if self.query_one("#seek", Input).has_focus and getattr(event, "key", "") == "escape":
+            self._close_seek()
+
+    def _close_seek(self) -> None:
+        box = self.query_one("#seek", Input)
+        box.value = ""
+        box.display = False
+        self._focus_pane()
 
     def _close_filter(self) -> None:
         """Apply what the filter box holds (on enter; escape has emptied it) and go back to the pane."""

@@ -57,6 +57,8 @@ class EventsPane(Pane):
         self._filter: str | None = None
         self._seen = 0
         self._next_key = 0
+        self.flows: dict[str, dict[str, object]] = {}
+        """Row key -> the flow a flow-change row is about (Enter opens it); bounded with the rows."""
 
     @property
     def table(self) -> DataTable:
@@ -64,6 +66,7 @@ class EventsPane(Pane):
 
     def _reset(self, mode: str, columns: tuple[str, ...], view: ViewState) -> None:
         self._mode, self._filter, self._seen = mode, view.filter, 0
+        self.flows.clear()
         self.table.clear(columns=True)
         self.table.add_columns(*columns)
 
@@ -76,16 +79,20 @@ class EventsPane(Pane):
         else:
             self._show_flow_changes(snap, view, waiting=store is not None)
 
-    def _append(self, rows: list[tuple[Text, ...]]) -> None:
+    def _append(self, rows: list[tuple[Text, ...]], flows: list[dict[str, object]] | None = None) -> None:
         table = self.table
         following = table.scroll_y >= table.max_scroll_y
+        start = max(len(rows) - MAX_ROWS, 0)
         with self.app.batch_update():
-            for row in rows[-MAX_ROWS:]:
+            for i, row in enumerate(rows[start:], start):
                 table.add_row(*row, key=str(self._next_key))
+                if flows is not None:
+                    self.flows[str(self._next_key)] = flows[i]
                 self._next_key += 1
             excess = table.row_count - MAX_ROWS
             for row_key in list(table.rows)[: max(excess, 0)]:
                 table.remove_row(row_key)
+                self.flows.pop(str(row_key.value), None)
         if following and rows:
             table.scroll_end(animate=False)
 
@@ -108,7 +115,10 @@ class EventsPane(Pane):
         new = view.flows.total_changes - self._seen
         self._seen = view.flows.total_changes
         changes = list(view.flows.changes)[-new:] if new > 0 else []
-        self._append([change_row(c) for c in changes if view.matches(c.key, c.actions, c.ufid, c.pmd)])
+        shown = [c for c in changes if view.matches(c.key, c.actions, c.ufid, c.pmd)]
+        self._append([change_row(c) for c in shown],
+                     [{"datapath": c.datapath, "pmd": c.pmd, "ufid": c.ufid, "key": c.key, "actions": c.actions,
+                       "packets": c.packets} for c in shown])
         ebpf = snap.health.get("ebpf")
         if waiting:
             why = "none captured or recorded yet"

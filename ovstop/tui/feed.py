@@ -14,9 +14,9 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import Protocol
+from typing import Any, Protocol
 
 from ovstop.collect.demand import Demand
 from ovstop.errors import OvstopError, describe
@@ -25,6 +25,7 @@ from ovstop.events.pipeline import EventPipeline
 from ovstop.events.replay import Replayer
 from ovstop.events.schema import OvsEvent
 from ovstop.events.store import EventStore
+from ovstop.explain import Explanation, explain_flow
 from ovstop.export import frames
 from ovstop.export import snapshot as snapshot_doc
 from ovstop.model.store import Snapshot, SourceHealth
@@ -97,6 +98,10 @@ class SnapshotFeed(Protocol):
         """Per-packet eBPF hooks on or off: whether they now are as asked, and what happened, in one line."""
         ...
 
+    def explain(self, row: Mapping[str, Any]) -> Explanation:
+        """Why a datapath flow exists (blocking: call it off the UI thread); OvstopError when it cannot tell."""
+        ...
+
 
 class LiveFeed:
     """Runs ``sampler.sample()`` on a daemon thread every ``interval`` seconds, chained (sleep interval minus
@@ -159,6 +164,9 @@ class LiveFeed:
 
     def refresh_now(self) -> None:
         self._wake.set()
+
+    def explain(self, row: Mapping[str, Any]) -> Explanation:
+        return explain_flow(self.sampler.sources, row)
 
     def set_interval(self, seconds: float) -> None:
         self.interval = seconds
@@ -272,6 +280,20 @@ class ReplayFeed:
             self._send_events_only()
         return count
 
+    def seek(self, until: Callable[[Snapshot], bool]) -> bool:
+        """Pause and deliver the recording one item at a time until a snapshot satisfies ``until`` (True: it
+        is the last one delivered), or the recording ends (False). Item by item, so none is skipped over."""
+        seen = self.last
+        try:
+            while self.replayer.step():
+                if self.last is not seen and self.last is not None:
+                    seen = self.last
+                    if until(seen):
+                        return True
+        except (OvstopError, RecursionError) as exc:
+            self._stopped(str(exc))
+        return False
+
     def toggle_play(self) -> None:
         if self.replayer.paused:
             self.replayer.resume(time.monotonic())
@@ -289,6 +311,9 @@ class ReplayFeed:
 
     def set_deep(self, on: bool) -> tuple[bool, str]:
         return False, "a recording has the events it has: nothing to attach"
+
+    def explain(self, row: Mapping[str, Any]) -> Explanation:
+        raise OvstopError("explain asks the live switch (ofproto/trace); a replay has no switch to ask")
 
     def stop(self) -> None:
         self._stop.set()
@@ -309,3 +334,6 @@ class RemoteFeed(LiveFeed):
 
     def _pause(self) -> float:
         return min(self.interval * 2**self.source.failures, max(MAX_BACKOFF, self.interval))
+
+    def explain(self, row: Mapping[str, Any]) -> Explanation:
+        raise OvstopError("explain asks the switch itself (ofproto/trace); run ovstop on that host to ask it")

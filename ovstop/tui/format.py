@@ -6,6 +6,7 @@ Pure functions, no Textual: they decide what a number looks like in a 6-characte
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 
 SPARKS = "▁▂▃▄▅▆▇█"
@@ -84,3 +85,15 @@ def key_summary(key: str) -> str:
     for noise in _NOISE:
         key = key.replace(noise, "")
     return key
+
+
+def at_clock(text: str, reference: float) -> float:
+    """``HH:MM[:SS]`` local time on ``reference``'s day, as a timestamp; ValueError when it is not a time."""
+    parts = text.split(":")
+    if len(parts) not in (2, 3) or not all(p.isdigit() for p in parts):
+        raise ValueError(text)
+    hour, minute, second = (int(p) for p in (*parts, "0")[:3])
+    if hour > 23 or minute > 59 or second > 59:
+        raise ValueError(text)
+    day = time.localtime(reference)
+    return time.mktime((day.tm_year, day.tm_mon, day.tm_mday, hour, minute, second, 0, 0, -1))

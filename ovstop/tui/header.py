@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from textual.content import Content
 from textual.widgets import Static
 
-from ovstop.collect.demand import Demand
+from ovstop import health
+from ovstop.collect.demand import METRICS
 from ovstop.model.store import Snapshot
 from ovstop.tui.format import duration, num
 from ovstop.tui.headline import clock_text, headline
@@ -14,11 +17,21 @@ from ovstop.tui.view import ViewState
 _MARKS = {"up": ("●", "$success"), "degraded": ("◐", "$warning"), "down": ("○", "$error"), "off": ("◌", "$warning")}
 
 
+def check_badges(table: list[dict[str, Any]]) -> list[str | tuple[str, str]]:
+    """A badge per failing health check, else how many pass (unknown ones are in the ``h`` list)."""
+    failing = health.failing(table)
+    if failing:
+        return [part for name in failing for part in ((f" ✗ {name} ", "reverse $error"), " ")] + [" "]
+    passing = sum(r.get("state") == health.OK for r in table)
+    return [(f"✓ {passing} checks ok", "$success"), "  "] if passing else []
+
+
 class HeaderBar(Static):
     """Three lines; rebuilt from the snapshot and the view state, updated only when the text changes."""
 
-    needs = Demand.of("rfc_metrics", "datapath", "upcall", "memory", "process", "system", "bridge", "interface")
-    """Where the headline figures come from (see ``tui/headline.py``); needed whatever pane is shown."""
+    needs = METRICS
+    """Needed whatever pane is shown: the headline figures, and the health checks, whose inputs span the whole
+    tree (so every collector but the flow dump, which only panes 3 and 4 need)."""
 
     def show(self, snap: Snapshot | None, view: ViewState, paused: bool, started: float) -> None:
         content = self.render_content(snap, view, paused, started)
@@ -40,8 +53,11 @@ class HeaderBar(Static):
             f"up {duration(h.ovs_uptime) if h.ovs_uptime is not None else '–'}  "
             f"session {duration(view.clock() - started)}  {pace}  #{snap.seq}",
         ]
+        if view.viewing:  # first, so that even a narrow terminal shows it is looking at the past
+            parts[:0] = [(f" {view.viewing} ", "reverse $warning"), " "]
         if paused:
             parts += ["  ", (" PAUSED ", "reverse $warning")]
+
         # A failed round delivers nothing: what is shown is the last good one, and the reason leads line two.
         stale_since = snap.timestamp if feed.failure else h.stale_since
         if stale_since is not None:
@@ -51,6 +67,7 @@ class HeaderBar(Static):
         parts.append("\n")
         if feed.failure:
             parts += [(feed.failure, "bold $error"), "  "]
+        parts += check_badges(health.rows(snap))
         for name, state, reason in h.health:
             mark, style = _MARKS[state]
             if state == "off":  # not a problem: the short cause only ("not configured", "needs root" …)

@@ -49,7 +49,7 @@ def launch(options: Options) -> int:
                 deep_switch=runtime.set_deep if runtime.capture is not None else None,
             )
         stack.callback(feed.stop)
-        app = OvstopApp(feed)
+        app = OvstopApp(feed, history_depth=options.history_depth)
         app.deep = options.ebpf_deep
 
         def _exit(signum: int) -> None:

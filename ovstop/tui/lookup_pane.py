@@ -69,7 +69,8 @@ def flow_cells(stat: FlowStat, now: float) -> tuple[Text, ...]:
     return tuple(Text(c) for c in cells)
 
 
-def _key(fid: tuple[str, str, str]) -> str:
+def flow_key(fid: tuple[str, str, str]) -> str:
+    """The flow table's row key for a flow (the app finds the flow behind a selected row with it)."""
     return "\x1f".join(fid)
 
 
@@ -109,7 +110,8 @@ class LookupPane(Pane):
         stats.sort(key=lambda st: sort_value(st, view.sort, now), reverse=not view.reverse)
         shown = stats[:MAX_FLOW_ROWS]
         table = self.query_one("#flows-table", DataTable)
-        wanted = {_key(flow_id(st.row)): (Text(str(rank)), *flow_cells(st, now)) for rank, st in enumerate(shown, 1)}
+        wanted = {flow_key(flow_id(st.row)): (Text(str(rank)), *flow_cells(st, now))
+                  for rank, st in enumerate(shown, 1)}
         sync_rows(table, wanted)
         table.sort("rank", key=lambda cell: int(cell.plain))
         self.order = list(wanted)

@@ -32,6 +32,8 @@ class ViewState:
     cumulative: bool = False
     flows: FlowTracker = field(default_factory=FlowTracker)
     flow_stats: list[FlowStat] = field(default_factory=list)
+    viewing: str = ""
+    """The time-scrub badge ("viewing 12:03:15, 40 s ago"), empty while the view follows the newest snapshot."""
 
     def matches(self, *texts: str) -> bool:
         """Whether the filter (case-insensitive substring) is empty or found in any of ``texts``."""
