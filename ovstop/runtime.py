@@ -155,9 +155,14 @@ def start_recording(
     recorder = Recorder(path, overwrite=overwrite, rotate=rotate, keep=keep)
     stack.callback(recorder.close)
     encoder = FrameEncoder()
-    recorder.on_rotate.append(encoder.restart)  # every part starts with a key frame: it replays on its own
-    recorder.snapshot(encoder.encode(first))
-    sampler.listeners.append(lambda snap: recorder.snapshot(encoder.encode(snap)))
+
+    def record(snap: Snapshot) -> None:
+        if recorder.rotate_if_due():
+            encoder.restart()  # every part starts with a key frame: it replays on its own
+        recorder.snapshot(encoder.encode(snap))
+
+    record(first)
+    sampler.listeners.append(record)
     return recorder
 
 

@@ -23,7 +23,7 @@ import platform
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -68,8 +68,8 @@ class Recorder:
     A path ending in ``.gz`` is gzip-compressed (flushed after every snapshot, so a crash loses at most a
     round). With ``rotate`` (bytes), a part is closed at the first snapshot past that size and the next one
     opened: ``FILE``, ``FILE.1``, ``FILE.2`` …; at most ``keep`` parts exist, the oldest being deleted, so
-    the total stays bounded. Every part starts with the startup line and is a recording of its own;
-    ``on_rotate`` callbacks run when a new part begins (the snapshot encoder restarts with a key frame).
+    the total stays bounded. Every part starts with the startup line and is a recording of its own: the
+    writer of snapshots calls :meth:`rotate_if_due` before each one and starts a new part with a key frame.
     """
 
     def __init__(
@@ -91,7 +91,7 @@ class Recorder:
         self.snapshots = 0
         self.written = 0
         """Bytes written over all parts (compressed size when compressing)."""
-        self.on_rotate: list[Callable[[], None]] = []
+        self._due = False
         self._startup = startup if startup is not None else startup_section()
         self._parts: list[Path] = []
         self._opened = 0
@@ -135,10 +135,18 @@ class Recorder:
             self._failed = True
             raise OvstopError(f"cannot write recording to {self.path}: {exc.strerror}") from None
         if snapshot and self.rotate is not None and self._out.size >= self.rotate:
+            self._due = True  # the next part opens with the next snapshot, so no part ends up without one
+
+    def rotate_if_due(self) -> bool:
+        """Close a part that went past the rotation size and open the next one (its startup line first);
+        True when it did, so the caller starts the next part's snapshots with a key frame."""
+        with self._lock:
+            if not self._due:
+                return False
+            self._due = False
             self._close_part()
             self._open_part()
-            for callback in self.on_rotate:
-                callback()
+            return True
 
     def _close_part(self) -> None:
         if self._file is None or self._out is None or self._stream is None or self._out.closed:
