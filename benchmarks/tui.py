@@ -4,7 +4,9 @@ Two phases, each ``--minutes`` long, each running the installed console script i
 pane of 200x50, so that all four panes are drawn) and reading its CPU and RSS from /proc:
 
 * live: ``ovstop --unixctl … --db …`` against a sandbox switch with ``--ports`` dummy ports and ``--flows``
-  live datapath flows (built like ``benchmarks/scrape.py`` does), refreshing every second;
+  live datapath flows (built like ``benchmarks/scrape.py`` does), refreshing every second; measured with all
+  four panes shown, then (same app, same switch) zoomed to the metrics tree alone (key ``1``), where the
+  datapath flows are neither dumped nor drawn;
 * replay: ``ovstop --replay FILE`` of a SYNTHETIC recording in Retis's envelope: ``--events-per-second``
   OVS events (flow_lookup miss, upcall, upcall_enqueue, upcall_return per upcalled packet, over 4,096
   distinct UDP 5-tuples) plus one metrics snapshot line a second (the last snapshot of the checked-in
@@ -166,6 +168,11 @@ def live_phase(args: argparse.Namespace, workdir: Path) -> Iterator[str]:
         term = Terminal([str(OVSTOP), "--unixctl", str(sw.unixctl_path), "--db", sw.db_remote, "--no-ebpf",
                          "-d", "1"], workdir)
         try:
+            yield "  all four panes (200x50):"
+            yield from measure(term, args.minutes)
+            # The same app on the same switch, zoomed to the metrics tree: no flow dump, no flow table.
+            term.keys("1")
+            yield "  metrics pane only (key 1):"
             yield from measure(term, args.minutes)
         finally:
             term.close()

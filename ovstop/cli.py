@@ -19,8 +19,9 @@ from types import ModuleType
 from typing import Any, NoReturn
 
 from ovstop import __version__, fileio, logs, signals
+from ovstop.collect.demand import EVERYTHING, METRICS
 from ovstop.errors import OvstopError
-from ovstop.events.recording import OVERWRITE_HINT
+from ovstop.events.recording import DEFAULT_KEEP, OVERWRITE_HINT, check_rotation
 from ovstop.export.server import DEFAULT_PORT
 from ovstop.runtime import Options
 
@@ -93,8 +94,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--history-depth", type=_number(float, 0, 86_400), default=300.0, metavar="SECONDS",
                    help="TUI: seconds of past snapshots kept for time scrub (b/f keys; default 300)")
     p.add_argument("--no-ebpf", action="store_true", help="do not start the eBPF capture thread")
+    p.add_argument("--ebpf-deep", action="store_true",
+                   help="also attach the per-packet hooks (flow_lookup, action_execute): every packet pays for them")
     p.add_argument("--record", metavar="FILE", help="record events (Retis-compatible JSON lines) and snapshots")
     p.add_argument("--record-overwrite", action="store_true", help="let --record replace an existing file")
+    p.add_argument("--record-rotate", metavar="SIZE",
+                   help="start a new part FILE.1, FILE.2 … when the recording reaches SIZE (bytes, or 500k, 20M, 1G)")
+    p.add_argument("--record-keep", type=_number(int, 1, 10_000), default=DEFAULT_KEEP, metavar="N",
+                   help=f"with --record-rotate: keep at most N parts, deleting the oldest (default {DEFAULT_KEEP})")
     p.add_argument("--replay", metavar="FILE", help="show a recording (ovstop or Retis) instead of a live switch")
     p.add_argument("--connect", metavar="URL",
                    help="show a remote ovstop --headless (http[s]://host:6103) instead of the local switch")
@@ -124,6 +131,8 @@ def _check_files(args: argparse.Namespace) -> None:
                                       ("--record", args.record)) if on]
         if live:
             raise OvstopError(f"--replay plays a recording in the TUI; it cannot be combined with {live[0]}")
+    if args.record_rotate is not None and not args.record:
+        raise OvstopError("--record-rotate needs --record FILE")
     if args.connect:
         local = [flag for flag, on in (("snapshot", args.command == "snapshot"), ("--headless", args.headless),
                                        ("--check", args.check), ("--sandbox", args.sandbox),
@@ -136,6 +145,8 @@ def _check_files(args: argparse.Namespace) -> None:
         raise OvstopError("ovstop fleet needs --prometheus URL (and --prometheus goes with fleet)")
     if args.record:
         fileio.check_target(args.record, "recording", args.record_overwrite, OVERWRITE_HINT)
+        if args.record_rotate is not None:
+            check_rotation(args.record, args.record_overwrite)
     if args.command == "snapshot" and args.output not in (None, "-"):
         fileio.check_target(args.output, "snapshot")
 
@@ -155,7 +166,10 @@ def options_from(args: argparse.Namespace) -> Options:
         ovn_nb=args.ovn_nb,
         ovn_sb=args.ovn_sb,
         ebpf=not args.no_ebpf,
+        ebpf_deep=args.ebpf_deep,
         record=args.record,
+        record_rotate=parse_size(args.record_rotate) if args.record_rotate is not None else None,
+        record_keep=args.record_keep,
         record_overwrite=args.record_overwrite,
         interval=args.delay,
         replay=args.replay,
@@ -167,11 +181,29 @@ def options_from(args: argparse.Namespace) -> Options:
     )
 
 
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+def parse_size(text: str) -> int:
+    """``--record-rotate`` sizes: bytes, or a number with k, M or G (powers of 1024), at least 4 KiB."""
+    number, unit = text.strip().rstrip("bB"), ""
+    if number and number[-1].lower() in _UNITS:
+        number, unit = number[:-1], number[-1].lower()
+    try:
+        size = int(float(number) * _UNITS[unit])
+    except (ValueError, OverflowError):
+        raise OvstopError(f"--record-rotate {text!r}: expected a size such as 500k, 20M or 1G") from None
+    if size < 4096:
+        raise OvstopError(f"--record-rotate {text!r}: too small (at least 4k)")
+    return size
+
+
 def run_snapshot(options: Options, output: str | None) -> int:
     from ovstop.export import snapshot
     from ovstop.runtime import running
 
     with running(options) as rt:
+        rt.sampler.need("snapshot", EVERYTHING)
         rt.first_sample()
         # A second round one interval later gives every counter a rate.
         time.sleep(options.interval)
@@ -194,6 +226,7 @@ def run_headless(options: Options, listen: str, web_config_file: str | None) -> 
     server = serve(endpoint, host, port, web_config)
     try:
         with running(options) as rt:
+            rt.sampler.need("metrics", METRICS)  # no per-flow series on /metrics: no flow dump
             rt.first_sample()
             endpoint.events, endpoint.events_reason = rt.event_store, rt.events_reason
             endpoint.sampler = rt.sampler

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from ovstop.collect.base import TREE_ORDER, Collector, Sources, Unavailable
 from ovstop.collect.config import CollectConfig
+from ovstop.collect.demand import EVERYTHING
 from ovstop.collect.registry import default_collectors
 from ovstop.collect.sampler import Sampler
 from ovstop.ebpf.capture import CaptureThread
@@ -23,9 +24,9 @@ from ovstop.ebpf.session import start_capture
 from ovstop.errors import OvstopError
 from ovstop.events.correlator import Correlator
 from ovstop.events.pipeline import EventPipeline
-from ovstop.events.recording import Recorder
+from ovstop.events.recording import DEFAULT_KEEP, Recorder
 from ovstop.events.store import EventStore
-from ovstop.export import snapshot as snapshot_json
+from ovstop.export.frames import FrameEncoder
 from ovstop.model.labels import LabelMap
 from ovstop.model.store import MetricStore, Snapshot
 from ovstop.sources import discovery
@@ -58,7 +59,10 @@ class Options:
     ovn_nb: str | None = None
     ovn_sb: str | None = None
     ebpf: bool = True
+    ebpf_deep: bool = False
     record: str | None = None
+    record_rotate: int | None = None
+    record_keep: int = DEFAULT_KEEP
     record_overwrite: bool = False
     max_events: int = 10_000
     interval: float = 1.0
@@ -98,6 +102,25 @@ class Runtime:
     def close(self) -> None:
         self.stack.close()
 
+    def set_deep(self, on: bool) -> tuple[bool, str]:
+        """Turn the per-packet eBPF hooks on or off (the capture restarts with the other probe set): whether
+        they are now as asked, and what happened in one line."""
+        capture = self.capture
+        if capture is None:
+            return False, f"eBPF capture is off: {self.events_reason}"
+        if capture.deep == on:
+            return True, f"per-packet hooks already {'on' if on else 'off'}"
+        fresh = CaptureThread(capture.on_event, view=capture.view, deep=on)
+        capture.stop()
+        fresh.start()
+        self.stack.callback(fresh.stop)
+        for collector in self.sampler.collectors:
+            if isinstance(collector, EbpfCollector):
+                collector.capture = fresh
+        self.capture = fresh
+        return True, ("per-packet hooks on (flow_lookup, action_execute): their cost shows as bpf time/s"
+                      if on else "per-packet hooks off: upcall path only")
+
     def first_sample(self) -> Snapshot:
         """Collect once; fail with one clear line when not a single source answered.
 
@@ -108,21 +131,38 @@ class Runtime:
         present = [h for h in snap.health.values() if not h.off]
         if present and not any(h.up for h in present):
             raise OvstopError("; ".join(f"{h.name}: {h.reason}" for h in present))
-        if self.options.record and self.events.recorder is None:
-            recorder = start_recording(self.options.record, self.sampler, self.stack, self.options.record_overwrite)
-            recorder.snapshot(snapshot_json.to_dict(snap))
-            self.events.recorder = recorder
+        o = self.options
+        if o.record and self.events.recorder is None:
+            self.events.recorder = start_recording(o.record, self.sampler, self.stack, snap, o.record_overwrite,
+                                                   o.record_rotate, o.record_keep)
         # What exists now (modules, replicas, caches) lives as long as the run: keep it out of every
         # future garbage collection, which otherwise rescans it each time a round's garbage is collected.
         gc.freeze()
         return snap
 
 
-def start_recording(path: str, sampler: Sampler, stack: contextlib.ExitStack, overwrite: bool = False) -> Recorder:
-    """``--record``: events as captured plus every later snapshot, in one Retis-compatible file."""
-    recorder = Recorder(path, overwrite=overwrite)
+def start_recording(
+    path: str,
+    sampler: Sampler,
+    stack: contextlib.ExitStack,
+    first: Snapshot,
+    overwrite: bool = False,
+    rotate: int | None = None,
+    keep: int = DEFAULT_KEEP,
+) -> Recorder:
+    """``--record``: events as captured plus ``first`` and every later snapshot as a frame (the values that
+    changed), in Retis-compatible JSON lines, rotated by size when asked."""
+    recorder = Recorder(path, overwrite=overwrite, rotate=rotate, keep=keep)
     stack.callback(recorder.close)
-    sampler.listeners.append(lambda snap: recorder.snapshot(snapshot_json.to_dict(snap)))
+    encoder = FrameEncoder()
+
+    def record(snap: Snapshot) -> None:
+        if recorder.rotate_if_due():
+            encoder.restart()  # every part starts with a key frame: it replays on its own
+        recorder.snapshot(encoder.encode(snap))
+
+    record(first)
+    sampler.listeners.append(record)
     return recorder
 
 
@@ -164,11 +204,13 @@ def open_runtime(options: Options) -> Runtime:
         events = EventPipeline(Correlator(), EventStore(max_events=options.max_events))
         config = CollectConfig(options.timeout, options.max_flows, ovn_nb, ovn_sb, ovn_rundir)
         collectors: list[Collector] = default_collectors(config, label_map, sources, stack)
-        capture, events_reason = start_capture(options.ebpf, options.sandbox, events, stack)
+        capture, events_reason = start_capture(options.ebpf, options.sandbox, events, stack, options.ebpf_deep)
         collectors.append(EbpfCollector(capture) if capture is not None else Unavailable("ebpf", events_reason))
         store = MetricStore(history=options.history, tree_order=TREE_ORDER)
         sampler = Sampler(sources, collectors, store, round_timeout=options.timeout)
         label_map.check_specs(sampler.specs, options.labels or "")
+        if options.record:
+            sampler.need("record", EVERYTHING)  # a recording replays every pane: it needs everything
         return Runtime(options, sources, sampler, events, stack, capture, events_reason, sandbox)
     except BaseException:
         stack.close()

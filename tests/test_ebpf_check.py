@@ -16,7 +16,7 @@ from ovstop.ebpf.capability import (
     plan_hooks,
     probe_system,
 )
-from ovstop.ebpf.hooks import EVENTS, HOOKS, Kind
+from ovstop.ebpf.hooks import DEEP_OFF, EVENTS, HOOKS, PER_PACKET, Kind
 from ovstop.ebpf.layout import VERIFIED, Layout
 from ovstop.ebpf.usdt_notes import usdt_probes
 from ovstop.errors import SourceError
@@ -189,3 +189,12 @@ def test_vswitchd_not_running() -> None:
 def test_bcc_imports_from_the_distribution() -> None:
     bcc = import_bcc()
     assert hasattr(bcc, "BPF") and hasattr(bcc, "USDT")
+
+
+def test_default_probe_set_is_the_upcall_path_only() -> None:
+    view = _view()
+    hooks, missing = plan_hooks(view, deep=False)
+    assert {h.event for h in hooks} == {"upcall", "upcall_return", "upcall_enqueue", "recv_upcall", "flow_operation"}
+    assert missing == dict.fromkeys(PER_PACKET, DEEP_OFF)
+    deep, _ = plan_hooks(view, deep=True)
+    assert {h.event for h in deep} - {h.event for h in hooks} == PER_PACKET

@@ -162,7 +162,7 @@ def test_values_equal_ovs_tools_after_traffic(fresh_sandbox: SandboxSwitch) -> N
         assert pick(values, "ovs_vswitchd_datapath_hit_total", **dp) == [hit]
         assert pick(values, "ovs_vswitchd_datapath_missed_total", **dp) == [missed]
         assert pick(values, "ovs_vswitchd_datapath_lost_total", **dp) == [lost]
-        assert pick(values, "ovs_vswitchd_datapath_flows_dumped", **dp) == [flows]
+        assert pick(values, "ovs_vswitchd_datapath_n_flows", **dp) == [flows]  # from dpctl/show: no dump
 
         stats = pmd_stats(sw.appctl("dpif-netdev/pmd-stats-show"))
         perf = sw.appctl("dpif-netdev/pmd-perf-show")

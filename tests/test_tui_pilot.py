@@ -229,10 +229,11 @@ def test_small_terminal_shows_one_readable_pane_at_a_time(runtime: Runtime) -> N
 
     async def run() -> None:
         async with app.run_test(size=SMALL) as pilot:
-            await _until(pilot, lambda: _ready(app))
+            await _until(pilot, lambda: app.snapshots_received >= 3)
             assert [n for n in (1, 2, 3, 4) if app.pane(n).display] == [1]
             await pilot.press("4")
             assert [n for n in (1, 2, 3, 4) if app.pane(n).display] == [4]
+            await _until(pilot, lambda: _ready(app))  # flows are dumped once a pane shows them
             flows = app.query_one("#flows-table", DataTable)
             assert flows.size.height >= 3 and flows.row_count > 0
             header = _plain(app.query_one(HeaderBar))

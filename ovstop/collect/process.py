@@ -33,26 +33,35 @@ def _boot_time() -> float:
     return 0.0
 
 
+def read_stat(pid: int | str) -> tuple[float, float, float] | None:
+    """(start time since the epoch, CPU seconds, resident bytes) of a process from /proc; None when gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # Fields after the parenthesised command name, which may itself hold spaces.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    utime, stime, start_ticks, rss_pages = int(fields[11]), int(fields[12]), int(fields[19]), int(fields[21])
+    return _BOOT + start_ticks / _TICKS, (utime + stime) / _TICKS, float(rss_pages * _PAGE)
+
+
+_BOOT = _boot_time()
+
+
 class ProcessCollector:
     name = "process"
     source = "unixctl"
     specs = (START, CPU, RSS)
-
-    def __init__(self) -> None:
-        self._boot = _boot_time()
 
     def collect(self, sources: Sources, tables: Tables) -> Iterator[Sample]:
         client = sources.unixctl
         match = _CTL_PID.search(client.connected_path) if client is not None else None
         if match is None:
             return
-        try:
-            stat = Path(f"/proc/{match.group(1)}/stat").read_text()
-        except OSError:
+        stat = read_stat(match.group(1))
+        if stat is None:
             return
-        # Fields after the parenthesised command name, which may itself hold spaces.
-        fields = stat[stat.rindex(")") + 2 :].split()
-        utime, stime, start_ticks, rss_pages = int(fields[11]), int(fields[12]), int(fields[19]), int(fields[21])
-        yield Sample(START, (), self._boot + start_ticks / _TICKS)
-        yield Sample(CPU, (), (utime + stime) / _TICKS)
-        yield Sample(RSS, (), float(rss_pages * _PAGE))
+        start, cpu, rss = stat
+        yield Sample(START, (), start)
+        yield Sample(CPU, (), cpu)
+        yield Sample(RSS, (), rss)

@@ -1,8 +1,10 @@
 """One collection round: every collector once, failures isolated, the result folded into the store.
 
 Rounds never overlap (a lock), so the TUI timer, a Prometheus scrape and a snapshot request can all
-ask for data at once and share one collection. A collector that fails marks its source down (or
-degraded, for a parse error) with the reason, and the rest of the round goes on.
+ask for data at once and share one collection. Consumers state what they need (:meth:`Sampler.need`); a
+round runs only the collectors that the union of those demands wants (all of them when nobody said).
+A collector that fails marks its source down (or degraded, for a parse error) with the reason, and the
+rest of the round goes on.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from typing import Any
 from ovstop import __version__
 from ovstop import health as checks
 from ovstop.collect.base import TREE_ORDER, Collector, Sources, Tables
+from ovstop.collect.demand import EVERYTHING, Demand
+from ovstop.collect.process import read_stat
 from ovstop.errors import ParseError, SourceError, SourceOff, describe
 from ovstop.model.flowrates import FlowRates
 from ovstop.model.metric import Kind, MetricSpec, Sample, labels_of
@@ -39,7 +43,15 @@ COLLECT_SECONDS = MetricSpec(
     "ovstop_collect_duration_seconds", Kind.GAUGE, "Time the last full collection took.",
     ("ovstop", "collect_duration"), unit="seconds",
 )
-SELF_SPECS = (SOURCE_UP, PARSE_ERRORS, COLLECT_SECONDS, checks.HEALTH)
+SELF_CPU = MetricSpec(
+    "ovstop_process_cpu_seconds_total", Kind.COUNTER, "User and system CPU time ovstop itself has used.",
+    ("ovstop", "process", "cpu_seconds"), unit="seconds",
+)
+SELF_RSS = MetricSpec(
+    "ovstop_process_resident_memory_bytes", Kind.GAUGE, "Resident memory of ovstop itself.",
+    ("ovstop", "process", "resident_memory"), unit="bytes",
+)
+SELF_SPECS = (SOURCE_UP, PARSE_ERRORS, COLLECT_SECONDS, checks.HEALTH, SELF_CPU, SELF_RSS)
 
 
 class Sampler:
@@ -67,6 +79,31 @@ class Sampler:
         self._last_ok: dict[str, float] = {}
         self._flow_rates = FlowRates()
         self.listeners: list[Callable[[Snapshot], None]] = []
+        self._demands: dict[str, tuple[Demand, float | None]] = {}
+        self._health: dict[str, SourceHealth] = {}
+        self.calls: Counter[str] = Counter()
+        """Rounds in which each collector ran (its cost is paid only when someone needs it)."""
+
+    def need(self, consumer: str, demand: Demand | None, ttl: float | None = None) -> None:
+        """``consumer`` needs ``demand`` from the next rounds on (None: it needs nothing any more); with
+        ``ttl``, only for that many seconds unless renewed (a remote viewer that may go away unannounced)."""
+        with self._lock:
+            if demand is None:
+                self._demands.pop(consumer, None)
+            else:
+                self._demands[consumer] = (demand, None if ttl is None else time.monotonic() + ttl)
+
+    @property
+    def demand(self) -> Demand:
+        """The union of what the consumers need; everything while none has said."""
+        now = time.monotonic()
+        demands = [d for d, until in self._demands.values() if until is None or until > now]
+        if not demands:
+            return EVERYTHING
+        total = demands[0]
+        for d in demands[1:]:
+            total = total | d
+        return total
 
     @property
     def specs(self) -> tuple[MetricSpec, ...]:
@@ -119,9 +156,12 @@ class Sampler:
             except SourceError as exc:
                 failures["ovsdb"] = str(exc)
         owner: dict[str, str] = {}  # metric name -> the collector that produced it first this round
-        for collector in self.collectors:
+        demand = self.demand
+        ran = [c for c in self.collectors if demand.wants(c.name)]
+        for collector in ran:
             if collector.source in failures:
                 continue
+            self.calls[collector.name] += 1
             try:
                 for sample in collector.collect(self.sources, tables):
                     if owner.setdefault(sample.spec.name, collector.name) == collector.name:
@@ -147,7 +187,12 @@ class Sampler:
         if "dp_flows" in tables.rows:
             tables.rows["dp_flows"] = self._flow_rates.annotate(tables.rows["dp_flows"], now)
         health: dict[str, SourceHealth] = {}
+        asked = dict.fromkeys(c.source for c in ran)
         for source in dict.fromkeys(c.source for c in self.collectors):
+            if source not in asked:  # nobody needed it this round: what was last known of it
+                if source in self._health:
+                    health[source] = self._health[source]
+                continue
             if source in off:
                 health[source] = SourceHealth(source, False, off[source], None, off=True)
                 continue
@@ -157,13 +202,17 @@ class Sampler:
             reason = failures.get(source) or degraded.get(source, "")
             health[source] = SourceHealth(source, up, reason, self._last_ok.get(source))
             samples.append((SELF, Sample(SOURCE_UP, labels_of(source=source), 1.0 if up else 0.0)))
-        for collector in self.collectors:
+        self._health = health
+        for collector in ran:
             samples.append(
                 (SELF, Sample(PARSE_ERRORS, labels_of(collector=collector.name),
                               float(self._parse_errors[collector.name])))
             )
         elapsed = now - started
         samples.append((SELF, Sample(COLLECT_SECONDS, (), elapsed)))
+        own = read_stat("self")  # the observer's own cost, next to what it observes
+        if own is not None:
+            samples += [(SELF, Sample(SELF_CPU, (), own[1])), (SELF, Sample(SELF_RSS, (), own[2]))]
         return self.store.update(
             samples, now, wall, health, tables.rows, self._meta(), collect_seconds=elapsed, derive=checks.derive
         )

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ovstop.ebpf.bcc_import import import_bcc
-from ovstop.ebpf.hooks import EVENTS, HOOKS, Hook, Kind
+from ovstop.ebpf.hooks import DEEP_OFF, EVENTS, HOOKS, PER_PACKET, Hook, Kind
 from ovstop.ebpf.layout import NEEDS, Layout
 from ovstop.ebpf.layout import resolve as resolve_layout
 from ovstop.ebpf.usdt_notes import usdt_probes
@@ -218,14 +218,18 @@ def _first_missing(view: SystemView, hooks: Iterable[Hook]) -> str:
     return next((why for why in (_hook_missing(view, h) for h in hooks) if why), "")
 
 
-def plan_hooks(view: SystemView) -> tuple[list[Hook], dict[str, str]]:
-    """Hooks to attach, and a reason per event that gets no events."""
+def plan_hooks(view: SystemView, deep: bool = True) -> tuple[list[Hook], dict[str, str]]:
+    """Hooks to attach, and a reason per event that gets no events; without ``deep``, none of the
+    per-packet ones (:data:`~ovstop.ebpf.hooks.PER_PACKET`)."""
     blocker = _prerequisites(view)
     if blocker:
         return [], dict.fromkeys(EVENTS, blocker)
     chosen: list[Hook] = []
     missing: dict[str, str] = {}
     for event in EVENTS:
+        if not deep and event in PER_PACKET:
+            missing[event] = DEEP_OFF
+            continue
         hooks = [h for h in HOOKS if h.event == event]
         required = [h for h in hooks if not h.fallback_for and not h.optional and not h.replaces]
         for better in (h for h in hooks if h.replaces and not _hook_missing(view, h)):
@@ -306,7 +310,8 @@ def capabilities(view: SystemView) -> list[Capability]:
         if event in missing:
             caps.append(Capability(event, False, missing[event]))
         else:
-            caps.append(Capability(event, True, _describe((h for h in hooks if h.event == event), view)))
+            deep = " (per-packet: only with --ebpf-deep)" if event in PER_PACKET else ""
+            caps.append(Capability(event, True, _describe((h for h in hooks if h.event == event), view) + deep))
     return caps
 
 

@@ -11,17 +11,20 @@ from __future__ import annotations
 import ctypes
 import logging
 import math
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ovstop.ebpf.bcc_import import import_bcc
+from ovstop.ebpf.bpfstats import enable_run_time_stats, program_stats
 from ovstop.ebpf.capability import SystemView, plan_hooks, probe_system
-from ovstop.ebpf.decode import COUNTERS, LOOKUP_TOTALS, decode, ufid_str
+from ovstop.ebpf.decode import COUNTERS, LOOKUP_TOTALS, decode_batch, ufid_str
 from ovstop.ebpf.hooks import Hook, Kind
 from ovstop.ebpf.program import compile_program, fexit_defines
 from ovstop.errors import OvstopError, SourceError, describe
+from ovstop.events.schema import OvsEvent
 from ovstop.model.metric import Histogram
 
 log = logging.getLogger(__name__)
@@ -60,7 +63,10 @@ def _percpu_sum(value: Any) -> int:
 
 
 class CaptureThread(threading.Thread):
-    """Capture OVS events with eBPF and hand each one, as a Retis-envelope dict, to ``on_event``.
+    """Capture OVS events with eBPF and hand each one, decoded, to ``on_event``.
+
+    Records are copied out of the ring buffer during a poll and decoded together after it, in one pass
+    (:func:`~ovstop.ebpf.decode.decode_batch`).
 
     ``on_event`` runs on this thread and must not block; when it raises (a recorder on a full disk), the
     event is counted in ``delivery_errors``, ``delivery_error`` says why, and capture goes on with the next
@@ -71,18 +77,21 @@ class CaptureThread(threading.Thread):
 
     def __init__(
         self,
-        on_event: Callable[[dict[str, Any]], None],
+        on_event: Callable[[OvsEvent], None],
         *,
         view: SystemView | None = None,
         sample_every: int = 1,
         max_events_per_sec: int = 10000,
         ringbuf_pages: int = 64,
         poll_timeout_ms: int = 100,
+        deep: bool = False,
     ) -> None:
         super().__init__(name="ovstop-ebpf", daemon=True)
         if sample_every < 1 or max_events_per_sec < 0:
             raise SourceError("eBPF sampling needs sample_every >= 1 and max_events_per_sec >= 0")
         self.on_event = on_event
+        self.deep = deep
+        """Attach the per-packet hooks too (flow_lookup, action_execute); off by default."""
         self.view = view
         self.sample_every = sample_every
         self.max_events_per_sec = max_events_per_sec
@@ -101,6 +110,10 @@ class CaptureThread(threading.Thread):
         self._lock = threading.Lock()
         self._bpf: Any = None
         self._usdt_path = ""
+        self._batch: list[bytes] = []
+        self._stats_fd: int | None = None
+        self.stats_reason = ""
+        """Why the kernel's per-program run-time statistics are not available (empty when they are)."""
 
     # --- owner side -------------------------------------------------------------------------
     def stop(self, timeout: float | None = 5.0) -> None:
@@ -117,6 +130,13 @@ class CaptureThread(threading.Thread):
     def sampled_out(self) -> int:
         return self._counters().get("sampled_out", 0)
 
+    def program_stats(self) -> dict[str, tuple[int, int]]:
+        """``{program: (run_time_ns, run_cnt)}`` from the kernel, while capture runs with statistics on."""
+        with self._lock:
+            if self._bpf is None or self._stats_fd is None:
+                return {}
+            return program_stats({name.decode(): fn.fd for name, fn in self._bpf.funcs.items()})
+
     def read_aggregates(self) -> Aggregates:
         """Read the in-kernel maps; raises :class:`SourceError` when capture is not running."""
         with self._lock:
@@ -132,6 +152,7 @@ class CaptureThread(threading.Thread):
             poll = self._bpf.ring_buffer_poll if view.ringbuf else self._bpf.perf_buffer_poll
             while not self._stop_flag.is_set():
                 poll(self.poll_timeout_ms)
+                self._deliver_batch()
         except OvstopError as exc:
             self.error = exc
         except Exception as exc:  # bcc raises bare Exception on attach/load failures
@@ -149,7 +170,7 @@ class CaptureThread(threading.Thread):
         """Compile, load and attach; returns what the system offered."""
         if self.view is None:
             self.view = probe_system()
-        self.attached, self.missing = plan_hooks(self.view)
+        self.attached, self.missing = plan_hooks(self.view, self.deep)
         if not self.attached:
             reasons = sorted(set(self.missing.values()))
             raise SourceError(f"no eBPF hook can attach: {'; '.join(reasons)}")
@@ -171,6 +192,7 @@ class CaptureThread(threading.Thread):
         )
         with self._lock:
             self._bpf = bpf  # from here on _teardown() detaches whatever got attached
+            self._stats_fd, self.stats_reason = enable_run_time_stats()
         settings = bpf[b"settings"]
         value = settings[ctypes.c_int(0)]
         value.sample_every = self.sample_every
@@ -198,6 +220,9 @@ class CaptureThread(threading.Thread):
     def _teardown(self) -> None:
         with self._lock:
             bpf, self._bpf = self._bpf, None
+            if self._stats_fd is not None:
+                os.close(self._stats_fd)  # the kernel stops timing BPF programs (unless someone else asked)
+                self._stats_fd = None
         if bpf is None:
             return
         try:
@@ -207,21 +232,24 @@ class CaptureThread(threading.Thread):
                 self.error = SourceError(f"detaching eBPF probes failed: {exc}")
 
     def _on_raw(self, _ctx: Any, data: Any, size: int) -> int:
-        raw = ctypes.string_at(data, size)
-        try:
-            event = decode(raw, self._usdt_path)
-        except OvstopError:
-            self.decode_errors += 1
-            return 0
-        self.events_seen += 1
-        try:
-            self.on_event(event)
-        except Exception as exc:  # raised into bcc's C callback it would be printed over the UI and lost
-            if not self.delivery_errors:
-                log.exception("eBPF event delivery failed")
-            self.delivery_errors += 1
-            self.delivery_error = describe(exc)
+        self._batch.append(ctypes.string_at(data, size))
         return 0
+
+    def _deliver_batch(self) -> None:
+        if not self._batch:
+            return
+        records, self._batch = self._batch, []
+        events, errors = decode_batch(records, self._usdt_path)
+        self.decode_errors += errors
+        self.events_seen += len(events)
+        for event in events:
+            try:
+                self.on_event(event)
+            except Exception as exc:  # a delivery bug must not end capture; it is counted and shown
+                if not self.delivery_errors:
+                    log.exception("eBPF event delivery failed")
+                self.delivery_errors += 1
+                self.delivery_error = describe(exc)
 
     def _on_lost(self, count: int) -> None:
         self.perf_lost += count

@@ -68,6 +68,16 @@ DELIVERY_ERRORS = MetricSpec(
     ("ebpf", "delivery_errors"),
 )
 
+PROGRAM_SECONDS = MetricSpec(
+    "ovstop_bpf_program_run_seconds_total", Kind.COUNTER,
+    "Time the kernel spent running each of ovstop's BPF programs (kernel BPF statistics, on while capture runs).",
+    ("ebpf", "program", "run_seconds"), ("program",), unit="seconds",
+)
+PROGRAM_RUNS = MetricSpec(
+    "ovstop_bpf_program_runs_total", Kind.COUNTER, "Times the kernel ran each of ovstop's BPF programs.",
+    ("ebpf", "program", "runs"), ("program",),
+)
+
 LOOKUP_SPECS = {"hit": LOOKUP_HIT, "miss": LOOKUP_MISS, "mask_hit": LOOKUP_MASK_HIT, "cache_hit": LOOKUP_CACHE_HIT}
 TOP_MISSES = 50
 
@@ -89,6 +99,8 @@ class EbpfCollector:
         EVENTS_SAMPLED_OUT,
         DECODE_ERRORS,
         DELIVERY_ERRORS,
+        PROGRAM_SECONDS,
+        PROGRAM_RUNS,
     )
 
     def __init__(self, capture: CaptureThread) -> None:
@@ -109,6 +121,9 @@ class EbpfCollector:
         if failed > self._delivery_errors:  # degraded while events keep failing, up again once they pass
             tables.warnings[self.source] = f"events not delivered: {self.capture.delivery_error}"
         self._delivery_errors = failed
+        for program, (run_ns, runs) in self.capture.program_stats().items():
+            samples.append(Sample(PROGRAM_SECONDS, labels_of(program=program), run_ns / 1e9))
+            samples.append(Sample(PROGRAM_RUNS, labels_of(program=program), float(runs)))
         tables.rows["flow_lookup_hits"] = [
             {"ufid": ufid, "hits": n} for ufid, n in sorted(agg.flow_hits.items(), key=lambda kv: -kv[1])
         ]

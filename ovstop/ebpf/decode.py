@@ -1,4 +1,4 @@
-"""Raw ring-buffer records from ``bpf/ovs_common.h`` to Retis-envelope event dicts.
+"""Raw ring-buffer records from ``bpf/ovs_common.h`` to events, in batches (one pass per poll).
 
 :class:`RawEvent` mirrors ``struct ovstop_event`` field by field; the tables below mirror the
 ``EV_*``/``PROBE_*``/``CNT_*``/``LK_*`` numbering of the C, which is why their order matters.
@@ -9,6 +9,8 @@ from __future__ import annotations
 import ctypes
 import ipaddress
 import socket
+import struct
+from collections.abc import Iterable
 from typing import Any
 
 from ovstop.errors import ParseError
@@ -119,12 +121,67 @@ def ufid_str(words: tuple[int, ...] | list[int]) -> str:
     return f"{w0:08x}-{w1 >> 16:04x}-{w1 & 0xFFFF:04x}-{w2 >> 16:04x}-{w2 & 0xFFFF:04x}{w3:08x}"
 
 
-def _addr(raw: ctypes.Array, ipv6: bool) -> str:
-    data = bytes(raw)
-    return str(ipaddress.IPv6Address(data)) if ipv6 else str(ipaddress.IPv4Address(data[:4]))
+_CTYPE_CODES = {
+    ctypes.c_uint64: "Q", ctypes.c_uint32: "I", ctypes.c_int32: "i", ctypes.c_uint16: "H", ctypes.c_uint8: "B",
+}
 
 
-def _ct(ev: RawEvent) -> dict[str, Any]:
+def _layout() -> tuple[struct.Struct, dict[str, int]]:
+    """A ``struct`` format for :class:`RawEvent` and each field's index in the unpacked tuple, derived from
+    its ctypes fields (one layout, written once): ``struct`` unpacking is far cheaper than a ctypes copy."""
+    codes: list[str] = ["="]
+    index: dict[str, int] = {}
+    for name, ctype in RawEvent._fields_:
+        length: int = getattr(ctype, "_length_", 0)
+        item: Any = getattr(ctype, "_type_", None)  # an array's element type
+        if name == "pad":
+            codes.append(f"{ctypes.sizeof(ctype)}x")
+        elif length and item in (ctypes.c_uint8, ctypes.c_char):
+            codes.append(f"{length}s")
+            index[name] = len(index)
+        elif length:
+            codes.append(f"{length}{_CTYPE_CODES[item]}")
+            for i in range(length):
+                index[f"{name}{i}"] = len(index)
+        else:
+            codes.append(_CTYPE_CODES[ctype])  # type: ignore[index]
+            index[name] = len(index)
+    layout = struct.Struct("".join(codes))
+    if layout.size != ctypes.sizeof(RawEvent):
+        raise RuntimeError(f"struct layout {layout.size} bytes != RawEvent {ctypes.sizeof(RawEvent)}")
+    return layout, index
+
+
+_LAYOUT, _INDEX = _layout()
+RECORD_SIZE = _LAYOUT.size
+_TYPE, _PROBE, _TS, _CPU, _PID, _TGID, _COMM = (_INDEX[n] for n in ("type", "probe", "ts", "cpu", "pid", "tgid",
+                                                                     "comm"))
+_UFID = tuple(_INDEX[f"ufid{i}"] for i in range(4))
+# Raw struct fields under the name the Retis JSON uses (schema.OVS_FIELDS), where they differ.
+_RAW_NAME = {"type": "upcall_type"}
+_COMPUTED = frozenset({"op_type", "dpflow"})
+_PLAN = {
+    kind: tuple((attr, _INDEX[_RAW_NAME.get(name, name)]) for name, attr in fields if name not in _COMPUTED)
+    for kind, fields in schema.OVS_FIELDS.items()
+}
+"""Per event type: (OvsEvent attribute, index of its raw field)."""
+
+
+class _View:
+    """Attribute access to one unpacked record, for the rare per-action decoding below."""
+
+    def __init__(self, values: tuple[Any, ...]) -> None:
+        self._values = values
+
+    def __getattr__(self, name: str) -> Any:
+        return self._values[_INDEX[name]]
+
+
+def _addr(raw: bytes, ipv6: bool) -> str:
+    return str(ipaddress.IPv6Address(raw)) if ipv6 else str(ipaddress.IPv4Address(raw[:4]))
+
+
+def _ct(ev: Any) -> dict[str, Any]:
     action: dict[str, Any] = {"action": "ct", "flags": ev.ct_flags, "zone_id": ev.ct_zone}
     if not ev.ct_flags & (CT_NAT_SRC | CT_NAT_DST | CT_MAP_IPS | CT_PROTO_SPECIFIED):
         return action
@@ -144,7 +201,7 @@ def _ct(ev: RawEvent) -> dict[str, Any]:
     return action
 
 
-def _action(ev: RawEvent) -> dict[str, Any]:
+def _action(ev: Any) -> dict[str, Any]:
     name = ACTIONS[ev.action] if ev.action < len(ACTIONS) else "set_masked"
     if name == "output":
         return {"action": name, "port": ev.action_arg}
@@ -157,76 +214,48 @@ def _action(ev: RawEvent) -> dict[str, Any]:
     return {"action": name}
 
 
-def _ovs_section(kind: str, ev: RawEvent) -> dict[str, Any]:
-    if kind == "upcall":
-        return {"cmd": ev.cmd, "port": ev.port, "cpu": ev.cpu}
-    if kind == "upcall_enqueue":
-        return {
-            "ret": ev.ret,
-            "cmd": ev.cmd,
-            "port": ev.port,
-            "upcall_ts": ev.upcall_ts,
-            "upcall_cpu": ev.upcall_cpu,
-            "queue_id": ev.queue_id,
-        }
-    if kind == "upcall_return":
-        return {"upcall_ts": ev.upcall_ts, "upcall_cpu": ev.upcall_cpu, "ret": ev.ret}
-    if kind == "recv_upcall":
-        return {
-            "type": ev.upcall_type,
-            "pkt_size": ev.pkt_size,
-            "key_size": ev.key_size,
-            "queue_id": ev.queue_id,
-            "batch_ts": ev.batch_ts,
-            "batch_idx": ev.batch_idx,
-        }
-    if kind == "flow_operation":
-        return {
-            "op_type": OP_TYPES[ev.op_type & 1],
-            "queue_id": ev.queue_id,
-            "batch_ts": ev.batch_ts,
-            "batch_idx": ev.batch_idx,
-        }
-    if kind == "action_execute":
-        section = {**_action(ev), "recirc_id": ev.recirc_id}
-        if ev.has_queue_id:
-            section["queue_id"] = ev.queue_id
-        return section
-    # flow_lookup; a miss is flow 0
-    return {
-        "flow": ev.flow,
-        "sf_acts": ev.sf_acts,
-        "ufid": list(ev.ufid),
-        "n_mask_hit": ev.n_mask_hit,
-        "n_cache_hit": ev.n_cache_hit,
-    }
-
-
-def decode(data: bytes, usdt_path: str = "") -> dict[str, Any]:
-    """One raw record to a Retis-envelope dict; ``usdt_path`` names the binary of USDT events."""
-    if len(data) < ctypes.sizeof(RawEvent):
-        raise ParseError(f"eBPF event record is {len(data)} bytes, expected {ctypes.sizeof(RawEvent)}")
-    ev = RawEvent.from_buffer_copy(data[: ctypes.sizeof(RawEvent)])
-    if not 0 < ev.type < len(EVENT_TYPES) or not 0 < ev.probe < len(PROBE_TYPES):
-        raise ParseError(f"eBPF event record has unknown type {ev.type} / probe {ev.probe}")
-    kind, probe = EVENT_TYPES[ev.type], PROBE_TYPES[ev.probe]
-    event: dict[str, Any] = {
-        "common": {
-            "timestamp": ev.ts,
-            "smp_id": ev.cpu,
-            "task": {"pid": ev.pid, "tgid": ev.tgid, "comm": ev.comm.decode(errors="replace")},
-        },
-    }
+def decode_record(data: bytes, usdt_path: str = "") -> schema.OvsEvent:
+    """One raw record to an event; ``usdt_path`` names the binary of USDT events. Raises ParseError."""
+    if len(data) < RECORD_SIZE:
+        raise ParseError(f"eBPF event record is {len(data)} bytes, expected {RECORD_SIZE}")
+    t = _LAYOUT.unpack_from(data)
+    code, probe_code = t[_TYPE], t[_PROBE]
+    if not 0 < code < len(EVENT_TYPES) or not 0 < probe_code < len(PROBE_TYPES):
+        raise ParseError(f"eBPF event record has unknown type {code} / probe {probe_code}")
+    kind, probe = EVENT_TYPES[code], PROBE_TYPES[probe_code]
+    values = {attr: t[i] for attr, i in _PLAN[kind]}
+    values.update(timestamp=t[_TS], event_type=kind, cpu=t[_CPU], pid=t[_PID], probe_type=probe,
+                  comm=t[_COMM].split(b"\0", 1)[0].decode(errors="replace"))
+    raw: dict[str, Any] = {"common": {"task": {"tgid": t[_TGID]}}}
     if probe == "usdt":
-        symbol = USDT_SYMBOLS["recv_upcall" if kind == "recv_upcall" else OP_TYPES[ev.op_type & 1]]
-        event["userspace"] = {
-            "probe_type": "usdt",
-            "symbol": symbol,
-            "path": usdt_path,
-            "pid": ev.tgid,
-            "tid": ev.pid,
-        }
+        ev = _View(t)
+        values["probe"] = USDT_SYMBOLS["recv_upcall" if kind == "recv_upcall" else OP_TYPES[ev.op_type & 1]]
+        raw["userspace"] = {"path": usdt_path, "pid": ev.tgid, "tid": ev.pid}
+        if kind == "flow_operation":
+            values["op_type"] = OP_TYPES[ev.op_type & 1]
     else:
-        event["kernel"] = {"symbol": KERNEL_SYMBOLS.get((kind, probe), ""), "probe_type": probe}
-    event["ovs"] = {"event_type": kind, **_ovs_section(kind, ev)}
-    return event
+        values["probe"] = KERNEL_SYMBOLS.get((kind, probe), "")
+    if kind == "upcall":
+        values["upcall_ts"] = t[_TS]
+    elif kind == "action_execute":
+        ev = _View(t)
+        values["action"] = schema.decode_action(_action(ev))
+        if not ev.has_queue_id:
+            values["queue_id"] = None
+    elif kind == "flow_lookup":
+        values["ufid"] = ufid_str(tuple(t[i] for i in _UFID))
+    values["raw"] = raw
+    return schema.make_event(values)
+
+
+def decode_batch(records: Iterable[bytes], usdt_path: str = "") -> tuple[list[schema.OvsEvent], int]:
+    """Every record of one ring-buffer poll, decoded in one pass on the capture thread: the events, and how
+    many records could not be decoded."""
+    events: list[schema.OvsEvent] = []
+    errors = 0
+    for data in records:
+        try:
+            events.append(decode_record(data, usdt_path))
+        except ParseError:
+            errors += 1
+    return events, errors

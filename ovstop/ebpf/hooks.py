@@ -70,4 +70,9 @@ HOOKS: tuple[Hook, ...] = (
 )
 
 EVENTS: tuple[str, ...] = tuple(dict.fromkeys(h.event for h in HOOKS))
+PER_PACKET: frozenset[str] = frozenset({"flow_lookup", "action_execute"})
+"""Events whose hooks run for every packet the datapath handles (a lookup per packet, an action per
+action): off unless asked for ("deep" capture). The default set runs only on the upcall (slow) path; per-flow
+hits come from dump-flows' packet counts and mask/cache hits from ``dpctl/show`` without them."""
+DEEP_OFF = "per-packet hook, off by default (--ebpf-deep or key d: it costs every packet)"
 GROUPS: tuple[str, ...] = tuple(dict.fromkeys(h.group for h in HOOKS))

@@ -13,13 +13,17 @@ from typing import Any
 
 from ovstop.ebpf.capability import plan_hooks, probe_system
 from ovstop.ebpf.capture import CaptureThread
-from ovstop.events.schema import OvsEvent, decode
+from ovstop.events.schema import OvsEvent
 
 SANDBOX_REASON = "the sandbox runs the userspace datapath: no kernel hooks to attach"
 
 
 def start_capture(
-    enabled: bool, sandbox: bool, deliver: Callable[[OvsEvent], Any], stack: contextlib.ExitStack
+    enabled: bool,
+    sandbox: bool,
+    deliver: Callable[[OvsEvent], Any],
+    stack: contextlib.ExitStack,
+    deep: bool = False,
 ) -> tuple[CaptureThread | None, str]:
     """The running capture thread (stopped when ``stack`` closes), or None and the reason."""
     if not enabled:
@@ -27,16 +31,11 @@ def start_capture(
     if sandbox:
         return None, SANDBOX_REASON
     view = probe_system()
-    hooks, missing = plan_hooks(view)
+    hooks, missing = plan_hooks(view, deep)
     if not hooks:
         return None, next(iter(missing.values()), "no hook available")
 
-    def on_event(raw: dict[str, Any]) -> None:
-        event = decode(raw)
-        if event is not None:
-            deliver(event)
-
-    capture = CaptureThread(on_event, view=view)
+    capture = CaptureThread(deliver, view=view, deep=deep)
     capture.start()
     stack.callback(capture.stop)
     return capture, ""

@@ -13,6 +13,10 @@ Retis picks its compatibility layer from ``startup.retis_version`` (a semver str
 
 from __future__ import annotations
 
+import contextlib
+import glob
+import gzip
+import io
 import json
 import os
 import platform
@@ -29,6 +33,8 @@ from ovstop.errors import OvstopError, ParseError
 from ovstop.events.schema import OvsEvent, decode, encode
 
 RETIS_SCHEMA_VERSION = "v1.7.0"
+DEFAULT_KEEP = 10
+"""Parts a rotated recording keeps (the total is at most this many times the rotation size)."""
 SNAPSHOT_SECTION = "ovstop"
 OVERWRITE_HINT = "--record-overwrite replaces it"
 
@@ -55,35 +61,107 @@ def startup_section(cmdline: str = "ovstop") -> dict[str, Any]:
 
 
 class Recorder:
-    """Writes a recording; thread-safe (the capture thread writes events, the sampler snapshots)."""
+    """Writes a recording; thread-safe (the capture thread writes events, the sampler snapshots).
+
+    A new file is created 0600 (a recording holds host names, interfaces, flows), an existing one is
+    replaced only with ``overwrite``; devices and FIFOs are written through (see :mod:`ovstop.fileio`).
+    A path ending in ``.gz`` is gzip-compressed (flushed after every snapshot, so a crash loses at most a
+    round). With ``rotate`` (bytes), a part is closed at the first snapshot past that size and the next one
+    opened: ``FILE``, ``FILE.1``, ``FILE.2`` …; at most ``keep`` parts exist, the oldest being deleted, so
+    the total stays bounded. Every part starts with the startup line and is a recording of its own: the
+    writer of snapshots calls :meth:`rotate_if_due` before each one and starts a new part with a key frame.
+    """
 
     def __init__(
-        self, path: str | os.PathLike[str], startup: dict[str, Any] | None = None, overwrite: bool = False
+        self,
+        path: str | os.PathLike[str],
+        startup: dict[str, Any] | None = None,
+        overwrite: bool = False,
+        rotate: int | None = None,
+        keep: int = DEFAULT_KEEP,
     ) -> None:
         self.path = Path(path)
-        # New files 0600 (a recording holds host names, interfaces, flows), an existing one only with
-        # ``overwrite``; devices and FIFOs are written through (see ovstop.fileio).
-        self._file: IO[str] = fileio.open_stream(path, "recording", overwrite, OVERWRITE_HINT)
-        self._failed = False
+        self.overwrite = overwrite
+        self.rotate = rotate
+        self.keep = max(keep, 1)
+        self.compress = self.path.suffix == ".gz"
         self._lock = threading.Lock()
+        self._failed = False
         self.events = 0
         self.snapshots = 0
-        section = startup if startup is not None else startup_section()
-        self._write({"common": {"timestamp": time.monotonic_ns()}, "startup": section})
+        self.written = 0
+        """Bytes written over all parts (compressed size when compressing)."""
+        self._due = False
+        self._startup = startup if startup is not None else startup_section()
+        self._parts: list[Path] = []
+        self._opened = 0
+        self._stream: IO[str] | None = None
+        self._out: _Counted | None = None
+        self._file: gzip.GzipFile | _Counted | None = None
+        self._open_part()
 
-    def _write(self, obj: dict[str, Any]) -> None:
+    def _open_part(self) -> None:
+        part = part_path(self.path, self._opened)
+        # Later parts: check_rotation refused existing ones at start-up unless --record-overwrite.
+        stream = fileio.open_stream(part, "recording", self.overwrite or self._opened > 0, OVERWRITE_HINT)
+        self._stream = stream
+        self._out = _Counted(stream.buffer)  # type: ignore[attr-defined]
+        self._file = gzip.GzipFile(fileobj=self._out, mode="wb", compresslevel=6) if self.compress else self._out
+        self._opened += 1
+        self._parts.append(part)
+        while len(self._parts) > self.keep:
+            oldest = self._parts.pop(0)
+            with contextlib.suppress(OSError):
+                oldest.unlink()
+        self._write_locked({"common": {"timestamp": time.monotonic_ns()}, "startup": self._startup})
+
+    def _write(self, obj: dict[str, Any], snapshot: bool = False) -> None:
+        with self._lock:
+            self._write_locked(obj, snapshot)
+
+    def _write_locked(self, obj: dict[str, Any], snapshot: bool = False) -> None:
         try:
             line = json.dumps(obj, separators=(",", ":"))
         except (TypeError, ValueError) as exc:
             raise OvstopError(f"cannot record a line of {self.path}: {exc}") from None
+        if self._file is None or self._out is None or self._out.closed:
+            raise OvstopError(f"recording {self.path} is closed")
+        try:
+            self._file.write(line.encode() + b"\n")
+            if snapshot or not self.compress:  # plain lines reach the file at once: a write error shows now
+                self._file.flush()
+                self._out.flush()
+        except OSError as exc:
+            self._failed = True
+            raise OvstopError(f"cannot write recording to {self.path}: {exc.strerror}") from None
+        if snapshot and self.rotate is not None and self._out.size >= self.rotate:
+            self._due = True  # the next part opens with the next snapshot, so no part ends up without one
+
+    def rotate_if_due(self) -> bool:
+        """Close a part that went past the rotation size and open the next one (its startup line first);
+        True when it did, so the caller starts the next part's snapshots with a key frame."""
         with self._lock:
-            if self._file.closed:
-                raise OvstopError(f"recording {self.path} is closed")
-            try:
-                self._file.write(line + "\n")
-            except OSError as exc:
-                self._failed = True
-                raise OvstopError(f"cannot write recording to {self.path}: {exc.strerror}") from None
+            if not self._due:
+                return False
+            self._due = False
+            self._close_part()
+            self._open_part()
+            return True
+
+    def _close_part(self) -> None:
+        if self._file is None or self._out is None or self._stream is None or self._out.closed:
+            return
+        try:
+            if isinstance(self._file, gzip.GzipFile):
+                self._file.close()  # the gzip trailer; the stream below stays open until closed itself
+            self._stream.close()
+        finally:
+            self.written += self._out.size
+
+    @property
+    def parts(self) -> list[Path]:
+        """The parts that exist, oldest first."""
+        return list(self._parts)
 
     def event(self, ev: OvsEvent) -> None:
         self._write(encode(ev))
@@ -92,14 +170,14 @@ class Recorder:
     def snapshot(self, data: dict[str, Any], timestamp: int | None = None) -> None:
         """Record a metrics snapshot at ``timestamp`` (CLOCK_MONOTONIC ns; now when None)."""
         ts = time.monotonic_ns() if timestamp is None else timestamp
-        self._write({"common": {"timestamp": ts}, SNAPSHOT_SECTION: {"kind": "snapshot", "data": data}})
+        self._write({"common": {"timestamp": ts}, SNAPSHOT_SECTION: {"kind": "snapshot", "data": data}}, True)
         self.snapshots += 1
 
     def close(self) -> None:
         """Close the file; a failure to flush is one OvstopError line (once: not again after a write error)."""
         with self._lock:
             try:
-                self._file.close()
+                self._close_part()
             except OSError as exc:
                 if not self._failed:
                     self._failed = True
@@ -110,6 +188,60 @@ class Recorder:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _Counted:
+    """A binary stream that counts what went through it (the part's size, compressed or not)."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self.raw = raw
+        self.size = 0
+
+    @property
+    def closed(self) -> bool:
+        return self.raw.closed
+
+    def write(self, data: bytes) -> int:
+        self.raw.write(data)
+        self.size += len(data)
+        return len(data)
+
+    def flush(self) -> None:
+        self.raw.flush()
+
+
+def check_rotation(path: str | os.PathLike[str], overwrite: bool) -> None:
+    """Refuse, before anything starts, a rotation that cannot work: into a device or FIFO (it has no
+    ``FILE.1``), or over parts of an earlier recording (unless ``overwrite``)."""
+    target = Path(path)
+    if target.exists() and not target.is_file():
+        raise OvstopError(f"--record-rotate needs a regular file; {target} is not one")
+    later = [p for p in recording_parts(target) if p != target and p.exists()]
+    if later and not overwrite:
+        raise OvstopError(f"cannot write recording to {target}: {later[0]} exists ({OVERWRITE_HINT})")
+
+
+def part_path(path: Path, index: int) -> Path:
+    """The ``index``-th part of a rotated recording (``FILE`` itself is part 0)."""
+    return path if index == 0 else path.with_name(f"{path.name}.{index}")
+
+
+def recording_parts(path: str | os.PathLike[str]) -> list[Path]:
+    """The parts of the recording ``path`` belongs to that still exist, oldest first.
+
+    ``path`` may name the first part (``FILE``) or any later one (``FILE.3``); parts rotated away are gone.
+    """
+    path = Path(path)
+    base, dot, index = path.name.rpartition(".")
+    first = path.parent / base if dot and index.isdigit() and base else path
+    parts = [(0, first)] if first.exists() else []
+    prefix = first.name + "."
+    for candidate in first.parent.glob(glob.escape(prefix) + "*"):
+        tail = candidate.name[len(prefix):]
+        if tail.isdigit():
+            parts.append((int(tail), candidate))
+    found = [p for _, p in sorted(parts)]
+    return found or [path]
 
 
 @dataclass(frozen=True)
@@ -156,12 +288,12 @@ def read_lines(path: str | os.PathLike[str]) -> Iterator[Line]:
     """
     path = Path(path)
     try:
-        handle = path.open(encoding="utf-8")
+        handle = open_text(path)
     except OSError as exc:
         raise OvstopError(f"cannot read event file {path}: {exc.strerror}") from None
     with handle:
         try:
-            for lineno, text in enumerate(handle, start=1):
+            for lineno, text in _lines(handle):
                 if not text.strip():
                     continue
                 where = f"{path}:{lineno}"
@@ -175,13 +307,32 @@ def read_lines(path: str | os.PathLike[str]) -> Iterator[Line]:
                     yield _classify(item, where, lineno)
         except UnicodeDecodeError:
             raise ParseError(f"{path}: not a UTF-8 text file") from None
+        except gzip.BadGzipFile as exc:
+            raise ParseError(f"{path}: damaged gzip data ({exc})") from None
+
+
+def open_text(path: Path) -> IO[str]:
+    """A recording's text, gzip-compressed or not (told by its first bytes, not its name)."""
+    raw = path.open("rb")
+    compressed = raw.read(2) == b"\x1f\x8b"
+    raw.seek(0)
+    stream: IO[bytes] = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw  # type: ignore[assignment]
+    return io.TextIOWrapper(stream, encoding="utf-8")
+
+
+def _lines(handle: IO[str]) -> Iterator[tuple[int, str]]:
+    """Numbered lines; a compressed part cut short (the recorder was killed) ends at its last full line."""
+    try:
+        yield from enumerate(handle, start=1)
+    except EOFError:
+        return
 
 
 def is_sorted_file(path: str | os.PathLike[str]) -> bool:
     """Whether the file is ``retis sort`` output (each line a JSON array)."""
     try:
-        with Path(path).open(encoding="utf-8") as handle:
+        with open_text(Path(path)) as handle:
             first = next((line for line in handle if line.strip()), "")
-    except (OSError, UnicodeDecodeError):
+    except (OSError, UnicodeDecodeError, EOFError):
         return False  # read_lines reports the problem with its line number
     return first.lstrip().startswith("[")

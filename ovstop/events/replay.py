@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ovstop.errors import OvstopError
-from ovstop.events.recording import Line, is_sorted_file, read_lines
+from ovstop.events.recording import Line, is_sorted_file, read_lines, recording_parts
 from ovstop.events.schema import OvsEvent
 
 EventSink = Callable[[OvsEvent], Any]
@@ -46,7 +46,8 @@ class Replayer:
         self._on_event = on_event
         self._on_snapshot = on_snapshot
         self._lock = threading.RLock()
-        lines: Iterator[Line] = read_lines(path)
+        # A rotated recording (FILE, FILE.1 …) plays as one: its parts in order, each with its startup line.
+        lines: Iterator[Line] = itertools.chain.from_iterable(read_lines(p) for p in recording_parts(path))
         if is_sorted_file(path):
             lines = iter(sorted(lines, key=lambda line: line.timestamp))
         first = next(lines, None)
@@ -69,7 +70,7 @@ class Replayer:
         for line in lines:
             if line.kind in ("event", "snapshot"):
                 yield line
-            else:
+            elif line.kind != "startup":  # a later part's startup line
                 self.skipped += 1
 
     @property

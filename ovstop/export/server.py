@@ -27,6 +27,7 @@ from typing import Any
 
 from prometheus_client.exposition import choose_encoder, gzip_accepted
 
+from ovstop.collect.demand import EVERYTHING
 from ovstop.collect.sampler import Sampler
 from ovstop.errors import OvstopError, SourceError
 from ovstop.events.schema import encode
@@ -40,6 +41,9 @@ DEFAULT_PORT = 6103  # the port the OVS metrics RFC registers for its exporter
 SCRAPE_SHARE = 0.8  # of a scraper's timeout, what collection may use
 EVENTS_PER_PAGE = 1000
 PATHS = ("/metrics", "/snapshot.json", "/events")
+REMOTE_VIEWER = "remote viewer"
+REMOTE_LEASE = 10.0
+"""Seconds a ``/snapshot.json`` poll keeps everything collected (a viewer polls every interval)."""
 JSON = "application/json"
 
 
@@ -116,6 +120,8 @@ class MetricsEndpoint:
         """The current round as the versioned snapshot document (shared by every client of that round)."""
         if self.sampler is None:
             raise SourceError("ovstop is starting: no collection yet")
+        # A TUI attached here shows every pane (flows too): collect everything while it keeps polling.
+        self.sampler.need(REMOTE_VIEWER, EVERYTHING, ttl=REMOTE_LEASE)
         snapshot = self.sampler.sample(max_age=self.max_age)
         with self._lock:
             if self._doc is None or self._doc[0] != snapshot.seq:

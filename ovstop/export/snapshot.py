@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,17 +27,35 @@ def _num(x: float) -> float | str:
     return "+Inf" if math.isinf(x) else x
 
 
-def _value_to_json(value: Value | None) -> Any:
+def value_to_json(value: Value | None) -> Any:
     if isinstance(value, Histogram):
         return {"bounds": [_num(b) for b in value.bounds], "counts": list(value.counts), "sum": value.total}
     return value
 
 
-def _value_from_json(data: Any) -> Value | None:
+def value_from_json(data: Any) -> Value | None:
     if isinstance(data, dict):
         bounds = tuple(math.inf if b == "+Inf" else float(b) for b in data["bounds"])
         return Histogram(bounds, tuple(int(c) for c in data["counts"]), data.get("sum"))
     return None if data is None else float(data)
+
+
+def spec_to_json(spec: MetricSpec) -> dict[str, Any]:
+    return {"type": spec.kind.value, "help": spec.help, "path": list(spec.path), "labels": list(spec.labels),
+            "unit": spec.unit}
+
+
+def spec_from_json(name: str, d: dict[str, Any]) -> MetricSpec:
+    return MetricSpec(name, Kind(d["type"]), d["help"], tuple(d["path"]), tuple(d["labels"]), d.get("unit", ""))
+
+
+def health_to_json(health: Mapping[str, SourceHealth]) -> dict[str, Any]:
+    return {k: {"up": h.up, "reason": h.reason, "last_ok": h.last_ok, "off": h.off} for k, h in health.items()}
+
+
+def health_from_json(data: dict[str, Any]) -> dict[str, SourceHealth]:
+    return {k: SourceHealth(k, v["up"], v.get("reason", ""), v.get("last_ok"), bool(v.get("off", False)))
+            for k, v in data.items()}
 
 
 def to_dict(snapshot: Snapshot, events: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -45,13 +64,13 @@ def to_dict(snapshot: Snapshot, events: list[dict[str, Any]] | None = None) -> d
     series = []
     for s in snapshot.series:
         spec = s.spec
-        specs.setdefault(spec.name, {"type": spec.kind.value, "help": spec.help, "path": list(spec.path),
-                                     "labels": list(spec.labels), "unit": spec.unit})
-        item: dict[str, Any] = {"name": spec.name, "labels": dict(s.labels), "value": _value_to_json(s.value)}
+        if spec.name not in specs:
+            specs[spec.name] = spec_to_json(spec)
+        item: dict[str, Any] = {"name": spec.name, "labels": dict(s.labels), "value": value_to_json(s.value)}
         if s.rate is not None:
             item["rate"] = s.rate
         if s.interval_histogram is not None:
-            item["interval"] = _value_to_json(s.interval_histogram)
+            item["interval"] = value_to_json(s.interval_histogram)
         if s.history:
             item["history"] = list(s.history)
         if s.stale:
@@ -67,8 +86,7 @@ def to_dict(snapshot: Snapshot, events: list[dict[str, Any]] | None = None) -> d
         "seq": snapshot.seq,
         "interval": snapshot.interval,
         "collect_seconds": snapshot.collect_seconds,
-        "health": {k: {"up": h.up, "reason": h.reason, "last_ok": h.last_ok, "off": h.off}
-                   for k, h in snapshot.health.items()},
+        "health": health_to_json(snapshot.health),
         "specs": specs,
         "series": series,
         "tables": snapshot.tables,
@@ -85,24 +103,20 @@ def from_dict(doc: dict[str, Any]) -> Snapshot:
     if doc.get("version") != VERSION:
         raise OvstopError(f"ovstop snapshot version {doc.get('version')} is not supported (expected {VERSION})")
     try:
-        specs = {
-            name: MetricSpec(name, Kind(d["type"]), d["help"], tuple(d["path"]), tuple(d["labels"]), d.get("unit", ""))
-            for name, d in doc["specs"].items()
-        }
+        specs = {name: spec_from_json(name, d) for name, d in doc["specs"].items()}
         series = tuple(
             Series(
                 specs[item["name"]],
                 tuple(sorted(item["labels"].items())),
-                _value_from_json(item["value"]),
+                value_from_json(item["value"]),
                 item.get("rate"),
-                _value_from_json(item["interval"]) if "interval" in item else None,  # type: ignore[arg-type]
+                value_from_json(item["interval"]) if "interval" in item else None,  # type: ignore[arg-type]
                 tuple(item.get("history", ())),
                 bool(item.get("stale", False)),
             )
             for item in doc["series"]
         )
-        health = {k: SourceHealth(k, v["up"], v.get("reason", ""), v.get("last_ok"), bool(v.get("off", False)))
-                  for k, v in doc["health"].items()}
+        health = health_from_json(doc["health"])
         return Snapshot(doc["seq"], doc["timestamp"], doc.get("interval"), series, health, doc.get("tables", {}),
                         doc.get("meta", {}), doc.get("collect_seconds", 0.0))
     except (KeyError, TypeError, ValueError) as exc:

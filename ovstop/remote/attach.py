@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
+from ovstop.collect.demand import Demand
 from ovstop.errors import OvstopError
 from ovstop.events.correlator import Correlator
 from ovstop.events.pipeline import EventPipeline
@@ -42,6 +43,9 @@ class RemoteSource:
     @property
     def host(self) -> str:
         return self.client.host
+
+    def need(self, consumer: str, demand: Demand | None) -> None:
+        """The remote ovstop collects what its own consumers need; a viewer here changes nothing there."""
 
     def sample(self) -> Snapshot:
         """The remote's snapshot with the link up, or the last one with the link down and why."""

@@ -97,6 +97,7 @@ class OvstopApp(App[int]):
         Binding("greater_than_sign", "order(False)", "Sort descending", id="sort.desc", show=False),
         Binding("i", "cumulative", "Histograms: interval/cumulative", id="histograms.mode", show=False),
         Binding("w", "write_snapshot", "Write JSON snapshot", id="snapshot"),
+        Binding("d", "deep", "eBPF per-packet hooks on/off (costly)", id="ebpf.deep", show=False),
         Binding("space", "refresh", "Refresh now", id="refresh", show=False),
         Binding("plus", "interval(1)", "Longer refresh interval", id="interval.up", show=False),
         Binding("minus", "interval(-1)", "Shorter refresh interval", id="interval.down", show=False),
@@ -132,6 +133,8 @@ class OvstopApp(App[int]):
         self.current = 1
         self.snapshots_received = 0
         self.latest_flow_stats: list[FlowStat] = []
+        self.deep = False
+        """Whether the per-packet eBPF hooks are on (key d, or --ebpf-deep)."""
         self.timeline = Timeline(history_depth)
         self._arrived: list[Snapshot] = []
         self._arrived_lock = threading.Lock()
@@ -189,6 +192,10 @@ class OvstopApp(App[int]):
         panes.set_class(everything, "-all")
         for n in PANES:
             self.pane(n).display = n in ALL_VIEW if everything else n == self.current
+        demand = HeaderBar.needs
+        for n in self.visible_panes():
+            demand = demand | self.pane(n).needs
+        self.feed.need(demand)
         self._render_panes()
 
     # -- snapshots -----------------------------------------------------------------------------------------
@@ -198,8 +205,9 @@ class OvstopApp(App[int]):
         snap = message.snapshot
         self.latest = snap
         self.snapshots_received += 1
-        self.view.flows.observe(snap.tables.get("dp_flows", []), snap.timestamp)
-        self.latest_flow_stats = self.view.flows.stats()
+        if "dp_flows" in snap.tables:  # absent while no shown pane needs flows: not "every flow expired"
+            self.view.flows.observe(snap.tables["dp_flows"], snap.timestamp)
+            self.latest_flow_stats = self.view.flows.stats()
         with self._arrived_lock:
             arrived, self._arrived = self._arrived, []
         for kept in arrived:
@@ -421,6 +429,12 @@ class OvstopApp(App[int]):
     def action_cumulative(self) -> None:
         self.view.cumulative = not self.view.cumulative
         self._render_panes()
+
+    def action_deep(self) -> None:
+        changed, message = self.feed.set_deep(not self.deep)
+        if changed:
+            self.deep = not self.deep
+        self.notify(message, severity="information" if changed else "warning", timeout=4)
 
     def action_refresh(self) -> None:
         self.feed.refresh_now()

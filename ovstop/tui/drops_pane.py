@@ -6,6 +6,7 @@ from rich.text import Text
 from textual.widgets import DataTable, Static
 
 from ovstop import drops
+from ovstop.collect.demand import METRICS
 from ovstop.model.store import Snapshot
 from ovstop.tui.format import DASH, num
 from ovstop.tui.tables import sync_rows
@@ -29,6 +30,7 @@ def kernel_note(snap: Snapshot) -> str:
 
 class DropsPane(Pane):
     title = "6 drops"
+    needs = METRICS  # drop counters come from most collectors
 
     def compose(self):  # type: ignore[no-untyped-def]
         yield Static("", id="drops-summary", classes="detail")

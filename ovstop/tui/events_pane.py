@@ -9,6 +9,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import DataTable, Static
 
+from ovstop.collect.demand import FLOW_DUMP, Demand
 from ovstop.events.flowdiff import FlowChange
 from ovstop.events.schema import OvsEvent
 from ovstop.events.store import EventStore
@@ -44,6 +45,7 @@ class EventsPane(Pane):
     """A bounded DataTable appended to as events arrive; rebuilt only when the filter or the mode changes."""
 
     title = "3 upcall events"
+    needs = Demand.of("ebpf", FLOW_DUMP)  # without kernel hooks: flows installed/expired between dumps
 
     def compose(self):  # type: ignore[no-untyped-def]
         yield Static("", id="events-status", classes="detail")

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any, Protocol
 
+from ovstop.collect.demand import Demand
 from ovstop.errors import OvstopError, describe
 from ovstop.events.correlator import Correlator
 from ovstop.events.pipeline import EventPipeline
@@ -25,6 +26,7 @@ from ovstop.events.replay import Replayer
 from ovstop.events.schema import OvsEvent
 from ovstop.events.store import EventStore
 from ovstop.explain import Explanation, explain_flow
+from ovstop.export import frames
 from ovstop.export import snapshot as snapshot_doc
 from ovstop.model.store import Snapshot, SourceHealth
 from ovstop.remote.attach import RemoteSource
@@ -47,6 +49,10 @@ class Rounds(Protocol):
     """What a live feed runs every interval: a :class:`~ovstop.collect.sampler.Sampler`, or a remote source."""
 
     def sample(self) -> Snapshot: ...
+
+    def need(self, consumer: str, demand: Demand | None) -> None:
+        """What ``consumer`` needs collected from now on (None: nothing any more)."""
+        ...
 
 
 def step(steps: tuple[float, ...], current: float, direction: int) -> float:
@@ -84,6 +90,14 @@ class SnapshotFeed(Protocol):
 
     def set_interval(self, seconds: float) -> None: ...
 
+    def need(self, demand: Demand | None) -> None:
+        """What the screen shows now needs (a live feed collects only that); None when it closes."""
+        ...
+
+    def set_deep(self, on: bool) -> tuple[bool, str]:
+        """Per-packet eBPF hooks on or off: whether they now are as asked, and what happened, in one line."""
+        ...
+
     def explain(self, row: Mapping[str, Any]) -> Explanation:
         """Why a datapath flow exists (blocking: call it off the UI thread); OvstopError when it cannot tell."""
         ...
@@ -101,11 +115,13 @@ class LiveFeed:
         interval: float = 1.0,
         events: EventStore | None = None,
         events_reason: str = "",
+        deep_switch: Callable[[bool], tuple[bool, str]] | None = None,
     ) -> None:
         self.sampler = sampler
         self.interval = interval
         self.events = events
         self.events_reason = events_reason
+        self.deep_switch = deep_switch
         self.rounds = 0
         self.failure = ""
         self.round_started = 0.0
@@ -156,9 +172,18 @@ class LiveFeed:
         self.interval = seconds
         self._wake.set()
 
+    def need(self, demand: Demand | None) -> None:
+        self.sampler.need("tui", demand)
+
+    def set_deep(self, on: bool) -> tuple[bool, str]:
+        if self.deep_switch is None:
+            return False, f"eBPF capture is off: {self.events_reason}"
+        return self.deep_switch(on)
+
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
+        self.need(None)
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5.0)
 
@@ -181,12 +206,14 @@ class ReplayFeed:
         self._pipeline = EventPipeline(Correlator(), self.events)
         self.replayer = Replayer(path, self._on_event, self._on_snapshot, speed)
         self.snapshots = 0
+        self.frames = frames.FrameDecoder()
         self.last: Snapshot | None = None
         """The newest snapshot delivered (a file's own, or an events-only one)."""
         self._events_shown = 0.0
 
     def _on_snapshot(self, timestamp: int, data: dict) -> None:
-        snap = snapshot_doc.from_dict(data)
+        # Recordings hold frames (values that changed); older ones and snapshot files whole documents.
+        snap = self.frames.decode(data) if data.get("format") == frames.FORMAT else snapshot_doc.from_dict(data)
         self.snapshots += 1
         self._send(snap)
 
@@ -278,6 +305,12 @@ class ReplayFeed:
 
     def set_interval(self, seconds: float) -> None:
         """The recording's own pace is the interval; use the speed instead."""
+
+    def need(self, demand: Demand | None) -> None:
+        """A recording holds what it holds: nothing to collect."""
+
+    def set_deep(self, on: bool) -> tuple[bool, str]:
+        return False, "a recording has the events it has: nothing to attach"
 
     def explain(self, row: Mapping[str, Any]) -> Explanation:
         raise OvstopError("explain asks the live switch (ofproto/trace); a replay has no switch to ask")

@@ -8,6 +8,7 @@ from textual.content import Content
 from textual.widgets import Static
 
 from ovstop import health
+from ovstop.collect.demand import METRICS
 from ovstop.model.store import Snapshot
 from ovstop.tui.format import duration, num
 from ovstop.tui.headline import clock_text, headline
@@ -27,6 +28,10 @@ def check_badges(table: list[dict[str, Any]]) -> list[str | tuple[str, str]]:
 
 class HeaderBar(Static):
     """Three lines; rebuilt from the snapshot and the view state, updated only when the text changes."""
+
+    needs = METRICS
+    """Needed whatever pane is shown: the headline figures, and the health checks, whose inputs span the whole
+    tree (so every collector but the flow dump, which only panes 3 and 4 need)."""
 
     def show(self, snap: Snapshot | None, view: ViewState, paused: bool, started: float) -> None:
         content = self.render_content(snap, view, paused, started)
@@ -57,6 +62,8 @@ class HeaderBar(Static):
         stale_since = snap.timestamp if feed.failure else h.stale_since
         if stale_since is not None:
             parts += ["  ", (f" STALE since {clock_text(stale_since)} ", "reverse $error")]
+        if h.self_cost:  # after the badges: on a narrow terminal it is what gets cut
+            parts.append(f"  {h.self_cost}")
         parts.append("\n")
         if feed.failure:
             parts += [(feed.failure, "bold $error"), "  "]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from ovstop.collect import bridge, datapath, interface, memory, process, system, upcall
+from ovstop.collect import bridge, datapath, interface, memory, process, sampler, system, upcall
+from ovstop.ebpf import collector as ebpf_collector
 from ovstop.model.store import Snapshot, SourceHealth
 from ovstop.tui.format import DASH, num, pct
 
@@ -25,6 +26,9 @@ REVALIDATORS = memory.REVALIDATORS.name
 STARTED = process.START.name
 INFO = system.INFO.name
 BRIDGE_INFO = bridge.INFO
+SELF_CPU = sampler.SELF_CPU.name
+SELF_RSS = sampler.SELF_RSS.name
+BPF_SECONDS = ebpf_collector.PROGRAM_SECONDS.name
 SOURCES = ("unixctl", "ovsdb", "ebpf")
 
 
@@ -46,6 +50,8 @@ class Headline:
     health: tuple[tuple[str, str, str], ...]
     """(source, state: up/degraded/down/off, reason)"""
     stale_since: float | None
+    self_cost: str
+    """ovstop's own CPU (% of one core, over the last interval) and resident memory; empty when unknown."""
 
 
 def _datapath_types(snap: Snapshot) -> str:
@@ -106,7 +112,17 @@ def headline(snap: Snapshot, events_reason: str = "") -> Headline:
         ovs_uptime=snap.timestamp - started if isinstance(started := snap.value(STARTED), float) else None,
         health=tuple(health),
         stale_since=min(down) if down else None,
+        self_cost=_self_cost(snap),
     )
+
+
+def _self_cost(snap: Snapshot) -> str:
+    cpu, rss, bpf = snap.rate_total(SELF_CPU), snap.total(SELF_RSS), snap.rate_total(BPF_SECONDS)
+    if rss is None:
+        return ""
+    text = f"ovstop cpu {cpu * 100:.1f}% rss {num(rss)}B" if cpu is not None else f"ovstop rss {num(rss)}B"
+    # What the kernel spends in ovstop's BPF programs, per second of wall time (all of them, all CPUs).
+    return text + (f" bpf {bpf * 1e3:.2f}ms/s" if bpf is not None else "")
 
 
 def clock_text(ts: float | None) -> str:

@@ -10,6 +10,7 @@ from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.widgets import Static
 
+from ovstop.collect.demand import Demand
 from ovstop.model.metric import Histogram, Kind, Labels
 from ovstop.model.store import Series, Snapshot
 from ovstop.tui.format import bar, bound, num
@@ -50,6 +51,7 @@ class HistogramsPane(Pane):
     """One Static per histogram series, keyed; a Static is updated only when its text changed."""
 
     title = "2 histograms"
+    needs = Demand.of("pmd", "ebpf")
 
     def compose(self):  # type: ignore[no-untyped-def]
         yield Static("", id="hist-summary", classes="detail")

@@ -6,6 +6,7 @@ from rich.text import Text
 from textual.widgets import DataTable, Static
 
 from ovstop.collect import datapath, pmd
+from ovstop.collect.demand import FLOW_DUMP, Demand
 from ovstop.events.flowdiff import FlowStat, flow_id
 from ovstop.model.store import Snapshot
 from ovstop.tui.format import DASH, duration, key_summary, num, pct, short_ufid
@@ -77,6 +78,7 @@ class LookupPane(Pane):
     """Two keyed DataTables (cells updated only when changed) and a missed-keys line."""
 
     title = "4 flow lookup"
+    needs = Demand.of("datapath", "pmd", FLOW_DUMP, "ebpf")
 
     def compose(self):  # type: ignore[no-untyped-def]
         yield DataTable(id="lookup-table", cursor_type="none", classes="lookup")

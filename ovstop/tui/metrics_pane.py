@@ -6,6 +6,7 @@ from rich.text import Text
 from textual.widgets import Static, Tree
 from textual.widgets.tree import TreeNode
 
+from ovstop.collect.demand import METRICS
 from ovstop.model.metric import Histogram, Kind, Labels
 from ovstop.model.store import Series, Snapshot
 from ovstop.tui.format import DASH, num, sparkline
@@ -71,6 +72,7 @@ class MetricsPane(Pane):
     """A Tree whose leaves are series; only leaves whose text changed are relabelled."""
 
     title = "1 metrics"
+    needs = METRICS  # the whole tree; no flow dump (its rows are pane 4's)
 
     def compose(self):  # type: ignore[no-untyped-def]
         tree: Tree[SeriesKey | None] = Tree("metrics", id="metrics-tree", classes="main")

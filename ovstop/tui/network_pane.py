@@ -13,6 +13,7 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import DataTable, Static
 
+from ovstop.collect.demand import Demand
 from ovstop.collect.interface import traffic_name
 from ovstop.collect.ovn import LOGICAL_ROUTERS, LOGICAL_SWITCH_PORTS, LOGICAL_SWITCHES
 from ovstop.collect.tunnel import PREFIX as TUNNEL_PREFIX
@@ -86,6 +87,7 @@ class NetworkPane(Pane):
     """Chassis table over tunnel table, each keyed so only changed cells are redrawn."""
 
     title = "5 chassis & tunnels"
+    needs = Demand.of("bridge", "interface", "tunnel", "ovn_nb", "ovn_sb")
 
     def compose(self):  # type: ignore[no-untyped-def]
         yield Static("", id="ovn-summary", classes="detail")

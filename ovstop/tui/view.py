@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from textual.containers import Vertical
 
+from ovstop.collect.demand import NOTHING, Demand
 from ovstop.events.flowdiff import FlowStat, FlowTracker
 from ovstop.model.store import Snapshot
 from ovstop.tui.feed import SnapshotFeed
@@ -46,6 +47,8 @@ class Pane(Vertical):
     """A bordered region that renders snapshots it is handed; it never calls a source."""
 
     title = ""
+    needs: Demand = NOTHING
+    """The collectors this pane's content comes from: the sampler runs them only while the pane is shown."""
 
     def on_mount(self) -> None:
         self.border_title = self.title

@@ -33,6 +33,7 @@ from ovstop.ebpf.capability import capabilities, format_check_table, probe_syste
 from ovstop.ebpf.capture import CaptureThread
 from ovstop.ebpf.collector import EbpfCollector
 from ovstop.ebpf.decode import ufid_str
+from ovstop.events.schema import OvsEvent, encode
 
 N_TUPLES = 8
 REPEATS = 3
@@ -155,11 +156,11 @@ def main() -> int:
             events: list[dict[str, Any]] = []
             lock = threading.Lock()
 
-            def on_event(event: dict[str, Any]) -> None:
+            def on_event(event: OvsEvent) -> None:
                 with lock:
-                    events.append(event)
+                    events.append(encode(event))  # the Retis form ovstop records, which the checks read
 
-            capture = CaptureThread(on_event, view=view, max_events_per_sec=0)
+            capture = CaptureThread(on_event, view=view, max_events_per_sec=0, deep=True)
             started = time.monotonic()
             capture.start()
             expect(capture.ready.wait(600), "capture not ready after 600 s")

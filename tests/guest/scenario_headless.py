@@ -208,19 +208,14 @@ def summarize(events: list[dict[str, Any]], ports: dict[str, int], packets: dict
     }
 
 
-def save_fixture(recording: Path, summary: dict[str, Any], window_start: int, name: str) -> None:
+def save_fixture(recording: Path, summary: dict[str, Any], name: str) -> None:
     """Copy the recording and its summary to tests/data/recordings/<name>.{jsonl,summary.json}.
 
-    A snapshot line is ~75 KB here, so only two are kept: the last before the traffic (``window_start``)
-    and the last of the run; the startup line and every event are kept.
+    Snapshot lines are frames (values that changed since the previous one), so they are all kept: a frame
+    without its predecessors cannot be replayed, and together they are a few KB per second of run.
     """
-    lines = recording.read_text().splitlines(keepends=True)
-    objs = [json.loads(line) for line in lines]
-    stamps = [obj["common"]["timestamp"] if "ovstop" in obj else None for obj in objs]
-    snaps = [ts for ts in stamps if ts is not None]
-    keep = {max((ts for ts in snaps if ts < window_start), default=None), max(snaps, default=None)}
-    text = "".join(line for line, ts in zip(lines, stamps, strict=True) if ts is None or ts in keep)
-    expect(len(text) <= FIXTURE_MAX_BYTES, f"trimmed recording is {len(text)} bytes")
+    text = recording.read_text()
+    expect(len(text) <= FIXTURE_MAX_BYTES, f"recording is {len(text)} bytes")
     fixture = RECORDINGS / f"{name}.jsonl"
     fixture.write_text(text)
     fixture.with_suffix(".summary.json").write_text(json.dumps(summary, indent=1) + "\n")
@@ -250,14 +245,14 @@ def run(save: str) -> None:
     log = OUT_DIR / f"guest-{stamp}.ovstop.log"
     with kernel_switch(), log.open("wb") as log_file:
         ports = dp_ports()
-        argv = [sys.executable, "-m", "ovstop", "--headless", "--listen", LISTEN, "--record", str(recording)]
+        argv = [sys.executable, "-m", "ovstop", "--headless", "--listen", LISTEN, "--ebpf-deep",
+                "--record", str(recording)]
         proc = subprocess.Popen(argv, cwd=REPO, env=os.environ, stdout=log_file, stderr=subprocess.STDOUT)
         try:
             ok("ready", f"capture up after {wait_ready(proc, log):.1f} s")
             purge()
             time.sleep(1)
             before = scrape()
-            window_start = time.monotonic_ns()
             src_ports = list(range(20000, 20000 + N_TUPLES))
             send_udp(src_ports, 5000)
             send_udp(src_ports, 5000, REPEATS)
@@ -281,7 +276,7 @@ def run(save: str) -> None:
     recording.with_suffix(".summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     print("HEADLESS-SUMMARY " + json.dumps(summary, separators=(",", ":")), flush=True)
     if save:
-        save_fixture(recording, summary, window_start - 2_000_000_000, save)
+        save_fixture(recording, summary, save)
 
 
 def main() -> int:
