@@ -148,7 +148,7 @@ class Fleet:
         return [HostRow(i, {col: numbers[col].get(i) for col in numbers}, names.get(i, ())) for i in instances]
 
 
-SORTS = ("instance", "up", "hit_ratio", "upcalls", "lost", "flows", "pmd_busy", "drops", "failing", "ovn_sb")
+SORTS = ("instance", "up", "failing", "hit_ratio", "upcalls", "lost", "flows", "pmd_busy", "drops", "ovn_sb")
 """What the fleet table sorts by, in the order the sort key cycles through them."""
 
 

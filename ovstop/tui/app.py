@@ -129,11 +129,13 @@ class OvstopApp(App[int | str]):
         history_depth: float = DEFAULT_DEPTH,
         fleet: Fleet | None = None,
         fleet_source: str = "",
+        fleet_interval: float = 5.0,
     ) -> None:
         super().__init__()
         self.feed = feed
         self.fleet = fleet
         self.fleet_source = fleet_source
+        self.fleet_interval = fleet_interval
         self.panes = (*PANES, FLEET) if fleet is not None else PANES
         self.view = ViewState(feed, clock)
         self.snapshot_dir = Path(snapshot_dir)
@@ -163,7 +165,8 @@ class OvstopApp(App[int | str]):
             yield NetworkPane(id="pane-5")
             yield DropsPane(id="pane-6")
             if self.fleet is not None:
-                yield FleetPane(self.fleet, self.feed.interval, self.fleet_source, id=f"pane-{FLEET}")
+                yield FleetPane(self.fleet, self.fleet_interval, self.fleet_source, self.view.clock,
+                                id=f"pane-{FLEET}")
         yield Input(placeholder="filter: name, label or flow key (enter keeps it, escape clears)", id="filter")
         yield Input(placeholder="go to a time: HH:MM:SS (enter goes, escape cancels)", id="seek")
         yield Footer()
@@ -257,7 +260,8 @@ class OvstopApp(App[int | str]):
         return action != "pane" or not parameters or parameters[0] in (0, *self.panes)
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen(list(self.BINDINGS)))  # type: ignore[arg-type]
+        fleet_keys = FleetTable.BINDINGS if self.fleet is not None else []
+        self.push_screen(HelpScreen([*self.BINDINGS, *fleet_keys]))  # type: ignore[list-item]
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if event.data_table.id == "flows-table":

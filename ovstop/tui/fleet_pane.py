@@ -3,6 +3,8 @@ switch: the snapshot it is handed only carries the filter the user typed."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from textual.app import ComposeResult
 
 from ovstop.model.store import Snapshot
@@ -14,9 +16,9 @@ from ovstop.tui.view import Pane, ViewState
 class FleetPane(Pane):
     title = "7 fleet (Prometheus)"
 
-    def __init__(self, fleet: Fleet, interval: float, source: str, **kwargs: str) -> None:
+    def __init__(self, fleet: Fleet, interval: float, source: str, clock: Callable[[], float], **kwargs: str) -> None:
         super().__init__(**kwargs)
-        self.table = FleetTable(fleet, interval, source)
+        self.table = FleetTable(fleet, interval, source, clock)
 
     def compose(self) -> ComposeResult:
         yield self.table

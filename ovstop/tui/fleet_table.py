@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from typing import ClassVar
 
 from textual.app import ComposeResult
@@ -22,13 +23,13 @@ from ovstop.tui.format import DASH, num, pct
 COLUMNS = (
     ("host", "instance"),
     ("up", "up"),
+    ("failing checks", "failing"),
     ("hit", "hit_ratio"),
     ("upcalls/s", "upcalls"),
     ("lost/s", "lost"),
     ("flows/limit", "flows"),
     ("PMD busy", "pmd_busy"),
     ("drops/s", "drops"),
-    ("failing checks", "failing"),
     ("OVN SB", "ovn_sb"),
 )
 
@@ -55,13 +56,13 @@ def cells(row: HostRow) -> tuple[str, ...]:
     return (
         row.instance,
         "up",
+        failing_cell(row),
         pct(g("hit_ratio"), 1.0) if g("hit_ratio") is not None else DASH,
         num(g("upcalls")),
         num(g("lost")),
         f"{num(flows)}/{num(limit)}" if flows is not None and limit is not None else num(flows),
         pct(g("pmd_busy"), 1.0) if g("pmd_busy") is not None else DASH,
         num(g("drops")),
-        failing_cell(row),
         DASH if sb is None else ("connected" if sb == 1.0 else "DISCONNECTED"),
     )
 
@@ -89,9 +90,13 @@ class FleetTable(Vertical):
             super().__init__()
             self.address = address
 
-    def __init__(self, fleet: Fleet, interval: float = 5.0, source: str = "", **kwargs: str) -> None:
+    def __init__(
+        self, fleet: Fleet, interval: float = 5.0, source: str = "", clock: Callable[[], float] = time.time,
+        **kwargs: str,
+    ) -> None:
         super().__init__(**kwargs)
         self.fleet = fleet
+        self.clock = clock
         self.interval = interval
         self.source = source
         self.rows: list[HostRow] = []
@@ -124,7 +129,7 @@ class FleetTable(Vertical):
                 try:
                     self.rows = await asyncio.to_thread(self.fleet.rows)
                     self.error = ""
-                    self.refreshed_at = time.time()
+                    self.refreshed_at = self.clock()
                 except OvstopError as exc:  # Prometheus away: keep the rows, say why they are old
                     self.error = str(exc)
                 self.render_rows()

@@ -51,7 +51,8 @@ def launch(options: Options, fleet: Fleet | None = None, fleet_source: str = "")
                 runtime.sampler, options.interval, events=runtime.event_store, events_reason=runtime.events_reason
             )
         stack.callback(feed.stop)
-        app = OvstopApp(feed, history_depth=options.history_depth, fleet=fleet, fleet_source=fleet_source)
+        app = OvstopApp(feed, history_depth=options.history_depth, fleet=fleet, fleet_source=fleet_source,
+                        fleet_interval=options.interval)
 
         def _exit(signum: int) -> None:
             # A hangup comes with a SIGCONT, which Textual's driver takes for a return from ctrl+z: it would
