@@ -1,6 +1,7 @@
 """``ovstop fleet``: a real Prometheus (Debian's package, loopback, 1 s scrapes) scraping three
 ``ovstop --headless --sandbox --sandbox-no-pmd`` exporters; the fleet rows are compared with each exporter's own
-/metrics page (read with prometheus-client's parser), and a stopped exporter must show as down."""
+/metrics page (read with prometheus-client's parser), a stopped exporter must show as down, and a health
+check made to fail for real on one sandbox shows on that host's row of the TUI's fleet pane only."""
 
 from __future__ import annotations
 

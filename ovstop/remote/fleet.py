@@ -1,9 +1,10 @@
 """``ovstop fleet``: one row per hypervisor, from a fixed set of PromQL queries over ovstop's own metrics.
 
-Every refresh runs the same :data:`QUERIES` (one instant query per column, each aggregated ``by
-(instance)``), so the cost on the Prometheus server grows with the series it reads, never with a query per
-host. Metric names are looked up in the catalogue of specs the collectors declare
-(:func:`ovstop.export.mixin.m`), so a renamed metric fails here instead of showing an empty column.
+Every refresh runs the same :func:`queries` (one instant query per column, each aggregated ``by
+(instance)``, and one listing the failing health checks by name), so the cost on the Prometheus server grows
+with the series it reads, never with a query per host. Metric names are looked up in the catalogue of specs
+the collectors declare (:func:`ovstop.export.mixin.m`), so a renamed metric fails here instead of showing an
+empty column.
 
 A host is listed when Prometheus has a target for it in the scrape job (``up{job=…}``): a stopped
 exporter stays listed, as down, and its other columns are empty (no fresh samples), never stale numbers.

@@ -16,8 +16,15 @@ from ovstop.tui.view import Pane, ViewState
 class FleetPane(Pane):
     title = "7 fleet (Prometheus)"
 
-    def __init__(self, fleet: Fleet, interval: float, source: str, clock: Callable[[], float], **kwargs: str) -> None:
-        super().__init__(**kwargs)
+    def __init__(
+        self,
+        fleet: Fleet,
+        interval: float,
+        source: str,
+        clock: Callable[[], float],
+        id: str | None = None,
+    ) -> None:
+        super().__init__(id=id)
         self.table = FleetTable(fleet, interval, source, clock)
 
     def compose(self) -> ComposeResult:

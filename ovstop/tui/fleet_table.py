@@ -91,10 +91,14 @@ class FleetTable(Vertical):
             self.address = address
 
     def __init__(
-        self, fleet: Fleet, interval: float = 5.0, source: str = "", clock: Callable[[], float] = time.time,
-        **kwargs: str,
+        self,
+        fleet: Fleet,
+        interval: float = 5.0,
+        source: str = "",
+        clock: Callable[[], float] = time.time,
+        id: str | None = None,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(id=id)
         self.fleet = fleet
         self.clock = clock
         self.interval = interval
