@@ -203,6 +203,10 @@ def test_a_failing_health_check_shows_on_its_host_only_in_the_tui_fleet_pane(sit
                     assert failing_verdicts(e) == [] and rows[e.address].get("failing") == 0.0
                 if os.environ.get("OVSTOP_RECORD_FLEET"):
                     FLEET_ANSWERS.write_text(json.dumps(recorder.answers, indent=1, sort_keys=True) + "\n")
+                await pilot.press("slash", *sick.address.split(":")[1], "enter")  # the TUI's filter box
+                await _until(pilot, lambda: [r.instance for r in pane.shown] == [sick.address])
+                await pilot.press("slash", "escape")
+                await _until(pilot, lambda: pane.table.row_count == 3)
                 await pilot.press("s")  # sort keys reach the fleet table, not the flow sort
                 assert pane.sort == "up" and app.view.sort == "packets"
                 pane.table.move_cursor(row=[r.instance for r in pane.shown].index(well[1].address))
