@@ -10,7 +10,8 @@ of a whole refresh as ``ovstop fleet`` makes it (:meth:`Fleet.rows`: the queries
 
 Each synthetic host has what a typical hypervisor exports for these queries: one kernel datapath (hit,
 missed, lost), the flow count and limit, ``--pmds`` PMD threads (busy and idle cycles), ``--ports``
-interfaces (rx and tx drops), the OVN controller's SB connection, and Prometheus's ``up``.
+interfaces (rx and tx drops), the OVN controller's SB connection, one ``ovstop_health`` verdict per health
+check (about 1% of them failing), and Prometheus's ``up``.
 
 Run: ``.venv/bin/python benchmarks/fleet_query.py [--hosts 1000] [--minutes 10] [--scrape 15]``.
 """
@@ -31,6 +32,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from ovstop import health
 from ovstop.remote.fleet import Fleet, queries
 from ovstop.remote.http import HttpClient
 
@@ -72,6 +74,8 @@ def write_openmetrics(path: Path, hosts: int, points: int, step: int, end: int, 
         family("ovs_vswitchd_interface_tx_dropped_total", "counter", ifaces, lambda: rng.randint(0, 3), True)
         chassis = [f'{i},chassis="hv{n:05d}"' for n, i in enumerate(inst)]
         family("ovn_controller_sb_connected", "gauge", chassis, lambda: 1)
+        verdicts = [f'{i},check="{c.name}"' for i in inst for c in health.CHECKS]
+        family("ovstop_health", "gauge", verdicts, lambda: 0 if rng.random() < 0.01 else 1)  # ~1% failing
         out.write("# EOF\n")
     return series
 
@@ -166,11 +170,11 @@ def main() -> int:
                 refresh.append(total)
             print(f"{len(exprs)} queries per refresh, window {args.window}, {args.refreshes} refreshes:")
             heads = f"{'median ms':>9} {'samples read':>12} {'peak samples':>12} {'rows':>6} {'bytes':>8}"
-            print(f"  {'column':<11} {heads}")
+            print(f"  {'column':<14} {heads}")
             for col in exprs:
                 read, peak, rows, nbytes = loaded[col]
                 print(
-                    f"  {col:<11} {statistics.median(per_query[col]) * 1e3:9.1f} {read:12d} {peak:12d} "
+                    f"  {col:<14} {statistics.median(per_query[col]) * 1e3:9.1f} {read:12d} {peak:12d} "
                     f"{rows:6d} {nbytes:8d}"
                 )
             read_total = sum(v[0] for v in loaded.values())

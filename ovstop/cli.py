@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Callable
 from types import ModuleType
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from ovstop import __version__, fileio, logs, signals
 from ovstop.collect.demand import EVERYTHING, METRICS
@@ -24,6 +24,9 @@ from ovstop.errors import OvstopError
 from ovstop.events.recording import DEFAULT_KEEP, OVERWRITE_HINT, check_rotation
 from ovstop.export.server import DEFAULT_PORT
 from ovstop.runtime import Options
+
+if TYPE_CHECKING:
+    from ovstop.remote.fleet import Fleet
 
 log = logging.getLogger(__name__)
 EXIT_ERROR = 1
@@ -113,7 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ovn-sb", metavar="REMOTE", help="OVN southbound DB remote")
     p.add_argument("--log", metavar="FILE",
                    help="debug log: every record, with tracebacks of collector errors, appended to FILE")
-    p.add_argument("--prometheus", metavar="URL", help="fleet: the Prometheus (or compatible) server to query")
+    p.add_argument("--prometheus", metavar="URL",
+                   help="the Prometheus (or compatible) server to query: ovstop fleet, or the TUI's fleet pane (key 7)")
     p.add_argument("--job", default="ovstop", metavar="NAME", help="fleet: the scrape job of the exporters")
     p.add_argument("--window", default="1m", metavar="DURATION",
                    help="fleet: the PromQL range rates are taken over (default 1m; 4 scrape intervals or more)")
@@ -141,8 +145,10 @@ def _check_files(args: argparse.Namespace) -> None:
             raise OvstopError(f"--connect shows a remote ovstop in the TUI; it cannot be combined with {local[0]}")
     elif (args.connect_ca or args.connect_auth_file) and args.command != "fleet":
         raise OvstopError("--connect-ca and --connect-auth-file go with --connect URL")
-    if (args.command == "fleet") != bool(args.prometheus):
-        raise OvstopError("ovstop fleet needs --prometheus URL (and --prometheus goes with fleet)")
+    if args.command == "fleet" and not args.prometheus:
+        raise OvstopError("ovstop fleet needs --prometheus URL")
+    if args.prometheus and (args.command == "snapshot" or args.headless or args.check):
+        raise OvstopError("--prometheus goes with ovstop fleet or the TUI (its fleet pane, key 7)")
     if args.record:
         fileio.check_target(args.record, "recording", args.record_overwrite, OVERWRITE_HINT)
         if args.record_rotate is not None:
@@ -249,18 +255,30 @@ def run_headless(options: Options, listen: str, web_config_file: str | None) -> 
     return 0
 
 
-def run_fleet(options: Options, args: argparse.Namespace) -> int:
-    """The fleet table; Enter on a host attaches the TUI to it (``--connect``), quitting that returns here."""
+def open_fleet(args: argparse.Namespace) -> tuple[Fleet, str]:
+    """The fleet of ``--prometheus``, asked once: an unreachable or refusing Prometheus is one line before the
+    screen is taken."""
     from ovstop.remote.fleet import Fleet, check_window
     from ovstop.remote.http import HttpClient, base_url
 
     url = base_url(args.prometheus, "--prometheus")
     fleet = Fleet(HttpClient(url, timeout=args.timeout), args.job, check_window(args.window))
-    fleet.rows()  # an unreachable or refusing Prometheus is one line before the screen is taken
+    fleet.rows()
+    return fleet, url
+
+
+def attach(options: Options, address: str, no_color: bool) -> None:
+    """The TUI on ``address`` (a host picked in a fleet), as ``--connect``; returns when the user quits it."""
+    scheme = "https" if options.connect_ca else "http"
+    run_tui(dataclasses.replace(options, connect=f"{scheme}://{address}"), no_color)
+
+
+def run_fleet(options: Options, args: argparse.Namespace) -> int:
+    """The fleet table; Enter on a host attaches the TUI to it (``--connect``), quitting that returns here."""
+    fleet, url = open_fleet(args)
     fleet_app = _tui("ovstop.tui.fleet_app", args.no_color).FleetApp
     while (address := fleet_app(fleet, options.interval, url).run()) is not None:
-        scheme = "https" if options.connect_ca else "http"
-        run_tui(dataclasses.replace(options, connect=f"{scheme}://{address}"), args.no_color)
+        attach(options, address, args.no_color)
     return 0
 
 
@@ -285,9 +303,13 @@ def _tui(module: str, no_color: bool) -> ModuleType:
         ) from None
 
 
-def run_tui(options: Options, no_color: bool) -> int:
-    launch: Callable[[Options], int] = _tui("ovstop.tui.launch", no_color).launch
-    return launch(options)
+def run_tui(options: Options, no_color: bool, fleet: tuple[Fleet, str] | None = None) -> int:
+    """The TUI; with a ``fleet`` (``--prometheus``) Enter in its fleet pane attaches to a host, and quitting
+    that comes back to this TUI."""
+    launch: Callable[..., int | str] = _tui("ovstop.tui.launch", no_color).launch
+    while isinstance(result := launch(options, *(fleet or ())), str):
+        attach(options, result, no_color)
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -306,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
             return run_fleet(options, args)
         if args.headless:
             return run_headless(options, args.listen, args.web_config_file)
-        return run_tui(options, args.no_color)
+        return run_tui(options, args.no_color, open_fleet(args) if args.prometheus else None)
     except OvstopError as exc:
         print(f"ovstop: {exc}", file=sys.stderr)
         return EXIT_ERROR

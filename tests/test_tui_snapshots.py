@@ -9,6 +9,7 @@ repository's top-level ``snapshots/`` directory; ``pytest --snapshot-update`` re
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,8 +19,10 @@ import pytest_textual_snapshot
 from syrupy.location import PyTestLocation
 from textual.pilot import Pilot
 
+from ovstop.remote.fleet import Fleet
 from ovstop.tui.app import OvstopApp
 from ovstop.tui.feed import ReplayFeed
+from ovstop.tui.fleet_table import FleetTable
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORDING = ROOT / "tests" / "data" / "recordings" / "sandbox.jsonl"
@@ -33,6 +36,10 @@ VIEWS = {
     "help": ["question_mark"], "health": ["h"], "flow": ["4", "enter"],
     "scrub": ["b", "b"],
 }
+
+FLEET_VIEWS = {"fleet": [], "fleet-help": ["question_mark"], "fleet-sorted": ["s", "s", "greater_than_sign"]}
+"""With a fleet pane (shown by ``7`` before these keys); ``s`` twice and ``>``: most failing checks first."""
+FLEET_ANSWERS = ROOT / "tests" / "data" / "fleet" / "answers.json"
 
 
 class TopLevelSVGExtension(pytest_textual_snapshot.SVGImageExtension):
@@ -54,10 +61,23 @@ def _deterministic(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     time.tzset()
 
 
-def _replay_app() -> OvstopApp:
+class RecordedPrometheus:
+    """Prometheus's recorded answers to the fleet queries (tests/data/fleet/README.md), by query."""
+
+    def __init__(self) -> None:
+        self.answers = json.loads(FLEET_ANSWERS.read_text())
+
+    def get_json(self, path: str, params: dict[str, str]) -> object:
+        return self.answers[params["query"]]
+
+
+def _replay_app(fleet: bool = False) -> OvstopApp:
     feed = ReplayFeed(str(RECORDING))
     feed.replayer.pause()  # nothing plays by itself: the test steps through the recording
-    return OvstopApp(feed, clock=lambda: FROZEN)
+    if not fleet:
+        return OvstopApp(feed, clock=lambda: FROZEN)
+    recorded = Fleet(RecordedPrometheus(), window="5s")  # type: ignore[arg-type]  # the window of the recording
+    return OvstopApp(feed, clock=lambda: FROZEN, fleet=recorded, fleet_source="http://prometheus:9090")
 
 
 async def _step_through(pilot: Pilot[int]) -> None:
@@ -71,6 +91,24 @@ async def _step_through(pilot: Pilot[int]) -> None:
             assert time.monotonic() < deadline, f"snapshot {shown} of the recording never arrived"
             await asyncio.sleep(0.02)
     assert app.shown is not None and app.shown.seq == SNAPSHOTS
+
+
+async def _fleet_shown(pilot: Pilot[int]) -> None:
+    await _step_through(pilot)
+    await pilot.press("7")
+    table = pilot.app.query_one(FleetTable)
+    deadline = time.monotonic() + 10
+    while table.table.row_count < 3:
+        assert time.monotonic() < deadline, "the recorded fleet never showed"
+        await asyncio.sleep(0.02)
+
+
+@pytest.mark.parametrize("view", FLEET_VIEWS)
+@pytest.mark.parametrize("size", SIZES)
+def test_fleet_screen(snap_compare, size: str, view: str) -> None:  # type: ignore[no-untyped-def]
+    """The fleet pane (``--prometheus``) on recorded query answers: one host failing tunnel_down."""
+    assert snap_compare(_replay_app(fleet=True), press=FLEET_VIEWS[view], terminal_size=SIZES[size],
+                        run_before=_fleet_shown)
 
 
 @pytest.mark.parametrize("view", VIEWS)

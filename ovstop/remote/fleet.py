@@ -1,9 +1,10 @@
 """``ovstop fleet``: one row per hypervisor, from a fixed set of PromQL queries over ovstop's own metrics.
 
-Every refresh runs the same :data:`QUERIES` (one instant query per column, each aggregated ``by
-(instance)``), so the cost on the Prometheus server grows with the series it reads, never with a query per
-host. Metric names are looked up in the catalogue of specs the collectors declare
-(:func:`ovstop.export.mixin.m`), so a renamed metric fails here instead of showing an empty column.
+Every refresh runs the same :func:`queries` (one instant query per column, each aggregated ``by
+(instance)``, and one listing the failing health checks by name), so the cost on the Prometheus server grows
+with the series it reads, never with a query per host. Metric names are looked up in the catalogue of specs
+the collectors declare (:func:`ovstop.export.mixin.m`), so a renamed metric fails here instead of showing an
+empty column.
 
 A host is listed when Prometheus has a target for it in the scrape job (``up{job=…}``): a stopped
 exporter stays listed, as down, and its other columns are empty (no fresh samples), never stale numbers.
@@ -18,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from ovstop import health
 from ovstop.errors import OvstopError
 from ovstop.export.mixin import JOB, m
 from ovstop.export.mixin import _rate_either as rate_either
@@ -31,6 +33,11 @@ FLOW_LIMIT = m("ovs_vswitchd_upcall_flows_limit")
 BUSY = m("ovs_vswitchd_poll_threads_busy_cycles_total")
 IDLE = m("ovs_vswitchd_poll_threads_idle_cycles_total")
 SB_CONNECTED = m("ovn_controller_sb_connected")
+HEALTH = m(health.HEALTH.name)
+
+
+FAILING_CHECKS = "failing_checks"
+"""The one query answered with label values (the ``check`` of each failing verdict), not a number per host."""
 
 
 def queries(job: str = JOB, window: str = "1m") -> dict[str, str]:
@@ -53,6 +60,10 @@ def queries(job: str = JOB, window: str = "1m") -> dict[str, str]:
         # rx + tx interface drops, each side present or not (a NIC may report one side only)
         "drops": rate_either("dropped", by="instance", window=window, selector=sel),
         "ovn_sb": f"min by (instance) ({SB_CONNECTED}{sel})",
+        # checks failing (1 healthy, 0 failing); no value for a host exporting no verdict at all
+        "failing": f"sum by (instance) (1 - {HEALTH}{sel})",
+        # their names: one series per failing check, so the answer grows with failures, not with hosts
+        FAILING_CHECKS: f"{HEALTH}{sel} == 0",
     }
 
 
@@ -62,6 +73,8 @@ class HostRow:
 
     instance: str
     values: dict[str, float | None] = field(default_factory=dict)
+    failing_checks: tuple[str, ...] = ()
+    """Names of the health checks failing on the host (sorted)."""
 
     @property
     def up(self) -> bool:
@@ -77,19 +90,29 @@ class HostRow:
         return self.instance if sep and host and port.isdigit() else None
 
 
-def _vector(answer: Any, expr: str) -> dict[str, float]:
-    """instance -> value from a Prometheus instant-query answer; NaN (0/0 ratios) is left out."""
+def _series(answer: Any, expr: str) -> list[tuple[dict[str, str], float]]:
+    """(labels, value) of each series in a Prometheus instant-query answer; an OvstopError when refused or
+    damaged."""
     try:
         if answer["status"] != "success":
             raise OvstopError(f"Prometheus refused {expr!r}: {answer.get('error', answer['status'])}")
-        out = {}
-        for item in answer["data"]["result"]:
-            value = float(item["value"][1])
-            if math.isfinite(value):
-                out[str(item["metric"].get("instance", ""))] = value
-        return out
-    except (KeyError, TypeError, ValueError, IndexError):
+        return [({str(k): str(v) for k, v in item["metric"].items()}, float(item["value"][1]))
+                for item in answer["data"]["result"]]
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError):
         raise OvstopError(f"a damaged Prometheus answer to {expr!r}") from None
+
+
+def _vector(answer: Any, expr: str) -> dict[str, float]:
+    """instance -> value; NaN (0/0 ratios) is left out."""
+    return {labels.get("instance", ""): value for labels, value in _series(answer, expr) if math.isfinite(value)}
+
+
+def _checks(answer: Any, expr: str) -> dict[str, tuple[str, ...]]:
+    """instance -> sorted ``check`` labels of the series answered."""
+    out: dict[str, list[str]] = {}
+    for labels, _ in _series(answer, expr):
+        out.setdefault(labels.get("instance", ""), []).append(labels.get("check", "?"))
+    return {instance: tuple(sorted(names)) for instance, names in out.items()}
 
 
 def check_window(text: str) -> str:
@@ -114,17 +137,19 @@ class Fleet:
         columns of a row describe the same instant: ``at`` (Unix seconds), now by default."""
         when = {"time": f"{time.time() if at is None else at:.3f}"}
 
-        def ask(expr: str) -> dict[str, float]:
-            return _vector(self.client.get_json("/api/v1/query", {"query": expr, **when}), expr)
+        def ask(expr: str) -> Any:
+            return self.client.get_json("/api/v1/query", {"query": expr, **when})
 
         with ThreadPoolExecutor(max_workers=len(self.queries), thread_name_prefix="ovstop-fleet") as pool:
-            answers = dict(zip(self.queries, pool.map(ask, self.queries.values()), strict=True))
+            raw = dict(zip(self.queries, pool.map(ask, self.queries.values()), strict=True))
         self.refreshes += 1
-        instances = sorted(set().union(*(a.keys() for a in answers.values())) - {""})
-        return [HostRow(i, {col: answers[col].get(i) for col in self.queries}) for i in instances]
+        numbers = {col: _vector(a, self.queries[col]) for col, a in raw.items() if col != FAILING_CHECKS}
+        names = _checks(raw[FAILING_CHECKS], self.queries[FAILING_CHECKS])
+        instances = sorted(set().union(*(a.keys() for a in numbers.values())) - {""})
+        return [HostRow(i, {col: numbers[col].get(i) for col in numbers}, names.get(i, ())) for i in instances]
 
 
-SORTS = ("instance", "up", "hit_ratio", "upcalls", "lost", "flows", "pmd_busy", "drops", "ovn_sb")
+SORTS = ("instance", "up", "failing", "hit_ratio", "upcalls", "lost", "flows", "pmd_busy", "drops", "ovn_sb")
 """What the fleet table sorts by, in the order the sort key cycles through them."""
 
 

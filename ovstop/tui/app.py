@@ -26,10 +26,13 @@ from ovstop.events.flowdiff import FlowStat, flow_id
 from ovstop.events.schema import encode
 from ovstop.export import snapshot as snapshot_doc
 from ovstop.model.store import Snapshot
+from ovstop.remote.fleet import Fleet
 from ovstop.timeline import DEFAULT_DEPTH, Timeline
 from ovstop.tui.drops_pane import DropsPane
 from ovstop.tui.events_pane import EventsPane
 from ovstop.tui.feed import INTERVAL_STEPS, SPEED_STEPS, ReplayFeed, SnapshotFeed, step
+from ovstop.tui.fleet_pane import FleetPane
+from ovstop.tui.fleet_table import FleetTable
 from ovstop.tui.flow_screen import FlowScreen
 from ovstop.tui.format import at_clock, duration, num
 from ovstop.tui.header import HeaderBar
@@ -45,9 +48,11 @@ from ovstop.tui.view import FLOW_SORTS, Pane, ViewState
 LARGE = (160, 45)
 """Terminal size (columns, rows) from which all four panes are shown at once by default."""
 PANES = (1, 2, 3, 4, 5, 6)
+FLEET = 7
+"""The fleet pane, there with ``--prometheus``."""
 ALL_VIEW = (1, 2, 3, 4)
-"""The panes shown together on a large terminal; panes 5 (OVN chassis and tunnels) and 6 (drops) are shown
-zoomed."""
+"""The panes shown together on a large terminal; panes 5 (OVN chassis and tunnels), 6 (drops) and 7 (fleet)
+are shown zoomed."""
 EVENTS_IN_SNAPSHOT = 1000
 REPLAY_ONLY = {"step", "speed", "play"}
 LIVE_ONLY = {"interval", "refresh"}
@@ -72,7 +77,9 @@ class FeedFailed(Message):
         self.reason = reason
 
 
-class OvstopApp(App[int]):
+class OvstopApp(App[int | str]):
+    """Exits with a status, or with the ``host:port`` picked in the fleet pane (the CLI then attaches to it)."""
+
     CSS_PATH = "ovstop.tcss"
     TITLE = "ovstop"
     ENABLE_COMMAND_PALETTE = False
@@ -91,6 +98,8 @@ class OvstopApp(App[int]):
         Binding("4", "pane(4)", "Flow lookup", id="pane.4", show=False),
         Binding("5", "pane(5)", "OVN chassis and tunnels", id="pane.5", show=False),
         Binding("6", "pane(6)", "Drops", id="pane.6", show=False),
+        Binding("7", "pane(7)", "Fleet from Prometheus (with --prometheus; Enter attaches to a host)", id="pane.7",
+                show=False),
         Binding("0", "pane(0)", "All four panes", id="pane.all", show=False),
         Binding("s", "sort", "Sort flows by the next column", id="sort"),
         Binding("less_than_sign", "order(True)", "Sort ascending", id="sort.asc", show=False),
@@ -119,9 +128,16 @@ class OvstopApp(App[int]):
         clock: Callable[[], float] = time.time,
         snapshot_dir: str | Path = ".",
         history_depth: float = DEFAULT_DEPTH,
+        fleet: Fleet | None = None,
+        fleet_source: str = "",
+        fleet_interval: float = 5.0,
     ) -> None:
         super().__init__()
         self.feed = feed
+        self.fleet = fleet
+        self.fleet_source = fleet_source
+        self.fleet_interval = fleet_interval
+        self.panes = (*PANES, FLEET) if fleet is not None else PANES
         self.view = ViewState(feed, clock)
         self.snapshot_dir = Path(snapshot_dir)
         self.started = clock()
@@ -151,6 +167,9 @@ class OvstopApp(App[int]):
             yield LookupPane(id="pane-4")
             yield NetworkPane(id="pane-5")
             yield DropsPane(id="pane-6")
+            if self.fleet is not None:
+                yield FleetPane(self.fleet, self.fleet_interval, self.fleet_source, self.view.clock,
+                                id=f"pane-{FLEET}")
         yield Input(placeholder="filter: name, label or flow key (enter keeps it, escape clears)", id="filter")
         yield Input(placeholder="go to a time: HH:MM:SS (enter goes, escape cancels)", id="seek")
         yield Footer()
@@ -190,12 +209,14 @@ class OvstopApp(App[int]):
         panes = self.query_one("#panes", Container)
         everything = self.showing_all()
         panes.set_class(everything, "-all")
-        for n in PANES:
+        for n in self.panes:
             self.pane(n).display = n in ALL_VIEW if everything else n == self.current
         demand = HeaderBar.needs
         for n in self.visible_panes():
             demand = demand | self.pane(n).needs
         self.feed.need(demand)
+        if FLEET in self.panes and self.pane(FLEET).display:
+            self.query_one(FleetTable).action_refresh_now()  # shown again: no waiting for the next round
         self._render_panes()
 
     # -- snapshots -----------------------------------------------------------------------------------------
@@ -244,10 +265,11 @@ class OvstopApp(App[int]):
             return self.feed.kind == "replay"
         if action in LIVE_ONLY:
             return self.feed.kind in ("live", "remote")
-        return True
+        return action != "pane" or not parameters or parameters[0] in (0, *self.panes)
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen(list(self.BINDINGS)))  # type: ignore[arg-type]
+        fleet_keys = FleetTable.BINDINGS if self.fleet is not None else []
+        self.push_screen(HelpScreen([*self.BINDINGS, *fleet_keys]))  # type: ignore[list-item]
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if event.data_table.id == "flows-table":
@@ -258,6 +280,9 @@ class OvstopApp(App[int]):
                 now = self.shown.tables.get("dp_flows", []) if self.shown is not None else []
                 row = next((r for r in now if flow_id(r) == flow_id(change)), change)
                 self.push_screen(FlowScreen(row, self.feed))
+
+    def on_fleet_table_attach(self, message: FleetTable.Attach) -> None:
+        self.exit(message.address)
 
     def action_open_flow(self) -> None:
         tables = self.query("#flows-table").results(DataTable)  # none while another screen is on top

@@ -13,6 +13,7 @@ import signal
 from ovstop import logs, signals
 from ovstop.errors import OvstopError
 from ovstop.remote.attach import REMOTE, RemoteSource
+from ovstop.remote.fleet import Fleet
 from ovstop.remote.http import HttpClient, base_url, read_credentials
 from ovstop.runtime import Options, open_runtime
 from ovstop.tui.app import OvstopApp
@@ -31,7 +32,9 @@ def connect_source(options: Options, connect: str) -> RemoteSource:
     return source
 
 
-def launch(options: Options) -> int:
+def launch(options: Options, fleet: Fleet | None = None, fleet_source: str = "") -> int | str:
+    """The exit status, or the ``host:port`` the user picked in the fleet pane (``fleet``, from
+    ``--prometheus``) to attach to."""
     with contextlib.ExitStack() as stack:
         stack.enter_context(logs.stderr_to_log())  # bcc's compiler (fd 2) must not write over the screen
         feed: SnapshotFeed
@@ -49,7 +52,8 @@ def launch(options: Options) -> int:
                 deep_switch=runtime.set_deep if runtime.capture is not None else None,
             )
         stack.callback(feed.stop)
-        app = OvstopApp(feed, history_depth=options.history_depth)
+        app = OvstopApp(feed, history_depth=options.history_depth, fleet=fleet, fleet_source=fleet_source,
+                        fleet_interval=options.interval)
         app.deep = options.ebpf_deep
 
         def _exit(signum: int) -> None:
@@ -60,4 +64,4 @@ def launch(options: Options) -> int:
 
         stack.enter_context(signals.exit_by(_exit))
         result = app.run()
-    return int(result or 0)
+    return result if isinstance(result, str) else int(result or 0)
