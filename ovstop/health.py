@@ -188,7 +188,8 @@ def _rxq(v: View) -> Verdict:
         return UNKNOWN, "no PMD rx queues (no userspace datapath, or pmd-rxq-show not read)"
     return _failing([f"{_who(s, 'thread', 'port', 'queue')} {s.value:.0%}" for s in found
                      if isinstance(s.value, float) and s.value > RXQ_BUSY],
-                    f"{len(found)} queues, busiest {max(float(s.value or 0) for s in found):.0%}")
+                    f"{len(found)} queues, busiest "
+                    f"{max((float(s.value) for s in found if isinstance(s.value, int | float)), default=0.0):.0%}")
 
 
 def _ovsdb(v: View) -> Verdict:
@@ -323,7 +324,7 @@ def derive(snap: Snapshot) -> tuple[list[Sample], dict[str, list[dict[str, Any]]
 def rows(snap: Snapshot) -> list[dict[str, Any]]:
     """The snapshot's check table; evaluated on the spot for a snapshot recorded without one."""
     table = snap.tables.get(TABLE)
-    return list(table) if table is not None else [r.row() for r in evaluate(snap)]
+    return [dict(r) for r in table] if table is not None else [r.row() for r in evaluate(snap)]
 
 
 def failing(table: Iterable[Mapping[str, Any]]) -> list[str]:

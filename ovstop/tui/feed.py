@@ -19,6 +19,7 @@ from dataclasses import replace
 from typing import Any, Protocol
 
 from ovstop.collect.demand import Demand
+from ovstop.collect.sampler import Sampler
 from ovstop.errors import OvstopError, describe
 from ovstop.events.correlator import Correlator
 from ovstop.events.pipeline import EventPipeline
@@ -166,6 +167,8 @@ class LiveFeed:
         self._wake.set()
 
     def explain(self, row: Mapping[str, Any]) -> Explanation:
+        if not isinstance(self.sampler, Sampler):  # a remote feed overrides this: only a local sampler has sources
+            raise OvstopError("explain needs the switch itself")
         return explain_flow(self.sampler.sources, row)
 
     def set_interval(self, seconds: float) -> None:
