@@ -115,12 +115,13 @@ class PmdCollector:
                 perf = client.call(PERF, name)
                 # Nothing at all when the datapath has no PMD thread (every port polled by the main thread).
                 threads = list(pmd_perf_show.parse(perf)) if perf.strip() else []
+            polled_by_pmds = bool(threads)  # pmd-perf-show lists PMD threads only, never the main thread
             if separate_stats:
                 threads = _merge(tuple(threads), pmd_stats_show.parse(client.call(STATS, name)))
             yield Sample(N_THREADS, labels_of(datapath=dp), float(len(threads)))
             for t in threads:
                 yield from self._thread(dp, t)
-            if client.has(RXQ):
+            if client.has(RXQ) and polled_by_pmds:  # else pmd-rxq-show has no thread header to parse
                 for q in pmd_rxq_show.parse(client.call(RXQ, name)):
                     if q.usage is not None:
                         t = q.thread
