@@ -38,11 +38,18 @@ def record(kind: str, probe: str, n: int) -> bytes:
 
 
 MIXES = {
-    "default (upcall path)": (("upcall", "raw_tracepoint"), ("upcall_enqueue", "kretprobe"),
-                              ("upcall_return", "kretprobe")),
-    "deep (+ flow_lookup, action_execute)": (("upcall", "raw_tracepoint"), ("upcall_enqueue", "kretprobe"),
-                                             ("upcall_return", "kretprobe"), ("flow_lookup", "kretprobe"),
-                                             ("action_execute", "raw_tracepoint")),
+    "default (upcall path)": (
+        ("upcall", "raw_tracepoint"),
+        ("upcall_enqueue", "kretprobe"),
+        ("upcall_return", "kretprobe"),
+    ),
+    "deep (+ flow_lookup, action_execute)": (
+        ("upcall", "raw_tracepoint"),
+        ("upcall_enqueue", "kretprobe"),
+        ("upcall_return", "kretprobe"),
+        ("flow_lookup", "kretprobe"),
+        ("action_execute", "raw_tracepoint"),
+    ),
 }
 
 
@@ -67,9 +74,11 @@ def main() -> None:
             pipeline(event)
         pcpu = time.thread_time() - pcpu
         rate = len(events) / cpu
-        print(f"{name}: decoded {len(events)} events in batches of {args.batch}: {rate:,.0f}/s of thread CPU "
-              f"({len(events) / wall:,.0f}/s wall), {rate / TARGET:.2f}x the 50k/s target; "
-              f"correlator + store after it: {len(events) / pcpu:,.0f}/s")
+        print(
+            f"{name}: decoded {len(events)} events in batches of {args.batch}: {rate:,.0f}/s of thread CPU "
+            f"({len(events) / wall:,.0f}/s wall), {rate / TARGET:.2f}x the 50k/s target; "
+            f"correlator + store after it: {len(events) / pcpu:,.0f}/s"
+        )
 
 
 if __name__ == "__main__":

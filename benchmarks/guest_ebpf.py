@@ -33,18 +33,28 @@ def report(r: dict[str, Any]) -> None:
     on = r["on"]
     print(f"capture attach (bcc compile + attach): {r['attach_seconds']:.1f} s")
     print("datapath cost per packet (UDP blast ns1 -> ns2, median of rounds):")
-    print(f"  without capture  {off:8.2f} µs wall  {off_cpu:8.2f} µs sender CPU  "
-          f"(before {r['off_before']['wall_us_per_pkt']:.2f}, after detach {r['off_after']['wall_us_per_pkt']:.2f})")
+    print(
+        f"  without capture  {off:8.2f} µs wall  {off_cpu:8.2f} µs sender CPU  "
+        f"(before {r['off_before']['wall_us_per_pkt']:.2f}, after detach {r['off_after']['wall_us_per_pkt']:.2f})"
+    )
     base = r["on_default"]
-    print(f"  default probes   {base['wall_us_per_pkt']:8.2f} µs wall  {base['cpu_us_per_pkt']:8.2f} µs sender CPU  "
-          f"ratio x{base['wall_us_per_pkt'] / off:.2f} wall, x{base['cpu_us_per_pkt'] / off_cpu:.2f} CPU (aim <= 1.10)")
+    print(
+        f"  default probes   {base['wall_us_per_pkt']:8.2f} µs wall  {base['cpu_us_per_pkt']:8.2f} µs sender CPU  "
+        f"ratio x{base['wall_us_per_pkt'] / off:.2f} wall, x{base['cpu_us_per_pkt'] / off_cpu:.2f} CPU (aim <= 1.10)"
+    )
     print(f"  deep (per-packet hooks) {on['wall_us_per_pkt']:8.2f} µs wall  {on['cpu_us_per_pkt']:8.2f} µs sender CPU")
-    print(f"  ratio with/without: wall x{on['wall_us_per_pkt'] / off:.2f}, CPU x{on['cpu_us_per_pkt'] / off_cpu:.2f}; "
-          f"added {on['wall_us_per_pkt'] - off:.2f} µs/packet")
-    print(f"  BPF run time (kernel bpf_stats): {on['bpf_ns_per_run']:.0f} ns per program run, "
-          f"{on['bpf_ns_per_pkt']:.0f} ns per packet ({on['bpf_runs']} runs)")
-    print(f"  capture thread CPU during the blasts: {on['capture_cpu_s']:.2f} s for {on['events']} events "
-          f"({1e6 * on['capture_cpu_s'] / max(on['events'], 1):.1f} µs/event); {on['lost']} events lost (unsampled)")
+    print(
+        f"  ratio with/without: wall x{on['wall_us_per_pkt'] / off:.2f}, CPU x{on['cpu_us_per_pkt'] / off_cpu:.2f}; "
+        f"added {on['wall_us_per_pkt'] - off:.2f} µs/packet"
+    )
+    print(
+        f"  BPF run time (kernel bpf_stats): {on['bpf_ns_per_run']:.0f} ns per program run, "
+        f"{on['bpf_ns_per_pkt']:.0f} ns per packet ({on['bpf_runs']} runs)"
+    )
+    print(
+        f"  capture thread CPU during the blasts: {on['capture_cpu_s']:.2f} s for {on['events']} events "
+        f"({1e6 * on['capture_cpu_s'] / max(on['events'], 1):.1f} µs/event); {on['lost']} events lost (unsampled)"
+    )
     print("pipeline throughput, sampling and rate limit off (2 events per packet):")
     head = ("target pps", "achieved", "events/s", "events", "lost", "loss %", "thread CPU %", "µs/event", "pipeline")
     widths = (10, 9, 9, 8, 7, 7, 12, 9, 9)
@@ -52,9 +62,11 @@ def report(r: dict[str, Any]) -> None:
     for s in r["flood"]:
         total = s["events"] + s["lost"]
         loss = 100 * s["lost"] / total if total else 0.0
-        print(f"  {s['rate']:>10} {s['achieved_pps']:>9.0f} {s['events_per_s']:>9.0f} {s['events']:>8} "
-              f"{s['lost']:>7} {loss:>7.2f} {s['capture_cpu_pct']:>12.1f} {s['capture_us_per_event']:>9.0f} "
-              f"{s['pipeline_us_per_event']:>9.0f}")
+        print(
+            f"  {s['rate']:>10} {s['achieved_pps']:>9.0f} {s['events_per_s']:>9.0f} {s['events']:>8} "
+            f"{s['lost']:>7} {loss:>7.2f} {s['capture_cpu_pct']:>12.1f} {s['capture_us_per_event']:>9.0f} "
+            f"{s['pipeline_us_per_event']:>9.0f}"
+        )
     lossless = [s["events_per_s"] for s in r["flood"] if s["lost"] == 0]
     print(f"  highest rate without loss: {max(lossless):.0f} events/s" if lossless else "  loss at every rate")
 
@@ -78,7 +90,7 @@ def main() -> int:
     if done.returncode != 0 or line is None:
         print(f"guest_ebpf: the in-guest benchmark failed (exit {done.returncode})", file=sys.stderr)
         return 1
-    result = json.loads(line[len(RESULT_PREFIX):])
+    result = json.loads(line[len(RESULT_PREFIX) :])
     out = REPO / ".guest" / "out" / "bench-ebpf.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")

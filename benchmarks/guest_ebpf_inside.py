@@ -219,8 +219,12 @@ def main() -> int:
     s.add_argument("--count", type=int, required=True)
     parser.add_argument("--count", type=int, default=20000, help="packets per blast")
     parser.add_argument("--rounds", type=int, default=3, help="blasts per configuration (median)")
-    parser.add_argument("--rates", type=lambda t: [int(x) for x in t.split(",")], default=[100, 250, 500, 1000, 2000],
-                        help="flood steps, packets/s, comma-separated")
+    parser.add_argument(
+        "--rates",
+        type=lambda t: [int(x) for x in t.split(",")],
+        default=[100, 250, 500, 1000, 2000],
+        help="flood steps, packets/s, comma-separated",
+    )
     parser.add_argument("--seconds", type=float, default=3.0, help="duration of each flood step")
     args = parser.parse_args()
     if args.cmd == "send":

@@ -47,8 +47,10 @@ def main() -> None:
                 with urllib.request.urlopen(request, timeout=60) as response:
                     response.read()
                 seconds = time.perf_counter() - t0
-                print(f"scrape with a {args.scrape_timeout:g} s scrape timeout: {seconds:.2f} s "
-                      f"= {seconds / args.scrape_timeout:.2f}x the scraper's timeout")
+                print(
+                    f"scrape with a {args.scrape_timeout:g} s scrape timeout: {seconds:.2f} s "
+                    f"= {seconds / args.scrape_timeout:.2f}x the scraper's timeout"
+                )
             finally:
                 os.kill(pid, signal.SIGCONT)
                 server.shutdown()

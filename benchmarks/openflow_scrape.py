@@ -23,8 +23,10 @@ def main() -> None:
         path = sw.dir / "bench.flows"
         with path.open("w") as out:
             for i in range(args.rules):
-                out.write(f"table={i % 8},priority=100,tcp,nw_src=10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255},"
-                          "tp_dst=80,actions=drop\n")
+                out.write(
+                    f"table={i % 8},priority=100,tcp,nw_src=10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255},"
+                    "tp_dst=80,actions=drop\n"
+                )
         t0 = time.perf_counter()
         sw.ofctl("add-flows", "br1", str(path), timeout=600)
         print(f"loaded {args.rules} rules into br1 in {time.perf_counter() - t0:.1f}s")
@@ -41,8 +43,10 @@ def main() -> None:
         client.close()
         assert n_stats == n_dump, (n_stats, n_dump)
         print(f"table stats (kept connection): {n_stats} rules, median {statistics.median(stats_times) * 1000:.2f} ms")
-        print(f"ovs-ofctl dump-flows | count:  {n_dump} rules, median {statistics.median(dump_times) * 1000:.0f} ms, "
-              f"{len(text) / 1e6:.1f} MB of text per scrape")
+        print(
+            f"ovs-ofctl dump-flows | count:  {n_dump} rules, median {statistics.median(dump_times) * 1000:.0f} ms, "
+            f"{len(text) / 1e6:.1f} MB of text per scrape"
+        )
 
 
 if __name__ == "__main__":

@@ -68,8 +68,9 @@ def main() -> None:
         sources = Sources(ovsdb=ovs)
         nb_c, sb_c = OvnNorthboundCollector(link, labels), OvnSouthboundCollector(link, labels)
         n_samples = len(list(nb_c.collect(sources, Tables()))) + len(list(sb_c.collect(sources, Tables())))
-        med, p90 = timed(lambda: (list(nb_c.collect(sources, Tables())), list(sb_c.collect(sources, Tables()))),
-                         args.rounds)
+        med, p90 = timed(
+            lambda: (list(nb_c.collect(sources, Tables())), list(sb_c.collect(sources, Tables()))), args.rounds
+        )
         print(f"OVN collection (NB+SB, {n_samples} samples): median {med * 1000:.1f} ms, p90 {p90 * 1000:.1f} ms")
 
         def cli() -> None:
@@ -79,8 +80,10 @@ def main() -> None:
                 ovn.sbctl("--format=csv", "list", table)
 
         med, p90 = timed(cli, max(3, args.rounds // 4))
-        print(f"same counts via ovn-nbctl/ovn-sbctl (9 processes, no parsing): median {med * 1000:.1f} ms, "
-              f"p90 {p90 * 1000:.1f} ms")
+        print(
+            f"same counts via ovn-nbctl/ovn-sbctl (9 processes, no parsing): median {med * 1000:.1f} ms, "
+            f"p90 {p90 * 1000:.1f} ms"
+        )
         link.close()
         ovs.close()
 

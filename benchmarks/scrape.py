@@ -82,6 +82,7 @@ def timed(fn: Callable[..., Any], name: str, spent: dict[str, list[float]]) -> C
             return fn(*args)
         finally:
             spent.setdefault(name, []).append(time.perf_counter() - started)
+
     return wrapper
 
 
@@ -171,8 +172,10 @@ def subprocess_commands(session: SandboxSession, rt: Runtime, calls: list[Call])
     appctl = [["ovs-appctl", "-t", str(sw.unixctl_path), command, *args] for command, args in calls]
     db = rt.sources.ovsdb
     assert db is not None
-    vsctl = [["ovs-vsctl", f"--db={sw.db_remote}", "--format=json", f"--columns={','.join(cols)}", "list", table]
-             for table, cols in db.columns.items()]
+    vsctl = [
+        ["ovs-vsctl", f"--db={sw.db_remote}", "--format=json", f"--columns={','.join(cols)}", "list", table]
+        for table, cols in db.columns.items()
+    ]
     ofctl = [["ovs-ofctl", "-O", "OpenFlow13", "dump-tables", br] for br in sw.bridges]
     return appctl + vsctl + ofctl
 
@@ -186,8 +189,11 @@ def run_processes(commands: list[list[str]], env: dict[str, str]) -> None:
 
 # -- the switch ------------------------------------------------------------------------------------------
 def dp_flow_count(session: SandboxSession) -> int:
-    return sum(1 for line in session.switch.appctl("dpctl/dump-flows", timeout=60).splitlines()
-               if line.strip() and not line.startswith("flow-dump"))
+    return sum(
+        1
+        for line in session.switch.appctl("dpctl/dump-flows", timeout=60).splitlines()
+        if line.strip() and not line.startswith("flow-dump")
+    )
 
 
 def fill_flows(session: SandboxSession, n_flows: int) -> int:
@@ -280,8 +286,10 @@ def benchmark(args: argparse.Namespace) -> Iterator[str]:
         yield f"sandbox: {args.ports} ports started in {time.monotonic() - t0:.1f}s"
         t1 = time.monotonic()
         n_flows = fill_flows(session, args.flows)
-        yield (f"datapath flows: `ovs-appctl dpctl/dump-flows | wc -l` = {n_flows} "
-               f"(wanted >= {args.flows}; filled in {time.monotonic() - t1:.1f}s)")
+        yield (
+            f"datapath flows: `ovs-appctl dpctl/dump-flows | wc -l` = {n_flows} "
+            f"(wanted >= {args.flows}; filled in {time.monotonic() - t1:.1f}s)"
+        )
         if n_flows < args.flows:
             raise OvstopError(f"only {n_flows} datapath flows, wanted {args.flows}")
 
@@ -297,8 +305,10 @@ def benchmark(args: argparse.Namespace) -> Iterator[str]:
         db.refresh = timed(db.refresh, "(ovsdb refresh)", spent)  # type: ignore[method-assign]
         t2 = time.perf_counter()
         first = sampler.sample()
-        yield f"first (cold) collection: {ms(time.perf_counter() - t2).strip()}; {len(first.series)} series, " \
-              f"{len(first.tables.get('dp_flows', []))} flow rows"
+        yield (
+            f"first (cold) collection: {ms(time.perf_counter() - t2).strip()}; {len(first.series)} series, "
+            f"{len(first.tables.get('dp_flows', []))} flow rows"
+        )
         calls = record_calls(rt)
         spent.clear()
         warm = repeat(sampler.sample, args.rounds)
@@ -310,11 +320,13 @@ def benchmark(args: argparse.Namespace) -> Iterator[str]:
             if h.reason:
                 yield f"note: source {h.name} ({'off' if h.off else 'up' if h.up else 'down'}): {h.reason}"
 
-        raw = RawRound(RawJsonRpc(str(session.switch.unixctl_path)),
-                       RawJsonRpc(session.switch.db_remote.removeprefix("unix:")),
-                       [OpenFlowClient(Path(session.switch.unixctl_path).parent / f"{b}.mgmt")
-                        for b in session.switch.bridges],
-                       calls, ovsdb_selects(rt))
+        raw = RawRound(
+            RawJsonRpc(str(session.switch.unixctl_path)),
+            RawJsonRpc(session.switch.db_remote.removeprefix("unix:")),
+            [OpenFlowClient(Path(session.switch.unixctl_path).parent / f"{b}.mgmt") for b in session.switch.bridges],
+            calls,
+            ovsdb_selects(rt),
+        )
         try:
             raw.run()  # connect and warm up
             raw_times = repeat(raw.run, args.rounds)
@@ -346,18 +358,25 @@ def benchmark(args: argparse.Namespace) -> Iterator[str]:
     yield f"  subprocess / ovstop   = {ratio_b:6.1f}x   (aim >= 10x)   {'ok' if ratio_b >= 10 else 'MISSED'}"
     yield ""
     lat = scrape.latencies
-    yield (f"/metrics under {args.clients} concurrent clients: {len(lat)} scrapes in {scrape.seconds:.1f}s, "
-           f"{scrape.errors} errors, {scrape.rounds} collections shared")
-    yield (f"  latency p50 {ms(quantile(lat, 0.5)).strip()}, p99 {ms(quantile(lat, 0.99)).strip()}, "
-           f"max {ms(max(lat)).strip()}; scrape size {scrape.size / 1024:.0f} KiB")
+    yield (
+        f"/metrics under {args.clients} concurrent clients: {len(lat)} scrapes in {scrape.seconds:.1f}s, "
+        f"{scrape.errors} errors, {scrape.rounds} collections shared"
+    )
+    yield (
+        f"  latency p50 {ms(quantile(lat, 0.5)).strip()}, p99 {ms(quantile(lat, 0.99)).strip()}, "
+        f"max {ms(max(lat)).strip()}; scrape size {scrape.size / 1024:.0f} KiB"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--ports", type=int, default=1000, help="dummy ports on br0 (default 1000)")
     p.add_argument("--flows", type=int, default=10_000, help="live datapath flows (default 10000)")
-    p.add_argument("--everything", action="store_true",
-                   help="collect everything (as snapshot/--record do) instead of what /metrics exports")
+    p.add_argument(
+        "--everything",
+        action="store_true",
+        help="collect everything (as snapshot/--record do) instead of what /metrics exports",
+    )
     p.add_argument("--rounds", type=int, default=10, help="collections to time (default 10)")
     p.add_argument("--clients", type=int, default=20, help="concurrent /metrics clients (default 20)")
     p.add_argument("--requests", type=int, default=10, help="scrapes per client (default 10)")

@@ -143,9 +143,11 @@ def measure(term: Terminal, minutes: float, extra: Callable[[str], str] | None =
         peak = max(peak, last.rss)
     wall, refreshes = last.wall - start.wall, max(last.seq - start.seq, 1)
     cpu, ui = last.cpu - start.cpu, last.ui_cpu - start.ui_cpu
-    yield (f"  {wall / 60:.1f} min, {refreshes} refreshes: CPU {cpu / refreshes * 1000:.1f} ms/refresh "
-           f"(UI thread {ui / refreshes * 1000:.1f} ms), {100 * cpu / wall:.1f}% of a CPU "
-           f"(UI thread {100 * ui / wall:.1f}%)")
+    yield (
+        f"  {wall / 60:.1f} min, {refreshes} refreshes: CPU {cpu / refreshes * 1000:.1f} ms/refresh "
+        f"(UI thread {ui / refreshes * 1000:.1f} ms), {100 * cpu / wall:.1f}% of a CPU "
+        f"(UI thread {100 * ui / wall:.1f}%)"
+    )
     yield f"  end: RSS {last.rss / 2**20:.1f} MiB (peak {peak / 2**20:.1f} MiB, start {start.rss / 2**20:.1f} MiB)"
     if extra is not None:
         yield extra(term.screen())
@@ -160,13 +162,15 @@ def live_phase(args: argparse.Namespace, workdir: Path) -> Iterator[str]:
         if session is None:
             raise OvstopError("the runtime started no sandbox")
         n_flows = fill_flows(session, args.flows)
-        yield (f"live: sandbox with {args.ports} ports and {n_flows} datapath flows ready in "
-               f"{time.monotonic() - t0:.0f}s")
+        yield (
+            f"live: sandbox with {args.ports} ports and {n_flows} datapath flows ready in {time.monotonic() - t0:.0f}s"
+        )
         if n_flows < args.flows:
             raise OvstopError(f"only {n_flows} datapath flows, wanted {args.flows}")
         sw = session.switch
-        term = Terminal([str(OVSTOP), "--unixctl", str(sw.unixctl_path), "--db", sw.db_remote, "--no-ebpf",
-                         "-d", "1"], workdir)
+        term = Terminal(
+            [str(OVSTOP), "--unixctl", str(sw.unixctl_path), "--db", sw.db_remote, "--no-ebpf", "-d", "1"], workdir
+        )
         try:
             yield "  all four panes (200x50):"
             yield from measure(term, args.minutes)
@@ -181,10 +185,11 @@ def live_phase(args: argparse.Namespace, workdir: Path) -> Iterator[str]:
 # -- phase 2: a 10k events/s replay ----------------------------------------------------------------------
 def _frame(i: int) -> str:
     """A UDP/IPv4 Ethernet frame (base64, as in Retis's packet section) of tuple ``i``."""
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 28, 0, 0, 64, 17, 0, bytes([10, 0, i >> 8 & 15, i & 255]),
-                     bytes([10, 1, 0, 1]))
+    ip = struct.pack(
+        "!BBHHHBBH4s4s", 0x45, 0, 28, 0, 0, 64, 17, 0, bytes([10, 0, i >> 8 & 15, i & 255]), bytes([10, 1, 0, 1])
+    )
     udp = struct.pack("!HHHH", 1024 + i, 53, 8, 0)
-    eth = bytes.fromhex("0a0000000001" "0a0000000002" "0800")
+    eth = bytes.fromhex("0a00000000010a00000000020800")
     return base64.b64encode(eth + ip + udp).decode()
 
 
@@ -194,21 +199,49 @@ def _upcall_events(ts: int, i: int, packet: dict[str, str]) -> list[dict[str, An
     common = {"timestamp": ts, "smp_id": cpu, "task": {"pid": 0, "tgid": 0, "comm": "swapper/0"}}
 
     def ev(dt: int, probe: str, kind: str, ovs: dict[str, Any], **more: Any) -> dict[str, Any]:
-        return {"common": {**common, "timestamp": ts + dt}, "kernel": {"symbol": probe, "probe_type": kind},
-                "ovs": ovs, **more}
+        return {
+            "common": {**common, "timestamp": ts + dt},
+            "kernel": {"symbol": probe, "probe_type": kind},
+            "ovs": ovs,
+            **more,
+        }
 
     queue = 0x1000 + i
     return [
-        ev(0, "ovs_flow_tbl_lookup_stats", "kretprobe",
-           {"event_type": "flow_lookup", "flow": 0, "sf_acts": 0, "n_mask_hit": 3, "n_cache_hit": 0},
-           packet=packet),
-        ev(20, "openvswitch:ovs_dp_upcall", "raw_tracepoint",
-           {"event_type": "upcall", "cmd": 1, "port": 1 + i % 8, "cpu": cpu}, packet=packet),
-        ev(40, "queue_userspace_packet", "kretprobe",
-           {"event_type": "upcall_enqueue", "ret": 0, "cmd": 1, "port": 1 + i % 8, "upcall_ts": ts + 20,
-            "upcall_cpu": cpu, "queue_id": queue}),
-        ev(60, "ovs_dp_upcall", "kretprobe",
-           {"event_type": "upcall_return", "upcall_ts": ts + 20, "upcall_cpu": cpu, "ret": 0}),
+        ev(
+            0,
+            "ovs_flow_tbl_lookup_stats",
+            "kretprobe",
+            {"event_type": "flow_lookup", "flow": 0, "sf_acts": 0, "n_mask_hit": 3, "n_cache_hit": 0},
+            packet=packet,
+        ),
+        ev(
+            20,
+            "openvswitch:ovs_dp_upcall",
+            "raw_tracepoint",
+            {"event_type": "upcall", "cmd": 1, "port": 1 + i % 8, "cpu": cpu},
+            packet=packet,
+        ),
+        ev(
+            40,
+            "queue_userspace_packet",
+            "kretprobe",
+            {
+                "event_type": "upcall_enqueue",
+                "ret": 0,
+                "cmd": 1,
+                "port": 1 + i % 8,
+                "upcall_ts": ts + 20,
+                "upcall_cpu": cpu,
+                "queue_id": queue,
+            },
+        ),
+        ev(
+            60,
+            "ovs_dp_upcall",
+            "kretprobe",
+            {"event_type": "upcall_return", "upcall_ts": ts + 20, "upcall_cpu": cpu, "ret": 0},
+        ),
     ]
 
 
@@ -242,8 +275,11 @@ def _event_counters(minutes: float, per_second: int) -> Callable[[str], str]:
         if found is None:
             return "  (the upcall pane's counters were not on the screen)"
         accepted, rate, dropped, limited, ring = (int(g) for g in found.groups())
-        return (f"  events: {accepted} accepted (~{per_second * (minutes * 60 + 5):.0f} played; shown rate "
-                f"{rate}/s), dropped {dropped} (rate limit {limited}, pushed out of the 10k ring {ring})")
+        return (
+            f"  events: {accepted} accepted (~{per_second * (minutes * 60 + 5):.0f} played; shown rate "
+            f"{rate}/s), dropped {dropped} (rate limit {limited}, pushed out of the 10k ring {ring})"
+        )
+
     return report
 
 
@@ -251,8 +287,10 @@ def replay_phase(args: argparse.Namespace, workdir: Path) -> Iterator[str]:
     path = workdir / "synthetic-events.jsonl"
     t0 = time.monotonic()
     size = write_event_recording(path, int(args.minutes * 60) + 60, args.events_per_second)
-    yield (f"replay: synthetic recording, {args.events_per_second} events/s, {size / 2**20:.0f} MiB, "
-           f"written in {time.monotonic() - t0:.0f}s")
+    yield (
+        f"replay: synthetic recording, {args.events_per_second} events/s, {size / 2**20:.0f} MiB, "
+        f"written in {time.monotonic() - t0:.0f}s"
+    )
     term = Terminal([str(OVSTOP), "--replay", str(path)], workdir)
     try:
         yield from measure(term, args.minutes, _event_counters(args.minutes, args.events_per_second))
@@ -274,8 +312,9 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("tmux") is None or not OVSTOP.exists():
         print(f"tui benchmark: needs tmux and the installed console script {OVSTOP}", file=sys.stderr)
         return 1
-    phases = [live_phase, replay_phase] if args.phase == "both" else \
-        [live_phase if args.phase == "live" else replay_phase]
+    phases = (
+        [live_phase, replay_phase] if args.phase == "both" else [live_phase if args.phase == "live" else replay_phase]
+    )
     try:
         with tempfile.TemporaryDirectory(prefix="ovstop-tui-bench-") as tmp:
             for phase in phases:

@@ -67,60 +67,124 @@ def build_parser() -> argparse.ArgumentParser:
         description="A top for Open vSwitch: live metrics tree, histograms, upcall events, flow hit/miss; "
         "Prometheus /metrics (--headless) and JSON snapshots.",
     )
-    p.add_argument("command", nargs="?", choices=["snapshot", "fleet"],
-                   help="snapshot: write the whole state as JSON; fleet: every host, from Prometheus")
+    p.add_argument(
+        "command",
+        nargs="?",
+        choices=["snapshot", "fleet"],
+        help="snapshot: write the whole state as JSON; fleet: every host, from Prometheus",
+    )
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--headless", action="store_true", help="serve /metrics instead of the TUI")
     mode.add_argument("--check", action="store_true", help="print the eBPF capability table and exit")
-    p.add_argument("--listen", default=f"127.0.0.1:{DEFAULT_PORT}", metavar="ADDR:PORT",
-                   help=f"headless listen address (default 127.0.0.1:{DEFAULT_PORT})")
-    p.add_argument("--web.config.file", dest="web_config_file", metavar="FILE",
-                   help="headless: TLS and basic auth, in the Prometheus exporter-toolkit format")
+    p.add_argument(
+        "--listen",
+        default=f"127.0.0.1:{DEFAULT_PORT}",
+        metavar="ADDR:PORT",
+        help=f"headless listen address (default 127.0.0.1:{DEFAULT_PORT})",
+    )
+    p.add_argument(
+        "--web.config.file",
+        dest="web_config_file",
+        metavar="FILE",
+        help="headless: TLS and basic auth, in the Prometheus exporter-toolkit format",
+    )
     p.add_argument("-o", "--output", metavar="FILE", help="snapshot: write to FILE (atomically) instead of stdout")
-    p.add_argument("--sandbox", action="store_true",
-                   help="start a private Open vSwitch on the dummy datapath, with traffic, and watch it")
-    p.add_argument("--sandbox-ports", type=_number(int, 1, MAX_SANDBOX_PORTS), default=4, metavar="N",
-                   help="sandbox: dummy-pmd ports (default 4)")
-    p.add_argument("--sandbox-no-pmd", action="store_true",
-                   help="sandbox: plain dummy ports polled by the main thread, no PMD threads (cheap: several "
-                        "sandboxes on a small machine)")
-    p.add_argument("--traffic", type=_number(float, 0, 1e6), default=200.0, metavar="PPS",
-                   help="sandbox: packets per second the traffic generator injects (default 200)")
+    p.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="start a private Open vSwitch on the dummy datapath, with traffic, and watch it",
+    )
+    p.add_argument(
+        "--sandbox-ports",
+        type=_number(int, 1, MAX_SANDBOX_PORTS),
+        default=4,
+        metavar="N",
+        help="sandbox: dummy-pmd ports (default 4)",
+    )
+    p.add_argument(
+        "--sandbox-no-pmd",
+        action="store_true",
+        help="sandbox: plain dummy ports polled by the main thread, no PMD threads (cheap: several "
+        "sandboxes on a small machine)",
+    )
+    p.add_argument(
+        "--traffic",
+        type=_number(float, 0, 1e6),
+        default=200.0,
+        metavar="PPS",
+        help="sandbox: packets per second the traffic generator injects (default 200)",
+    )
     p.add_argument("--unixctl", metavar="PATH", help="ovs-vswitchd control socket (default: found via OVS_RUNDIR)")
     p.add_argument("--db", metavar="REMOTE", help="OVSDB remote, e.g. unix:/var/run/openvswitch/db.sock")
     p.add_argument("--labels", metavar="FILE", help="TOML file mapping ports/bridges to extra labels (vpc, workload)")
     p.add_argument("-d", "--delay", type=_SECONDS, default=1.0, metavar="SECONDS", help="refresh interval (default 1)")
-    p.add_argument("--timeout", type=_SECONDS, default=2.0, metavar="SECONDS",
-                   help="deadline for one collection round, shared by its calls (default 2)")
-    p.add_argument("--max-flows", type=_number(int, 0), default=10_000, metavar="N",
-                   help="datapath flows read per round")
-    p.add_argument("--history-depth", type=_number(float, 0, 86_400), default=300.0, metavar="SECONDS",
-                   help="TUI: seconds of past snapshots kept for time scrub (b/f keys; default 300)")
+    p.add_argument(
+        "--timeout",
+        type=_SECONDS,
+        default=2.0,
+        metavar="SECONDS",
+        help="deadline for one collection round, shared by its calls (default 2)",
+    )
+    p.add_argument(
+        "--max-flows", type=_number(int, 0), default=10_000, metavar="N", help="datapath flows read per round"
+    )
+    p.add_argument(
+        "--history-depth",
+        type=_number(float, 0, 86_400),
+        default=300.0,
+        metavar="SECONDS",
+        help="TUI: seconds of past snapshots kept for time scrub (b/f keys; default 300)",
+    )
     p.add_argument("--no-ebpf", action="store_true", help="do not start the eBPF capture thread")
-    p.add_argument("--ebpf-deep", action="store_true",
-                   help="also attach the per-packet hooks (flow_lookup, action_execute): every packet pays for them")
+    p.add_argument(
+        "--ebpf-deep",
+        action="store_true",
+        help="also attach the per-packet hooks (flow_lookup, action_execute): every packet pays for them",
+    )
     p.add_argument("--record", metavar="FILE", help="record events (Retis-compatible JSON lines) and snapshots")
     p.add_argument("--record-overwrite", action="store_true", help="let --record replace an existing file")
-    p.add_argument("--record-rotate", metavar="SIZE",
-                   help="start a new part FILE.1, FILE.2 … when the recording reaches SIZE (bytes, or 500k, 20M, 1G)")
-    p.add_argument("--record-keep", type=_number(int, 1, 10_000), default=DEFAULT_KEEP, metavar="N",
-                   help=f"with --record-rotate: keep at most N parts, deleting the oldest (default {DEFAULT_KEEP})")
+    p.add_argument(
+        "--record-rotate",
+        metavar="SIZE",
+        help="start a new part FILE.1, FILE.2 … when the recording reaches SIZE (bytes, or 500k, 20M, 1G)",
+    )
+    p.add_argument(
+        "--record-keep",
+        type=_number(int, 1, 10_000),
+        default=DEFAULT_KEEP,
+        metavar="N",
+        help=f"with --record-rotate: keep at most N parts, deleting the oldest (default {DEFAULT_KEEP})",
+    )
     p.add_argument("--replay", metavar="FILE", help="show a recording (ovstop or Retis) instead of a live switch")
-    p.add_argument("--connect", metavar="URL",
-                   help="show a remote ovstop --headless (http[s]://host:6103) instead of the local switch")
+    p.add_argument(
+        "--connect",
+        metavar="URL",
+        help="show a remote ovstop --headless (http[s]://host:6103) instead of the local switch",
+    )
     p.add_argument("--connect-ca", metavar="FILE", help="--connect: CA certificates to trust for https")
-    p.add_argument("--connect-auth-file", metavar="FILE",
-                   help="--connect: basic auth as user:password on the first line (or $OVSTOP_CONNECT_AUTH)")
+    p.add_argument(
+        "--connect-auth-file",
+        metavar="FILE",
+        help="--connect: basic auth as user:password on the first line (or $OVSTOP_CONNECT_AUTH)",
+    )
     p.add_argument("--ovn", action="store_true", help="with --sandbox: add a private OVN (NB, SB, northd, controller)")
     p.add_argument("--ovn-nb", metavar="REMOTE", help="OVN northbound DB remote")
     p.add_argument("--ovn-sb", metavar="REMOTE", help="OVN southbound DB remote")
-    p.add_argument("--log", metavar="FILE",
-                   help="debug log: every record, with tracebacks of collector errors, appended to FILE")
-    p.add_argument("--prometheus", metavar="URL",
-                   help="the Prometheus (or compatible) server to query: ovstop fleet, or the TUI's fleet pane (key 7)")
+    p.add_argument(
+        "--log", metavar="FILE", help="debug log: every record, with tracebacks of collector errors, appended to FILE"
+    )
+    p.add_argument(
+        "--prometheus",
+        metavar="URL",
+        help="the Prometheus (or compatible) server to query: ovstop fleet, or the TUI's fleet pane (key 7)",
+    )
     p.add_argument("--job", default="ovstop", metavar="NAME", help="fleet: the scrape job of the exporters")
-    p.add_argument("--window", default="1m", metavar="DURATION",
-                   help="fleet: the PromQL range rates are taken over (default 1m; 4 scrape intervals or more)")
+    p.add_argument(
+        "--window",
+        default="1m",
+        metavar="DURATION",
+        help="fleet: the PromQL range rates are taken over (default 1m; 4 scrape intervals or more)",
+    )
     p.add_argument("--no-color", action="store_true", help="monochrome UI (NO_COLOR is honoured too)")
     p.add_argument("--version", action="version", version=f"ovstop {__version__}")
     return p
@@ -130,17 +194,34 @@ def _check_files(args: argparse.Namespace) -> None:
     """Refuse, before anything starts, what cannot work: output files that cannot be written, --replay
     with a live mode (it plays in the TUI only)."""
     if args.replay:
-        live = [flag for flag, on in (("snapshot", args.command == "snapshot"), ("--headless", args.headless),
-                                      ("--check", args.check), ("--sandbox", args.sandbox),
-                                      ("--record", args.record)) if on]
+        live = [
+            flag
+            for flag, on in (
+                ("snapshot", args.command == "snapshot"),
+                ("--headless", args.headless),
+                ("--check", args.check),
+                ("--sandbox", args.sandbox),
+                ("--record", args.record),
+            )
+            if on
+        ]
         if live:
             raise OvstopError(f"--replay plays a recording in the TUI; it cannot be combined with {live[0]}")
     if args.record_rotate is not None and not args.record:
         raise OvstopError("--record-rotate needs --record FILE")
     if args.connect:
-        local = [flag for flag, on in (("snapshot", args.command == "snapshot"), ("--headless", args.headless),
-                                       ("--check", args.check), ("--sandbox", args.sandbox),
-                                       ("--record", args.record), ("--replay", args.replay)) if on]
+        local = [
+            flag
+            for flag, on in (
+                ("snapshot", args.command == "snapshot"),
+                ("--headless", args.headless),
+                ("--check", args.check),
+                ("--sandbox", args.sandbox),
+                ("--record", args.record),
+                ("--replay", args.replay),
+            )
+            if on
+        ]
         if local:
             raise OvstopError(f"--connect shows a remote ovstop in the TUI; it cannot be combined with {local[0]}")
     elif (args.connect_ca or args.connect_auth_file) and args.command != "fleet":
@@ -236,8 +317,11 @@ def run_headless(options: Options, listen: str, web_config_file: str | None) -> 
             rt.first_sample()
             endpoint.events, endpoint.events_reason = rt.event_store, rt.events_reason
             endpoint.sampler = rt.sampler
-            print(f"ovstop: serving /metrics on {server.scheme}://{host}:{server.server_port}/metrics",
-                  file=sys.stderr, flush=True)
+            print(
+                f"ovstop: serving /metrics on {server.scheme}://{host}:{server.server_port}/metrics",
+                file=sys.stderr,
+                flush=True,
+            )
             warning = exposed_without_protection(host, web_config)
             if warning:
                 print(f"ovstop: warning: {warning}", file=sys.stderr, flush=True)

@@ -39,8 +39,9 @@ class Source:
 
 
 def _interface(stat: str, text: str) -> Source:
-    return Source(f"ovs_vswitchd_interface_{stat}_total", text, ("bridge", "interface"),
-                  f"OVSDB Interface statistics:{stat}")
+    return Source(
+        f"ovs_vswitchd_interface_{stat}_total", text, ("bridge", "interface"), f"OVSDB Interface statistics:{stat}"
+    )
 
 
 SOURCES: tuple[Source, ...] = (
@@ -78,8 +79,14 @@ def _drop(src: Source, s: Series) -> Drop | None:
         return None
     reason = src.reason(s)
     where = "/".join(s.label(n) for n in src.where if s.label(n)) or "switch"
-    return Drop(src.what.replace("{reason}", reason), where, src.origin.replace("{reason}", reason), src.metric,
-                s.rate, float(s.value))
+    return Drop(
+        src.what.replace("{reason}", reason),
+        where,
+        src.origin.replace("{reason}", reason),
+        src.metric,
+        s.rate,
+        float(s.value),
+    )
 
 
 def collect(snap: Snapshot, sources: Iterable[Source] = SOURCES) -> list[Drop]:

@@ -80,8 +80,9 @@ def parse_trace(text: str) -> Trace:
             trace.steps.append(Step(bridge, _depth(m.group(1)), int(m.group(2)), "No match", None, ""))
             continue
         if m := _RULE.match(line):
-            trace.steps.append(Step(bridge, _depth(m.group(1)), int(m.group(2)), m.group(3) or "", int(m.group(4)),
-                                    m.group(5) or ""))
+            trace.steps.append(
+                Step(bridge, _depth(m.group(1)), int(m.group(2)), m.group(3) or "", int(m.group(4)), m.group(5) or "")
+            )
             continue
         stripped = line.strip()
         if not trace.steps or not line.startswith(" "):
@@ -169,6 +170,7 @@ def _nb_object(nb: Rows | None, hint: str) -> str:
 
 def _datapath_name(datapaths: Mapping[str, Any], groups: Mapping[str, Any], flow: Mapping[str, Any]) -> str:
     """The logical datapath's name, or ``N datapaths`` for a flow shared by a datapath group."""
+
     def name(uuid: str) -> str:
         return str((datapaths.get(uuid, {}).get("external_ids") or {}).get("name", ""))
 
@@ -194,10 +196,18 @@ def ovn_flows(steps: Iterable[Step], sb: Rows, nb: Rows | None) -> list[LogicalF
             continue
         ext = r.get("external_ids") or {}
         dp_name = _datapath_name(datapaths, groups, r)
-        found.append(LogicalFlow(
-            "0x" + prefix, str(r["_uuid"]), f"{dp_name} {r.get('pipeline', '')}".strip(), int(r.get("table_id") or 0),
-            str(ext.get("stage-name", "")), str(r.get("match", "")), str(r.get("actions", "")),
-            _nb_object(nb, str(ext.get("stage-hint", "")))))
+        found.append(
+            LogicalFlow(
+                "0x" + prefix,
+                str(r["_uuid"]),
+                f"{dp_name} {r.get('pipeline', '')}".strip(),
+                int(r.get("table_id") or 0),
+                str(ext.get("stage-name", "")),
+                str(r.get("match", "")),
+                str(r.get("actions", "")),
+                _nb_object(nb, str(ext.get("stage-hint", ""))),
+            )
+        )
     return found
 
 

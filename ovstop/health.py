@@ -25,9 +25,11 @@ OK, FAIL, UNKNOWN = "ok", "fail", "unknown"
 TABLE = "health_checks"
 
 HEALTH = MetricSpec(
-    "ovstop_health", Kind.GAUGE,
+    "ovstop_health",
+    Kind.GAUGE,
     "Health check verdict: 1 healthy, 0 failing (absent while the check cannot tell).",
-    ("ovstop", "health"), ("check",),
+    ("ovstop", "health"),
+    ("check",),
 )
 
 COVERAGE = coverage.COVERAGE.name
@@ -95,8 +97,14 @@ class Result:
 
     def row(self) -> dict[str, Any]:
         c = self.check
-        return {"check": c.name, "state": self.state, "seen": self.seen, "threshold": c.threshold,
-                "explain": c.explain, "metric": ", ".join(c.reads)}
+        return {
+            "check": c.name,
+            "state": self.state,
+            "seen": self.seen,
+            "threshold": c.threshold,
+            "explain": c.explain,
+            "metric": ", ".join(c.reads),
+        }
 
 
 def _who(s: Series, *names: str) -> str:
@@ -133,8 +141,7 @@ def _ratio(name: str, limit: str, who: tuple[str, ...], fraction: float) -> Call
         pairs = [(s, lim) for s, lim in pairs if isinstance(s.value, float) and isinstance(lim, float) and lim > 0]
         if not pairs:
             return UNKNOWN, "no value and limit to compare"
-        bad = [f"{_who(s, *who)} {s.value:.0f}/{lim:.0f}" for s, lim in pairs
-               if s.value >= fraction * lim]  # type: ignore[operator]
+        bad = [f"{_who(s, *who)} {s.value:.0f}/{lim:.0f}" for s, lim in pairs if s.value >= fraction * lim]  # type: ignore[operator]
         return _failing(bad, ", ".join(f"{_who(s, *who)} {s.value:.0f}/{lim:.0f}" for s, lim in pairs))
 
     return judge
@@ -163,8 +170,10 @@ def _revalidator(v: View) -> Verdict:
         return UNKNOWN, v.source_down("unixctl") or "upcall/show not read"
     limit = _max_revalidator_ms(v) / 1000.0
     durations = [(s, float(s.value)) for s in found if isinstance(s.value, float)]
-    return _failing([f"{_who(s, 'datapath')} {d * 1000:.0f} ms" for s, d in durations if d > limit],
-                    ", ".join(f"{d * 1000:.0f} ms" for _, d in durations))
+    return _failing(
+        [f"{_who(s, 'datapath')} {d * 1000:.0f} ms" for s, d in durations if d > limit],
+        ", ".join(f"{d * 1000:.0f} ms" for _, d in durations),
+    )
 
 
 def _pmd_busy(v: View) -> Verdict:
@@ -178,18 +187,25 @@ def _pmd_busy(v: View) -> Verdict:
         if b is None or i is None or b + i <= 0:
             return UNKNOWN, "no cycle rates yet"
         loads.append((dict(labels).get("thread", "-"), b / (b + i)))
-    return _failing([f"{t} {load:.0%}" for t, load in loads if load > PMD_BUSY],
-                    " ".join(f"{t} {load:.0%}" for t, load in sorted(loads)))
+    return _failing(
+        [f"{t} {load:.0%}" for t, load in loads if load > PMD_BUSY],
+        " ".join(f"{t} {load:.0%}" for t, load in sorted(loads)),
+    )
 
 
 def _rxq(v: View) -> Verdict:
     found = v.series(RXQ_USAGE)
     if not found:
         return UNKNOWN, "no PMD rx queues (no userspace datapath, or pmd-rxq-show not read)"
-    return _failing([f"{_who(s, 'thread', 'port', 'queue')} {s.value:.0%}" for s in found
-                     if isinstance(s.value, float) and s.value > RXQ_BUSY],
-                    f"{len(found)} queues, busiest "
-                    f"{max((float(s.value) for s in found if isinstance(s.value, int | float)), default=0.0):.0%}")
+    return _failing(
+        [
+            f"{_who(s, 'thread', 'port', 'queue')} {s.value:.0%}"
+            for s in found
+            if isinstance(s.value, float) and s.value > RXQ_BUSY
+        ],
+        f"{len(found)} queues, busiest "
+        f"{max((float(s.value) for s in found if isinstance(s.value, int | float)), default=0.0):.0%}",
+    )
 
 
 def _ovsdb(v: View) -> Verdict:
@@ -204,8 +220,9 @@ def _ovn(v: View) -> Verdict:
     if not present:
         return UNKNOWN, "no OVN here"
     bad = [f"{h.name}: {h.reason or 'down'}" for h in present if not h.up]
-    bad += [f"ovn-controller on {s.label('chassis')} not connected to SB"
-            for s in v.series(SB_CONNECTED) if s.value == 0.0]
+    bad += [
+        f"ovn-controller on {s.label('chassis')} not connected to SB" for s in v.series(SB_CONNECTED) if s.value == 0.0
+    ]
     return _failing(bad, ", ".join(f"{h.name} up" for h in present))
 
 
@@ -222,8 +239,11 @@ def _ovn_lag(v: View) -> Verdict:
     if not found:
         return UNKNOWN, v.source_down("ovn_sb") or "no OVN chassis lag known"
     behind = [s for s in found if isinstance(s.value, float) and s.value > 0]
-    bad = [f"{s.label('chassis')} {s.value:.0f} behind" for s in behind
-           if _sustained(s.history, v.snap.interval, LAG_SECONDS)]
+    bad = [
+        f"{s.label('chassis')} {s.value:.0f} behind"
+        for s in behind
+        if _sustained(s.history, v.snap.interval, LAG_SECONDS)
+    ]
     return _failing(bad, f"{len(found) - len(behind)}/{len(found)} chassis current")
 
 
@@ -236,16 +256,19 @@ def _flapping(v: View) -> Verdict:
         return UNKNOWN, "no rate yet"
     n = max(1, math.ceil(FLAP_WINDOW / interval))
     flaps = [(s, sum(s.history[-n:]) * interval) for s in found]
-    return _failing([f"{s.label('tunnel')} {f:.0f} flaps" for s, f in flaps if f >= FLAPS],
-                    f"{len(found)} monitored, no flaps in {FLAP_WINDOW:.0f}s")
+    return _failing(
+        [f"{s.label('tunnel')} {f:.0f} flaps" for s, f in flaps if f >= FLAPS],
+        f"{len(found)} monitored, no flaps in {FLAP_WINDOW:.0f}s",
+    )
 
 
 def _tunnels(v: View) -> Verdict:
     found = v.series(TUNNEL_UP)
     if not found:
         return UNKNOWN, v.source_down("ovsdb") or "no tunnels"
-    return _failing([f"{s.label('tunnel')} ({s.label('remote_ip')})" for s in found if s.value == 0.0],
-                    f"{len(found)} up")
+    return _failing(
+        [f"{s.label('tunnel')} ({s.label('remote_ip')})" for s in found if s.value == 0.0], f"{len(found)} up"
+    )
 
 
 def _deferred(v: View) -> Verdict:
@@ -257,47 +280,118 @@ def _deferred(v: View) -> Verdict:
 
 
 CHECKS: tuple[Check, ...] = (
-    Check("long_poll_interval", (f"{COVERAGE}{{counter=long_poll_interval}}",), "> 0/s",
-          "the main thread went >1 s without polling (OVS logs 'Unreasonably long poll interval')",
-          _coverage("long_poll_interval", "long poll interval")),
-    Check("flow_limit_near", (upcall.CURRENT.name, upcall.LIMIT.name), f">= {NEAR:.0%} of limit",
-          "datapath flows near the flow limit: new flows will not be installed, packets go to userspace",
-          _ratio(upcall.CURRENT.name, upcall.LIMIT.name, ("datapath",), NEAR)),
-    Check("flow_limit_hit", (f"{COVERAGE}{{counter=upcall_flow_limit_hit}}",), "> 0/s",
-          "upcalls were handled without installing a flow because the flow limit was reached",
-          _coverage("upcall_flow_limit_hit", "flow limit hit")),
-    Check("lost_upcalls", (datapath.LOST.name,), "> 0/s",
-          "upcalls the datapath could not queue to userspace (handler threads overloaded): packets dropped",
-          _lost_upcalls),
-    Check("revalidator_slow", (upcall.DUMP.name,), "> max-revalidator",
-          "a flow dump took longer than the revalidation interval: stats and flow expiry fall behind",
-          _revalidator),
-    Check("pmd_busy", (pmd.COUNTERS["busy_cycles"].name, pmd.COUNTERS["idle_cycles"].name), f"> {PMD_BUSY:.0%}",
-          "a PMD thread spends nearly all its cycles processing: it is at capacity, queues will overflow",
-          _pmd_busy),
-    Check("pmd_rxq_overloaded", (RXQ_USAGE,), f"> {RXQ_BUSY:.0%} of a PMD",
-          "one rx queue uses almost all of its PMD: rebalance (pmd-rxq-rebalance) or add PMDs", _rxq),
-    Check("ovsdb_connection", ("ovstop_source_up{source=ovsdb}",), "down",
-          "the switch's database does not answer: configuration changes and statistics stop", _ovsdb),
-    Check("ovn_connection", ("ovstop_source_up{source=ovn_*}", SB_CONNECTED), "down",
-          "OVN databases or the local ovn-controller's SB connection lost: logical changes stop arriving",
-          _ovn),
-    Check("ovn_nb_cfg_lag", (CHASSIS_LAG,), f"> 0 for {LAG_SECONDS:.0f}s",
-          "a chassis has not applied the latest northbound configuration", _ovn_lag),
-    Check("bfd_cfm_flapping", (TUNNEL_FLAPS,), f">= {FLAPS} flaps in {FLAP_WINDOW:.0f}s",
-          "a tunnel's BFD/CFM session keeps going up and down: traffic fails over back and forth", _flapping),
+    Check(
+        "long_poll_interval",
+        (f"{COVERAGE}{{counter=long_poll_interval}}",),
+        "> 0/s",
+        "the main thread went >1 s without polling (OVS logs 'Unreasonably long poll interval')",
+        _coverage("long_poll_interval", "long poll interval"),
+    ),
+    Check(
+        "flow_limit_near",
+        (upcall.CURRENT.name, upcall.LIMIT.name),
+        f">= {NEAR:.0%} of limit",
+        "datapath flows near the flow limit: new flows will not be installed, packets go to userspace",
+        _ratio(upcall.CURRENT.name, upcall.LIMIT.name, ("datapath",), NEAR),
+    ),
+    Check(
+        "flow_limit_hit",
+        (f"{COVERAGE}{{counter=upcall_flow_limit_hit}}",),
+        "> 0/s",
+        "upcalls were handled without installing a flow because the flow limit was reached",
+        _coverage("upcall_flow_limit_hit", "flow limit hit"),
+    ),
+    Check(
+        "lost_upcalls",
+        (datapath.LOST.name,),
+        "> 0/s",
+        "upcalls the datapath could not queue to userspace (handler threads overloaded): packets dropped",
+        _lost_upcalls,
+    ),
+    Check(
+        "revalidator_slow",
+        (upcall.DUMP.name,),
+        "> max-revalidator",
+        "a flow dump took longer than the revalidation interval: stats and flow expiry fall behind",
+        _revalidator,
+    ),
+    Check(
+        "pmd_busy",
+        (pmd.COUNTERS["busy_cycles"].name, pmd.COUNTERS["idle_cycles"].name),
+        f"> {PMD_BUSY:.0%}",
+        "a PMD thread spends nearly all its cycles processing: it is at capacity, queues will overflow",
+        _pmd_busy,
+    ),
+    Check(
+        "pmd_rxq_overloaded",
+        (RXQ_USAGE,),
+        f"> {RXQ_BUSY:.0%} of a PMD",
+        "one rx queue uses almost all of its PMD: rebalance (pmd-rxq-rebalance) or add PMDs",
+        _rxq,
+    ),
+    Check(
+        "ovsdb_connection",
+        ("ovstop_source_up{source=ovsdb}",),
+        "down",
+        "the switch's database does not answer: configuration changes and statistics stop",
+        _ovsdb,
+    ),
+    Check(
+        "ovn_connection",
+        ("ovstop_source_up{source=ovn_*}", SB_CONNECTED),
+        "down",
+        "OVN databases or the local ovn-controller's SB connection lost: logical changes stop arriving",
+        _ovn,
+    ),
+    Check(
+        "ovn_nb_cfg_lag",
+        (CHASSIS_LAG,),
+        f"> 0 for {LAG_SECONDS:.0f}s",
+        "a chassis has not applied the latest northbound configuration",
+        _ovn_lag,
+    ),
+    Check(
+        "bfd_cfm_flapping",
+        (TUNNEL_FLAPS,),
+        f">= {FLAPS} flaps in {FLAP_WINDOW:.0f}s",
+        "a tunnel's BFD/CFM session keeps going up and down: traffic fails over back and forth",
+        _flapping,
+    ),
     Check("tunnel_down", (TUNNEL_UP,), "any 0", "a tunnel is down (BFD, else CFM, else carrier)", _tunnels),
-    Check("conntrack_near_max",
-          (conntrack.N_CONNECTIONS.name, conntrack.LIMIT.name), f">= {NEAR:.0%} of limit",
-          "the connection tracker is nearly full: new connections will be dropped",
-          _ratio(conntrack.N_CONNECTIONS.name, conntrack.LIMIT.name, ("datapath",), NEAR)),
-    Check("deferred_action_limit", (f"{KERNEL_DROPS}{{reason=OVS_DROP_DEFERRED_LIMIT}}",), "> 0/s",
-          "the kernel datapath dropped packets: too many deferred (recirculation) actions", _deferred),
+    Check(
+        "conntrack_near_max",
+        (conntrack.N_CONNECTIONS.name, conntrack.LIMIT.name),
+        f">= {NEAR:.0%} of limit",
+        "the connection tracker is nearly full: new connections will be dropped",
+        _ratio(conntrack.N_CONNECTIONS.name, conntrack.LIMIT.name, ("datapath",), NEAR),
+    ),
+    Check(
+        "deferred_action_limit",
+        (f"{KERNEL_DROPS}{{reason=OVS_DROP_DEFERRED_LIMIT}}",),
+        "> 0/s",
+        "the kernel datapath dropped packets: too many deferred (recirculation) actions",
+        _deferred,
+    ),
 )
-INPUTS: frozenset[str] = frozenset({datapath.LOST.name, upcall.CURRENT.name, upcall.LIMIT.name, upcall.DUMP.name,
-                                    COVERAGE, pmd.COUNTERS["busy_cycles"].name, pmd.COUNTERS["idle_cycles"].name,
-                                    RXQ_USAGE, conntrack.N_CONNECTIONS.name, conntrack.LIMIT.name, TUNNEL_UP,
-                                    TUNNEL_FLAPS, CHASSIS_LAG, SB_CONNECTED, KERNEL_DROPS})
+INPUTS: frozenset[str] = frozenset(
+    {
+        datapath.LOST.name,
+        upcall.CURRENT.name,
+        upcall.LIMIT.name,
+        upcall.DUMP.name,
+        COVERAGE,
+        pmd.COUNTERS["busy_cycles"].name,
+        pmd.COUNTERS["idle_cycles"].name,
+        RXQ_USAGE,
+        conntrack.N_CONNECTIONS.name,
+        conntrack.LIMIT.name,
+        TUNNEL_UP,
+        TUNNEL_FLAPS,
+        CHASSIS_LAG,
+        SB_CONNECTED,
+        KERNEL_DROPS,
+    }
+)
 """Every metric some check reads: a consumer that wants health checks needs these collected."""
 
 
@@ -311,8 +405,11 @@ def evaluate(snap: Snapshot, checks: Iterable[Check] = CHECKS) -> list[Result]:
 
 
 def samples(results: Iterable[Result]) -> list[Sample]:
-    return [Sample(HEALTH, labels_of(check=r.check.name), 1.0 if r.state == OK else 0.0)
-            for r in results if r.state != UNKNOWN]
+    return [
+        Sample(HEALTH, labels_of(check=r.check.name), 1.0 if r.state == OK else 0.0)
+        for r in results
+        if r.state != UNKNOWN
+    ]
 
 
 def derive(snap: Snapshot) -> tuple[list[Sample], dict[str, list[dict[str, Any]]]]:

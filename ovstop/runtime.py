@@ -118,8 +118,11 @@ class Runtime:
             if isinstance(collector, EbpfCollector):
                 collector.capture = fresh
         self.capture = fresh
-        return True, ("per-packet hooks on (flow_lookup, action_execute): their cost shows as bpf time/s"
-                      if on else "per-packet hooks off: upcall path only")
+        return True, (
+            "per-packet hooks on (flow_lookup, action_execute): their cost shows as bpf time/s"
+            if on
+            else "per-packet hooks off: upcall path only"
+        )
 
     def first_sample(self) -> Snapshot:
         """Collect once; fail with one clear line when not a single source answered.
@@ -133,8 +136,9 @@ class Runtime:
             raise OvstopError("; ".join(f"{h.name}: {h.reason}" for h in present))
         o = self.options
         if o.record and self.events.recorder is None:
-            self.events.recorder = start_recording(o.record, self.sampler, self.stack, snap, o.record_overwrite,
-                                                   o.record_rotate, o.record_keep)
+            self.events.recorder = start_recording(
+                o.record, self.sampler, self.stack, snap, o.record_overwrite, o.record_rotate, o.record_keep
+            )
         # What exists now (modules, replicas, caches) lives as long as the run: keep it out of every
         # future garbage collection, which otherwise rescans it each time a round's garbage is collected.
         gc.freeze()

@@ -52,8 +52,9 @@ class Timeline:
         self._snaps.append(snap)
         self._sizes.append(size)
         self.cost_bytes += size
-        while len(self._snaps) > 1 and (snap.timestamp - self._snaps[0].timestamp > self.depth
-                                        or self.cost_bytes > self.max_bytes):
+        while len(self._snaps) > 1 and (
+            snap.timestamp - self._snaps[0].timestamp > self.depth or self.cost_bytes > self.max_bytes
+        ):
             self._snaps.popleft()
             self.cost_bytes -= self._sizes.popleft()
 

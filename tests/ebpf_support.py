@@ -59,4 +59,3 @@ def build_usdt_binary(workdir: Path) -> Path | None:
     src.write_text(USDT_SOURCE)
     built = subprocess.run(["gcc", "-O1", "-o", str(out), str(src)], capture_output=True)
     return out if built.returncode == 0 else None
-

@@ -14,8 +14,9 @@ OVSTOP = [sys.executable, "-m", "ovstop"]
 
 
 def run(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*OVSTOP, *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [*OVSTOP, *args], capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
+    )
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
@@ -89,8 +90,17 @@ def test_bad_numbers(args: list[str]) -> None:
 
 
 def test_snapshot_to_unwritable_path(sandbox) -> None:
-    result = run("snapshot", "-o", "/nonexistent-dir/s.json", "--db", sandbox.db_remote, "--no-ebpf", "-d", "0.1",
-                 env=sandbox.env)
+    result = run(
+        "snapshot",
+        "-o",
+        "/nonexistent-dir/s.json",
+        "--db",
+        sandbox.db_remote,
+        "--no-ebpf",
+        "-d",
+        "0.1",
+        env=sandbox.env,
+    )
     assert_one_line_error(result, "cannot write snapshot")
 
 

@@ -31,6 +31,7 @@ def switch() -> Iterator[SandboxSwitch]:
             gen.inject(N_NEW, repeats=REPEATS, port=1)
         finally:
             gen.stop()
+
         # Let the pmd threads drain their queues: until two reads of their packet counters agree.
         def packets() -> list[str]:
             return re.findall(r"(?:packets received|hits|upcall): \d+", sw.appctl("dpif-netdev/pmd-stats-show"))
@@ -58,9 +59,15 @@ def by_name(samples: list[Sample]) -> dict[str, list[Sample]]:
 
 
 def test_specs_declared(sources: Sources) -> None:
-    for cls in (datapath.DatapathCollector, pmd.PmdCollector, upcall.UpcallCollector,
-                coverage.CoverageCollector, memory.MemoryCollector, conntrack.ConntrackCollector,
-                flows.FlowsCollector):
+    for cls in (
+        datapath.DatapathCollector,
+        pmd.PmdCollector,
+        upcall.UpcallCollector,
+        coverage.CoverageCollector,
+        memory.MemoryCollector,
+        conntrack.ConntrackCollector,
+        flows.FlowsCollector,
+    ):
         c = cls()
         samples = list(c.collect(sources, Tables()))
         # coverage/show totals are folded in every 5 s, so right after start it may list nothing.
@@ -119,8 +126,7 @@ def test_pmd_counters_and_histograms(switch: SandboxSwitch, sources: Sources) ->
     assert len(hists) == 7 * len(pmd_threads)
     for s in hists:
         assert s.value.bounds[-1] == math.inf and len(s.value.bounds) == 32
-    per_batch = [s.value for s in got["ovs_vswitchd_poll_threads_packets_per_batch"]
-                 if isinstance(s.value, Histogram)]
+    per_batch = [s.value for s in got["ovs_vswitchd_poll_threads_packets_per_batch"] if isinstance(s.value, Histogram)]
     assert sum(h.count for h in per_batch) > 0
 
 
@@ -144,8 +150,10 @@ def test_upcall_memory_coverage(switch: SandboxSwitch, sources: Sources) -> None
     cov: dict[str, float] = {}
     while "dpif_flow_put" not in cov and time.monotonic() < deadline:
         time.sleep(0.5)  # coverage totals are updated every 5 s
-        cov = {dict(s.labels)["counter"]: float(s.value)  # type: ignore[arg-type]
-               for s in coverage.CoverageCollector().collect(sources, Tables())}
+        cov = {
+            dict(s.labels)["counter"]: float(s.value)  # type: ignore[arg-type]
+            for s in coverage.CoverageCollector().collect(sources, Tables())
+        }
     later = {c.name: c.total for c in coverage_show.parse(switch.appctl("coverage/show")).counters}
     assert cov["dpif_flow_put"] >= N_NEW
     for name, total in cov.items():

@@ -70,8 +70,13 @@ def test_headless_never_dumps_flows_yet_counts_equal_ovs_appctl(fresh_sandbox: S
 
     # The same switch, the same log: a snapshot needs everything, so the flow dump does show up here.
     log.mark()
-    out = subprocess.run([*OVSTOP, "snapshot", "--db", sw.db_remote, "--no-ebpf", "-d", "0.2"],
-                         env=ovstop_env(sw), capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [*OVSTOP, "snapshot", "--db", sw.db_remote, "--no-ebpf", "-d", "0.2"],
+        env=ovstop_env(sw),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     assert log.counts()[DUMP] >= 1
 

@@ -58,8 +58,13 @@ def test_pipeline_drops_are_ranked_named_and_exported(live: tuple[SandboxSwitch,
     assert row.where == "switch" and row.origin == "coverage/show drop_action_of_pipeline"
     assert drops.dropping(drops.collect(snap))[0] == row  # the only thing dropping here ranks first
     page = prometheus.render(snap, generate_latest, 0.0).decode()
-    [exported] = [s for f in text_string_to_metric_families(page) if f.name == "ovs_vswitchd_drop_action"
-                  for s in f.samples if s.labels == {"reason": "of_pipeline"}]
+    [exported] = [
+        s
+        for f in text_string_to_metric_families(page)
+        if f.name == "ovs_vswitchd_drop_action"
+        for s in f.samples
+        if s.labels == {"reason": "of_pipeline"}
+    ]
     assert before <= exported.value <= after
 
 
@@ -91,22 +96,34 @@ def test_drops_pane_on_a_live_sandbox(live: tuple[SandboxSwitch, Runtime]) -> No
 
 def test_ranking_by_rate_then_total_with_each_source_named() -> None:
     store = MetricStore()
-    rx = MetricSpec("ovs_vswitchd_interface_rx_dropped_total", Kind.COUNTER, "", ("interface",),
-                    ("bridge", "interface"))
+    rx = MetricSpec(
+        "ovs_vswitchd_interface_rx_dropped_total", Kind.COUNTER, "", ("interface",), ("bridge", "interface")
+    )
     p1, p2 = labels_of(bridge="br0", interface="p1"), labels_of(bridge="br0", interface="p2")
     dp = labels_of(datapath="system@ovs-system")
     rounds = [
-        [Sample(rx, p1, 10.0), Sample(rx, p2, 500.0), Sample(datapath.LOST, dp, 0.0),
-         Sample(COVERAGE, labels_of(counter="datapath_drop_meter"), 3.0)],
-        [Sample(rx, p1, 40.0), Sample(rx, p2, 500.0), Sample(datapath.LOST, dp, 0.0),
-         Sample(COVERAGE, labels_of(counter="datapath_drop_meter"), 8.0)],
+        [
+            Sample(rx, p1, 10.0),
+            Sample(rx, p2, 500.0),
+            Sample(datapath.LOST, dp, 0.0),
+            Sample(COVERAGE, labels_of(counter="datapath_drop_meter"), 3.0),
+        ],
+        [
+            Sample(rx, p1, 40.0),
+            Sample(rx, p2, 500.0),
+            Sample(datapath.LOST, dp, 0.0),
+            Sample(COVERAGE, labels_of(counter="datapath_drop_meter"), 8.0),
+        ],
     ]
     for i, samples in enumerate(rounds):
         snap = store.update([("x", s) for s in samples], float(i), float(i), {})
     found = drops.collect(snap)
     assert [(d.what, d.where, d.rate, d.total) for d in found] == [
-        ("rx dropped", "br0/p1", 30.0, 40.0), ("meter", "switch", 5.0, 8.0),
-        ("rx dropped", "br0/p2", 0.0, 500.0), ("lost upcalls", "system@ovs-system", 0.0, 0.0)]
+        ("rx dropped", "br0/p1", 30.0, 40.0),
+        ("meter", "switch", 5.0, 8.0),
+        ("rx dropped", "br0/p2", 0.0, 500.0),
+        ("lost upcalls", "system@ovs-system", 0.0, 0.0),
+    ]
     assert found[1].origin == "coverage/show datapath_drop_meter"
     assert found[0].origin == "OVSDB Interface statistics:rx_dropped"
     assert [d.what for d in drops.dropping(found)] == ["rx dropped", "meter", "rx dropped"]

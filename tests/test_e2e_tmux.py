@@ -43,8 +43,9 @@ class Tmux:
         self.shell = int(self.run("list-panes", "-t", "e2e", "-F", "#{pane_pid}").split()[0])
 
     def run(self, *args: str) -> str:
-        res = subprocess.run(["tmux", "-L", self.socket, "-f", "/dev/null", *args], capture_output=True,
-                             text=True, timeout=10)
+        res = subprocess.run(
+            ["tmux", "-L", self.socket, "-f", "/dev/null", *args], capture_output=True, text=True, timeout=10
+        )
         assert res.returncode == 0, f"tmux {args[0]}: {res.stderr.strip()}"
         return res.stdout
 
@@ -135,8 +136,10 @@ class Run:
         self.tmpdir = tmp / "tmp"
         self.tmpdir.mkdir()
         self.status = tmp / "exit-status"
-        command = (f"cd {shlex.quote(str(tmp))} && TMPDIR={shlex.quote(str(self.tmpdir))} "
-                   f"{shlex.quote(str(OVSTOP))} --sandbox --no-ebpf; echo EXIT=$? > {shlex.quote(str(self.status))}")
+        command = (
+            f"cd {shlex.quote(str(tmp))} && TMPDIR={shlex.quote(str(self.tmpdir))} "
+            f"{shlex.quote(str(OVSTOP))} --sandbox --no-ebpf; echo EXIT=$? > {shlex.quote(str(self.status))}"
+        )
         self.tmux = Tmux(command)
         try:
             self.first = self.tmux.wait(lambda s: _seq(s) >= 2 and RATES.search(s), "the first samples", timeout=60)
@@ -179,12 +182,18 @@ def test_live_numbers_keys_and_a_clean_quit(run: Run) -> None:
     tmux.keys("Escape")
     tmux.wait(lambda s: "health checks" not in s, "the health check list closed")
     # a real failure: BFD without a peer takes a tunnel down; the header shows it as a badge
-    subprocess.run(["ovs-vsctl", f"--db=unix:{run.sandbox_dir / 'db.sock'}", "set", "Interface", "geneve0",
-                    "bfd:enable=true"], check=True, capture_output=True, timeout=10)
+    subprocess.run(
+        ["ovs-vsctl", f"--db=unix:{run.sandbox_dir / 'db.sock'}", "set", "Interface", "geneve0", "bfd:enable=true"],
+        check=True,
+        capture_output=True,
+        timeout=10,
+    )
     tmux.wait(lambda s: "✗ tunnel_down" in s, "the tunnel_down badge")
     tmux.keys("6")
-    tmux.wait(lambda s: "6 drops" in s and "of_pipeline" in s and "coverage/show drop_action" in s,
-              "the drops pane with the sandbox's pipeline drops")
+    tmux.wait(
+        lambda s: "6 drops" in s and "of_pipeline" in s and "coverage/show drop_action" in s,
+        "the drops pane with the sandbox's pipeline drops",
+    )
     tmux.keys("4")
     tmux.wait(lambda s: "4 flow lookup" in s and re.search(r"│ 1 +[\d.]", s), "the flow pane with flows")
     tmux.keys("Enter")

@@ -221,8 +221,21 @@ def test_decode_flow_lookup_hit_and_miss() -> None:
 
 
 def test_decode_usdt_events_use_userspace_section() -> None:
-    ev = decode(_record(type=4, probe=4, pid=11, tgid=10, upcall_type=0, pkt_size=98, key_size=120,
-                        queue_id=1234, batch_ts=77, batch_idx=3), "/usr/sbin/ovs-vswitchd")
+    ev = decode(
+        _record(
+            type=4,
+            probe=4,
+            pid=11,
+            tgid=10,
+            upcall_type=0,
+            pkt_size=98,
+            key_size=120,
+            queue_id=1234,
+            batch_ts=77,
+            batch_idx=3,
+        ),
+        "/usr/sbin/ovs-vswitchd",
+    )
     assert ev["userspace"] == {
         "probe_type": "usdt",
         "symbol": "dpif_recv:recv_upcall",
@@ -231,12 +244,24 @@ def test_decode_usdt_events_use_userspace_section() -> None:
         "tid": 11,
     }
     assert "kernel" not in ev
-    assert ev["ovs"] == {"event_type": "recv_upcall", "type": 0, "pkt_size": 98, "key_size": 120,
-                         "queue_id": 1234, "batch_ts": 77, "batch_idx": 3}
+    assert ev["ovs"] == {
+        "event_type": "recv_upcall",
+        "type": 0,
+        "pkt_size": 98,
+        "key_size": 120,
+        "queue_id": 1234,
+        "batch_ts": 77,
+        "batch_idx": 3,
+    }
     put = decode(_record(type=5, probe=4, op_type=0, queue_id=1234, batch_ts=77, batch_idx=3))
     assert put["userspace"]["symbol"] == "dpif_netlink_operate__:op_flow_put"
-    assert put["ovs"] == {"event_type": "flow_operation", "op_type": "put", "queue_id": 1234,
-                          "batch_ts": 77, "batch_idx": 3}
+    assert put["ovs"] == {
+        "event_type": "flow_operation",
+        "op_type": "put",
+        "queue_id": 1234,
+        "batch_ts": 77,
+        "batch_idx": 3,
+    }
 
 
 def test_decode_rejects_garbage() -> None:

@@ -325,9 +325,10 @@ def test_store_ring_bounds_and_overflow() -> None:
     assert store.snapshot() == events[-5:]
     assert store.stats().overflowed == len(events) - 5 and store.stats().dropped == len(events) - 5
     assert store.totals() == dict(Counter(e.event_type for e in events))
-    assert store.snapshot(filter=lambda e: e.event_type == "action_execute", limit=2) == [
-        e for e in events[-5:] if e.event_type == "action_execute"
-    ][-2:]
+    assert (
+        store.snapshot(filter=lambda e: e.event_type == "action_execute", limit=2)
+        == [e for e in events[-5:] if e.event_type == "action_execute"][-2:]
+    )
 
 
 def test_store_since_gives_each_event_once_while_producers_add() -> None:
@@ -516,4 +517,3 @@ def test_bad_files_and_speed(tmp_path: Path) -> None:
         Replayer(binary, lambda ev: None)
     with pytest.raises(OvstopError, match="cannot write recording"):
         Recorder(tmp_path / "no" / "such" / "dir.jsonl")
-

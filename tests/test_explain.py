@@ -106,7 +106,8 @@ def test_enter_opens_the_flow_and_escape_returns(live: tuple[SandboxSwitch, Runt
             truth = sw.appctl("ofproto/trace", *trace_args(screen.row, traceable(screen.explanation.key)))
             visited = re.findall(r"^\s*(\d+)\. (?:(.*), )?priority (\d+)$", truth, re.M)
             assert [tuple(str(c) for c in steps.get_row_at(i))[1:3] for i in range(steps.row_count)] == [
-                (t, p) for t, _, p in visited]
+                (t, p) for t, _, p in visited
+            ]
             final = str(screen.query_one("#trace-final", Static).render())
             assert re.search(r"^Datapath actions: (.*)$", truth, re.M).group(1) in final  # type: ignore[union-attr]
             await pilot.press("escape")

@@ -102,8 +102,17 @@ def test_failed_start_leaves_an_existing_recording_alone(tmp_path: Path) -> None
     old = tmp_path / "old.jsonl"
     old.write_bytes(os.urandom(4096))
     was = digest(old)
-    args = ("--headless", "--listen", "127.0.0.1:0", "--record", str(old), "--unixctl", "/dev/null",
-            "--db", "unix:/nonexistent")
+    args = (
+        "--headless",
+        "--listen",
+        "127.0.0.1:0",
+        "--record",
+        str(old),
+        "--unixctl",
+        "/dev/null",
+        "--db",
+        "unix:/nonexistent",
+    )
     assert_one_line_error(run(*args), "the file exists", "--record-overwrite")
     assert_one_line_error(run(*args, "--record-overwrite"), "unixctl")
     assert digest(old) == was
@@ -111,17 +120,38 @@ def test_failed_start_leaves_an_existing_recording_alone(tmp_path: Path) -> None
 
 def test_record_to_a_full_device_is_one_line(sandbox: SandboxSwitch, tmp_path: Path) -> None:
     full = device(tmp_path / "full", 7)
-    result = run("--headless", "--listen", "127.0.0.1:0", "--db", sandbox.db_remote, "--no-ebpf",
-                 "--record", str(full), env=sandbox.env)
+    result = run(
+        "--headless",
+        "--listen",
+        "127.0.0.1:0",
+        "--db",
+        sandbox.db_remote,
+        "--no-ebpf",
+        "--record",
+        str(full),
+        env=sandbox.env,
+    )
     assert_one_line_error(result, "cannot write recording", "No space left on device")
     assert stat.S_ISCHR(os.stat(full).st_mode)
 
 
 def _record_until_serving(sandbox: SandboxSwitch, *args: str) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ovstop", "--headless", "--listen", "127.0.0.1:0",
-         "--db", sandbox.db_remote, "--no-ebpf", *args],
-        env={**os.environ, **sandbox.env}, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "ovstop",
+            "--headless",
+            "--listen",
+            "127.0.0.1:0",
+            "--db",
+            sandbox.db_remote,
+            "--no-ebpf",
+            *args,
+        ],
+        env={**os.environ, **sandbox.env},
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stderr is not None

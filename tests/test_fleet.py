@@ -54,8 +54,13 @@ class Exporter:
     def vsctl(self, *args: str) -> str:
         """ovs-vsctl on this exporter's sandbox switch (its own TMPDIR holds one sandbox directory)."""
         (db,) = self.tmp.glob(f"{DIR_PREFIX}*/db.sock")
-        return subprocess.run(["ovs-vsctl", f"--db=unix:{db}", "--timeout=30", *args], capture_output=True,
-                              text=True, check=True, timeout=60).stdout
+        return subprocess.run(
+            ["ovs-vsctl", f"--db=unix:{db}", "--timeout=30", *args],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout
 
     def metrics(self) -> dict:  # type: ignore[type-arg]
         return samples(scrape(f"http://{self.address}/metrics")[1])
@@ -160,8 +165,11 @@ class Recorder:
 
 def failing_verdicts(exporter: Exporter) -> list[str]:
     """The checks an exporter's own /metrics page reports failing (ovstop_health 0)."""
-    return sorted(dict(lab)["check"] for (name, lab), value in exporter.metrics().items()
-                  if name == "ovstop_health" and value == 0)
+    return sorted(
+        dict(lab)["check"]
+        for (name, lab), value in exporter.metrics().items()
+        if name == "ovstop_health" and value == 0
+    )
 
 
 def test_a_failing_health_check_shows_on_its_host_only_in_the_tui_fleet_pane(site: Site) -> None:
@@ -181,8 +189,11 @@ def test_a_failing_health_check_shows_on_its_host_only_in_the_tui_fleet_pane(sit
     assert all(failing_verdicts(e) == [] for e in site.exporters)
     sick.vsctl("set", "Interface", "geneve0", "bfd:enable=true")
     try:
-        wait_for(lambda: "state=down" in sick.vsctl("get", "Interface", "geneve0", "bfd_status").replace('"', ""),
-                 "BFD session down", 30)
+        wait_for(
+            lambda: "state=down" in sick.vsctl("get", "Interface", "geneve0", "bfd_status").replace('"', ""),
+            "BFD session down",
+            30,
+        )
         feed = RemoteFeed(RemoteSource(HttpClient(f"http://{well[0].address}")), interval=1.0)
         app = OvstopApp(feed, fleet=fleet, fleet_source=site.api.base)
 
@@ -216,8 +227,11 @@ def test_a_failing_health_check_shows_on_its_host_only_in_the_tui_fleet_pane(sit
         asyncio.run(run())
     finally:
         sick.vsctl("remove", "Interface", "geneve0", "bfd", "enable")
-        wait_for(lambda: next(r for r in fleet.rows() if r.instance == sick.address).get("failing") == 0.0,
-                 "tunnel_down healthy again", 60)
+        wait_for(
+            lambda: next(r for r in fleet.rows() if r.instance == sick.address).get("failing") == 0.0,
+            "tunnel_down healthy again",
+            60,
+        )
 
 
 def test_fleet_rows_equal_each_exporters_values_and_a_stopped_one_is_down(site: Site) -> None:
@@ -278,8 +292,9 @@ def test_fleet_rows_equal_each_exporters_values_and_a_stopped_one_is_down(site: 
             victim.proc.send_signal(signal.SIGTERM)
             victim.proc.wait(timeout=30)
             start = fleet.refreshes
-            await _until(pilot, lambda: not next(r for r in fleet_table.rows if r.instance == victim.address).up,
-                         timeout=30)
+            await _until(
+                pilot, lambda: not next(r for r in fleet_table.rows if r.instance == victim.address).up, timeout=30
+            )
             assert fleet.refreshes - start <= 2
             row = [str(c) for c in table.get_row(victim.address)]
             assert row[1] == "DOWN"

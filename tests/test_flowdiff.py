@@ -7,8 +7,15 @@ from ovstop.model.flowrates import FlowRates
 
 
 def _row(ufid: str, packets: int = 0, nbytes: int = 0, pmd: str = "pmd-c01", key: str = "in_port(1)") -> dict:
-    return {"datapath": "netdev@ovs-netdev", "pmd": pmd, "ufid": ufid, "key": key, "actions": "2",
-            "packets": packets, "bytes": nbytes}
+    return {
+        "datapath": "netdev@ovs-netdev",
+        "pmd": pmd,
+        "ufid": ufid,
+        "key": key,
+        "actions": "2",
+        "packets": packets,
+        "bytes": nbytes,
+    }
 
 
 def test_diff_reports_installed_and_expired_with_key_and_actions() -> None:

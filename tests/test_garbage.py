@@ -60,8 +60,9 @@ def one_line(text: str) -> bool:
 
 def tree(root: Path) -> dict[str, tuple[int, int, int]]:
     """Every file under ``root`` with its mode, size and mtime: what "no file changed" compares."""
-    return {str(p.relative_to(root)): (p.lstat().st_mode, p.lstat().st_size, p.lstat().st_mtime_ns)
-            for p in root.rglob("*")}
+    return {
+        str(p.relative_to(root)): (p.lstat().st_mode, p.lstat().st_size, p.lstat().st_mtime_ns) for p in root.rglob("*")
+    }
 
 
 # -- generators -----------------------------------------------------------------------------------------------
@@ -196,13 +197,22 @@ def check_page(snapshot: Snapshot) -> None:
 # -- unixctl and OVSDB replies ---------------------------------------------------------------------------------
 @QUICK
 @given(script=replies())
-def test_unixctl_garbage_marks_the_source_not_the_round(tmp_path_factory: pytest.TempPathFactory,
-                                                       script: list[Any]) -> None:
+def test_unixctl_garbage_marks_the_source_not_the_round(
+    tmp_path_factory: pytest.TempPathFactory, script: list[Any]
+) -> None:
     tmp = tmp_path_factory.getbasetemp()
     with peer(tmp, script) as path:
         client = UnixctlClient(path, timeout=0.1, backoff_initial=0.0, backoff_max=0.0)
-        collectors = [RfcMetricsCollector(), DatapathCollector(), PmdCollector(), UpcallCollector(),
-                      FlowsCollector(max_flows=100), ConntrackCollector(), MemoryCollector(), CoverageCollector()]
+        collectors = [
+            RfcMetricsCollector(),
+            DatapathCollector(),
+            PmdCollector(),
+            UpcallCollector(),
+            FlowsCollector(max_flows=100),
+            ConntrackCollector(),
+            MemoryCollector(),
+            CoverageCollector(),
+        ]
         sampler = Sampler(Sources(unixctl=client), collectors, round_timeout=0.3)
         try:
             for _ in range(2):
@@ -233,11 +243,22 @@ def test_ovsdb_garbage_is_a_source_error(tmp_path_factory: pytest.TempPathFactor
 
 
 # -- label files ----------------------------------------------------------------------------------------------
-toml_scalars = (st.integers(-(2**63), 2**63 - 1).map(str) | st.floats().map(repr)
-                | st.text(max_size=12).map(json.dumps) | st.sampled_from(["true", "false", "1.9e400", "nan"]))
-toml_values = st.recursive(toml_scalars, lambda inner: st.lists(inner, max_size=3).map(lambda v: f"[{', '.join(v)}]")
-                           | st.dictionaries(st.from_regex(r"[a-z_]{1,8}", fullmatch=True), inner, max_size=3)
-                           .map(lambda d: "{" + ", ".join(f"{k} = {v}" for k, v in d.items()) + "}"), max_leaves=8)
+toml_scalars = (
+    st.integers(-(2**63), 2**63 - 1).map(str)
+    | st.floats().map(repr)
+    | st.text(max_size=12).map(json.dumps)
+    | st.sampled_from(["true", "false", "1.9e400", "nan"])
+)
+toml_values = st.recursive(
+    toml_scalars,
+    lambda inner: (
+        st.lists(inner, max_size=3).map(lambda v: f"[{', '.join(v)}]")
+        | st.dictionaries(st.from_regex(r"[a-z_]{1,8}", fullmatch=True), inner, max_size=3).map(
+            lambda d: "{" + ", ".join(f"{k} = {v}" for k, v in d.items()) + "}"
+        )
+    ),
+    max_leaves=8,
+)
 label_keys = st.sampled_from(["names", "max_values", "external_ids", "rule", "labels", "interface", "vpc", "x"])
 
 
@@ -280,12 +301,20 @@ def replay_files(draw: st.DrawFn) -> bytes:
         ts = {"timestamp": 1000 + i}
         if kind == "event":
             ovs = {"event_type": draw(st.sampled_from(["upcall", "upcall_return", "flow_lookup", "bogus"]))}
-            ovs.update(draw(st.dictionaries(st.sampled_from(["port", "cpu", "cmd", "ufid", "queue_id"]), json_values,
-                                            max_size=3)))
+            ovs.update(
+                draw(
+                    st.dictionaries(
+                        st.sampled_from(["port", "cpu", "cmd", "ufid", "queue_id"]), json_values, max_size=3
+                    )
+                )
+            )
             lines.append(json.dumps({"common": ts, "ovs": ovs}))
         elif kind == "snapshot":
-            data = draw(st.dictionaries(st.sampled_from(["format", "version", "seq", "series", "specs", "health"]),
-                                        json_values, max_size=6))
+            data = draw(
+                st.dictionaries(
+                    st.sampled_from(["format", "version", "seq", "series", "specs", "health"]), json_values, max_size=6
+                )
+            )
             lines.append(json.dumps({"common": ts, "ovstop": {"kind": "snapshot", "data": data}}))
         elif kind == "json":
             lines.append(json.dumps(draw(json_values)))
@@ -320,11 +349,49 @@ def test_replay_files_play_or_stop_with_a_reason(tmp_path_factory: pytest.TempPa
 
 
 # -- CLI values -----------------------------------------------------------------------------------------------
-VALUE_FLAGS = ["-d", "--timeout", "--max-flows", "--sandbox-ports", "--traffic", "--listen", "--labels", "--db",
-               "--ovn-nb", "--ovn-sb", "-o", "--record", "--replay", "--unixctl"]
-cli_values = (st.text(max_size=20) | st.floats().map(repr) | st.integers().map(str)
-              | st.sampled_from(["nan", "inf", "-inf", "1e400", "-0", "0x10", " 1", "", "-", "/", ".", "..",
-                                 "/dev/null", "/dev/full", "[::1]:80", ":", "unix:", "tcp:1.2.3.4:x"]))
+VALUE_FLAGS = [
+    "-d",
+    "--timeout",
+    "--max-flows",
+    "--sandbox-ports",
+    "--traffic",
+    "--listen",
+    "--labels",
+    "--db",
+    "--ovn-nb",
+    "--ovn-sb",
+    "-o",
+    "--record",
+    "--replay",
+    "--unixctl",
+]
+cli_values = (
+    st.text(max_size=20)
+    | st.floats().map(repr)
+    | st.integers().map(str)
+    | st.sampled_from(
+        [
+            "nan",
+            "inf",
+            "-inf",
+            "1e400",
+            "-0",
+            "0x10",
+            " 1",
+            "",
+            "-",
+            "/",
+            ".",
+            "..",
+            "/dev/null",
+            "/dev/full",
+            "[::1]:80",
+            ":",
+            "unix:",
+            "tcp:1.2.3.4:x",
+        ]
+    )
+)
 
 
 def run_cli(argv: list[str]) -> tuple[int, str, str]:
@@ -393,20 +460,24 @@ def endpoint_port(sandbox: SandboxSwitch) -> Iterator[int]:
             server.shutdown()
 
 
-header_names = st.sampled_from(["Accept", "Accept-Encoding", "X-Prometheus-Scrape-Timeout-Seconds", "Host",
-                                "Content-Length", "Range", "X-Junk"])
-header_values = (st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=40)
-                 | st.sampled_from(["nan", "-1", "0", "1e400", "application/openmetrics-text; version=1.0.0",
-                                    "gzip", "*/*;q=0.5, text/plain"]))
+header_names = st.sampled_from(
+    ["Accept", "Accept-Encoding", "X-Prometheus-Scrape-Timeout-Seconds", "Host", "Content-Length", "Range", "X-Junk"]
+)
+header_values = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=40) | st.sampled_from(
+    ["nan", "-1", "0", "1e400", "application/openmetrics-text; version=1.0.0", "gzip", "*/*;q=0.5, text/plain"]
+)
 
 
 @settings(max_examples=100, deadline=None)
-@given(method=st.sampled_from(["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "TRACE", "BREW", "get"]),
-       path=st.sampled_from(["/metrics", "/", "/../etc/passwd", "/metrics?x=1", "//metrics", "/%00", "/metrics/"])
-       | st.text(st.characters(min_codepoint=33, max_codepoint=126), max_size=30).map(lambda p: "/" + p),
-       headers=st.dictionaries(header_names, header_values, max_size=4))
-def test_http_requests_never_make_a_server_error(endpoint_port: int, method: str, path: str,
-                                                 headers: dict[str, str]) -> None:
+@given(
+    method=st.sampled_from(["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "TRACE", "BREW", "get"]),
+    path=st.sampled_from(["/metrics", "/", "/../etc/passwd", "/metrics?x=1", "//metrics", "/%00", "/metrics/"])
+    | st.text(st.characters(min_codepoint=33, max_codepoint=126), max_size=30).map(lambda p: "/" + p),
+    headers=st.dictionaries(header_names, header_values, max_size=4),
+)
+def test_http_requests_never_make_a_server_error(
+    endpoint_port: int, method: str, path: str, headers: dict[str, str]
+) -> None:
     conn = http.client.HTTPConnection("127.0.0.1", endpoint_port, timeout=30)
     try:
         conn.request(method, path, headers=headers)

@@ -113,9 +113,7 @@ def test_ct_nat_action_in_the_nat_packets_series(
 ) -> None:
     correlator, _, _ = replayed
     summary = recording[1]
-    cts = [
-        (s, e) for s in correlator.series() for e in s.events if e.action is not None and e.action.kind == "ct"
-    ]
+    cts = [(s, e) for s in correlator.series() for e in s.events if e.action is not None and e.action.kind == "ct"]
     assert len(cts) == 1
     series, ev = cts[0]
     expected = summary["ct"]

@@ -39,7 +39,10 @@ def headless(sw: SandboxSwitch, *extra: str) -> Iterator[str]:
     """Run ``ovstop --headless`` on the sandbox (found through OVS_RUNDIR); yield its /metrics URL."""
     proc = subprocess.Popen(
         [*OVSTOP, "--headless", "--listen", "127.0.0.1:0", "--db", sw.db_remote, "--no-ebpf", *extra],
-        env=ovstop_env(sw), stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        env=ovstop_env(sw),
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stderr is not None
@@ -84,10 +87,17 @@ def test_metrics_pass_promtool_and_both_parsers(sandbox: SandboxSwitch) -> None:
         check = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True)
         assert check.returncode == 0, check.stdout + check.stderr
         families = {f.name for f in parse_prometheus(text)}
-        for name in ("ovs_vswitchd_datapath_hit", "ovs_vswitchd_interface_rx_packets", "ovs_vswitchd_poll_threads_hit",
-                     "ovs_vswitchd_poll_threads_packets_per_batch", "ovs_vswitchd_upcall_flows_limit",
-                     "ovs_vswitchd_bridge_n_ports", "ovs_vswitchd_tunnel_up", "ovstop_source_up",
-                     "ovstop_scrape_duration_seconds"):
+        for name in (
+            "ovs_vswitchd_datapath_hit",
+            "ovs_vswitchd_interface_rx_packets",
+            "ovs_vswitchd_poll_threads_hit",
+            "ovs_vswitchd_poll_threads_packets_per_batch",
+            "ovs_vswitchd_upcall_flows_limit",
+            "ovs_vswitchd_bridge_n_ports",
+            "ovs_vswitchd_tunnel_up",
+            "ovstop_source_up",
+            "ovstop_scrape_duration_seconds",
+        ):
             assert name in families, name
         om_type, om_text = scrape(url, "application/openmetrics-text; version=1.0.0")
         assert om_type.startswith("application/openmetrics-text")
@@ -168,21 +178,25 @@ def test_values_equal_ovs_tools_after_traffic(fresh_sandbox: SandboxSwitch) -> N
         perf = sw.appctl("dpif-netdev/pmd-perf-show")
         assert any(c["packets received"] for c in stats.values())
         for label, counters in stats.items():
-            hits = sum(counters[k] for k in ("phwol hits", "simple match hits", "emc hits", "smc hits",
-                                             "megaflow hits"))
+            hits = sum(
+                counters[k] for k in ("phwol hits", "simple match hits", "emc hits", "smc hits", "megaflow hits")
+            )
             assert pick(values, "ovs_vswitchd_poll_threads_hit_total", thread=label) == [hits]
             assert pick(values, "ovs_vswitchd_poll_threads_packets_total", thread=label) == [
-                counters["packets received"]]
+                counters["packets received"]
+            ]
             rows = pmd_batch_histogram(perf, label)
             assert rows[-1][0] == ">"
             assert (sum(n for _, n in rows) > 0) == (counters["packets received"] > 0)  # batches iff packets
             cumulative = 0
             for bound, count in rows[:-1]:  # the last row is the open-ended one: +Inf
                 cumulative += count
-                assert pick(values, "ovs_vswitchd_poll_threads_packets_per_batch_bucket", le=repr(float(bound)),
-                            thread=label) == [cumulative], (label, bound)
+                assert pick(
+                    values, "ovs_vswitchd_poll_threads_packets_per_batch_bucket", le=repr(float(bound)), thread=label
+                ) == [cumulative], (label, bound)
             assert pick(values, "ovs_vswitchd_poll_threads_packets_per_batch_bucket", le="+Inf", thread=label) == [
-                cumulative + rows[-1][1]]
+                cumulative + rows[-1][1]
+            ]
 
         # Interface statistics reach OVSDB every stats-update-interval (5 s at least): wait for them there.
         def vsctl_rx() -> int:
@@ -205,8 +219,13 @@ def test_snapshot_matches_ovs_tools(fresh_sandbox: SandboxSwitch, tmp_path: Path
     TrafficGenerator(sw, seed=3).inject(12, repeats=2)
     hit, missed, _lost = dp_lookups(settle(lambda: sw.appctl("dpctl/show")))
     out = tmp_path / "snap.json"
-    run = subprocess.run([*OVSTOP, "snapshot", "-o", str(out), "--db", sw.db_remote, "--no-ebpf", "-d", "0.2"],
-                         env=ovstop_env(sw), capture_output=True, text=True, timeout=60)
+    run = subprocess.run(
+        [*OVSTOP, "snapshot", "-o", str(out), "--db", sw.db_remote, "--no-ebpf", "-d", "0.2"],
+        env=ovstop_env(sw),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert run.returncode == 0, run.stderr
     assert run.stdout == ""
     doc = json.loads(out.read_text())
@@ -225,8 +244,13 @@ def test_snapshot_matches_ovs_tools(fresh_sandbox: SandboxSwitch, tmp_path: Path
     dumped = set(dumped_ufids(sw.appctl("dpctl/dump-flows", "-m")))
     assert ufids == dumped and len(ufids) >= 12
     # stdout mode: only JSON on stdout
-    run = subprocess.run([*OVSTOP, "snapshot", "--db", sw.db_remote, "--no-ebpf", "-d", "0.2"],
-                         env=ovstop_env(sw), capture_output=True, text=True, timeout=60)
+    run = subprocess.run(
+        [*OVSTOP, "snapshot", "--db", sw.db_remote, "--no-ebpf", "-d", "0.2"],
+        env=ovstop_env(sw),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)["format"] == "ovstop-snapshot"
 
@@ -237,6 +261,7 @@ def test_vswitchd_restart_during_headless_run(fresh_sandbox: SandboxSwitch) -> N
     traffic.start()
     try:
         with headless(sw, "-d", "0.5") as url:
+
             def source_up() -> float:
                 return pick(samples(scrape(url)[1]), "ovstop_source_up", source="unixctl")[0]
 

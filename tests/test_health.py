@@ -62,8 +62,12 @@ def wait_for(predicate: Callable[[], bool], deadline: float = 20.0) -> None:
 def exported(snap: Snapshot) -> dict[str, float]:
     """ovstop_health as /metrics serves it, read back with prometheus-client's parser."""
     page = prometheus.render(snap, generate_latest, 0.0).decode()
-    return {s.labels["check"]: s.value for f in text_string_to_metric_families(page) if f.name == "ovstop_health"
-            for s in f.samples}
+    return {
+        s.labels["check"]: s.value
+        for f in text_string_to_metric_families(page)
+        if f.name == "ovstop_health"
+        for s in f.samples
+    }
 
 
 def test_flow_limit_near_and_hit_fire_when_the_limit_is_set_low(live: tuple[SandboxSwitch, Runtime]) -> None:
@@ -130,8 +134,14 @@ def test_ovsdb_gone_fails_its_check(live: tuple[SandboxSwitch, Runtime]) -> None
     assert verdict(sample_until(rt, "ovsdb_connection", health.OK), "ovsdb_connection")["state"] == health.OK
     assert sw._ovsdb is not None
     os.kill(sw._ovsdb.pid, signal.SIGTERM)
-    wait_for(lambda: subprocess.run(["ovs-vsctl", f"--db={sw.db_remote}", "--timeout=1", "show"],
-                                    capture_output=True, check=False).returncode != 0)
+    wait_for(
+        lambda: (
+            subprocess.run(
+                ["ovs-vsctl", f"--db={sw.db_remote}", "--timeout=1", "show"], capture_output=True, check=False
+            ).returncode
+            != 0
+        )
+    )
     snap = sample_until(rt, "ovsdb_connection", health.FAIL)
     assert verdict(snap, "ovsdb_connection")["state"] == health.FAIL
     assert exported(snap)["ovsdb_connection"] == 0.0
@@ -140,14 +150,16 @@ def test_ovsdb_gone_fails_its_check(live: tuple[SandboxSwitch, Runtime]) -> None
 # -- recorded outputs and samples through the real store ---------------------------------------------------
 
 
-def rounds(*per_round: list[Sample], sources: dict[str, SourceHealth] | None = None,
-           tables: dict | None = None) -> Snapshot:
+def rounds(
+    *per_round: list[Sample], sources: dict[str, SourceHealth] | None = None, tables: dict | None = None
+) -> Snapshot:
     """Snapshots one second apart through MetricStore (so rates and history are the store's own)."""
     store = MetricStore()
     snap = None
     for i, samples in enumerate(per_round):
-        snap = store.update([("unixctl", s) for s in samples], float(i), 1000.0 + i, sources or {}, tables or {},
-                            derive=health.derive)
+        snap = store.update(
+            [("unixctl", s) for s in samples], float(i), 1000.0 + i, sources or {}, tables or {}, derive=health.derive
+        )
     assert snap is not None
     return snap
 
@@ -157,8 +169,9 @@ def test_verdicts_are_exported_and_unknown_is_a_gap() -> None:
     snap = rounds([Sample(datapath.LOST, lost, 5.0)])
     assert verdict(snap, "lost_upcalls")["state"] == health.UNKNOWN  # one round: no rate to judge
     assert "lost_upcalls" not in exported(snap)
-    snap = rounds([Sample(datapath.LOST, lost, 5.0)], [Sample(datapath.LOST, lost, 5.0)],
-                  [Sample(datapath.LOST, lost, 8.0)])
+    snap = rounds(
+        [Sample(datapath.LOST, lost, 5.0)], [Sample(datapath.LOST, lost, 5.0)], [Sample(datapath.LOST, lost, 8.0)]
+    )
     assert verdict(snap, "lost_upcalls")["state"] == health.FAIL
     assert verdict(snap, "lost_upcalls")["seen"] == "netdev@ovs-netdev 3/s"
     assert exported(snap)["lost_upcalls"] == 0.0
@@ -181,9 +194,15 @@ def test_pmd_busy_threshold(busy: int, state: str) -> None:
 def test_rxq_usage_parsed_from_a_recorded_sandbox_and_judged() -> None:
     queues = pmd_rxq_show.parse((DATA / "pmd-rxq-show.txt").read_text())
     assert [(q.thread.label, q.port, q.queue, q.usage) for q in queues] == [
-        ("pmd-c0", "p1", 0, 0.0), ("pmd-c0", "p4", 0, 0.0), ("pmd-c1", "p2", 0, 0.0), ("pmd-c1", "p3", 0, 0.0)]
-    not_yet = pmd_rxq_show.parse("pmd thread numa_id 0 core_id 0:\n  isolated : false\n"
-                                 "  port: p2                queue-id:  0 (enabled)   pmd usage: NOT AVAIL\n")
+        ("pmd-c0", "p1", 0, 0.0),
+        ("pmd-c0", "p4", 0, 0.0),
+        ("pmd-c1", "p2", 0, 0.0),
+        ("pmd-c1", "p3", 0, 0.0),
+    ]
+    not_yet = pmd_rxq_show.parse(
+        "pmd thread numa_id 0 core_id 0:\n  isolated : false\n"
+        "  port: p2                queue-id:  0 (enabled)   pmd usage: NOT AVAIL\n"
+    )
     assert not_yet[0].usage is None
     labels = labels_of(datapath="netdev@ovs-netdev", thread="pmd-c0", numa=0, core=0, port="p1", queue=0)
     assert verdict(rounds([Sample(pmd.RXQ_USAGE, labels, 0.5)]), "pmd_rxq_overloaded")["state"] == health.OK

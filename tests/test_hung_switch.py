@@ -106,8 +106,11 @@ def test_scrape_honours_the_prometheus_scrape_timeout(fresh_sandbox: SandboxSwit
                     text = response.read().decode()
         finally:
             server.shutdown()
-    values = {(s.name, tuple(sorted(s.labels.items()))): s.value
-              for f in text_string_to_metric_families(text) for s in f.samples}
+    values = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+    }
     assert values[("ovstop_source_up", (("source", "unixctl"),))] == 0.0
     assert values[("ovstop_source_up", (("source", "ovsdb"),))] == 1.0
     assert not [name for name, _ in values if name.startswith("ovs_vswitchd_datapath")]

@@ -27,21 +27,33 @@ from ovstop.errors import SourceError
 
 VMLINUX = Path("/sys/kernel/btf/vmlinux")
 needs_btf = pytest.mark.skipif(not VMLINUX.exists(), reason="no kernel BTF on this host")
-OVS_REASONS = ("OVS_DROP_LAST_ACTION", "OVS_DROP_ACTION_ERROR", "OVS_DROP_EXPLICIT", "OVS_DROP_EXPLICIT_WITH_ERROR",
-               "OVS_DROP_METER", "OVS_DROP_RECURSION_LIMIT", "OVS_DROP_DEFERRED_LIMIT", "OVS_DROP_FRAG_L2_TOO_LONG",
-               "OVS_DROP_FRAG_INVALID_PROTO", "OVS_DROP_CONNTRACK", "OVS_DROP_IP_TTL")
+OVS_REASONS = (
+    "OVS_DROP_LAST_ACTION",
+    "OVS_DROP_ACTION_ERROR",
+    "OVS_DROP_EXPLICIT",
+    "OVS_DROP_EXPLICIT_WITH_ERROR",
+    "OVS_DROP_METER",
+    "OVS_DROP_RECURSION_LIMIT",
+    "OVS_DROP_DEFERRED_LIMIT",
+    "OVS_DROP_FRAG_L2_TOO_LONG",
+    "OVS_DROP_FRAG_INVALID_PROTO",
+    "OVS_DROP_CONNTRACK",
+    "OVS_DROP_IP_TTL",
+)
 
 
 def bpftool_enum(name: str) -> dict[str, int]:
-    dump = subprocess.run(["bpftool", "btf", "dump", "file", str(VMLINUX)], capture_output=True, text=True,
-                          check=True).stdout
+    dump = subprocess.run(
+        ["bpftool", "btf", "dump", "file", str(VMLINUX)], capture_output=True, text=True, check=True
+    ).stdout
     block = dump.split(f"ENUM '{name}'", 1)[1].split("\n[", 1)[0]
     return {m.group(1): int(m.group(2)) for m in re.finditer(r"'(\w+)' val=(-?\d+)", block)}
 
 
 def bpftool_offset(struct_name: str, member: str) -> int:
-    dump = subprocess.run(["bpftool", "btf", "dump", "file", str(VMLINUX)], capture_output=True, text=True,
-                          check=True).stdout
+    dump = subprocess.run(
+        ["bpftool", "btf", "dump", "file", str(VMLINUX)], capture_output=True, text=True, check=True
+    ).stdout
     block = dump.split(f"STRUCT '{struct_name}' ", 1)[1].split("\n[", 1)[0]
     return int(re.search(rf"'{member}' type_id=\d+ bits_offset=(\d+)", block).group(1)) // 8  # type: ignore[union-attr]
 
@@ -80,8 +92,11 @@ def host_layout() -> kernel_drops.DropLayout:
     if subsys is None:
         pytest.skip("this kernel has no openvswitch drop subsystem")
     base = subsys << 16
-    members = {"__OVS_DROP_REASON": base, **{n: base + i for i, n in enumerate(OVS_REASONS, 1)},
-               "OVS_DROP_MAX": base + len(OVS_REASONS) + 1}
+    members = {
+        "__OVS_DROP_REASON": base,
+        **{n: base + i for i, n in enumerate(OVS_REASONS, 1)},
+        "OVS_DROP_MAX": base + len(OVS_REASONS) + 1,
+    }
     return kernel_drops.layout(vmlinux, Btf(split_blob(vmlinux, "ovs_drop_reason", members), vmlinux, "openvswitch"))
 
 
@@ -103,16 +118,22 @@ def test_a_module_without_ovs_reasons_is_a_reason_not_a_guess() -> None:
 def test_counts_become_named_samples_per_port(host_layout: kernel_drops.DropLayout) -> None:
     deferred = (host_layout.subsys << 16) + 7
     counts = {(deferred, 3): 5, (deferred, 4): 2, ((host_layout.subsys << 16) + 99, 3): 1}
-    got = {(dict(s.labels)["reason"], dict(s.labels)["port"]): s.value
-           for s in kernel_drops.samples(counts, host_layout, {3: "veth0"})}
-    assert got == {("OVS_DROP_DEFERRED_LIMIT", "veth0"): 5.0, ("OVS_DROP_DEFERRED_LIMIT", "ifindex 4"): 2.0,
-                   (f"reason_{(host_layout.subsys << 16) + 99:#x}", "veth0"): 1.0}
+    got = {
+        (dict(s.labels)["reason"], dict(s.labels)["port"]): s.value
+        for s in kernel_drops.samples(counts, host_layout, {3: "veth0"})
+    }
+    assert got == {
+        ("OVS_DROP_DEFERRED_LIMIT", "veth0"): 5.0,
+        ("OVS_DROP_DEFERRED_LIMIT", "ifindex 4"): 2.0,
+        (f"reason_{(host_layout.subsys << 16) + 99:#x}", "veth0"): 1.0,
+    }
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="loading BPF programs needs root")
 @pytest.mark.root
-def test_drops_program_passes_the_verifier(host_layout: kernel_drops.DropLayout, tmp_path: Path,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_drops_program_passes_the_verifier(
+    host_layout: kernel_drops.DropLayout, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     bcc = import_bcc()
     if not find_kernel_headers(platform.release()):
         tree = headers_tree(tmp_path)

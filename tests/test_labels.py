@@ -36,10 +36,14 @@ def label_map(tmp_path) -> LabelMap:
 def test_rules_then_external_ids(label_map: LabelMap) -> None:
     assert label_map.labels_for("tap-a1", bridge="br0") == {"vpc": "vpc-a", "workload": ""}
     assert label_map.labels_for("p1", bridge="br0", external_ids=({"ovn-vpc": "vpc-b", "workload": "db"},)) == {
-        "vpc": "vpc-b", "workload": "db"}
+        "vpc": "vpc-b",
+        "workload": "db",
+    }
     # a rule wins over external_ids for the same label; other labels still come from external_ids
     assert label_map.labels_for("tap-a2", external_ids=({"vpc": "vpc-z", "workload": "web"},)) == {
-        "vpc": "vpc-a", "workload": "web"}
+        "vpc": "vpc-a",
+        "workload": "web",
+    }
     assert label_map.labels_for("x", bridge="br-side") == {"vpc": "", "workload": "side"}
 
 

@@ -20,7 +20,8 @@ UI_FREE_TUI = ("ovstop.tui.feed", "ovstop.tui.format", "ovstop.tui.headline")
 def data_layer_modules() -> list[str]:
     names = [m.name for m in pkgutil.walk_packages(ovstop.__path__, "ovstop.")]
     return sorted(
-        n for n in names
+        n
+        for n in names
         if n != "ovstop.__main__" and (not n.startswith("ovstop.tui.") or n in UI_FREE_TUI) and n != "ovstop.tui"
     )
 

@@ -39,8 +39,9 @@ os.write(2, b"after the UI\\n")
 
 
 def _run(script: str, log: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", script, str(log)], capture_output=True, text=True, cwd=ROOT,
-                          timeout=60)
+    return subprocess.run(
+        [sys.executable, "-c", script, str(log)], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
 
 
 def test_collector_error_is_one_line_and_its_traceback_is_in_the_log(tmp_path: Path) -> None:
@@ -63,6 +64,11 @@ def test_fd2_goes_to_the_log_while_the_ui_owns_the_terminal(tmp_path: Path) -> N
 
 
 def test_log_file_that_cannot_be_opened_is_one_line(tmp_path: Path) -> None:
-    run = subprocess.run([sys.executable, "-m", "ovstop", "--check", "--log", str(tmp_path / "no" / "dir.log")],
-                         capture_output=True, text=True, cwd=ROOT, timeout=60)
+    run = subprocess.run(
+        [sys.executable, "-m", "ovstop", "--check", "--log", str(tmp_path / "no" / "dir.log")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
     assert run.returncode == 1 and run.stderr.startswith("ovstop: --log ") and len(run.stderr.splitlines()) == 1

@@ -80,8 +80,9 @@ def test_missing_socket_is_one_line_error(tmp_path: Path) -> None:
 # -- against the real switch -----------------------------------------------------------------------------
 def test_tables_match_ofctl_with_names_and_lookups(fresh_sandbox: SandboxSwitch) -> None:
     sw = fresh_sandbox
-    sw.vsctl("--", "--id=@ft", "create", "Flow_Table", "name=classifier", "--", "set", "Bridge", "br0",
-             "flow_tables:0=@ft")
+    sw.vsctl(
+        "--", "--id=@ft", "create", "Flow_Table", "name=classifier", "--", "set", "Bridge", "br0", "flow_tables:0=@ft"
+    )
     TrafficGenerator(sw, seed=3).inject(10, repeats=2)
     sources, db = sources_for(sw)
     collector = OpenFlowCollector()
@@ -91,10 +92,16 @@ def test_tables_match_ofctl_with_names_and_lookups(fresh_sandbox: SandboxSwitch)
         for bridge in sw.bridges:
             want = ofctl_tables(sw, bridge)
             flows = ofctl_flow_counts(sw, bridge)
-            active = {int(dict(k)["table_id"]): v for k, v in by_name(samples, "ovs_vswitchd_flow_table_active_flows")
-                      .items() if dict(k)["bridge"] == bridge}
-            lookups = {int(dict(k)["table_id"]): v for k, v in by_name(samples, "ovs_vswitchd_flow_table_lookups_total")
-                       .items() if dict(k)["bridge"] == bridge}
+            active = {
+                int(dict(k)["table_id"]): v
+                for k, v in by_name(samples, "ovs_vswitchd_flow_table_active_flows").items()
+                if dict(k)["bridge"] == bridge
+            }
+            lookups = {
+                int(dict(k)["table_id"]): v
+                for k, v in by_name(samples, "ovs_vswitchd_flow_table_lookups_total").items()
+                if dict(k)["bridge"] == bridge
+            }
             used = {t for t, (a, lk, _m) in want.items() if a or lk}
             assert set(active) == used  # only tables with rules or lookups
             for t in used:
@@ -134,8 +141,12 @@ def test_reconnects_after_switch_restart(fresh_sandbox: SandboxSwitch) -> None:
 def load_rules(sw: SandboxSwitch, bridge: str, n: int) -> None:
     """``n`` exact-match rules spread over tables 1-4 of ``bridge``, through ``ovs-ofctl add-flows``."""
     rules = sw.dir / "many.flows"
-    rules.write_text("".join(f"table={1 + i % 4},priority=10,ip,nw_dst=10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}"
-                             f",actions=drop\n" for i in range(n)))
+    rules.write_text(
+        "".join(
+            f"table={1 + i % 4},priority=10,ip,nw_dst=10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255},actions=drop\n"
+            for i in range(n)
+        )
+    )
     sw.ofctl("add-flows", bridge, str(rules), timeout=300)
 
 

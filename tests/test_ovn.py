@@ -45,8 +45,9 @@ vpc = "shared"
 def rt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
     tmp = tmp_path_factory.mktemp("ovn")
     (tmp / "labels.toml").write_text(LABELS)
-    with running(Options(sandbox=True, sandbox_ports=1, traffic_pps=20, ovn=True,
-                         labels=str(tmp / "labels.toml"), ebpf=False)) as runtime:
+    with running(
+        Options(sandbox=True, sandbox_ports=1, traffic_pps=20, ovn=True, labels=str(tmp / "labels.toml"), ebpf=False)
+    ) as runtime:
         yield runtime
 
 
@@ -90,8 +91,12 @@ def test_counts_equal_ctl_output(rt: Runtime) -> None:
     assert one(snap, "ovn_logical_switches") == len(nb_list("Logical_Switch")) == 6
     assert one(snap, "ovn_logical_routers") == len(nb_list("Logical_Router")) == 2
     assert one(snap, "ovn_logical_router_ports") == len(nb_list("Logical_Router_Port")) == 4
-    lsp_types = Counter(t.strip('"') or "vif" for t in ovn.nbctl("--format=csv", "--no-headings", "--columns=type",
-                                                                  "list", "Logical_Switch_Port").splitlines())
+    lsp_types = Counter(
+        t.strip('"') or "vif"
+        for t in ovn.nbctl(
+            "--format=csv", "--no-headings", "--columns=type", "list", "Logical_Switch_Port"
+        ).splitlines()
+    )
     for ptype, n in lsp_types.items():
         assert one(snap, "ovn_logical_switch_ports", type=ptype) == n
     assert lsp_types == {"vif": 8, "router": 4, "localnet": 2}
@@ -109,12 +114,19 @@ def test_counts_equal_ctl_output(rt: Runtime) -> None:
     # Tenants: switches and ports per vpc (NB external_ids), bound ports per vpc (SB, joined through NB).
     for tenant in TENANTS:
         switches = bare(ovn.nbctl("--bare", "--columns=name", "find", "Logical_Switch", f"external_ids:vpc={tenant}"))
-        assert sum(v for k, v in values(snap, "ovn_tenant_logical_switches").items()
-                   if ("vpc", tenant) in k) == len(switches) == 3
+        assert (
+            sum(v for k, v in values(snap, "ovn_tenant_logical_switches").items() if ("vpc", tenant) in k)
+            == len(switches)
+            == 3
+        )
         assert one(snap, "ovn_tenant_logical_switches", vpc=tenant, workload="external") == 1
-        bound = [line for line in ovn.sbctl("--format=csv", "--no-headings", "--columns=logical_port,chassis", "list",
-                                            "Port_Binding").splitlines()
-                 if line.startswith(tenant) and not line.endswith(",[]")]
+        bound = [
+            line
+            for line in ovn.sbctl(
+                "--format=csv", "--no-headings", "--columns=logical_port,chassis", "list", "Port_Binding"
+            ).splitlines()
+            if line.startswith(tenant) and not line.endswith(",[]")
+        ]
         assert one(snap, "ovn_tenant_port_bindings", vpc=tenant, workload="") == len(bound) == 4
     rows = {r["chassis"]: r for r in snap.tables["ovn_chassis"]}
     assert rows[LOCAL_CHASSIS]["local"] and rows[LOCAL_CHASSIS]["encap_ip"] == "10.0.0.1"
@@ -133,8 +145,17 @@ def test_tunnels_carry_remote_ip_tenant_and_chassis(rt: Runtime) -> None:
     assert {r["tunnel"] for r in rows} == set(ovs_tunnels)
     for row in rows:
         assert row["chassis"] == by_ip[row["remote_ip"]]
-        assert one(snap, "ovs_vswitchd_tunnel_up", tunnel=row["tunnel"], remote_ip=row["remote_ip"], vpc="shared",
-                   key="flow") == 1
+        assert (
+            one(
+                snap,
+                "ovs_vswitchd_tunnel_up",
+                tunnel=row["tunnel"],
+                remote_ip=row["remote_ip"],
+                vpc="shared",
+                key="flow",
+            )
+            == 1
+        )
         assert one(snap, "ovn_tunnel_chassis_info", tunnel=row["tunnel"], chassis=row["chassis"]) == 1
     # The sandbox's own geneve0 (br0) ends at chassis-2's address too.
     assert one(snap, "ovn_tunnel_chassis_info", tunnel="geneve0", remote_ip="10.0.0.2") == 1
@@ -155,9 +176,15 @@ def test_metrics_with_ovn_pass_promtool(rt: Runtime) -> None:
     check = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
     families = {f.name for f in text_string_to_metric_families(text)}
-    for name in ("ovn_logical_switches", "ovn_chassis_up", "ovn_chassis_info", "ovn_tunnel_chassis_info",
-                 "ovs_vswitchd_flow_table_active_flows", "ovs_vswitchd_flow_table_lookups",
-                 "ovs_vswitchd_bridge_n_flows"):
+    for name in (
+        "ovn_logical_switches",
+        "ovn_chassis_up",
+        "ovn_chassis_info",
+        "ovn_tunnel_chassis_info",
+        "ovs_vswitchd_flow_table_active_flows",
+        "ovs_vswitchd_flow_table_lookups",
+        "ovs_vswitchd_bridge_n_flows",
+    ):
         assert name in families, name
 
 
@@ -275,8 +302,10 @@ def test_explain_of_an_ovn_flow_equals_ovn_detrace(rt: Runtime) -> None:
 
     ovn = ovn_of(rt)
     sw = ovn.switch
-    packet = ("eth(src=02:bb:00:00:00:00,dst=02:bb:00:00:00:01),eth_type(0x0800),"
-              "ipv4(src=192.168.0.10,dst=192.168.0.11,proto=6,tos=0,ttl=64,frag=no),tcp(src=1000,dst=23)")
+    packet = (
+        "eth(src=02:bb:00:00:00:00,dst=02:bb:00:00:00:01),eth_type(0x0800),"
+        "ipv4(src=192.168.0.10,dst=192.168.0.11,proto=6,tos=0,ttl=64,frag=no),tcp(src=1000,dst=23)"
+    )
     deadline = time.monotonic() + 20
     while True:
         sw.appctl("netdev-dummy/receive", "vpc-a-ls0-vm0", packet)
@@ -287,9 +316,15 @@ def test_explain_of_an_ovn_flow_equals_ovn_detrace(rt: Runtime) -> None:
         time.sleep(0.2)
     got = explain_flow(rt.sampler.sources, rows[0])
     trace = sw.appctl("ofproto/trace", *trace_args(rows[0], traceable(got.key)))
-    detrace = subprocess.run(["ovn-detrace", f"--ovnsb={ovn.sb_remote}", f"--ovnnb={ovn.nb_remote}"],
-                             input=trace, capture_output=True, text=True, timeout=60, env={**os.environ, **ovn.env},
-                             check=True).stdout
+    detrace = subprocess.run(
+        ["ovn-detrace", f"--ovnsb={ovn.sb_remote}", f"--ovnnb={ovn.nb_remote}"],
+        input=trace,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **ovn.env},
+        check=True,
+    ).stdout
     logical = re.findall(r"\* Logical flow: table=(\d+) \((\w+)\), priority=\d+, match=\((.*)\), actions=", detrace)
     assert logical and [(str(lf.table), lf.stage, lf.match) for lf in got.logical] == logical
     assert f"* ACL: from-lport, priority={ACL_PRIORITY}, match=({ACL_MATCH}), drop" in detrace
@@ -312,8 +347,10 @@ def test_tui_flow_screen_names_the_acl(rt: Runtime) -> None:
     from ovstop.tui.lookup_pane import flow_key
 
     ovn = ovn_of(rt)
-    packet = ("eth(src=02:bb:00:00:00:00,dst=02:bb:00:00:00:01),eth_type(0x0800),"
-              "ipv4(src=192.168.0.10,dst=192.168.0.11,proto=6,tos=0,ttl=64,frag=no),tcp(src=1001,dst=23)")
+    packet = (
+        "eth(src=02:bb:00:00:00:00,dst=02:bb:00:00:00:01),eth_type(0x0800),"
+        "ipv4(src=192.168.0.10,dst=192.168.0.11,proto=6,tos=0,ttl=64,frag=no),tcp(src=1001,dst=23)"
+    )
     app = OvstopApp(LiveFeed(rt.sampler, 0.5))
 
     async def run() -> None:
@@ -326,8 +363,10 @@ def test_tui_flow_screen_names_the_acl(rt: Runtime) -> None:
                 assert time.monotonic() < end, "the ACL flow never showed in pane 4"
                 ovn.switch.appctl("netdev-dummy/receive", "vpc-a-ls0-vm0", packet)
                 await asyncio.sleep(0.3)
-                key = next((flow_key(flow_id(st.row)) for st in app.view.flow_stats
-                            if "dst=23" in str(st.row.get("key"))), None)
+                key = next(
+                    (flow_key(flow_id(st.row)) for st in app.view.flow_stats if "dst=23" in str(st.row.get("key"))),
+                    None,
+                )
             table.focus()
             table.move_cursor(row=table.get_row_index(key))
             await pilot.press("enter")

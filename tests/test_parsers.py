@@ -62,7 +62,9 @@ def test_dpctl_show_userspace() -> None:
     assert p1.port_no == 1 and p1.type == "dummy-pmd"
     assert p1.stats["rx_packets"] == 178 and p1.stats["tx_bytes"] == 14160 and p1.stats["rx_errors"] is None
     assert [d.name for d in dpctl_show.parse(read(V31 / "dpctl-show-s-all.txt"))] == [
-        "netdev@ovs-netdev", "system@ovs-system"]
+        "netdev@ovs-netdev",
+        "system@ovs-system",
+    ]
 
 
 def test_dpctl_show_kernel_master() -> None:
@@ -102,9 +104,19 @@ def test_pmd_perf_show_master_main_thread() -> None:
     *pmds, main = pmd_perf_show.parse(read(MASTER / "pmd-perf-show.txt"))
     assert len(pmds) == 2 and "mfex_opt_hits" not in pmds[0].counters
     assert (main.label, main.numa, main.core) == ("main", 0, None)
-    assert main.counters == {"rx_packets": 22, "passes": 22, "phwol_hits": 0, "simple_match_hits": 0,
-                             "emc_hits": 0, "smc_hits": 0, "megaflow_hits": 6, "upcalls": 16,
-                             "lost_upcalls": 0, "tx_packets": 22, "tx_batches": 22}
+    assert main.counters == {
+        "rx_packets": 22,
+        "passes": 22,
+        "phwol_hits": 0,
+        "simple_match_hits": 0,
+        "emc_hits": 0,
+        "smc_hits": 0,
+        "megaflow_hits": 6,
+        "upcalls": 16,
+        "lost_upcalls": 0,
+        "tx_packets": 22,
+        "tx_batches": 22,
+    }
     assert main.histograms == {}
 
 
@@ -122,8 +134,10 @@ def test_upcall_show() -> None:
     assert (netdev.flows_current, netdev.flows_avg, netdev.flows_max, netdev.flows_limit) == (4, 3, 4, 10000)
     assert netdev.dump_duration_ms == 1 and netdev.ufid_enabled is True and netdev.offloaded_flows is None
     assert netdev.revalidator_keys == {5: 4} and system.revalidator_keys == {11: 6}
-    text = "d@x:\n  flows         : (current 1) (avg 1) (max 1) (limit 9)\n  offloaded flows : 7\n" \
-           "  dump duration : 12ms\n  ufid enabled : false\n\n  3: (keys 1)\n  4: (keys 0)\n"
+    text = (
+        "d@x:\n  flows         : (current 1) (avg 1) (max 1) (limit 9)\n  offloaded flows : 7\n"
+        "  dump duration : 12ms\n  ufid enabled : false\n\n  3: (keys 1)\n  4: (keys 0)\n"
+    )
     (dp,) = upcall_show.parse(text)
     assert dp.offloaded_flows == 7 and dp.ufid_enabled is False and dp.revalidator_keys == {3: 1, 4: 0}
 
@@ -133,13 +147,23 @@ def test_coverage_show() -> None:
     assert cov.never_hit == 108 and len(cov.counters) == 43
     first = cov.counters[0]
     assert (first.name, first.rate_5s, first.rate_1m, first.rate_1h, first.total) == (
-        "bridge_reconfigure", 0.0, 0.067, 0.0011, 4)
+        "bridge_reconfigure",
+        0.0,
+        0.067,
+        0.0011,
+        4,
+    )
 
 
 def test_memory_show() -> None:
     assert memory_show.parse(read(V31 / "memory-show.txt")) == {
-        "handlers": 2, "idl-cells-Open_vSwitch": 346, "ports": 5, "revalidators": 2, "rules": 16,
-        "udpif keys": 10}
+        "handlers": 2,
+        "idl-cells-Open_vSwitch": 346,
+        "ports": 5,
+        "revalidators": 2,
+        "rules": 16,
+        "udpif keys": 10,
+    }
 
 
 def test_conntrack() -> None:
@@ -174,11 +198,13 @@ def test_dump_flows() -> None:
 
 
 def test_metrics_show() -> None:
-    text = ("# HELP ovs_vswitchd_datapath_hit_total Hits.\n# TYPE ovs_vswitchd_datapath_hit_total counter\n"
-            'ovs_vswitchd_datapath_hit_total{datapath="netdev@ovs-netdev"} 12\n'
-            "# HELP ovs_vswitchd_x A histogram.\n# TYPE ovs_vswitchd_x histogram\n"
-            'ovs_vswitchd_x_bucket{le="1"} 2\novs_vswitchd_x_bucket{le="+Inf"} 3\n'
-            "ovs_vswitchd_x_sum 4\novs_vswitchd_x_count 3\n")
+    text = (
+        "# HELP ovs_vswitchd_datapath_hit_total Hits.\n# TYPE ovs_vswitchd_datapath_hit_total counter\n"
+        'ovs_vswitchd_datapath_hit_total{datapath="netdev@ovs-netdev"} 12\n'
+        "# HELP ovs_vswitchd_x A histogram.\n# TYPE ovs_vswitchd_x histogram\n"
+        'ovs_vswitchd_x_bucket{le="1"} 2\novs_vswitchd_x_bucket{le="+Inf"} 3\n'
+        "ovs_vswitchd_x_sum 4\novs_vswitchd_x_count 3\n"
+    )
     hit, hist = metrics_show.parse(text)
     assert hit.type == "counter" and hit.samples[0].labels == (("datapath", "netdev@ovs-netdev"),)
     assert hit.samples[0].value == 12.0
@@ -208,7 +234,8 @@ def test_ovs35_kernel_datapath_outputs_agree() -> None:
     assert all(f.key.startswith("recirc_id(0),in_port(v1),") and f.dp == "ovs" for f in dump.flows)
     assert sum(f.actions == "v2" for f in dump.flows) == 8
     assert [f.actions for f in dump.flows if f.actions.startswith("ct(")] == [
-        "ct(commit,zone=5,nat(dst=10.0.0.2-10.0.0.3:7000-7010)),v2"]
+        "ct(commit,zone=5,nat(dst=10.0.0.2-10.0.0.3:7000-7010)),v2"
+    ]
     assert ct_stats_show.parse(read(V35 / "ct-stats-show-m-kernel.txt")).protocols == {"udp": 1}
 
 
@@ -259,12 +286,11 @@ def test_garbage_gives_parse_error_only(fixture: str) -> None:
     text = read(V31 / fixture)
     rng = random.Random(fixture)
     inputs = ["", "   \n", "\x00\xff garbage", "ovs-vswitchd: datapath not found (Invalid argument)"]
-    inputs += [bytes(rng.randrange(256) for _ in range(rng.randrange(1, 300))).decode("latin-1")
-               for _ in range(100)]
+    inputs += [bytes(rng.randrange(256) for _ in range(rng.randrange(1, 300))).decode("latin-1") for _ in range(100)]
     inputs += [text[: rng.randrange(len(text))] for _ in range(100)]
     for _ in range(100):
         pos = rng.randrange(len(text))
-        inputs.append(text[:pos] + rng.choice(["?", "x", ":", "(", "-1", "\n", " "]) + text[pos + 1:])
+        inputs.append(text[:pos] + rng.choice(["?", "x", ":", "(", "-1", "\n", " "]) + text[pos + 1 :])
     for bad in inputs:
         try:
             parse(bad)
@@ -285,8 +311,9 @@ def test_dump_flows_same_with_debian_12s_ovs_library(tmp_path: Path) -> None:
     )
     fixture = tmp_path / "dump.txt"  # the 3.1 recording and a tc-offloaded flow (offloaded:, dp:tc)
     fixture.write_text(read(V31 / "dpctl-dump-flows-m.txt") + OFFLOADED_FLOW + "\n")
-    done = subprocess.run(["/usr/bin/python3", "-c", script, str(Path(__file__).parents[1]), str(fixture)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["/usr/bin/python3", "-c", script, str(Path(__file__).parents[1]), str(fixture)], capture_output=True, text=True
+    )
     if "No module named 'ovs'" in done.stderr:
         pytest.skip("python3-openvswitch not installed")
     assert done.returncode == 0, done.stderr

@@ -30,8 +30,16 @@ def test_rotated_gzip_recording_replays_the_values_rates_and_flows_it_saw(
     path = tmp_path / "rec.jsonl.gz"
     traffic = TrafficGenerator(sandbox, rate_pps=300)
     traffic.start()
-    rt = open_runtime(Options(unixctl=str(sandbox.unixctl_path), db=sandbox.db_remote, ebpf=False,
-                              record=str(path), record_rotate=12 * 1024, record_keep=3))
+    rt = open_runtime(
+        Options(
+            unixctl=str(sandbox.unixctl_path),
+            db=sandbox.db_remote,
+            ebpf=False,
+            record=str(path),
+            record_rotate=12 * 1024,
+            record_keep=3,
+        )
+    )
     live: list[Snapshot] = []
     try:
         rt.sampler.listeners.append(live.append)
@@ -56,16 +64,21 @@ def test_rotated_gzip_recording_replays_the_values_rates_and_flows_it_saw(
 
     decoder = FrameDecoder()
     replayed: list[Snapshot] = []
-    replayer = Replayer(recording_parts(parts[-1])[0], lambda ev: None,
-                        lambda ts, data: replayed.append(decoder.decode(data)), speed=math.inf)
+    replayer = Replayer(
+        recording_parts(parts[-1])[0],
+        lambda ev: None,
+        lambda ts, data: replayed.append(decoder.decode(data)),
+        speed=math.inf,
+    )
     replayer.poll(0.0)
     assert replayer.done and 3 <= len(replayed) < ROUNDS
     by_seq = {s.seq: s for s in live}
-    assert [s.seq for s in replayed] == sorted(by_seq)[-len(replayed):]
+    assert [s.seq for s in replayed] == sorted(by_seq)[-len(replayed) :]
     for n, got in enumerate(replayed):
         want = by_seq[got.seq]
         assert [(s.name, s.labels, s.value, s.stale) for s in got.series] == [
-            (s.name, s.labels, s.value, s.stale) for s in want.series]
+            (s.name, s.labels, s.value, s.stale) for s in want.series
+        ]
         assert got.health == want.health and got.timestamp == want.timestamp
         assert _flows(got) == _flows(want)
         if n > 0:  # rates need the previous frame, which the first replayed one lacks
@@ -76,12 +89,15 @@ def test_rotated_gzip_recording_replays_the_values_rates_and_flows_it_saw(
         assert list(got_series.history) == pytest.approx(list(want_series.history)[-kept:] if kept else [], rel=1e-6)
 
 
-@pytest.mark.parametrize(("args", "fragment"), [
-    (["--record", "x.jsonl", "--record-rotate", "lots"], "expected a size"),
-    (["--record", "x.jsonl", "--record-rotate", "1k"], "too small"),
-    (["--record-rotate", "10M"], "needs --record"),
-    (["--record", "x.jsonl", "--record-keep", "0"], "at least 1"),
-    (["--record", "/dev/null", "--record-rotate", "1M"], "needs a regular file"),
-])
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--record", "x.jsonl", "--record-rotate", "lots"], "expected a size"),
+        (["--record", "x.jsonl", "--record-rotate", "1k"], "too small"),
+        (["--record-rotate", "10M"], "needs --record"),
+        (["--record", "x.jsonl", "--record-keep", "0"], "at least 1"),
+        (["--record", "/dev/null", "--record-rotate", "1M"], "needs a regular file"),
+    ],
+)
 def test_bad_rotation_flags(args: list[str], fragment: str) -> None:
     assert_one_line_error(run("--headless", "--unixctl", "/nonexistent", *args), fragment)

@@ -29,8 +29,15 @@ NESTED = "[" * 100_000 + "]" * 100_000 + "\n"
 
 def recording(path: Path, *tail: str) -> Path:
     """A real two-snapshot recording (through ovstop's Recorder), then ``tail`` lines as they are."""
-    doc = {"format": "ovstop-snapshot", "version": 1, "timestamp": 1.0, "seq": 1, "health": {}, "specs": {},
-           "series": []}
+    doc = {
+        "format": "ovstop-snapshot",
+        "version": 1,
+        "timestamp": 1.0,
+        "seq": 1,
+        "health": {},
+        "specs": {},
+        "series": [],
+    }
     with Recorder(path) as rec:
         rec.snapshot(doc, timestamp=1_000_000_000)
         rec.snapshot({**doc, "seq": 2, "timestamp": 2.0}, timestamp=2_000_000_000)
@@ -118,8 +125,11 @@ def test_events_only_snapshot_when_stepping(tmp_path: Path) -> None:
 
 
 def test_replay_thread_survives_what_it_cannot_decode(tmp_path: Path) -> None:
-    path = recording(tmp_path / "rec.jsonl", json.dumps({"common": {"timestamp": 3_000_000_000},
-                                                         "ovstop": {"kind": "snapshot", "data": {"format": 1}}}) + "\n")
+    path = recording(
+        tmp_path / "rec.jsonl",
+        json.dumps({"common": {"timestamp": 3_000_000_000}, "ovstop": {"kind": "snapshot", "data": {"format": 1}}})
+        + "\n",
+    )
     _, got = play(path)
     assert not got[-1].health[REPLAY].up
     assert got[-1].health[REPLAY].reason.startswith("stopped at line 4: not an ovstop snapshot")

@@ -61,6 +61,7 @@ def test_switch_layout(sandbox: SandboxSwitch) -> None:
     assert sorted(sandbox.vsctl("list-br").split()) == ["br0", "br1"]
     for bridge, ports in sandbox.ports.items():
         assert sorted(sandbox.vsctl("list-ports", bridge).split()) == sorted(ports)
+
     def get(*args: str) -> str:
         return sandbox.vsctl("get", *args).strip().strip('"')
 
@@ -188,9 +189,7 @@ time.sleep(60)
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGKILL])
 def test_owner_death_leaves_nothing(tmp_path: Path, sig: signal.Signals) -> None:
-    owner = subprocess.Popen(
-        [sys.executable, "-c", _OWNER, str(tmp_path)], stdout=subprocess.PIPE, text=True, cwd=ROOT
-    )
+    owner = subprocess.Popen([sys.executable, "-c", _OWNER, str(tmp_path)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
     assert owner.stdout is not None
     d = Path(owner.stdout.readline().strip())
     assert d.is_dir() and len(processes_using(d)) == 2

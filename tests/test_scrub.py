@@ -72,8 +72,7 @@ def test_scrub_back_forward_live_and_to_a_real_failure(fresh_sandbox: SandboxSwi
             await pilot.press("B")  # back to the newest moment the tunnel was down
             assert "tunnel_down" in failing(app) and "✗ tunnel_down" in header(app)
             index = kept.index_at(app.shown.timestamp)
-            assert all("tunnel_down" not in health.failing(health.rows(kept[i]))
-                       for i in range(index + 1, len(kept)))
+            assert all("tunnel_down" not in health.failing(health.rows(kept[i])) for i in range(index + 1, len(kept)))
 
             await pilot.press("t")
             assert app.scrub_at is None and app.shown is app.latest and "viewing" not in header(app)
@@ -101,8 +100,9 @@ def test_scrub_back_forward_live_and_to_a_real_failure(fresh_sandbox: SandboxSwi
             assert "✗ tunnel_down" in header(app2)
             # every snapshot played on the way is kept (the UI may skip drawing some): none failed before
             assert app2.timeline[-1] is first and len(app2.timeline) == replay.snapshots
-            assert not any("tunnel_down" in health.failing(health.rows(app2.timeline[i]))
-                           for i in range(len(app2.timeline) - 1))
+            assert not any(
+                "tunnel_down" in health.failing(health.rows(app2.timeline[i])) for i in range(len(app2.timeline) - 1)
+            )
             await pilot.press("b")  # the moment before, kept in the replay's timeline, was healthy
             assert app2.shown is not first and "tunnel_down" not in failing(app2)
             await pilot.press("t")

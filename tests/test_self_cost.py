@@ -24,8 +24,11 @@ def test_own_cpu_and_memory_on_metrics_match_ps(sandbox: SandboxSwitch) -> None:
     with headless(sandbox) as url:
         first = samples(scrape(url)[1])
         text = scrape(url)[1]
-        pid = int(subprocess.run(["pgrep", "-n", "-f", "ovstop --headless"], capture_output=True, text=True,
-                                 check=True).stdout.split()[0])
+        pid = int(
+            subprocess.run(
+                ["pgrep", "-n", "-f", "ovstop --headless"], capture_output=True, text=True, check=True
+            ).stdout.split()[0]
+        )
         ps = subprocess.run(["ps", "-o", "rss=,cputimes=", "-p", str(pid)], capture_output=True, text=True)
     values = samples(text)
     [rss] = pick(values, "ovstop_process_resident_memory_bytes")
@@ -45,8 +48,9 @@ def _socket_filter() -> int:
     license_ = ctypes.create_string_buffer(b"GPL")
     attr = (ctypes.c_uint8 * 128)()
     ctypes.memmove(attr, (ctypes.c_uint32 * 2)(1, 2), 8)  # BPF_PROG_TYPE_SOCKET_FILTER, 2 instructions
-    ctypes.memmove(ctypes.byref(attr, 8), (ctypes.c_uint64 * 2)(ctypes.addressof(insns),
-                                                                ctypes.addressof(license_)), 16)
+    ctypes.memmove(
+        ctypes.byref(attr, 8), (ctypes.c_uint64 * 2)(ctypes.addressof(insns), ctypes.addressof(license_)), 16
+    )
     libc = ctypes.CDLL(None, use_errno=True)
     fd = libc.syscall(number, _BPF_PROG_LOAD, attr, ctypes.sizeof(attr))
     if fd < 0:

@@ -97,10 +97,15 @@ def test_histogram_validation() -> None:
 def test_snapshot_json_round_trip() -> None:
     store = MetricStore()
     labels = labels_of(thread="pmd 0")
-    store.update([("unixctl", Sample(HIST, labels, hist(1, 2, 0))), ("unixctl", Sample(HITS, DP, 5.0))],
-                 0.0, 0.0, UP)
-    snap = store.update([("unixctl", Sample(HIST, labels, hist(3, 10, 1))), ("unixctl", Sample(HITS, DP, 9.0))],
-                        1.0, 1.0, UP, tables={"dp_flows": [{"ufid": "x", "packets": 3}]}, meta={"ovs_version": "3.1.0"})
+    store.update([("unixctl", Sample(HIST, labels, hist(1, 2, 0))), ("unixctl", Sample(HITS, DP, 5.0))], 0.0, 0.0, UP)
+    snap = store.update(
+        [("unixctl", Sample(HIST, labels, hist(3, 10, 1))), ("unixctl", Sample(HITS, DP, 9.0))],
+        1.0,
+        1.0,
+        UP,
+        tables={"dp_flows": [{"ufid": "x", "packets": 3}]},
+        meta={"ovs_version": "3.1.0"},
+    )
     doc = json.loads(json.dumps(snapshot_json.to_dict(snap)))
     assert doc["specs"][HIST.name]["type"] == "histogram"
     back = snapshot_json.from_dict(doc)
@@ -109,8 +114,14 @@ def test_snapshot_json_round_trip() -> None:
     assert back.meta["ovs_version"] == "3.1.0"
 
 
-@pytest.mark.parametrize("doc", [{}, {"format": "ovstop-snapshot", "version": 99},
-                                 {"format": "ovstop-snapshot", "version": 1, "specs": {}, "series": [{"name": "x"}]}])
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {},
+        {"format": "ovstop-snapshot", "version": 99},
+        {"format": "ovstop-snapshot", "version": 1, "specs": {}, "series": [{"name": "x"}]},
+    ],
+)
 def test_snapshot_json_rejects_foreign_documents(doc) -> None:
     with pytest.raises(OvstopError):
         snapshot_json.from_dict(doc)

@@ -32,8 +32,16 @@ FROZEN = 1_795_323_190.0
 """The clock the app is given: a little after the recording's last snapshot."""
 SIZES = {"80x24": (80, 24), "200x50": (200, 50)}
 VIEWS = {
-    "pane1": ["1"], "pane2": ["2"], "pane3": ["3"], "pane4": ["4"], "pane5": ["5"], "pane6": ["6"], "all": ["0"],
-    "help": ["question_mark"], "health": ["h"], "flow": ["4", "enter"],
+    "pane1": ["1"],
+    "pane2": ["2"],
+    "pane3": ["3"],
+    "pane4": ["4"],
+    "pane5": ["5"],
+    "pane6": ["6"],
+    "all": ["0"],
+    "help": ["question_mark"],
+    "health": ["h"],
+    "flow": ["4", "enter"],
     "scrub": ["b", "b"],
 }
 
@@ -107,8 +115,9 @@ async def _fleet_shown(pilot: Pilot[int]) -> None:
 @pytest.mark.parametrize("size", SIZES)
 def test_fleet_screen(snap_compare, size: str, view: str) -> None:  # type: ignore[no-untyped-def]
     """The fleet pane (``--prometheus``) on recorded query answers: one host failing tunnel_down."""
-    assert snap_compare(_replay_app(fleet=True), press=FLEET_VIEWS[view], terminal_size=SIZES[size],
-                        run_before=_fleet_shown)
+    assert snap_compare(
+        _replay_app(fleet=True), press=FLEET_VIEWS[view], terminal_size=SIZES[size], run_before=_fleet_shown
+    )
 
 
 @pytest.mark.parametrize("view", VIEWS)

@@ -22,8 +22,23 @@ if TYPE_CHECKING:
 
 
 TREE_ORDER = (
-    "datapath", "poll_threads", "upcall", "handler", "revalidator", "flow_lookup", "interface", "bridge",
-    "flow_table", "tunnel", "conntrack", "memory", "coverage", "process", "system", "ovn", "ovstop",
+    "datapath",
+    "poll_threads",
+    "upcall",
+    "handler",
+    "revalidator",
+    "flow_lookup",
+    "interface",
+    "bridge",
+    "flow_table",
+    "tunnel",
+    "conntrack",
+    "memory",
+    "coverage",
+    "process",
+    "system",
+    "ovn",
+    "ovstop",
 )
 """Tree order of the top-level subsystems collectors produce (the first element of a spec's path): what an
 operator reads first comes first; others follow by name. Handed to the store, which knows no subsystem."""

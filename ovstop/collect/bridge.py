@@ -26,12 +26,19 @@ class BridgeCollector:
         ident = ("bridge", *self.label_map.names)
         every = traffic_specs("ovs_vswitchd_bridge", "bridge's interfaces (sum)", ("bridge",), ident)
         self.traffic = {k: every[k] for k in BRIDGE_TRAFFIC}
-        self.n_bridges = MetricSpec("ovs_vswitchd_bridge_n_bridges", Kind.GAUGE, "Number of bridges.",
-                                    ("bridge", "n_bridges"))
-        self.n_ports = MetricSpec("ovs_vswitchd_bridge_n_ports", Kind.GAUGE, "Ports on the bridge.",
-                                  ("bridge", "n_ports"), ident)
-        self.info = MetricSpec(INFO, Kind.INFO, "Bridge identity (value is always 1).",
-                               ("bridge", "info"), ("bridge", "datapath_type", "fail_mode", *self.label_map.names))
+        self.n_bridges = MetricSpec(
+            "ovs_vswitchd_bridge_n_bridges", Kind.GAUGE, "Number of bridges.", ("bridge", "n_bridges")
+        )
+        self.n_ports = MetricSpec(
+            "ovs_vswitchd_bridge_n_ports", Kind.GAUGE, "Ports on the bridge.", ("bridge", "n_ports"), ident
+        )
+        self.info = MetricSpec(
+            INFO,
+            Kind.INFO,
+            "Bridge identity (value is always 1).",
+            ("bridge", "info"),
+            ("bridge", "datapath_type", "fail_mode", *self.label_map.names),
+        )
         self.specs = (self.n_bridges, self.n_ports, self.info, *self.traffic.values())
 
     def collect(self, sources: Sources, tables: Tables) -> Iterator[Sample]:
@@ -51,10 +58,25 @@ class BridgeCollector:
             ident = labels_of(bridge=name, **extra)
             n_ports = len(bridge.get("ports") or ())
             yield Sample(self.n_ports, ident, float(n_ports))
-            yield Sample(self.info, labels_of(bridge=name, datapath_type=bridge.get("datapath_type") or "system",
-                                              fail_mode=bridge.get("fail_mode") or "", **extra), 1.0)
+            yield Sample(
+                self.info,
+                labels_of(
+                    bridge=name,
+                    datapath_type=bridge.get("datapath_type") or "system",
+                    fail_mode=bridge.get("fail_mode") or "",
+                    **extra,
+                ),
+                1.0,
+            )
             for key, spec in self.traffic.items():
                 yield Sample(spec, ident, sums[name][key])
-            rows.append({"bridge": name, "datapath_type": bridge.get("datapath_type") or "system",
-                         "n_ports": n_ports, **extra, **sums[name]})
+            rows.append(
+                {
+                    "bridge": name,
+                    "datapath_type": bridge.get("datapath_type") or "system",
+                    "n_ports": n_ports,
+                    **extra,
+                    **sums[name],
+                }
+            )
         tables.rows["bridges"] = rows

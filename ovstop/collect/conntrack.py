@@ -11,15 +11,22 @@ from ovstop.model.metric import Kind, MetricSpec, Sample, labels_of
 from ovstop.parsers import ct_conns, ct_stats_show
 
 _DP = ("datapath",)
-N_CONNECTIONS = MetricSpec("ovs_vswitchd_conntrack_n_connections", Kind.GAUGE, "Tracked connections.",
-                           ("conntrack", "n_connections"), _DP)
-LIMIT = MetricSpec("ovs_vswitchd_conntrack_connection_limit", Kind.GAUGE,
-                   "Most connections the tracker accepts.", ("conntrack", "connection_limit"), _DP)
+N_CONNECTIONS = MetricSpec(
+    "ovs_vswitchd_conntrack_n_connections", Kind.GAUGE, "Tracked connections.", ("conntrack", "n_connections"), _DP
+)
+LIMIT = MetricSpec(
+    "ovs_vswitchd_conntrack_connection_limit",
+    Kind.GAUGE,
+    "Most connections the tracker accepts.",
+    ("conntrack", "connection_limit"),
+    _DP,
+)
 # Protocols as ct-stats-show names them; OVS omits a protocol with no connection, which reads as 0.
 PROTOCOLS = ("tcp", "udp", "udplite", "sctp", "icmp", "icmp6", "dccp", "igmp", "other")
 PER_PROTOCOL = {
-    p: MetricSpec(f"ovs_vswitchd_conntrack_n_{p}", Kind.GAUGE, f"Tracked {p.upper()} connections.",
-                  ("conntrack", f"n_{p}"), _DP)
+    p: MetricSpec(
+        f"ovs_vswitchd_conntrack_n_{p}", Kind.GAUGE, f"Tracked {p.upper()} connections.", ("conntrack", f"n_{p}"), _DP
+    )
     for p in PROTOCOLS
 }
 

@@ -9,20 +9,33 @@ from ovstop.collect.unixctl_util import client_of
 from ovstop.model.metric import Kind, MetricSpec, Sample, labels_of
 from ovstop.parsers import coverage_show
 
-COVERAGE = MetricSpec("ovs_vswitchd_coverage_total", Kind.COUNTER,
-                      "Times an internal event happened, per coverage counter.", ("coverage",), ("counter",))
+COVERAGE = MetricSpec(
+    "ovs_vswitchd_coverage_total",
+    Kind.COUNTER,
+    "Times an internal event happened, per coverage counter.",
+    ("coverage",),
+    ("counter",),
+)
 DATAPATH_DROPS = MetricSpec(
-    "ovs_vswitchd_datapath_drops_total", Kind.COUNTER,
+    "ovs_vswitchd_datapath_drops_total",
+    Kind.COUNTER,
     "Packets the userspace datapath dropped while executing actions, per reason (coverage datapath_drop_*).",
-    ("datapath", "drops"), ("reason",))
+    ("datapath", "drops"),
+    ("reason",),
+)
 ACTION_DROPS = MetricSpec(
-    "ovs_vswitchd_drop_action_total", Kind.COUNTER,
+    "ovs_vswitchd_drop_action_total",
+    Kind.COUNTER,
     "Packets dropped by the OpenFlow pipeline's translation, per reason (coverage drop_action_*).",
-    ("datapath", "drop_action"), ("reason",))
+    ("datapath", "drop_action"),
+    ("reason",),
+)
 CONNTRACK_FULL = MetricSpec(
-    "ovs_vswitchd_conntrack_full_total", Kind.COUNTER,
+    "ovs_vswitchd_conntrack_full_total",
+    Kind.COUNTER,
     "New connections the userspace connection tracker refused because it was full (coverage conntrack_full).",
-    ("conntrack", "full"))
+    ("conntrack", "full"),
+)
 DROP_PREFIXES = {"datapath_drop_": DATAPATH_DROPS, "drop_action_": ACTION_DROPS}
 
 

@@ -10,20 +10,51 @@ from ovstop.model.metric import Kind, MetricSpec, Sample, labels_of
 from ovstop.parsers import dpctl_show
 
 _DP = ("datapath",)
-HIT = MetricSpec("ovs_vswitchd_datapath_hit_total", Kind.COUNTER,
-                 "Packets that matched a flow in the datapath.", ("datapath", "hit"), _DP)
-MISSED = MetricSpec("ovs_vswitchd_datapath_missed_total", Kind.COUNTER,
-                    "Packets that matched no datapath flow (upcalls).", ("datapath", "missed"), _DP)
-LOST = MetricSpec("ovs_vswitchd_datapath_lost_total", Kind.COUNTER,
-                  "Packets lost before reaching userspace.", ("datapath", "lost"), _DP)
-N_FLOWS = MetricSpec("ovs_vswitchd_datapath_n_flows", Kind.GAUGE, "Flows in the datapath.",
-                     ("datapath", "n_flows"), _DP)
-N_MASKS = MetricSpec("ovs_vswitchd_datapath_n_masks", Kind.GAUGE,
-                     "Masks in the datapath's flow table (kernel datapath).", ("datapath", "n_masks"), _DP)
-MASK_HIT = MetricSpec("ovs_vswitchd_datapath_mask_hit_total", Kind.COUNTER,
-                      "Masks visited by lookups that hit (kernel datapath).", ("datapath", "mask_hit"), _DP)
-CACHE_HIT = MetricSpec("ovs_vswitchd_datapath_cache_hit_total", Kind.COUNTER,
-                       "Lookups answered by the mask cache (kernel datapath).", ("datapath", "cache_hit"), _DP)
+HIT = MetricSpec(
+    "ovs_vswitchd_datapath_hit_total",
+    Kind.COUNTER,
+    "Packets that matched a flow in the datapath.",
+    ("datapath", "hit"),
+    _DP,
+)
+MISSED = MetricSpec(
+    "ovs_vswitchd_datapath_missed_total",
+    Kind.COUNTER,
+    "Packets that matched no datapath flow (upcalls).",
+    ("datapath", "missed"),
+    _DP,
+)
+LOST = MetricSpec(
+    "ovs_vswitchd_datapath_lost_total",
+    Kind.COUNTER,
+    "Packets lost before reaching userspace.",
+    ("datapath", "lost"),
+    _DP,
+)
+N_FLOWS = MetricSpec(
+    "ovs_vswitchd_datapath_n_flows", Kind.GAUGE, "Flows in the datapath.", ("datapath", "n_flows"), _DP
+)
+N_MASKS = MetricSpec(
+    "ovs_vswitchd_datapath_n_masks",
+    Kind.GAUGE,
+    "Masks in the datapath's flow table (kernel datapath).",
+    ("datapath", "n_masks"),
+    _DP,
+)
+MASK_HIT = MetricSpec(
+    "ovs_vswitchd_datapath_mask_hit_total",
+    Kind.COUNTER,
+    "Masks visited by lookups that hit (kernel datapath).",
+    ("datapath", "mask_hit"),
+    _DP,
+)
+CACHE_HIT = MetricSpec(
+    "ovs_vswitchd_datapath_cache_hit_total",
+    Kind.COUNTER,
+    "Lookups answered by the mask cache (kernel datapath).",
+    ("datapath", "cache_hit"),
+    _DP,
+)
 
 
 class DatapathCollector:
@@ -34,8 +65,15 @@ class DatapathCollector:
     def collect(self, sources: Sources, tables: Tables) -> Iterator[Sample]:
         for dp in dpctl_show.parse(client_of(sources).call("dpctl/show")):
             labels = labels_of(datapath=dp.name)
-            values = ((HIT, dp.hit), (MISSED, dp.missed), (LOST, dp.lost), (N_FLOWS, dp.flows),
-                      (N_MASKS, dp.masks), (MASK_HIT, dp.mask_hit), (CACHE_HIT, dp.cache_hit))
+            values = (
+                (HIT, dp.hit),
+                (MISSED, dp.missed),
+                (LOST, dp.lost),
+                (N_FLOWS, dp.flows),
+                (N_MASKS, dp.masks),
+                (MASK_HIT, dp.mask_hit),
+                (CACHE_HIT, dp.cache_hit),
+            )
             for spec, value in values:
                 if value is not None:
                     yield Sample(spec, labels, float(value))

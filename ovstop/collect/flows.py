@@ -19,14 +19,27 @@ DECODES_PER_ROUND = 2_000
 """New flows decoded with ODPFlow per round (~0.25 ms each): a first round on a table of 10,000 flows
 stays short, and the flows past this get their exact key summary over the next rounds."""
 _DP = ("datapath",)
-DUMPED = MetricSpec("ovs_vswitchd_datapath_flows_dumped", Kind.GAUGE,
-                    "Flows listed by the last datapath flow dump.", ("datapath", "flows", "dumped"), _DP)
-DECODED = MetricSpec("ovs_vswitchd_datapath_flows_decoded", Kind.GAUGE,
-                     "Flows of the last dump that ovstop decoded (the rest were past its cap).",
-                     ("datapath", "flows", "decoded"), _DP)
-OFFLOADED = MetricSpec("ovs_vswitchd_datapath_flows_offloaded", Kind.GAUGE,
-                       "Decoded flows marked offloaded (fully or partially).",
-                       ("datapath", "flows", "offloaded"), _DP)
+DUMPED = MetricSpec(
+    "ovs_vswitchd_datapath_flows_dumped",
+    Kind.GAUGE,
+    "Flows listed by the last datapath flow dump.",
+    ("datapath", "flows", "dumped"),
+    _DP,
+)
+DECODED = MetricSpec(
+    "ovs_vswitchd_datapath_flows_decoded",
+    Kind.GAUGE,
+    "Flows of the last dump that ovstop decoded (the rest were past its cap).",
+    ("datapath", "flows", "decoded"),
+    _DP,
+)
+OFFLOADED = MetricSpec(
+    "ovs_vswitchd_datapath_flows_offloaded",
+    Kind.GAUGE,
+    "Decoded flows marked offloaded (fully or partially).",
+    ("datapath", "flows", "offloaded"),
+    _DP,
+)
 
 
 class FlowsCollector:
@@ -43,8 +56,12 @@ class FlowsCollector:
         rows: list[dict[str, Any]] = []
         for dp in datapaths(client):
             budget = max(self.max_flows - len(rows), 0)
-            dump = dump_flows.parse(client.call("dpctl/dump-flows", "-m", dp), max_flows=budget, known=self._keys,
-                                    max_decodes=DECODES_PER_ROUND)
+            dump = dump_flows.parse(
+                client.call("dpctl/dump-flows", "-m", dp),
+                max_flows=budget,
+                known=self._keys,
+                max_decodes=DECODES_PER_ROUND,
+            )
             labels = labels_of(datapath=dp)
             yield Sample(DUMPED, labels, float(dump.total))
             yield Sample(DECODED, labels, float(len(dump.flows)))

@@ -57,23 +57,48 @@ class InterfaceCollector:
         self.traffic = traffic_specs(PREFIX, "interface", ("interface",), ident)
         p = ("interface",)
         self.info = MetricSpec(
-            "ovs_vswitchd_interface_info", Kind.INFO, "Interface identity (value is always 1).", (*p, "info"),
+            "ovs_vswitchd_interface_info",
+            Kind.INFO,
+            "Interface identity (value is always 1).",
+            (*p, "info"),
             ("bridge", "port", "interface", "type", "ofport", *extra),
         )
-        self.admin = MetricSpec("ovs_vswitchd_interface_admin_state", Kind.GAUGE,
-                                "Administrative state: 1 up, 0 down.", (*p, "admin_state"), ident)
-        self.link = MetricSpec("ovs_vswitchd_interface_link_state", Kind.GAUGE,
-                               "Link state: 1 up, 0 down.", (*p, "link_state"), ident)
-        self.mtu = MetricSpec("ovs_vswitchd_interface_mtu", Kind.GAUGE, "MTU in bytes.", (*p, "mtu"), ident,
-                              unit="bytes")
-        self.speed = MetricSpec("ovs_vswitchd_interface_link_speed", Kind.GAUGE, "Link speed in bits per second.",
-                                (*p, "link_speed"), ident)
-        self.resets = MetricSpec("ovs_vswitchd_interface_link_resets_total", Kind.COUNTER,
-                                 "Times the link state changed.", (*p, "link_resets"), ident)
-        self.ofport = MetricSpec("ovs_vswitchd_interface_of_port", Kind.GAUGE, "OpenFlow port number.",
-                                 (*p, "of_port"), ident)
-        self.specs = (*self.traffic.values(), self.info, self.admin, self.link, self.mtu, self.speed,
-                      self.resets, self.ofport)
+        self.admin = MetricSpec(
+            "ovs_vswitchd_interface_admin_state",
+            Kind.GAUGE,
+            "Administrative state: 1 up, 0 down.",
+            (*p, "admin_state"),
+            ident,
+        )
+        self.link = MetricSpec(
+            "ovs_vswitchd_interface_link_state", Kind.GAUGE, "Link state: 1 up, 0 down.", (*p, "link_state"), ident
+        )
+        self.mtu = MetricSpec(
+            "ovs_vswitchd_interface_mtu", Kind.GAUGE, "MTU in bytes.", (*p, "mtu"), ident, unit="bytes"
+        )
+        self.speed = MetricSpec(
+            "ovs_vswitchd_interface_link_speed", Kind.GAUGE, "Link speed in bits per second.", (*p, "link_speed"), ident
+        )
+        self.resets = MetricSpec(
+            "ovs_vswitchd_interface_link_resets_total",
+            Kind.COUNTER,
+            "Times the link state changed.",
+            (*p, "link_resets"),
+            ident,
+        )
+        self.ofport = MetricSpec(
+            "ovs_vswitchd_interface_of_port", Kind.GAUGE, "OpenFlow port number.", (*p, "of_port"), ident
+        )
+        self.specs = (
+            *self.traffic.values(),
+            self.info,
+            self.admin,
+            self.link,
+            self.mtu,
+            self.speed,
+            self.resets,
+            self.ofport,
+        )
 
     def extra_labels(self, att: Attachment) -> dict[str, str]:
         port = str(att.port.get("name", ""))
@@ -90,18 +115,39 @@ class InterfaceCollector:
                 if key in stats:
                     yield Sample(spec, ident, float(stats[key]))
             ofport = iface.get("ofport")
-            yield Sample(self.info, labels_of(bridge=att.bridge_name, port=att.port.get("name", ""),
-                                              interface=att.name, type=iface.get("type") or "system",
-                                              ofport=ofport if ofport is not None else "", **extra), 1.0)
+            yield Sample(
+                self.info,
+                labels_of(
+                    bridge=att.bridge_name,
+                    port=att.port.get("name", ""),
+                    interface=att.name,
+                    type=iface.get("type") or "system",
+                    ofport=ofport if ofport is not None else "",
+                    **extra,
+                ),
+                1.0,
+            )
             for spec, col in ((self.admin, "admin_state"), (self.link, "link_state")):
                 state = iface.get(col)
                 if state is not None:
                     yield Sample(spec, ident, 1.0 if state == "up" else 0.0)
-            for spec, col in ((self.mtu, "mtu"), (self.speed, "link_speed"), (self.resets, "link_resets"),
-                              (self.ofport, "ofport")):
+            for spec, col in (
+                (self.mtu, "mtu"),
+                (self.speed, "link_speed"),
+                (self.resets, "link_resets"),
+                (self.ofport, "ofport"),
+            ):
                 if iface.get(col) is not None:
                     yield Sample(spec, ident, float(iface[col]))
-            rows.append({"bridge": att.bridge_name, "interface": att.name, "type": iface.get("type") or "system",
-                         "ofport": ofport, "link_state": iface.get("link_state"), **extra,
-                         **{k: stats[k] for k in ("rx_packets", "tx_packets", "rx_bytes", "tx_bytes") if k in stats}})
+            rows.append(
+                {
+                    "bridge": att.bridge_name,
+                    "interface": att.name,
+                    "type": iface.get("type") or "system",
+                    "ofport": ofport,
+                    "link_state": iface.get("link_state"),
+                    **extra,
+                    **{k: stats[k] for k in ("rx_packets", "tx_packets", "rx_bytes", "tx_bytes") if k in stats},
+                }
+            )
         tables.rows["interfaces"] = rows

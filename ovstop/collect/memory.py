@@ -9,21 +9,31 @@ from ovstop.collect.unixctl_util import client_of
 from ovstop.model.metric import Kind, MetricSpec, Sample, labels_of
 from ovstop.parsers import memory_show
 
-HANDLERS = MetricSpec("ovs_vswitchd_handler_n_threads", Kind.GAUGE, "Upcall handler threads.",
-                      ("handler", "n_threads"))
-REVALIDATORS = MetricSpec("ovs_vswitchd_revalidator_n_threads", Kind.GAUGE, "Revalidator threads.",
-                          ("revalidator", "n_threads"))
+HANDLERS = MetricSpec("ovs_vswitchd_handler_n_threads", Kind.GAUGE, "Upcall handler threads.", ("handler", "n_threads"))
+REVALIDATORS = MetricSpec(
+    "ovs_vswitchd_revalidator_n_threads", Kind.GAUGE, "Revalidator threads.", ("revalidator", "n_threads")
+)
 PORTS = MetricSpec("ovs_vswitchd_memory_ports", Kind.GAUGE, "Ports held in memory.", ("memory", "ports"))
-RULES = MetricSpec("ovs_vswitchd_memory_rules", Kind.GAUGE, "OpenFlow rules held in memory.",
-                   ("memory", "rules"))
-UKEYS = MetricSpec("ovs_vswitchd_memory_udpif_keys", Kind.GAUGE, "Datapath flow keys held by udpif.",
-                   ("memory", "udpif_keys"))
-OFCONNS = MetricSpec("ovs_vswitchd_memory_ofconns", Kind.GAUGE, "OpenFlow connections.",
-                     ("memory", "ofconns"))
-OTHER = MetricSpec("ovs_vswitchd_memory_objects", Kind.GAUGE,
-                   "Other memory/show figures (IDL cells per table, …), by key.", ("memory", "objects"), ("key",))
-_KNOWN = {"handlers": HANDLERS, "revalidators": REVALIDATORS, "ports": PORTS, "rules": RULES,
-          "udpif keys": UKEYS, "ofconns": OFCONNS}
+RULES = MetricSpec("ovs_vswitchd_memory_rules", Kind.GAUGE, "OpenFlow rules held in memory.", ("memory", "rules"))
+UKEYS = MetricSpec(
+    "ovs_vswitchd_memory_udpif_keys", Kind.GAUGE, "Datapath flow keys held by udpif.", ("memory", "udpif_keys")
+)
+OFCONNS = MetricSpec("ovs_vswitchd_memory_ofconns", Kind.GAUGE, "OpenFlow connections.", ("memory", "ofconns"))
+OTHER = MetricSpec(
+    "ovs_vswitchd_memory_objects",
+    Kind.GAUGE,
+    "Other memory/show figures (IDL cells per table, …), by key.",
+    ("memory", "objects"),
+    ("key",),
+)
+_KNOWN = {
+    "handlers": HANDLERS,
+    "revalidators": REVALIDATORS,
+    "ports": PORTS,
+    "rules": RULES,
+    "udpif keys": UKEYS,
+    "ofconns": OFCONNS,
+}
 
 
 class MemoryCollector:

@@ -50,8 +50,9 @@ class OpenFlowCollector:
     name = "openflow"
     source = "openflow"
 
-    def __init__(self, label_map: LabelMap | None = None, timeout: float = 2.0,
-                 rundir: Callable[[Sources], Path] = rundir_of) -> None:
+    def __init__(
+        self, label_map: LabelMap | None = None, timeout: float = 2.0, rundir: Callable[[Sources], Path] = rundir_of
+    ) -> None:
         self.label_map = label_map or LabelMap()
         self.timeout = timeout
         self.rundir = rundir
@@ -59,16 +60,34 @@ class OpenFlowCollector:
         extra = self.label_map.names
         table = ("bridge", "table_id", "table_name")
         p = ("openflow",)
-        self.n_flows = MetricSpec("ovs_vswitchd_bridge_n_flows", Kind.GAUGE,
-                                  "OpenFlow rules installed on the bridge (sum of table active counts).",
-                                  ("bridge", "n_flows"), ("bridge", *extra))
-        self.active = MetricSpec("ovs_vswitchd_flow_table_active_flows", Kind.GAUGE,
-                                 "OpenFlow rules in the table (tables with rules or lookups only).",
-                                 (*p, "active_flows"), table)
-        self.lookups = MetricSpec("ovs_vswitchd_flow_table_lookups_total", Kind.COUNTER,
-                                  "Packets looked up in the table.", (*p, "lookups"), table)
-        self.matches = MetricSpec("ovs_vswitchd_flow_table_matches_total", Kind.COUNTER,
-                                  "Packets that matched a rule in the table.", (*p, "matches"), table)
+        self.n_flows = MetricSpec(
+            "ovs_vswitchd_bridge_n_flows",
+            Kind.GAUGE,
+            "OpenFlow rules installed on the bridge (sum of table active counts).",
+            ("bridge", "n_flows"),
+            ("bridge", *extra),
+        )
+        self.active = MetricSpec(
+            "ovs_vswitchd_flow_table_active_flows",
+            Kind.GAUGE,
+            "OpenFlow rules in the table (tables with rules or lookups only).",
+            (*p, "active_flows"),
+            table,
+        )
+        self.lookups = MetricSpec(
+            "ovs_vswitchd_flow_table_lookups_total",
+            Kind.COUNTER,
+            "Packets looked up in the table.",
+            (*p, "lookups"),
+            table,
+        )
+        self.matches = MetricSpec(
+            "ovs_vswitchd_flow_table_matches_total",
+            Kind.COUNTER,
+            "Packets that matched a rule in the table.",
+            (*p, "matches"),
+            table,
+        )
         self.specs = (self.n_flows, self.active, self.lookups, self.matches)
 
     def collect(self, sources: Sources, tables: Tables) -> Iterator[Sample]:
@@ -98,8 +117,16 @@ class OpenFlowCollector:
                 yield Sample(self.active, ident, float(t.active_count))
                 yield Sample(self.lookups, ident, float(t.lookup_count))
                 yield Sample(self.matches, ident, float(t.matched_count))
-                rows.append({"bridge": name, "table_id": t.table_id, "table_name": tname,
-                             "active_flows": t.active_count, "lookups": t.lookup_count, "matches": t.matched_count})
+                rows.append(
+                    {
+                        "bridge": name,
+                        "table_id": t.table_id,
+                        "table_name": tname,
+                        "active_flows": t.active_count,
+                        "lookups": t.lookup_count,
+                        "matches": t.matched_count,
+                    }
+                )
         for path in set(self._clients) - wanted:
             self._clients.pop(path).close()
         tables.rows["flow_tables"] = rows

@@ -59,20 +59,44 @@ class OvnNorthboundCollector:
         p = ("logical",)
         self.switches = _spec(LOGICAL_SWITCHES, Kind.GAUGE, "Logical switches in NB.", (*p, "switches"))
         self.routers = _spec(LOGICAL_ROUTERS, Kind.GAUGE, "Logical routers in NB.", (*p, "routers"))
-        self.switch_ports = _spec(LOGICAL_SWITCH_PORTS, Kind.GAUGE,
-                                  "Logical switch ports by type (vif for a plain VM/container port).",
-                                  (*p, "switch_ports"), ("type",))
-        self.router_ports = _spec("ovn_logical_router_ports", Kind.GAUGE, "Logical router ports in NB.",
-                                  (*p, "router_ports"))
-        self.hv_lag = _spec("ovn_nb_hv_cfg_lag", Kind.GAUGE,
-                            "NB_Global nb_cfg minus hv_cfg: config generations the slowest chassis is behind.",
-                            ("nb", "hv_cfg_lag"))
-        self.tenant_switches = _spec("ovn_tenant_logical_switches", Kind.GAUGE, "Logical switches per tenant.",
-                                     ("tenant", "logical_switches"), tenant)
-        self.tenant_ports = _spec("ovn_tenant_logical_switch_ports", Kind.GAUGE,
-                                  "Logical switch ports per tenant.", ("tenant", "logical_switch_ports"), tenant)
-        self.specs = (self.switches, self.routers, self.switch_ports, self.router_ports, self.hv_lag,
-                      *((self.tenant_switches, self.tenant_ports) if tenant else ()))
+        self.switch_ports = _spec(
+            LOGICAL_SWITCH_PORTS,
+            Kind.GAUGE,
+            "Logical switch ports by type (vif for a plain VM/container port).",
+            (*p, "switch_ports"),
+            ("type",),
+        )
+        self.router_ports = _spec(
+            "ovn_logical_router_ports", Kind.GAUGE, "Logical router ports in NB.", (*p, "router_ports")
+        )
+        self.hv_lag = _spec(
+            "ovn_nb_hv_cfg_lag",
+            Kind.GAUGE,
+            "NB_Global nb_cfg minus hv_cfg: config generations the slowest chassis is behind.",
+            ("nb", "hv_cfg_lag"),
+        )
+        self.tenant_switches = _spec(
+            "ovn_tenant_logical_switches",
+            Kind.GAUGE,
+            "Logical switches per tenant.",
+            ("tenant", "logical_switches"),
+            tenant,
+        )
+        self.tenant_ports = _spec(
+            "ovn_tenant_logical_switch_ports",
+            Kind.GAUGE,
+            "Logical switch ports per tenant.",
+            ("tenant", "logical_switch_ports"),
+            tenant,
+        )
+        self.specs = (
+            self.switches,
+            self.routers,
+            self.switch_ports,
+            self.router_ports,
+            self.hv_lag,
+            *((self.tenant_switches, self.tenant_ports) if tenant else ()),
+        )
 
     def collect(self, sources: Sources, tables: Tables) -> Iterator[Sample]:
         nb = self.link.northbound(sources.ovsdb)
@@ -100,8 +124,9 @@ class OvnNorthboundCollector:
 
 def tenant_of(label_map: LabelMap, logical_switch: Mapping[str, Any]) -> dict[str, str]:
     """A logical switch's tenant labels: rules on its name, then its external_ids."""
-    return label_map.labels_for(logical_switch=str(logical_switch.get("name") or ""),
-                                external_ids=(logical_switch.get("external_ids") or {},))
+    return label_map.labels_for(
+        logical_switch=str(logical_switch.get("name") or ""), external_ids=(logical_switch.get("external_ids") or {},)
+    )
 
 
 class OvnSouthboundCollector:
@@ -118,30 +143,74 @@ class OvnSouthboundCollector:
         self._seen: dict[str, dict[str, Any]] = {}
         c = ch = ("chassis",)
         self.count = _spec("ovn_chassis_registered", Kind.GAUGE, "Chassis registered in SB.", (*c, "count"))
-        self.up = _spec("ovn_chassis_up", Kind.GAUGE,
-                        "Chassis up (1): in SB, registered by an ovn-controller that keeps up with nb_cfg "
-                        "(and, for the local chassis, connected to SB).", (*c, "up"), ch)
-        self.info = _spec("ovn_chassis_info", Kind.INFO, "Chassis identity and encapsulation (value is always 1).",
-                          (*c, "info"), ("chassis", "hostname", "encap_type", "encap_ip"))
-        self.bindings = _spec("ovn_chassis_port_bindings", Kind.GAUGE, "Logical ports bound to the chassis.",
-                              (*c, "port_bindings"), ch)
-        self.lag = _spec("ovn_chassis_nb_cfg_lag", Kind.GAUGE,
-                         "SB_Global nb_cfg minus the chassis' Chassis_Private nb_cfg.", (*c, "nb_cfg_lag"), ch)
-        self.sb_connected = _spec("ovn_controller_sb_connected", Kind.GAUGE,
-                                  "The local ovn-controller's SB connection: 1 connected, 0 not or not answering.",
-                                  ("controller", "sb_connected"), ch)
-        self.datapaths = _spec("ovn_datapaths", Kind.GAUGE, "Datapaths (logical switches and routers) in SB.",
-                               ("datapaths",))
-        self.port_bindings = _spec("ovn_port_bindings", Kind.GAUGE, "Port bindings by type (vif for plain ports).",
-                                   ("port_bindings",), ("type",))
-        self.tenant_bindings = _spec("ovn_tenant_port_bindings", Kind.GAUGE,
-                                     "Port bindings bound to a chassis, per tenant.", ("tenant", "port_bindings"),
-                                     self.label_map.names)
-        self.tunnel = _spec("ovn_tunnel_chassis_info", Kind.INFO,
-                            "The OVN chassis behind a tunnel's remote_ip (value is always 1).", ("tunnel", "chassis"),
-                            ("bridge", "tunnel", "remote_ip", "chassis"))
-        self.specs = (self.count, self.up, self.info, self.bindings, self.lag, self.sb_connected, self.datapaths,
-                      self.port_bindings, *((self.tenant_bindings,) if self.label_map.names else ()), self.tunnel)
+        self.up = _spec(
+            "ovn_chassis_up",
+            Kind.GAUGE,
+            "Chassis up (1): in SB, registered by an ovn-controller that keeps up with nb_cfg "
+            "(and, for the local chassis, connected to SB).",
+            (*c, "up"),
+            ch,
+        )
+        self.info = _spec(
+            "ovn_chassis_info",
+            Kind.INFO,
+            "Chassis identity and encapsulation (value is always 1).",
+            (*c, "info"),
+            ("chassis", "hostname", "encap_type", "encap_ip"),
+        )
+        self.bindings = _spec(
+            "ovn_chassis_port_bindings", Kind.GAUGE, "Logical ports bound to the chassis.", (*c, "port_bindings"), ch
+        )
+        self.lag = _spec(
+            "ovn_chassis_nb_cfg_lag",
+            Kind.GAUGE,
+            "SB_Global nb_cfg minus the chassis' Chassis_Private nb_cfg.",
+            (*c, "nb_cfg_lag"),
+            ch,
+        )
+        self.sb_connected = _spec(
+            "ovn_controller_sb_connected",
+            Kind.GAUGE,
+            "The local ovn-controller's SB connection: 1 connected, 0 not or not answering.",
+            ("controller", "sb_connected"),
+            ch,
+        )
+        self.datapaths = _spec(
+            "ovn_datapaths", Kind.GAUGE, "Datapaths (logical switches and routers) in SB.", ("datapaths",)
+        )
+        self.port_bindings = _spec(
+            "ovn_port_bindings",
+            Kind.GAUGE,
+            "Port bindings by type (vif for plain ports).",
+            ("port_bindings",),
+            ("type",),
+        )
+        self.tenant_bindings = _spec(
+            "ovn_tenant_port_bindings",
+            Kind.GAUGE,
+            "Port bindings bound to a chassis, per tenant.",
+            ("tenant", "port_bindings"),
+            self.label_map.names,
+        )
+        self.tunnel = _spec(
+            "ovn_tunnel_chassis_info",
+            Kind.INFO,
+            "The OVN chassis behind a tunnel's remote_ip (value is always 1).",
+            ("tunnel", "chassis"),
+            ("bridge", "tunnel", "remote_ip", "chassis"),
+        )
+        self.specs = (
+            self.count,
+            self.up,
+            self.info,
+            self.bindings,
+            self.lag,
+            self.sb_connected,
+            self.datapaths,
+            self.port_bindings,
+            *((self.tenant_bindings,) if self.label_map.names else ()),
+            self.tunnel,
+        )
 
     def collect(self, sources: Sources, tables: Tables) -> Iterator[Sample]:
         sb = self.link.southbound(sources.ovsdb)
@@ -160,12 +229,24 @@ class OvnSouthboundCollector:
             name = ch["name"]
             current.add(name)
             encap = next((encaps[u] for u in ch.get("encaps") or () if u in encaps), {})
-            row = {"chassis": name, "hostname": ch.get("hostname") or "", "encap_type": encap.get("type", ""),
-                   "encap_ip": encap.get("ip", ""), "port_bindings": bound[uuid], "local": name == local,
-                   "nb_cfg_lag": None, "sb_connected": None}
+            row = {
+                "chassis": name,
+                "hostname": ch.get("hostname") or "",
+                "encap_type": encap.get("type", ""),
+                "encap_ip": encap.get("ip", ""),
+                "port_bindings": bound[uuid],
+                "local": name == local,
+                "nb_cfg_lag": None,
+                "sb_connected": None,
+            }
             ident = labels_of(chassis=name)
-            yield Sample(self.info, labels_of(chassis=name, hostname=row["hostname"], encap_type=row["encap_type"],
-                                              encap_ip=row["encap_ip"]), 1.0)
+            yield Sample(
+                self.info,
+                labels_of(
+                    chassis=name, hostname=row["hostname"], encap_type=row["encap_type"], encap_ip=row["encap_ip"]
+                ),
+                1.0,
+            )
             yield Sample(self.bindings, ident, float(bound[uuid]))
             up, status = self._health(name, private.get(name), sb_cfg, now, row)
             if row["nb_cfg_lag"] is not None:
@@ -188,8 +269,9 @@ class OvnSouthboundCollector:
         yield from self._bindings(sb, pbs, bound, chassis_by_uuid, tables)
         yield from self._tunnels(rows, tables)
 
-    def _health(self, name: str, priv: Mapping[str, Any] | None, sb_cfg: int, now: float,
-                row: dict[str, Any]) -> tuple[bool, str]:
+    def _health(
+        self, name: str, priv: Mapping[str, Any] | None, sb_cfg: int, now: float, row: dict[str, Any]
+    ) -> tuple[bool, str]:
         """(up, why) per the module docstring; fills the row's nb_cfg_lag and sb_connected."""
         if name == self.link.locations.system_id:
             status = self.link.controller_status()
@@ -210,8 +292,14 @@ class OvnSouthboundCollector:
             return False, f"nb_cfg {lag} behind for {behind:.0f}s"
         return True, f"nb_cfg {lag} behind"
 
-    def _bindings(self, sb: Any, pbs: list[dict[str, Any]], bound: Counter[str],
-                  chassis_by_uuid: Mapping[str, Mapping[str, Any]], tables: Tables) -> Iterator[Sample]:
+    def _bindings(
+        self,
+        sb: Any,
+        pbs: list[dict[str, Any]],
+        bound: Counter[str],
+        chassis_by_uuid: Mapping[str, Mapping[str, Any]],
+        tables: Tables,
+    ) -> Iterator[Sample]:
         datapaths = sb.rows("Datapath_Binding")
         yield Sample(self.datapaths, (), float(len(datapaths)))
         for ptype, n in sorted(Counter(_port_type(pb.get("type")) for pb in pbs).items()):
@@ -222,9 +310,14 @@ class OvnSouthboundCollector:
             ids = dp.get("external_ids") or {}
             kind = "router" if "logical-router" in ids else "switch"
             owner = owners.get(ids.get(f"logical-{kind}", ""), {"name": ids.get("name", ""), "external_ids": ids})
-            dp_rows[dp["_uuid"]] = {"datapath": ids.get("name", ""), "kind": kind,
-                                    "tunnel_key": dp.get("tunnel_key"), "ports": 0, "bound": 0,
-                                    **tenant_of(self.label_map, owner)}
+            dp_rows[dp["_uuid"]] = {
+                "datapath": ids.get("name", ""),
+                "kind": kind,
+                "tunnel_key": dp.get("tunnel_key"),
+                "ports": 0,
+                "bound": 0,
+                **tenant_of(self.label_map, owner),
+            }
         per_tenant: Counter[tuple[tuple[str, str], ...]] = Counter()
         for pb in pbs:
             row = dp_rows.get(pb.get("datapath") or "")
@@ -248,13 +341,19 @@ class OvnSouthboundCollector:
 
     def _tunnels(self, chassis_rows: list[dict[str, Any]], tables: Tables) -> Iterator[Sample]:
         """Name the chassis behind each tunnel (collected before this) by its remote_ip = an Encap ip."""
-        by_ip = {r["encap_ip"]: r["chassis"] for r in chassis_rows
-                 if r.get("encap_ip") and r["status"] != "removed from SB"}
+        by_ip = {
+            r["encap_ip"]: r["chassis"] for r in chassis_rows if r.get("encap_ip") and r["status"] != "removed from SB"
+        }
         self.link.chassis_by_ip = by_ip
         for tunnel in tables.rows.get("tunnels", ()):
             chassis = by_ip.get(tunnel.get("remote_ip", ""))
             if chassis is None:
                 continue
             tunnel["chassis"] = chassis
-            yield Sample(self.tunnel, labels_of(bridge=tunnel["bridge"], tunnel=tunnel["tunnel"],
-                                                remote_ip=tunnel["remote_ip"], chassis=chassis), 1.0)
+            yield Sample(
+                self.tunnel,
+                labels_of(
+                    bridge=tunnel["bridge"], tunnel=tunnel["tunnel"], remote_ip=tunnel["remote_ip"], chassis=chassis
+                ),
+                1.0,
+            )

@@ -17,16 +17,25 @@ RXQ = pmd_rxq_show.COMMAND
 _PREFIX = "ovs_vswitchd_poll_threads"
 _THREAD = ("datapath", "thread", "numa", "core")
 
-N_THREADS = MetricSpec(f"{_PREFIX}_n", Kind.GAUGE, "Datapath polling threads (PMDs and main).",
-                       ("poll_threads", "n"), ("datapath",))
-HIT = MetricSpec(f"{_PREFIX}_hit_total", Kind.COUNTER,
-                 "Datapath passes that hit a cache (PHWOL, simple match, EMC, SMC or megaflow).",
-                 ("poll_threads", "hit"), _THREAD)
+N_THREADS = MetricSpec(
+    f"{_PREFIX}_n", Kind.GAUGE, "Datapath polling threads (PMDs and main).", ("poll_threads", "n"), ("datapath",)
+)
+HIT = MetricSpec(
+    f"{_PREFIX}_hit_total",
+    Kind.COUNTER,
+    "Datapath passes that hit a cache (PHWOL, simple match, EMC, SMC or megaflow).",
+    ("poll_threads", "hit"),
+    _THREAD,
+)
 
-RXQ_USAGE = MetricSpec(f"{_PREFIX}_rxq_usage_ratio", Kind.GAUGE,
-                       "Share of its PMD's cycles an rx queue used over the last measurement window "
-                       "(pmd-rxq-show; absent until OVS has measured it).",
-                       ("poll_threads", "rxq_usage"), (*_THREAD, "port", "queue"))
+RXQ_USAGE = MetricSpec(
+    f"{_PREFIX}_rxq_usage_ratio",
+    Kind.GAUGE,
+    "Share of its PMD's cycles an rx queue used over the last measurement window "
+    "(pmd-rxq-show; absent until OVS has measured it).",
+    ("poll_threads", "rxq_usage"),
+    (*_THREAD, "port", "queue"),
+)
 # counter name -> (metric name suffix, help)
 _COUNTERS = {
     "rx_packets": ("packets_total", "Packets received."),
@@ -51,8 +60,7 @@ _COUNTERS = {
     "idle_cycles": ("idle_cycles_total", "TSC cycles spent polling without packets."),
 }
 COUNTERS = {
-    key: MetricSpec(f"{_PREFIX}_{suffix}", Kind.COUNTER, text, ("poll_threads", suffix.removesuffix("_total")),
-                    _THREAD)
+    key: MetricSpec(f"{_PREFIX}_{suffix}", Kind.COUNTER, text, ("poll_threads", suffix.removesuffix("_total")), _THREAD)
     for key, (suffix, text) in _COUNTERS.items()
 }
 _HIT_KINDS = ("phwol_hits", "simple_match_hits", "emc_hits", "smc_hits", "megaflow_hits")
@@ -125,8 +133,13 @@ class PmdCollector:
                 for q in pmd_rxq_show.parse(client.call(RXQ, name)):
                     if q.usage is not None:
                         t = q.thread
-                        yield Sample(RXQ_USAGE, labels_of(datapath=dp, thread=t.label, numa=t.numa, core=t.core,
-                                                          port=q.port, queue=q.queue), q.usage)
+                        yield Sample(
+                            RXQ_USAGE,
+                            labels_of(
+                                datapath=dp, thread=t.label, numa=t.numa, core=t.core, port=q.port, queue=q.queue
+                            ),
+                            q.usage,
+                        )
 
     def _thread(self, dp: str, t: PmdThread) -> Iterator[Sample]:
         labels = labels_of(datapath=dp, thread=t.label, numa=t.numa, core=t.core)

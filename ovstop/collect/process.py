@@ -14,12 +14,27 @@ from pathlib import Path
 from ovstop.collect.base import Sources, Tables
 from ovstop.model.metric import Kind, MetricSpec, Sample
 
-START = MetricSpec("ovs_vswitchd_process_start_time_seconds", Kind.GAUGE,
-                   "Start time of ovs-vswitchd since the Unix epoch.", ("process", "start_time"), unit="seconds")
-CPU = MetricSpec("ovs_vswitchd_process_cpu_seconds_total", Kind.COUNTER,
-                 "User and system CPU time ovs-vswitchd has used.", ("process", "cpu_seconds"), unit="seconds")
-RSS = MetricSpec("ovs_vswitchd_process_resident_memory_bytes", Kind.GAUGE,
-                 "Resident memory of ovs-vswitchd.", ("process", "resident_memory"), unit="bytes")
+START = MetricSpec(
+    "ovs_vswitchd_process_start_time_seconds",
+    Kind.GAUGE,
+    "Start time of ovs-vswitchd since the Unix epoch.",
+    ("process", "start_time"),
+    unit="seconds",
+)
+CPU = MetricSpec(
+    "ovs_vswitchd_process_cpu_seconds_total",
+    Kind.COUNTER,
+    "User and system CPU time ovs-vswitchd has used.",
+    ("process", "cpu_seconds"),
+    unit="seconds",
+)
+RSS = MetricSpec(
+    "ovs_vswitchd_process_resident_memory_bytes",
+    Kind.GAUGE,
+    "Resident memory of ovs-vswitchd.",
+    ("process", "resident_memory"),
+    unit="bytes",
+)
 
 _CTL_PID = re.compile(r"\.(\d+)\.ctl$")
 _TICKS = os.sysconf("SC_CLK_TCK")

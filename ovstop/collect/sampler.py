@@ -32,24 +32,39 @@ SELF = "ovstop"
 log = logging.getLogger(__name__)
 
 SOURCE_UP = MetricSpec(
-    "ovstop_source_up", Kind.GAUGE, "Whether a data source answered in the last collection (1) or not (0).",
-    ("ovstop", "source_up"), ("source",),
+    "ovstop_source_up",
+    Kind.GAUGE,
+    "Whether a data source answered in the last collection (1) or not (0).",
+    ("ovstop", "source_up"),
+    ("source",),
 )
 PARSE_ERRORS = MetricSpec(
-    "ovstop_parse_errors_total", Kind.COUNTER, "Replies a collector could not parse.",
-    ("ovstop", "parse_errors"), ("collector",),
+    "ovstop_parse_errors_total",
+    Kind.COUNTER,
+    "Replies a collector could not parse.",
+    ("ovstop", "parse_errors"),
+    ("collector",),
 )
 COLLECT_SECONDS = MetricSpec(
-    "ovstop_collect_duration_seconds", Kind.GAUGE, "Time the last full collection took.",
-    ("ovstop", "collect_duration"), unit="seconds",
+    "ovstop_collect_duration_seconds",
+    Kind.GAUGE,
+    "Time the last full collection took.",
+    ("ovstop", "collect_duration"),
+    unit="seconds",
 )
 SELF_CPU = MetricSpec(
-    "ovstop_process_cpu_seconds_total", Kind.COUNTER, "User and system CPU time ovstop itself has used.",
-    ("ovstop", "process", "cpu_seconds"), unit="seconds",
+    "ovstop_process_cpu_seconds_total",
+    Kind.COUNTER,
+    "User and system CPU time ovstop itself has used.",
+    ("ovstop", "process", "cpu_seconds"),
+    unit="seconds",
 )
 SELF_RSS = MetricSpec(
-    "ovstop_process_resident_memory_bytes", Kind.GAUGE, "Resident memory of ovstop itself.",
-    ("ovstop", "process", "resident_memory"), unit="bytes",
+    "ovstop_process_resident_memory_bytes",
+    Kind.GAUGE,
+    "Resident memory of ovstop itself.",
+    ("ovstop", "process", "resident_memory"),
+    unit="bytes",
 )
 SELF_SPECS = (SOURCE_UP, PARSE_ERRORS, COLLECT_SECONDS, checks.HEALTH, SELF_CPU, SELF_RSS)
 
@@ -205,8 +220,12 @@ class Sampler:
         self._health = health
         for collector in ran:
             samples.append(
-                (SELF, Sample(PARSE_ERRORS, labels_of(collector=collector.name),
-                              float(self._parse_errors[collector.name])))
+                (
+                    SELF,
+                    Sample(
+                        PARSE_ERRORS, labels_of(collector=collector.name), float(self._parse_errors[collector.name])
+                    ),
+                )
             )
         elapsed = now - started
         samples.append((SELF, Sample(COLLECT_SECONDS, (), elapsed)))

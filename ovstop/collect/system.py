@@ -9,7 +9,10 @@ from ovstop.errors import SourceError
 from ovstop.model.metric import Kind, MetricSpec, Sample, labels_of
 
 INFO = MetricSpec(
-    "ovs_vswitchd_info", Kind.INFO, "Open vSwitch identity (value is always 1).", ("system", "info"),
+    "ovs_vswitchd_info",
+    Kind.INFO,
+    "Open vSwitch identity (value is always 1).",
+    ("system", "info"),
     ("version", "db_version", "datapath_types", "system_id", "hostname"),
 )
 

@@ -16,8 +16,16 @@ from ovstop.model.labels import LabelMap
 from ovstop.model.metric import Kind, MetricSpec, Sample, labels_of
 
 PREFIX = "ovs_vswitchd_tunnel"
-TUNNEL_TRAFFIC = ("rx_packets", "tx_packets", "rx_bytes", "tx_bytes", "rx_errors", "tx_errors",
-                  "rx_dropped", "tx_dropped")
+TUNNEL_TRAFFIC = (
+    "rx_packets",
+    "tx_packets",
+    "rx_bytes",
+    "tx_bytes",
+    "rx_errors",
+    "tx_errors",
+    "rx_dropped",
+    "tx_dropped",
+)
 
 
 def tunnel_status(iface: dict[str, Any]) -> tuple[bool, str]:
@@ -52,10 +60,20 @@ class TunnelCollector:
         ident = ("bridge", "tunnel", "type", "remote_ip", "key", "chassis", *self.label_map.names)
         every = traffic_specs(PREFIX, "tunnel", ("tunnel",), ident)
         self.traffic = {k: every[k] for k in TUNNEL_TRAFFIC}
-        self.up = MetricSpec("ovs_vswitchd_tunnel_up", Kind.GAUGE,
-                             "Tunnel status: 1 up, 0 down (BFD, else CFM, else carrier).", ("tunnel", "up"), ident)
-        self.flaps = MetricSpec("ovs_vswitchd_tunnel_flaps_total", Kind.COUNTER,
-                                "BFD (else CFM) state changes of the tunnel.", ("tunnel", "flaps"), ident)
+        self.up = MetricSpec(
+            "ovs_vswitchd_tunnel_up",
+            Kind.GAUGE,
+            "Tunnel status: 1 up, 0 down (BFD, else CFM, else carrier).",
+            ("tunnel", "up"),
+            ident,
+        )
+        self.flaps = MetricSpec(
+            "ovs_vswitchd_tunnel_flaps_total",
+            Kind.COUNTER,
+            "BFD (else CFM) state changes of the tunnel.",
+            ("tunnel", "flaps"),
+            ident,
+        )
         self.specs = (*self.traffic.values(), self.up, self.flaps)
 
     def collect(self, sources: Sources, tables: Tables) -> Iterator[Sample]:
@@ -67,11 +85,19 @@ class TunnelCollector:
                 continue
             iface = att.interface
             opts = iface.get("options") or {}
-            extra = self.label_map.labels_for(att.name, str(att.port.get("name", "")), att.bridge_name,
-                                              att.external_ids())
+            extra = self.label_map.labels_for(
+                att.name, str(att.port.get("name", "")), att.bridge_name, att.external_ids()
+            )
             remote_ip = opts.get("remote_ip", "")
-            ident = labels_of(bridge=att.bridge_name, tunnel=att.name, type=iface.get("type"), remote_ip=remote_ip,
-                              key=opts.get("key", ""), chassis=chassis_by_ip.get(remote_ip, ""), **extra)
+            ident = labels_of(
+                bridge=att.bridge_name,
+                tunnel=att.name,
+                type=iface.get("type"),
+                remote_ip=remote_ip,
+                key=opts.get("key", ""),
+                chassis=chassis_by_ip.get(remote_ip, ""),
+                **extra,
+            )
             stats = iface.get("statistics") or {}
             for key, spec in self.traffic.items():
                 if key in stats:
@@ -80,8 +106,18 @@ class TunnelCollector:
             yield Sample(self.up, ident, 1.0 if up else 0.0)
             if (flaps := tunnel_flaps(iface)) is not None:
                 yield Sample(self.flaps, ident, float(flaps))
-            rows.append({"tunnel": att.name, "bridge": att.bridge_name, "type": iface.get("type"),
-                         "remote_ip": opts.get("remote_ip", ""), "local_ip": opts.get("local_ip", ""),
-                         "key": opts.get("key", ""), "up": up, "status": how, **extra,
-                         **{k: stats[k] for k in TUNNEL_TRAFFIC if k in stats}})
+            rows.append(
+                {
+                    "tunnel": att.name,
+                    "bridge": att.bridge_name,
+                    "type": iface.get("type"),
+                    "remote_ip": opts.get("remote_ip", ""),
+                    "local_ip": opts.get("local_ip", ""),
+                    "key": opts.get("key", ""),
+                    "up": up,
+                    "status": how,
+                    **extra,
+                    **{k: stats[k] for k in TUNNEL_TRAFFIC if k in stats},
+                }
+            )
         tables.rows["tunnels"] = rows

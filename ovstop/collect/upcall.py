@@ -10,20 +10,48 @@ from ovstop.model.metric import Kind, MetricSpec, Sample, labels_of
 from ovstop.parsers import upcall_show
 
 _DP = ("datapath",)
-CURRENT = MetricSpec("ovs_vswitchd_upcall_flows_current", Kind.GAUGE, "Datapath flows held by udpif now.",
-                     ("upcall", "flows", "current"), _DP)
-AVG = MetricSpec("ovs_vswitchd_upcall_flows_avg", Kind.GAUGE, "Average datapath flows over recent dumps.",
-                 ("upcall", "flows", "avg"), _DP)
-MAX = MetricSpec("ovs_vswitchd_upcall_flows_max", Kind.GAUGE, "Most datapath flows seen.",
-                 ("upcall", "flows", "max"), _DP)
-LIMIT = MetricSpec("ovs_vswitchd_upcall_flows_limit", Kind.GAUGE, "Current datapath flow limit.",
-                   ("upcall", "flows", "limit"), _DP)
-OFFLOADED = MetricSpec("ovs_vswitchd_upcall_flows_offloaded", Kind.GAUGE, "Datapath flows offloaded to hardware.",
-                       ("upcall", "flows", "offloaded"), _DP)
-DUMP = MetricSpec("ovs_vswitchd_upcall_dump_duration_seconds", Kind.GAUGE,
-                  "Duration of the last revalidator flow dump.", ("upcall", "dump_duration"), _DP, unit="seconds")
-UKEYS = MetricSpec("ovs_vswitchd_upcall_ukeys", Kind.GAUGE, "Flow keys held by each revalidator.",
-                   ("upcall", "ukeys"), ("datapath", "revalidator"))
+CURRENT = MetricSpec(
+    "ovs_vswitchd_upcall_flows_current",
+    Kind.GAUGE,
+    "Datapath flows held by udpif now.",
+    ("upcall", "flows", "current"),
+    _DP,
+)
+AVG = MetricSpec(
+    "ovs_vswitchd_upcall_flows_avg",
+    Kind.GAUGE,
+    "Average datapath flows over recent dumps.",
+    ("upcall", "flows", "avg"),
+    _DP,
+)
+MAX = MetricSpec(
+    "ovs_vswitchd_upcall_flows_max", Kind.GAUGE, "Most datapath flows seen.", ("upcall", "flows", "max"), _DP
+)
+LIMIT = MetricSpec(
+    "ovs_vswitchd_upcall_flows_limit", Kind.GAUGE, "Current datapath flow limit.", ("upcall", "flows", "limit"), _DP
+)
+OFFLOADED = MetricSpec(
+    "ovs_vswitchd_upcall_flows_offloaded",
+    Kind.GAUGE,
+    "Datapath flows offloaded to hardware.",
+    ("upcall", "flows", "offloaded"),
+    _DP,
+)
+DUMP = MetricSpec(
+    "ovs_vswitchd_upcall_dump_duration_seconds",
+    Kind.GAUGE,
+    "Duration of the last revalidator flow dump.",
+    ("upcall", "dump_duration"),
+    _DP,
+    unit="seconds",
+)
+UKEYS = MetricSpec(
+    "ovs_vswitchd_upcall_ukeys",
+    Kind.GAUGE,
+    "Flow keys held by each revalidator.",
+    ("upcall", "ukeys"),
+    ("datapath", "revalidator"),
+)
 
 
 class UpcallCollector:

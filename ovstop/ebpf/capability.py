@@ -237,9 +237,7 @@ def plan_hooks(view: SystemView, deep: bool = True) -> tuple[list[Hook], dict[st
         why = _first_missing(view, required)
         fallbacks = {h.fallback_for: h for h in hooks if h.fallback_for}
         if why and fallbacks:
-            alternative = [
-                fallbacks.get(h.target, h) if h.kind is Kind.RAW_TRACEPOINT else h for h in required
-            ]
+            alternative = [fallbacks.get(h.target, h) if h.kind is Kind.RAW_TRACEPOINT else h for h in required]
             if not _first_missing(view, alternative):
                 required, why = alternative, ""
         if why:

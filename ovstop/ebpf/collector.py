@@ -11,7 +11,7 @@ from ovstop.model.metric import Kind, MetricSpec, Sample, labels_of
 UPCALL_LATENCY = MetricSpec(
     "ovs_vswitchd_upcall_latency_seconds",
     Kind.HISTOGRAM,
-    "Kernel upcall latency, ovs_dp_upcall entry to return, per datapath in_port (port=\"all\": every port).",
+    'Kernel upcall latency, ovs_dp_upcall entry to return, per datapath in_port (port="all": every port).',
     ("upcall", "latency"),
     ("port",),
     "seconds",
@@ -40,9 +40,7 @@ LOOKUP_CACHE_HIT = MetricSpec(
     "Datapath flow lookups answered by the mask cache (n_cache_hit summed).",
     ("flow_lookup", "cache_hit"),
 )
-EVENTS = MetricSpec(
-    "ovstop_ebpf_events_total", Kind.COUNTER, "eBPF events received by ovstop.", ("ebpf", "events")
-)
+EVENTS = MetricSpec("ovstop_ebpf_events_total", Kind.COUNTER, "eBPF events received by ovstop.", ("ebpf", "events"))
 EVENTS_LOST = MetricSpec(
     "ovstop_ebpf_events_lost_total",
     Kind.COUNTER,
@@ -69,13 +67,19 @@ DELIVERY_ERRORS = MetricSpec(
 )
 
 PROGRAM_SECONDS = MetricSpec(
-    "ovstop_bpf_program_run_seconds_total", Kind.COUNTER,
+    "ovstop_bpf_program_run_seconds_total",
+    Kind.COUNTER,
     "Time the kernel spent running each of ovstop's BPF programs (kernel BPF statistics, on while capture runs).",
-    ("ebpf", "program", "run_seconds"), ("program",), unit="seconds",
+    ("ebpf", "program", "run_seconds"),
+    ("program",),
+    unit="seconds",
 )
 PROGRAM_RUNS = MetricSpec(
-    "ovstop_bpf_program_runs_total", Kind.COUNTER, "Times the kernel ran each of ovstop's BPF programs.",
-    ("ebpf", "program", "runs"), ("program",),
+    "ovstop_bpf_program_runs_total",
+    Kind.COUNTER,
+    "Times the kernel ran each of ovstop's BPF programs.",
+    ("ebpf", "program", "runs"),
+    ("program",),
 )
 
 LOOKUP_SPECS = {"hit": LOOKUP_HIT, "miss": LOOKUP_MISS, "mask_hit": LOOKUP_MASK_HIT, "cache_hit": LOOKUP_CACHE_HIT}

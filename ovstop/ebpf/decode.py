@@ -122,7 +122,11 @@ def ufid_str(words: tuple[int, ...] | list[int]) -> str:
 
 
 _CTYPE_CODES = {
-    ctypes.c_uint64: "Q", ctypes.c_uint32: "I", ctypes.c_int32: "i", ctypes.c_uint16: "H", ctypes.c_uint8: "B",
+    ctypes.c_uint64: "Q",
+    ctypes.c_uint32: "I",
+    ctypes.c_int32: "i",
+    ctypes.c_uint16: "H",
+    ctypes.c_uint8: "B",
 }
 
 
@@ -154,8 +158,9 @@ def _layout() -> tuple[struct.Struct, dict[str, int]]:
 
 _LAYOUT, _INDEX = _layout()
 RECORD_SIZE = _LAYOUT.size
-_TYPE, _PROBE, _TS, _CPU, _PID, _TGID, _COMM = (_INDEX[n] for n in ("type", "probe", "ts", "cpu", "pid", "tgid",
-                                                                     "comm"))
+_TYPE, _PROBE, _TS, _CPU, _PID, _TGID, _COMM = (
+    _INDEX[n] for n in ("type", "probe", "ts", "cpu", "pid", "tgid", "comm")
+)
 _UFID = tuple(_INDEX[f"ufid{i}"] for i in range(4))
 # Raw struct fields under the name the Retis JSON uses (schema.OVS_FIELDS), where they differ.
 _RAW_NAME = {"type": "upcall_type"}
@@ -224,8 +229,14 @@ def decode_record(data: bytes, usdt_path: str = "") -> schema.OvsEvent:
         raise ParseError(f"eBPF event record has unknown type {code} / probe {probe_code}")
     kind, probe = EVENT_TYPES[code], PROBE_TYPES[probe_code]
     values = {attr: t[i] for attr, i in _PLAN[kind]}
-    values.update(timestamp=t[_TS], event_type=kind, cpu=t[_CPU], pid=t[_PID], probe_type=probe,
-                  comm=t[_COMM].split(b"\0", 1)[0].decode(errors="replace"))
+    values.update(
+        timestamp=t[_TS],
+        event_type=kind,
+        cpu=t[_CPU],
+        pid=t[_PID],
+        probe_type=probe,
+        comm=t[_COMM].split(b"\0", 1)[0].decode(errors="replace"),
+    )
     raw: dict[str, Any] = {"common": {"task": {"tgid": t[_TGID]}}}
     if probe == "usdt":
         ev = _View(t)

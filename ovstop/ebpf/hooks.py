@@ -49,9 +49,7 @@ HOOKS: tuple[Hook, ...] = (
         "exec",
     ),
     Hook("action_execute", Kind.KPROBE, "ovs_packet_cmd_execute", "cmd_execute_entry", "exec", optional=True),
-    Hook(
-        "action_execute", Kind.KRETPROBE, "ovs_packet_cmd_execute", "cmd_execute_return", "exec", optional=True
-    ),
+    Hook("action_execute", Kind.KRETPROBE, "ovs_packet_cmd_execute", "cmd_execute_return", "exec", optional=True),
     Hook("flow_lookup", Kind.KPROBE, "ovs_flow_tbl_lookup_stats", "lookup_entry", "lookup"),
     Hook("flow_lookup", Kind.KRETPROBE, "ovs_flow_tbl_lookup_stats", "lookup_return", "lookup"),
     Hook(
@@ -64,9 +62,7 @@ HOOKS: tuple[Hook, ...] = (
     ),
     Hook("recv_upcall", Kind.USDT, "dpif_recv:recv_upcall", "usdt_recv_upcall", "usdt"),
     Hook("flow_operation", Kind.USDT, "dpif_netlink_operate__:op_flow_put", "usdt_op_flow_put", "usdt"),
-    Hook(
-        "flow_operation", Kind.USDT, "dpif_netlink_operate__:op_flow_execute", "usdt_op_flow_execute", "usdt"
-    ),
+    Hook("flow_operation", Kind.USDT, "dpif_netlink_operate__:op_flow_execute", "usdt_op_flow_execute", "usdt"),
 )
 
 EVENTS: tuple[str, ...] = tuple(dict.fromkeys(h.event for h in HOOKS))

@@ -22,9 +22,12 @@ from ovstop.errors import SourceError
 from ovstop.model.metric import Kind, MetricSpec, Sample, labels_of
 
 KERNEL_DROPS = MetricSpec(
-    KERNEL_DROPS_NAME, Kind.COUNTER,
+    KERNEL_DROPS_NAME,
+    Kind.COUNTER,
     "Packets the kernel datapath freed with an openvswitch drop reason, per reason and input port (eBPF).",
-    ("datapath", "kernel_drops"), ("reason", "port"))
+    ("datapath", "kernel_drops"),
+    ("reason", "port"),
+)
 SUBSYS = "SKB_DROP_REASON_SUBSYS_OPENVSWITCH"
 FUNCTION = "drop_tp"
 TRACEPOINT = "kfree_skb"
@@ -40,8 +43,12 @@ class DropLayout:
     netdev_ifindex: int
 
     def cflags(self) -> list[str]:
-        return [f"-DOVSTOP_DROP_SUBSYS={self.subsys}", f"-DOVSTOP_DROP_SHIFT={self.shift}",
-                f"-DOVSTOP_SKB_DEV={self.skb_dev}", f"-DOVSTOP_NETDEV_IFINDEX={self.netdev_ifindex}"]
+        return [
+            f"-DOVSTOP_DROP_SUBSYS={self.subsys}",
+            f"-DOVSTOP_DROP_SHIFT={self.shift}",
+            f"-DOVSTOP_SKB_DEV={self.skb_dev}",
+            f"-DOVSTOP_NETDEV_IFINDEX={self.netdev_ifindex}",
+        ]
 
 
 def layout(vmlinux: Btf, openvswitch: Btf) -> DropLayout:
@@ -58,8 +65,7 @@ def layout(vmlinux: Btf, openvswitch: Btf) -> DropLayout:
     if subsys <= 0 or subsys << shift != base:
         raise SourceError(f"openvswitch drop reasons start at {base:#x}, not at subsystem {subsys} shifted")
     names = {v: k for k, v in reasons.items() if not k.startswith("__") and k != "OVS_DROP_MAX"}
-    return DropLayout(subsys, shift, names, vmlinux.offset("sk_buff", "dev"),
-                      vmlinux.offset("net_device", "ifindex"))
+    return DropLayout(subsys, shift, names, vmlinux.offset("sk_buff", "dev"), vmlinux.offset("net_device", "ifindex"))
 
 
 def compile_drops(bcc: Any, drop_layout: DropLayout) -> Any:
@@ -75,8 +81,7 @@ def read_counts(bpf: Any) -> dict[tuple[int, int], int]:
     return {(k.reason, k.ifindex): int(ctypes.c_uint64(v.value).value) for k, v in bpf[b"kernel_drops"].items()}
 
 
-def samples(counts: Mapping[tuple[int, int], int], drop_layout: DropLayout,
-            ports: Mapping[int, str]) -> list[Sample]:
+def samples(counts: Mapping[tuple[int, int], int], drop_layout: DropLayout, ports: Mapping[int, str]) -> list[Sample]:
     """One series per reason and port; a value the kernel's enum does not name keeps its number."""
     out: dict[tuple[str, str], int] = {}
     for (reason, ifindex), n in counts.items():

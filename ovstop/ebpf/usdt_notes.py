@@ -16,7 +16,7 @@ NT_STAPSDT = 3
 def _section(data: bytes, wanted: bytes) -> bytes | None:
     if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
         raise SourceError("not a 64-bit little-endian ELF binary")
-    shoff, = struct.unpack_from("<Q", data, 0x28)
+    (shoff,) = struct.unpack_from("<Q", data, 0x28)
     shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x3A)
 
     def header(i: int) -> tuple[int, int, int]:

@@ -50,8 +50,14 @@ class FlowStat:
 
 def _change(at: float, change: str, row: Mapping[str, Any]) -> FlowChange:
     return FlowChange(
-        at, change, str(row.get("datapath") or ""), str(row.get("pmd") or ""), str(row.get("ufid") or ""),
-        str(row.get("key") or ""), str(row.get("actions") or ""), int(row.get("packets") or 0),
+        at,
+        change,
+        str(row.get("datapath") or ""),
+        str(row.get("pmd") or ""),
+        str(row.get("ufid") or ""),
+        str(row.get("key") or ""),
+        str(row.get("actions") or ""),
+        int(row.get("packets") or 0),
     )
 
 
@@ -100,5 +106,9 @@ class FlowTracker:
 
     def stats_of(self, rows: Iterable[Mapping[str, Any]], at: float) -> list[FlowStat]:
         """Rates of an earlier dump's flows (time scrub); a flow no longer followed counts from ``at``."""
-        return [FlowStat(row, row.get("packets_rate"), row.get("bytes_rate"),
-                         min(self._first_seen.get(flow_id(row), at), at)) for row in rows]
+        return [
+            FlowStat(
+                row, row.get("packets_rate"), row.get("bytes_rate"), min(self._first_seen.get(flow_id(row), at), at)
+            )
+            for row in rows
+        ]

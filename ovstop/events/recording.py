@@ -237,7 +237,7 @@ def recording_parts(path: str | os.PathLike[str]) -> list[Path]:
     parts = [(0, first)] if first.exists() else []
     prefix = first.name + "."
     for candidate in first.parent.glob(glob.escape(prefix) + "*"):
-        tail = candidate.name[len(prefix):]
+        tail = candidate.name[len(prefix) :]
         if tail.isdigit():
             parts.append((int(tail), candidate))
     found = [p for _, p in sorted(parts)]

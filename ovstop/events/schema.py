@@ -200,9 +200,7 @@ class OvsEvent:
         if kind == "upcall":
             return f"upcall{cmd} port {self.port} cpu {self.upcall_cpu}"
         if kind == "upcall_enqueue":
-            return (
-                f"upcall_enqueue{cmd} ({self.upcall_cpu}/{self.upcall_ts}) q {self.queue_id} ret {self.ret}"
-            )
+            return f"upcall_enqueue{cmd} ({self.upcall_cpu}/{self.upcall_ts}) q {self.queue_id} ret {self.ret}"
         if kind == "upcall_return":
             return f"upcall_ret ({self.upcall_cpu}/{self.upcall_ts}) ret {self.ret}"
         if kind == "recv_upcall":

@@ -72,8 +72,14 @@ class FrameEncoder:
         keys = [(s.spec.name, s.labels) for s in snap.series]
         values = [_compact(value_to_json(s.value)) for s in snap.series]
         key_frame = keys != self._keys
-        frame: dict[str, Any] = {"format": FORMAT, "version": VERSION, "seq": snap.seq, "timestamp": snap.timestamp,
-                                 "interval": snap.interval, "collect_seconds": snap.collect_seconds}
+        frame: dict[str, Any] = {
+            "format": FORMAT,
+            "version": VERSION,
+            "seq": snap.seq,
+            "timestamp": snap.timestamp,
+            "interval": snap.interval,
+            "collect_seconds": snap.collect_seconds,
+        }
         if key_frame:
             specs: dict[str, MetricSpec] = {}
             for s in snap.series:
@@ -104,8 +110,10 @@ class FrameEncoder:
         if tables or key_frame:
             frame["tables"] = tables
         # A source's last_ok is the time of the last round it answered: the frame's time while it is up.
-        health = {k: {f: v for f, v in h.items() if f != "last_ok" or not h["up"]}
-                  for k, h in health_to_json(snap.health).items()}
+        health = {
+            k: {f: v for f, v in h.items() if f != "last_ok" or not h["up"]}
+            for k, h in health_to_json(snap.health).items()
+        }
         if key_frame or health != self._health:
             frame["health"] = self._health = health
         meta = dict(snap.meta)
@@ -143,8 +151,9 @@ class FrameEncoder:
             if prev is None or ufid in seen or _identity(prev) != _identity(clean):
                 new.append(clean)
             elif prev["packets"] != clean["packets"] or prev["bytes"] != clean["bytes"]:
-                moved.append([index[ufid], clean["packets"] - prev["packets"], clean["bytes"] - prev["bytes"],
-                              clean["used_s"]])
+                moved.append(
+                    [index[ufid], clean["packets"] - prev["packets"], clean["bytes"] - prev["bytes"], clean["used_s"]]
+                )
             if ufid:
                 seen.add(ufid)
         frame: dict[str, Any] = {"new": new, "moved": moved}
@@ -156,9 +165,7 @@ class FrameEncoder:
         return frame
 
 
-def apply_flows(
-    before: dict[str, dict[str, Any]], frame: Mapping[str, Any], at: float
-) -> dict[str, dict[str, Any]]:
+def apply_flows(before: dict[str, dict[str, Any]], frame: Mapping[str, Any], at: float) -> dict[str, dict[str, Any]]:
     """The flow list (by ufid, in a stable order) after one frame's edits; the encoder and the decoder both
     keep theirs with this, so indices mean the same on both sides."""
     keys = list(before)
@@ -166,8 +173,12 @@ def apply_flows(
     for i, *counters in frame["moved"]:
         row = flows[keys[i]]
         packets, nbytes, used_s = counters
-        flows[keys[i]] = {**row, "packets": row["packets"] + packets, "bytes": row["bytes"] + nbytes,
-                          "used_at": _used_at(at, used_s)}
+        flows[keys[i]] = {
+            **row,
+            "packets": row["packets"] + packets,
+            "bytes": row["bytes"] + nbytes,
+            "used_at": _used_at(at, used_s),
+        }
     for i in frame.get("gone", ()):
         del flows[keys[i]]
     for n, row in enumerate(frame["new"]):
@@ -230,8 +241,9 @@ class FrameDecoder:
                     self._values[index] = old + delta
         if "health" in frame:
             self._health = health_from_json(frame["health"])
-        self._health = {k: dataclasses.replace(h, last_ok=frame["timestamp"]) if h.up else h
-                        for k, h in self._health.items()}
+        self._health = {
+            k: dataclasses.replace(h, last_ok=frame["timestamp"]) if h.up else h for k, h in self._health.items()
+        }
         if "meta" in frame:
             self._meta = dict(frame["meta"])
         self._decode_tables(frame.get("tables", {}), "series" in frame, float(frame["timestamp"]))
@@ -247,13 +259,23 @@ class FrameDecoder:
         tables = dict(self._tables)
         if FLOWS in tables:
             tables[FLOWS] = self._flow_rates.annotate(tables[FLOWS], when)
-        snap = self._store.update(samples, when, float(frame["timestamp"]), self._health, tables, self._meta,
-                                  collect_seconds=float(frame.get("collect_seconds", 0.0)))
+        snap = self._store.update(
+            samples,
+            when,
+            float(frame["timestamp"]),
+            self._health,
+            tables,
+            self._meta,
+            collect_seconds=float(frame.get("collect_seconds", 0.0)),
+        )
         # In the recorded order (the store sorts by its own tree order), stale ones marked as recorded.
         by_key = {(s.spec.name, s.labels): s for s in snap.series}
         stale = set(frame.get("stale", ()))
-        series = tuple(dataclasses.replace(by_key[k], stale=True) if i in stale else by_key[k]
-                       for i, k in enumerate(self._keys) if k in by_key)
+        series = tuple(
+            dataclasses.replace(by_key[k], stale=True) if i in stale else by_key[k]
+            for i, k in enumerate(self._keys)
+            if k in by_key
+        )
         return dataclasses.replace(snap, seq=int(frame["seq"]), series=series)
 
     def _decode_tables(self, tables: Mapping[str, Any], key_frame: bool, at: float) -> None:

@@ -18,8 +18,11 @@ from ovstop.model.metric import Histogram, Kind, MetricSpec
 from ovstop.model.store import Snapshot
 
 SCRAPE_SECONDS = MetricSpec(
-    "ovstop_scrape_duration_seconds", Kind.GAUGE, "Time to produce this page (collection included).",
-    ("ovstop", "scrape_duration"), unit="seconds",
+    "ovstop_scrape_duration_seconds",
+    Kind.GAUGE,
+    "Time to produce this page (collection included).",
+    ("ovstop", "scrape_duration"),
+    unit="seconds",
 )
 """Only on /metrics: it describes the page, not the switch, so no snapshot carries it."""
 

@@ -170,8 +170,9 @@ class MetricsEndpoint:
         return [body]
 
 
-def serve(endpoint: MetricsEndpoint, host: str, port: int, web_config: WebConfig | None = None,
-          limits: Limits | None = None) -> Server:
+def serve(
+    endpoint: MetricsEndpoint, host: str, port: int, web_config: WebConfig | None = None, limits: Limits | None = None
+) -> Server:
     """Start serving in a daemon thread (see :mod:`ovstop.export.httpd`); a port in use is one clear error."""
     return serve_app(endpoint, host, port, web_config, limits)
 
@@ -182,9 +183,14 @@ def exposed_without_protection(host: str, web_config: WebConfig) -> str | None:
         return None
     context = web_config.ssl_context
     client_certs = context is not None and context.verify_mode == ssl.CERT_REQUIRED
-    missing = [what for what, there in (("TLS", context), ("authentication", web_config.auth_required or client_certs))
-               if not there]
+    missing = [
+        what
+        for what, there in (("TLS", context), ("authentication", web_config.auth_required or client_certs))
+        if not there
+    ]
     if not missing:
         return None
-    return (f"listening on {host} without {' or '.join(missing)}: anyone who can reach this port reads the "
-            "switch's ports, flows and tenants (see --web.config.file)")
+    return (
+        f"listening on {host} without {' or '.join(missing)}: anyone who can reach this port reads the "
+        "switch's ports, flows and tenants (see --web.config.file)"
+    )

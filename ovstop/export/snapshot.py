@@ -41,8 +41,13 @@ def value_from_json(data: Any) -> Value | None:
 
 
 def spec_to_json(spec: MetricSpec) -> dict[str, Any]:
-    return {"type": spec.kind.value, "help": spec.help, "path": list(spec.path), "labels": list(spec.labels),
-            "unit": spec.unit}
+    return {
+        "type": spec.kind.value,
+        "help": spec.help,
+        "path": list(spec.path),
+        "labels": list(spec.labels),
+        "unit": spec.unit,
+    }
 
 
 def spec_from_json(name: str, d: dict[str, Any]) -> MetricSpec:
@@ -54,8 +59,10 @@ def health_to_json(health: Mapping[str, SourceHealth]) -> dict[str, Any]:
 
 
 def health_from_json(data: dict[str, Any]) -> dict[str, SourceHealth]:
-    return {k: SourceHealth(k, v["up"], v.get("reason", ""), v.get("last_ok"), bool(v.get("off", False)))
-            for k, v in data.items()}
+    return {
+        k: SourceHealth(k, v["up"], v.get("reason", ""), v.get("last_ok"), bool(v.get("off", False)))
+        for k, v in data.items()
+    }
 
 
 def to_dict(snapshot: Snapshot, events: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -99,7 +106,7 @@ def to_dict(snapshot: Snapshot, events: list[dict[str, Any]] | None = None) -> d
 def from_dict(doc: dict[str, Any]) -> Snapshot:
     """Rebuild a snapshot from :func:`to_dict`'s document; a foreign or damaged document is an OvstopError."""
     if doc.get("format") != FORMAT:
-        raise OvstopError("not an ovstop snapshot (no \"format\": \"ovstop-snapshot\")")
+        raise OvstopError('not an ovstop snapshot (no "format": "ovstop-snapshot")')
     if doc.get("version") != VERSION:
         raise OvstopError(f"ovstop snapshot version {doc.get('version')} is not supported (expected {VERSION})")
     try:
@@ -117,8 +124,16 @@ def from_dict(doc: dict[str, Any]) -> Snapshot:
             for item in doc["series"]
         )
         health = health_from_json(doc["health"])
-        return Snapshot(doc["seq"], doc["timestamp"], doc.get("interval"), series, health, doc.get("tables", {}),
-                        doc.get("meta", {}), doc.get("collect_seconds", 0.0))
+        return Snapshot(
+            doc["seq"],
+            doc["timestamp"],
+            doc.get("interval"),
+            series,
+            health,
+            doc.get("tables", {}),
+            doc.get("meta", {}),
+            doc.get("collect_seconds", 0.0),
+        )
     except (KeyError, TypeError, ValueError) as exc:
         raise OvstopError(f"damaged ovstop snapshot: {exc!r}") from None
 

@@ -58,8 +58,9 @@ def _strings(value: Any, key: str, origin: str, single: bool = False) -> tuple[s
     if single and isinstance(value, str):
         return (value,)
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise OvstopError(f"{origin}: {key} must be a list of strings" + (" or a string" if single else "")
-                          + f", not {value!r:.60}")
+        raise OvstopError(
+            f"{origin}: {key} must be a list of strings" + (" or a string" if single else "") + f", not {value!r:.60}"
+        )
     return tuple(value)
 
 
@@ -67,8 +68,9 @@ def _names(value: Any, origin: str) -> tuple[str, ...]:
     names = _strings(value, "labels.names", origin)
     for name in names:
         if not LABEL_NAME.fullmatch(name):
-            raise OvstopError(f"{origin}: labels.names: {name!r:.60} is not a Prometheus label name "
-                              "([a-zA-Z_][a-zA-Z0-9_]*)")
+            raise OvstopError(
+                f"{origin}: labels.names: {name!r:.60} is not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*)"
+            )
         if name.startswith("__") or name in RESERVED_NAMES:
             raise OvstopError(f"{origin}: labels.names: {name!r} is reserved by Prometheus")
     duplicate = next((n for n in names if names.count(n) > 1), None)
@@ -120,8 +122,9 @@ class LabelMap:
         names = _names(section.get("names", []), origin)
         max_values = section.get("max_values", 64)
         if not isinstance(max_values, int) or isinstance(max_values, bool) or not 1 <= max_values <= MAX_VALUES:
-            raise OvstopError(f"{origin}: labels.max_values must be an integer from 1 to {MAX_VALUES}, "
-                              f"not {max_values!r}")
+            raise OvstopError(
+                f"{origin}: labels.max_values must be an integer from 1 to {MAX_VALUES}, not {max_values!r}"
+            )
         ext: dict[str, tuple[str, ...]] = {}
         for name, keys in _table(section.get("external_ids", {}), "labels.external_ids", origin).items():
             if name not in names:
@@ -153,8 +156,9 @@ class LabelMap:
         for spec in specs:
             taken = [n for n in spec.labels if spec.labels.count(n) > 1 and n in self.names]
             if taken:
-                raise OvstopError(f"{origin}: label name '{taken[0]}' is already a label of {spec.name}; "
-                                  "choose another name")
+                raise OvstopError(
+                    f"{origin}: label name '{taken[0]}' is already a label of {spec.name}; choose another name"
+                )
 
     def labels_for(
         self,

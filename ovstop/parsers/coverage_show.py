@@ -14,9 +14,7 @@ from ovstop.parsers._text import require_text
 COMMAND = "coverage/show"
 
 _HEADER = "Event coverage"
-_COUNTER = re.compile(
-    r"^(\S+)\s+([\d.]+)/sec\s+([\d.]+)/sec\s+([\d.]+)/sec\s+total: (\d+)$"
-)
+_COUNTER = re.compile(r"^(\S+)\s+([\d.]+)/sec\s+([\d.]+)/sec\s+([\d.]+)/sec\s+total: (\d+)$")
 _NEVER = re.compile(r"^(\d+) events never hit$")
 
 

@@ -17,10 +17,20 @@ _CACHE_SIZE = re.compile(r"^    (\S+): size:(\d+)$")
 # Per-port statistic lines: the prefix of each token names the direction ("RX", "TX", "UPCALL").
 _STAT_PREFIX = {"RX packets": "rx", "TX packets": "tx", "UPCALL packets": "upcall"}
 _STAT_KEYS = {
-    "rx": {"packets": "rx_packets", "errors": "rx_errors", "dropped": "rx_dropped",
-           "overruns": "rx_over_errors", "frame": "rx_frame_errors"},
-    "tx": {"packets": "tx_packets", "errors": "tx_errors", "dropped": "tx_dropped",
-           "aborted": "tx_aborted_errors", "carrier": "tx_carrier_errors"},
+    "rx": {
+        "packets": "rx_packets",
+        "errors": "rx_errors",
+        "dropped": "rx_dropped",
+        "overruns": "rx_over_errors",
+        "frame": "rx_frame_errors",
+    },
+    "tx": {
+        "packets": "tx_packets",
+        "errors": "tx_errors",
+        "dropped": "tx_dropped",
+        "aborted": "tx_aborted_errors",
+        "carrier": "tx_carrier_errors",
+    },
     "upcall": {"packets": "upcall_packets", "errors": "upcall_errors"},
 }
 _BYTES = re.compile(r"^    RX bytes:(\S+)(?: \([^)]*\))?\s+TX bytes:(\S+)")
@@ -68,7 +78,7 @@ def _port_stats(line: str, stats: dict[str, int | None]) -> bool:
         return True
     for prefix, direction in _STAT_PREFIX.items():
         if body.startswith(prefix + ":"):
-            tokens = key_values(body[len(prefix) - len("packets"):])
+            tokens = key_values(body[len(prefix) - len("packets") :])
             for key, name in _STAT_KEYS[direction].items():
                 if key in tokens:
                     stats[name] = opt_int(COMMAND, name, tokens[key])

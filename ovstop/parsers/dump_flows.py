@@ -108,15 +108,20 @@ def _known_flow(line: str, pmd: str | None, ufid: str, key: str) -> DpFlow | Non
     info = dict(_INFO.findall(info_text))
     actions = actions.split(", dp-extra-info:", 1)[0].strip().rstrip(",").strip()
     return DpFlow(
-        ufid=ufid, key=key, actions=actions, packets=int(packets), bytes=int(nbytes),
+        ufid=ufid,
+        key=key,
+        actions=actions,
+        packets=int(packets),
+        bytes=int(nbytes),
         used_s=None if used == "never" else float(used.rstrip("s")),
-        dp=info.get("dp"), offloaded=info.get("offloaded"), flags=info.get("flags"), pmd=pmd,
+        dp=info.get("dp"),
+        offloaded=info.get("offloaded"),
+        flags=info.get("flags"),
+        pmd=pmd,
     )
 
 
-def _flow(
-    line: str, pmd: str | None, known: MutableMapping[str, str] | None = None, decode: bool = True
-) -> DpFlow:
+def _flow(line: str, pmd: str | None, known: MutableMapping[str, str] | None = None, decode: bool = True) -> DpFlow:
     if known is not None:
         m = _UFID.match(line)
         if m and (m.group(1) in known or not decode):

@@ -37,9 +37,7 @@ def parse(text: str) -> tuple[RfcFamily, ...]:
                 name=fam.name,
                 type=fam.type,
                 help=fam.documentation,
-                samples=tuple(
-                    RfcSample(s.name, tuple(sorted(s.labels.items())), float(s.value)) for s in fam.samples
-                ),
+                samples=tuple(RfcSample(s.name, tuple(sorted(s.labels.items())), float(s.value)) for s in fam.samples),
             )
             for fam in text_string_to_metric_families(text)
         )

@@ -49,8 +49,9 @@ def parse(text: str) -> tuple[RxQueue, ...]:
         if thread is None:
             raise ParseError(f"{COMMAND}: queue before any thread header: {line[:60]!r}")
         usage = None if m.group(5) else to_int(COMMAND, "pmd usage", m.group(4)) / 100.0
-        queues.append(RxQueue(thread, m.group(1), to_int(COMMAND, "queue-id", m.group(2)),
-                              m.group(3) != "disabled", usage))
+        queues.append(
+            RxQueue(thread, m.group(1), to_int(COMMAND, "queue-id", m.group(2)), m.group(3) != "disabled", usage)
+        )
     if not seen_thread:
         raise ParseError(f"{COMMAND}: no thread found")
     return tuple(queues)

@@ -96,8 +96,10 @@ def _series(answer: Any, expr: str) -> list[tuple[dict[str, str], float]]:
     try:
         if answer["status"] != "success":
             raise OvstopError(f"Prometheus refused {expr!r}: {answer.get('error', answer['status'])}")
-        return [({str(k): str(v) for k, v in item["metric"].items()}, float(item["value"][1]))
-                for item in answer["data"]["result"]]
+        return [
+            ({str(k): str(v) for k, v in item["metric"].items()}, float(item["value"][1]))
+            for item in answer["data"]["result"]
+        ]
     except (KeyError, TypeError, ValueError, IndexError, AttributeError):
         raise OvstopError(f"a damaged Prometheus answer to {expr!r}") from None
 

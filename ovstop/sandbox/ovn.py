@@ -68,17 +68,25 @@ class SandboxOvn(Service):
         try:
             for db, schema in (("nb", NB_SCHEMA), ("sb", SB_SCHEMA)):
                 self._run(["ovsdb-tool", "create", str(self.dir / f"{db}.db"), str(schema)])
-                self._spawn(f"ovsdb-server-{db}", "ovsdb-server", [f"--remote=punix:{self.dir / f'{db}.sock'}",
-                                                                   str(self.dir / f"{db}.db")])
+                self._spawn(
+                    f"ovsdb-server-{db}",
+                    "ovsdb-server",
+                    [f"--remote=punix:{self.dir / f'{db}.sock'}", str(self.dir / f"{db}.db")],
+                )
                 sock = self.dir / f"{db}.sock"
                 self._wait_for(sock.exists, f"ovsdb-server-{db}")
             self.nbctl("init")
             self.sbctl("init")
             self._spawn("ovn-northd", "ovn-northd", [f"--ovnnb-db={self.nb_remote}", f"--ovnsb-db={self.sb_remote}"])
             self.switch.vsctl(
-                "set", "Open_vSwitch", ".", f"external_ids:system-id={LOCAL_CHASSIS}",
-                f"external_ids:ovn-remote={self.sb_remote}", "external_ids:ovn-encap-type=geneve",
-                f"external_ids:ovn-encap-ip={LOCAL_ENCAP_IP}", "external_ids:ovn-bridge-datapath-type=netdev",
+                "set",
+                "Open_vSwitch",
+                ".",
+                f"external_ids:system-id={LOCAL_CHASSIS}",
+                f"external_ids:ovn-remote={self.sb_remote}",
+                "external_ids:ovn-encap-type=geneve",
+                f"external_ids:ovn-encap-ip={LOCAL_ENCAP_IP}",
+                "external_ids:ovn-bridge-datapath-type=netdev",
                 "external_ids:hostname=ovstop-sandbox",
             )
             self.start_controller()
@@ -130,12 +138,26 @@ class SandboxOvn(Service):
                 ]
                 for v in range(self.vifs_per_switch):
                     lsp = f"{ls}-vm{v}"
-                    cmds += [["lsp-add", ls, lsp],
-                             ["lsp-set-addresses", lsp, f"02:bb:{t:02x}:{s:02x}:{v >> 8:02x}:{v & 0xFF:02x}"]]
-            cmds.append(["ls-add", f"{tenant}-ext", "--", "set", "Logical_Switch", f"{tenant}-ext",
-                         f"external_ids:vpc={tenant}"])
-            cmds += [["lsp-add", f"{tenant}-ext", f"{tenant}-ln"], ["lsp-set-type", f"{tenant}-ln", "localnet"],
-                     ["lsp-set-options", f"{tenant}-ln", "network_name=physnet"]]
+                    cmds += [
+                        ["lsp-add", ls, lsp],
+                        ["lsp-set-addresses", lsp, f"02:bb:{t:02x}:{s:02x}:{v >> 8:02x}:{v & 0xFF:02x}"],
+                    ]
+            cmds.append(
+                [
+                    "ls-add",
+                    f"{tenant}-ext",
+                    "--",
+                    "set",
+                    "Logical_Switch",
+                    f"{tenant}-ext",
+                    f"external_ids:vpc={tenant}",
+                ]
+            )
+            cmds += [
+                ["lsp-add", f"{tenant}-ext", f"{tenant}-ln"],
+                ["lsp-set-type", f"{tenant}-ln", "localnet"],
+                ["lsp-set-options", f"{tenant}-ln", "network_name=physnet"],
+            ]
         # A known ACL, for explain (flow -> Logical_Flow -> ACL): telnet from vpc-a-ls0's ports is dropped.
         cmds.append(["acl-add", f"{TENANTS[0]}-ls0", "from-lport", str(ACL_PRIORITY), ACL_MATCH, "drop"])
         self.nbctl(*_joined(cmds))
@@ -144,21 +166,59 @@ class SandboxOvn(Service):
         for tenant in TENANTS:
             for s in range(2):
                 lsp = f"{tenant}-ls{s}-vm0"
-                vsctl.append(["add-port", "br-int", lsp, "--", "set", "Interface", lsp, "type=dummy",
-                              f"external_ids:iface-id={lsp}", f"external_ids:vpc={tenant}"])
-        self.switch.vsctl("--may-exist", "add-br", "br-int", "--", "set", "Bridge", "br-int",
-                          "datapath_type=netdev", "fail_mode=secure", "--", *_joined(vsctl))
+                vsctl.append(
+                    [
+                        "add-port",
+                        "br-int",
+                        lsp,
+                        "--",
+                        "set",
+                        "Interface",
+                        lsp,
+                        "type=dummy",
+                        f"external_ids:iface-id={lsp}",
+                        f"external_ids:vpc={tenant}",
+                    ]
+                )
+        self.switch.vsctl(
+            "--may-exist",
+            "add-br",
+            "br-int",
+            "--",
+            "set",
+            "Bridge",
+            "br-int",
+            "datapath_type=netdev",
+            "fail_mode=secure",
+            "--",
+            *_joined(vsctl),
+        )
 
     def add_fake_chassis(self, fake: FakeChassis) -> None:
         """A chassis as SB sees one whose ovn-controller is current with SB_Global.nb_cfg."""
         self.sbctl("chassis-add", fake.name, "geneve", fake.ip)
         nb_cfg = self.sbctl("get", "SB_Global", ".", "nb_cfg").strip()
-        self.sbctl("--id=@c", "get", "Chassis", fake.name, "--", "create", "Chassis_Private", f"name={fake.name}",
-                   "chassis=@c", f"nb_cfg={nb_cfg}", f"nb_cfg_timestamp={int(time.time() * 1000)}")
+        self.sbctl(
+            "--id=@c",
+            "get",
+            "Chassis",
+            fake.name,
+            "--",
+            "create",
+            "Chassis_Private",
+            f"name={fake.name}",
+            "chassis=@c",
+            f"nb_cfg={nb_cfg}",
+            f"nb_cfg_timestamp={int(time.time() * 1000)}",
+        )
 
     def _bind_remote_ports(self) -> None:
-        binds = [["lsp-bind", f"{tenant}-ls{s}-vm1", FAKE_CHASSIS[t % len(FAKE_CHASSIS)].name]
-                 for t, tenant in enumerate(TENANTS) for s in range(2) if self.vifs_per_switch > 1]
+        binds = [
+            ["lsp-bind", f"{tenant}-ls{s}-vm1", FAKE_CHASSIS[t % len(FAKE_CHASSIS)].name]
+            for t, tenant in enumerate(TENANTS)
+            for s in range(2)
+            if self.vifs_per_switch > 1
+        ]
         deadline = time.monotonic() + 30
         while binds:
             try:

@@ -57,8 +57,13 @@ def spawn(argv: list[str], env: Mapping[str, str], directory: Path, name: str) -
     """
     with open(directory / f"{name}.stderr", "wb") as stderr:
         proc = subprocess.Popen(
-            argv, env={**os.environ, **env}, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
-            preexec_fn=die_with_parent, start_new_session=True,
+            argv,
+            env={**os.environ, **env},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            preexec_fn=die_with_parent,
+            start_new_session=True,
         )
     threading.Thread(target=proc.wait, name=f"ovstop-reap-{name}", daemon=True).start()
     return proc
@@ -92,7 +97,11 @@ def check_alive(proc: subprocess.Popen[bytes] | None, directory: Path, name: str
 
 
 def wait_until(
-    ready: Callable[[], bool], what: str, proc: subprocess.Popen[bytes] | None, directory: Path, name: str,
+    ready: Callable[[], bool],
+    what: str,
+    proc: subprocess.Popen[bytes] | None,
+    directory: Path,
+    name: str,
     timeout: float = 60,
 ) -> None:
     """Poll ``ready`` until true; fail as soon as the daemon dies, or after ``timeout`` seconds."""

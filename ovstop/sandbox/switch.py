@@ -34,6 +34,8 @@ from ovstop.sandbox.topology import BRIDGE, SIDE_BRIDGE, Topology
 SCHEMA = Path("/usr/share/openvswitch/vswitch.ovsschema")
 DIR_PREFIX = "ovstop-sandbox-"
 OWNER_FILE = "owner.pid"
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -104,8 +106,9 @@ class SandboxSwitch(Service):
                     str(self.dir / "conf.db"),
                 ],
             )
-            wait_until(lambda: (self.dir / "db.sock").exists(), "ovsdb-server socket", self._ovsdb, self.dir,
-                       "ovsdb-server")
+            wait_until(
+                lambda: (self.dir / "db.sock").exists(), "ovsdb-server socket", self._ovsdb, self.dir, "ovsdb-server"
+            )
             # The whole switch goes into the database before ovs-vswitchd starts, so that it configures
             # everything in one pass (1000 ports in seconds, not minutes).
             self.vsctl("--no-wait", "init", *self.topology.vsctl_args(self._pmd_cpu_mask()))
@@ -125,8 +128,13 @@ class SandboxSwitch(Service):
         )
         pid = self._vswitchd.pid
         ctl = self.dir / f"ovs-vswitchd.{pid}.ctl"
-        wait_until(lambda: self._pidfile("ovs-vswitchd") == pid and ctl.exists(), "ovs-vswitchd control socket",
-                   self._vswitchd, self.dir, "ovs-vswitchd")
+        wait_until(
+            lambda: self._pidfile("ovs-vswitchd") == pid and ctl.exists(),
+            "ovs-vswitchd control socket",
+            self._vswitchd,
+            self.dir,
+            "ovs-vswitchd",
+        )
         self.unixctl_path = ctl
         self._cfg_serial += 1
         # A change without --no-wait returns only once ovs-vswitchd has caught up with the database.
@@ -154,8 +162,7 @@ class SandboxSwitch(Service):
 
     # -- command helpers (setup and tests; ovstop itself talks JSON-RPC) -------------------------------
     def appctl(self, *args: str, timeout: float = 10.0) -> str:
-        return self._run(["ovs-appctl", "-t", str(self.unixctl_path), f"--timeout={int(timeout)}", *args],
-                         timeout)
+        return self._run(["ovs-appctl", "-t", str(self.unixctl_path), f"--timeout={int(timeout)}", *args], timeout)
 
     def vsctl(self, *args: str, timeout: float = 60.0) -> str:
         opts = [f"--db={self.db_remote}", f"--timeout={int(timeout)}"]

@@ -32,7 +32,10 @@ SIDE_NET = "172.17"
 DROP_NET = "10.99"
 
 _LABELS: tuple[dict[str, str], ...] = (
-    {"vpc": "vpc-a", "workload": "web"}, {"vpc": "vpc-a", "workload": "db"}, {"vpc": "vpc-b"}, {},
+    {"vpc": "vpc-a", "workload": "web"},
+    {"vpc": "vpc-a", "workload": "db"},
+    {"vpc": "vpc-b"},
+    {},
 )
 
 
@@ -102,13 +105,19 @@ class Topology:
             kind = name.rstrip("0")
             cmds += [
                 ["add-port", BRIDGE, name],
-                ["set", "Interface", name, f"type={kind}", f"ofport_request={ofport}",
-                 f"options:remote_ip={remote}", f"options:key={key}"],
+                [
+                    "set",
+                    "Interface",
+                    name,
+                    f"type={kind}",
+                    f"ofport_request={ofport}",
+                    f"options:remote_ip={remote}",
+                    f"options:key={key}",
+                ],
             ]
         cmds += [
             ["add-port", BRIDGE, "patch-br1"],
-            ["set", "Interface", "patch-br1", "type=patch", "options:peer=patch-br0",
-             f"ofport_request={PATCH_OFPORT}"],
+            ["set", "Interface", "patch-br1", "type=patch", "options:peer=patch-br0", f"ofport_request={PATCH_OFPORT}"],
             ["add-port", SIDE_BRIDGE, "patch-br0"],
             ["set", "Interface", "patch-br0", "type=patch", "options:peer=patch-br1"],
         ]
@@ -139,8 +148,7 @@ class Topology:
             "table=2,priority=0,actions=drop",
         ]
         rules += [
-            f"table=2,priority=100,ip,nw_dst={subnet_of(k)}.0/24,actions=output:{k}"
-            for k in range(1, self.n_ports + 1)
+            f"table=2,priority=100,ip,nw_dst={subnet_of(k)}.0/24,actions=output:{k}" for k in range(1, self.n_ports + 1)
         ]
         return rules
 

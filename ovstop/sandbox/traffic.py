@@ -155,8 +155,9 @@ class TrafficGenerator:
         dst_port = None
         if net is None:  # another port: OpenFlow drops output to the input port
             dst_port = src_port % n_ports + 1 if n_ports > 1 else src_port
-            dst_port = self._rng.choice([k for k in (dst_port, self._rng.randint(1, n_ports)) if k != src_port]
-                                        or [dst_port])
+            dst_port = self._rng.choice(
+                [k for k in (dst_port, self._rng.randint(1, n_ports)) if k != src_port] or [dst_port]
+            )
         proto = "udp" if self._rng.random() < 0.7 else "tcp"
         return self._new_flow(src_port, dst_port, proto, net), True
 

@@ -93,7 +93,7 @@ def unpack_table_stats(body: bytes) -> tuple[list[TableStats], bool]:
     mp_type, flags = MULTIPART.unpack_from(body)
     if mp_type != OFPMP_TABLE:
         raise ParseError(f"OpenFlow: expected a table stats reply, got multipart type {mp_type}")
-    payload = body[MULTIPART.size:]
+    payload = body[MULTIPART.size :]
     if len(payload) % TABLE_STATS.size:
         raise ParseError(f"OpenFlow: table stats body of {len(payload)} bytes is not a multiple of 24")
     tables = [TableStats(*TABLE_STATS.unpack_from(payload, off)) for off in range(0, len(payload), TABLE_STATS.size)]
@@ -157,8 +157,10 @@ class OpenFlowClient:
             raise
         if not hello_offers_13(version, body):
             self.close()
-            raise SourceError(f"OpenFlow {self.path}: the bridge does not offer OpenFlow 1.3 "
-                              "(add OpenFlow13 to the bridge's protocols)")
+            raise SourceError(
+                f"OpenFlow {self.path}: the bridge does not offer OpenFlow 1.3 "
+                "(add OpenFlow13 to the bridge's protocols)"
+            )
         self.connects += 1
         return sock
 
@@ -200,7 +202,7 @@ class OpenFlowClient:
             if len(self._buf) >= HEADER.size:
                 version, msg_type, length, xid = unpack_header(self._buf)
                 if len(self._buf) >= length:
-                    body, self._buf = self._buf[HEADER.size:length], self._buf[length:]
+                    body, self._buf = self._buf[HEADER.size : length], self._buf[length:]
                     return version, msg_type, xid, body
             remaining = deadline - time.monotonic()
             if remaining <= 0:

@@ -41,8 +41,15 @@ SB_TABLES: dict[str, tuple[str, ...]] = {
 # What ovn-detrace reads, replicated only once an explain asks for it: Logical_Flow is the largest table of
 # the southbound database, and nothing else in ovstop needs it.
 DETRACE_SB: dict[str, tuple[str, ...]] = {
-    "Logical_Flow": ("logical_datapath", "logical_dp_group", "pipeline", "table_id", "match", "actions",
-                     "external_ids"),
+    "Logical_Flow": (
+        "logical_datapath",
+        "logical_dp_group",
+        "pipeline",
+        "table_id",
+        "match",
+        "actions",
+        "external_ids",
+    ),
     "Logical_DP_Group": ("datapaths",),
     "Datapath_Binding": ("external_ids",),
 }
@@ -72,8 +79,9 @@ class OvnLocations:
     system_id: str = ""
 
 
-def locate(ovs: OvsdbSource | None, nb: str | None = None, sb: str | None = None,
-           rundir: Path | None = None) -> OvnLocations:
+def locate(
+    ovs: OvsdbSource | None, nb: str | None = None, sb: str | None = None, rundir: Path | None = None
+) -> OvnLocations:
     """Resolve the NB/SB remotes as described in the module docstring."""
     base = rundir or ovn_rundir()
     ids: dict[str, str] = {}
@@ -91,8 +99,9 @@ def locate(ovs: OvsdbSource | None, nb: str | None = None, sb: str | None = None
 class OvnLink:
     """The OVN connections a run uses, opened on first use and shared by the NB and SB collectors."""
 
-    def __init__(self, nb: str | None = None, sb: str | None = None, rundir: Path | None = None,
-                 timeout: float = 3.0) -> None:
+    def __init__(
+        self, nb: str | None = None, sb: str | None = None, rundir: Path | None = None, timeout: float = 3.0
+    ) -> None:
         self.given_nb = nb
         self.given_sb = sb
         self.rundir = rundir

@@ -81,9 +81,7 @@ class UnixctlClient:
 
     def _learn_capabilities(self) -> None:
         listing = self._transact("list-commands", [])
-        self.commands = frozenset(
-            line.split()[0] for line in listing.splitlines()[1:] if line.strip()
-        )
+        self.commands = frozenset(line.split()[0] for line in listing.splitlines()[1:] if line.strip())
         match = _VERSION_RE.search(self._transact("version", []))
         self.version = match.group(1) if match else ""
 

@@ -89,8 +89,7 @@ class OvstopApp(App[int | str]):
         Binding("question_mark,f1", "help", "Help", id="help"),
         Binding("slash", "filter", "Filter by name/label/key", id="filter"),
         Binding("h", "health", "Health checks", id="health"),
-        Binding("enter", "open_flow", "Flow row (panes 3, 4): detail, explain", id="flow.open",
-                show=False),
+        Binding("enter", "open_flow", "Flow row (panes 3, 4): detail, explain", id="flow.open", show=False),
         Binding("p", "pause", "Pause view (collection goes on)", id="pause"),
         Binding("1", "pane(1)", "Metrics tree", id="pane.1", show=False),
         Binding("2", "pane(2)", "Histograms", id="pane.2", show=False),
@@ -98,8 +97,13 @@ class OvstopApp(App[int | str]):
         Binding("4", "pane(4)", "Flow lookup", id="pane.4", show=False),
         Binding("5", "pane(5)", "OVN chassis and tunnels", id="pane.5", show=False),
         Binding("6", "pane(6)", "Drops", id="pane.6", show=False),
-        Binding("7", "pane(7)", "Fleet from Prometheus (with --prometheus; Enter attaches to a host)", id="pane.7",
-                show=False),
+        Binding(
+            "7",
+            "pane(7)",
+            "Fleet from Prometheus (with --prometheus; Enter attaches to a host)",
+            id="pane.7",
+            show=False,
+        ),
         Binding("0", "pane(0)", "All four panes", id="pane.all", show=False),
         Binding("s", "sort", "Sort flows by the next column", id="sort"),
         Binding("less_than_sign", "order(True)", "Sort ascending", id="sort.asc", show=False),
@@ -168,8 +172,7 @@ class OvstopApp(App[int | str]):
             yield NetworkPane(id="pane-5")
             yield DropsPane(id="pane-6")
             if self.fleet is not None:
-                yield FleetPane(self.fleet, self.fleet_interval, self.fleet_source, self.view.clock,
-                                id=f"pane-{FLEET}")
+                yield FleetPane(self.fleet, self.fleet_interval, self.fleet_source, self.view.clock, id=f"pane-{FLEET}")
         yield Input(placeholder="filter: name, label or flow key (enter keeps it, escape clears)", id="filter")
         yield Input(placeholder="go to a time: HH:MM:SS (enter goes, escape cancels)", id="seek")
         yield Footer()
@@ -310,8 +313,10 @@ class OvstopApp(App[int | str]):
             self.view.viewing = ""
             return
         ago = max(self.latest.timestamp - self.scrub_at, 0.0)
-        self.view.viewing = (f"viewing {clock_text(self.scrub_at)}, {duration(ago)} ago · kept "
-                             f"{duration(self.timeline.span)} ≈ {num(self.timeline.cost_bytes)}B")
+        self.view.viewing = (
+            f"viewing {clock_text(self.scrub_at)}, {duration(ago)} ago · kept "
+            f"{duration(self.timeline.span)} ≈ {num(self.timeline.cost_bytes)}B"
+        )
 
     def _view_at(self, index: int) -> None:
         snap = self.timeline[index]
@@ -350,8 +355,11 @@ class OvstopApp(App[int | str]):
             self.notify("playing on to the next health failure…", timeout=2)
             self._seek_replay(lambda snap: bool(health.failing(health.rows(snap))), "health failure")
         else:
-            self.notify(f"no health failure {'before' if direction < 0 else 'after'} this moment in the kept "
-                        f"history ({duration(self.timeline.span)})", severity="warning")
+            self.notify(
+                f"no health failure {'before' if direction < 0 else 'after'} this moment in the kept "
+                f"history ({duration(self.timeline.span)})",
+                severity="warning",
+            )
 
     @work(thread=True, exclusive=True, group="seek")
     def _seek_replay(self, until: Callable[[Snapshot], bool], what: str) -> None:

@@ -45,8 +45,17 @@ class DropsPane(Pane):
         found = drops.collect(snap)
         shown = [d for d in drops.dropping(found) if view.matches(d.what, d.where, d.origin)]
         rows = {
-            f"{d.metric}|{d.what}|{d.where}": tuple(Text(c) for c in (
-                str(rank), num(d.rate) if d.rate is not None else DASH, num(d.total), d.what, d.where, d.origin))
+            f"{d.metric}|{d.what}|{d.where}": tuple(
+                Text(c)
+                for c in (
+                    str(rank),
+                    num(d.rate) if d.rate is not None else DASH,
+                    num(d.total),
+                    d.what,
+                    d.where,
+                    d.origin,
+                )
+            )
             for rank, d in enumerate(shown, 1)
         }
         with self.app.batch_update():

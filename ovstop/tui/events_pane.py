@@ -30,14 +30,30 @@ def _opt(x: object) -> str:
 def event_row(ev: OvsEvent) -> tuple[Text, ...]:
     latency = f"{ev.latency_ns / 1000:.1f}µs" if ev.latency_ns is not None else DASH
     summary = str(ev.key) if ev.key is not None else ev.summary()
-    cells = (f"{ev.timestamp / 1e9:.6f}", _opt(ev.cpu), ev.event_type, _opt(ev.port), _opt(ev.queue_id),
-             short_ufid(ev.ufid), summary, latency)
+    cells = (
+        f"{ev.timestamp / 1e9:.6f}",
+        _opt(ev.cpu),
+        ev.event_type,
+        _opt(ev.port),
+        _opt(ev.queue_id),
+        short_ufid(ev.ufid),
+        summary,
+        latency,
+    )
     return tuple(Text(c) for c in cells)
 
 
 def change_row(c: FlowChange) -> tuple[Text, ...]:
-    cells = (clock_text(c.at), c.change, c.datapath, c.pmd or DASH, short_ufid(c.ufid), key_summary(c.key), c.actions,
-             str(c.packets))
+    cells = (
+        clock_text(c.at),
+        c.change,
+        c.datapath,
+        c.pmd or DASH,
+        short_ufid(c.ufid),
+        key_summary(c.key),
+        c.actions,
+        str(c.packets),
+    )
     return tuple(Text(x) for x in cells)
 
 
@@ -103,10 +119,12 @@ class EventsPane(Pane):
         self._seen = stats.accepted
         self._append([event_row(ev) for ev in events if view.matches(ev.summary(), str(ev.key or ""))])
         totals = "  ".join(f"{k} {v}" for k, v in sorted(store.totals().items()))
-        self.query_one("#events-status", Static).update(Text(
-            f"{stats.accepted} events ({store.rate():.0f}/s), dropped {stats.dropped}"
-            f" (rate limit {stats.rate_dropped}, ring {stats.overflowed})  {totals}"
-        ))
+        self.query_one("#events-status", Static).update(
+            Text(
+                f"{stats.accepted} events ({store.rate():.0f}/s), dropped {stats.dropped}"
+                f" (rate limit {stats.rate_dropped}, ring {stats.overflowed})  {totals}"
+            )
+        )
 
     def _show_flow_changes(self, snap: Snapshot, view: ViewState, waiting: bool = False) -> None:
         if self._mode != "flows" or self._filter != view.filter:
@@ -116,15 +134,28 @@ class EventsPane(Pane):
         self._seen = view.flows.total_changes
         changes = list(view.flows.changes)[-new:] if new > 0 else []
         shown = [c for c in changes if view.matches(c.key, c.actions, c.ufid, c.pmd)]
-        self._append([change_row(c) for c in shown],
-                     [{"datapath": c.datapath, "pmd": c.pmd, "ufid": c.ufid, "key": c.key, "actions": c.actions,
-                       "packets": c.packets} for c in shown])
+        self._append(
+            [change_row(c) for c in shown],
+            [
+                {
+                    "datapath": c.datapath,
+                    "pmd": c.pmd,
+                    "ufid": c.ufid,
+                    "key": c.key,
+                    "actions": c.actions,
+                    "packets": c.packets,
+                }
+                for c in shown
+            ],
+        )
         ebpf = snap.health.get("ebpf")
         if waiting:
             why = "none captured or recorded yet"
         else:
             why = ebpf.reason if ebpf is not None and ebpf.reason else view.feed.events_reason or "no eBPF source"
-        self.query_one("#events-status", Static).update(Text(
-            f"no upcall events: {why}. Showing datapath flows installed/expired between samples "
-            f"(dpctl/dump-flows diff): {view.flows.total_changes} changes so far"
-        ))
+        self.query_one("#events-status", Static).update(
+            Text(
+                f"no upcall events: {why}. Showing datapath flows installed/expired between samples "
+                f"(dpctl/dump-flows diff): {view.flows.total_changes} changes so far"
+            )
+        )

@@ -34,7 +34,8 @@ def flow_content(row: Mapping[str, Any]) -> Content:
         return [(f"{name:>9} ", "bold $accent"), f"{value}\n"]
 
     return Content.assemble(
-        *field("datapath", row.get("datapath") or DASH), *field("pmd", row.get("pmd") or DASH),
+        *field("datapath", row.get("datapath") or DASH),
+        *field("pmd", row.get("pmd") or DASH),
         *field("ufid", row.get("ufid") or DASH),
         *field("packets", f"{num(row.get('packets'))}  ({num(row.get('packets_rate'))}/s)"),
         *field("bytes", f"{num(row.get('bytes'))}  ({num(row.get('bytes_rate'))}/s)"),
@@ -48,16 +49,25 @@ def step_rows(explanation: Explanation) -> dict[str, tuple[Text, ...]]:
     rows = {}
     for i, s in enumerate(explanation.trace.steps):
         prio = DASH if s.priority is None else str(s.priority)
-        cells = ("  " * s.depth + s.bridge, str(s.table), prio, s.cookie or DASH, s.match,
-                 "; ".join(s.actions + s.notes) or DASH)
+        cells = (
+            "  " * s.depth + s.bridge,
+            str(s.table),
+            prio,
+            s.cookie or DASH,
+            s.match,
+            "; ".join(s.actions + s.notes) or DASH,
+        )
         rows[str(i)] = tuple(Text(c) for c in cells)
     return rows
 
 
 def ovn_rows(explanation: Explanation) -> dict[str, tuple[Text, ...]]:
-    return {lf.cookie: tuple(Text(c) for c in (lf.cookie, lf.pipeline, str(lf.table), lf.stage, lf.match, lf.actions,
-                                               lf.nb or DASH))
-            for lf in explanation.logical}
+    return {
+        lf.cookie: tuple(
+            Text(c) for c in (lf.cookie, lf.pipeline, str(lf.table), lf.stage, lf.match, lf.actions, lf.nb or DASH)
+        )
+        for lf in explanation.logical
+    }
 
 
 class FlowScreen(Screen[None]):
@@ -77,8 +87,9 @@ class FlowScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="flow-box"):
-            yield Static(Content.assemble(("datapath flow", "bold"), "  (escape returns, e explains again)"),
-                         id="flow-title")
+            yield Static(
+                Content.assemble(("datapath flow", "bold"), "  (escape returns, e explains again)"), id="flow-title"
+            )
             yield Static(flow_content(self.row), id="flow-fields")
             yield Static("", id="spark-label", classes="detail")
             yield Sparkline(self.rates, id="flow-spark")
@@ -101,8 +112,10 @@ class FlowScreen(Screen[None]):
         """The rate sparkline once there are two rates to draw (one value would fill it)."""
         enough = len(self.rates) >= 2
         self.query_one("#spark-label", Static).update(
-            f"packets/s while this screen is open ({len(self.rates)} samples)" if enough
-            else "packets/s while this screen is open: from the next samples on")
+            f"packets/s while this screen is open ({len(self.rates)} samples)"
+            if enough
+            else "packets/s while this screen is open: from the next samples on"
+        )
         spark = self.query_one("#flow-spark", Sparkline)
         spark.display = enough
         spark.data = self.rates
@@ -112,7 +125,8 @@ class FlowScreen(Screen[None]):
         row = next((r for r in snap.tables.get("dp_flows", []) if flow_id(r) == self.flow), None)
         if row is None:
             self.query_one("#flow-fields", Static).update(
-                Content.assemble(flow_content(self.row), ("gone from the datapath (expired or deleted)", "$warning")))
+                Content.assemble(flow_content(self.row), ("gone from the datapath (expired or deleted)", "$warning"))
+            )
             return
         self.row = row
         if row.get("packets_rate") is not None:
@@ -146,17 +160,28 @@ class FlowScreen(Screen[None]):
             return
         self.explanation, self.error = result, ""
         trace = result.trace
-        status.update(Content.assemble(
-            f"explain: ofproto/trace {trace_args(result.row, result.key)[0]} <whole key>: "
-            f"{len(trace.steps)} tables traversed\n", ("whole key ", "bold"), result.key))
+        status.update(
+            Content.assemble(
+                f"explain: ofproto/trace {trace_args(result.row, result.key)[0]} <whole key>: "
+                f"{len(trace.steps)} tables traversed\n",
+                ("whole key ", "bold"),
+                result.key,
+            )
+        )
         steps = self.query_one("#trace-table", DataTable)
         steps.display = True
         sync_rows(steps, step_rows(result), grow=True)
-        self.query_one("#trace-final", Static).update(Content.assemble(
-            ("megaflow ", "bold"), f"{trace.megaflow or DASH}\n", ("datapath actions ", "bold"),
-            trace.datapath_actions))
+        self.query_one("#trace-final", Static).update(
+            Content.assemble(
+                ("megaflow ", "bold"),
+                f"{trace.megaflow or DASH}\n",
+                ("datapath actions ", "bold"),
+                trace.datapath_actions,
+            )
+        )
         self.query_one("#ovn-status", Static).update(
-            Text(f"OVN: {result.ovn}" if result.ovn else f"OVN: {len(result.logical)} logical flows (ovn-detrace)"))
+            Text(f"OVN: {result.ovn}" if result.ovn else f"OVN: {len(result.logical)} logical flows (ovn-detrace)")
+        )
         logical = self.query_one("#ovn-table", DataTable)
         logical.display = bool(result.logical)
         sync_rows(logical, ovn_rows(result), grow=True)

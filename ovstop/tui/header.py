@@ -49,7 +49,8 @@ class HeaderBar(Static):
             return Content.assemble(("ovstop", "bold"), f"  {pace}  waiting for the first sample…")
         h = headline(snap, feed.events_reason)
         parts: list[str | tuple[str, str]] = [
-            ("ovstop ", "bold"), f"{h.host}  OVS {h.ovs_version}  dp {h.datapaths}  ",
+            ("ovstop ", "bold"),
+            f"{h.host}  OVS {h.ovs_version}  dp {h.datapaths}  ",
             f"up {duration(h.ovs_uptime) if h.ovs_uptime is not None else '–'}  "
             f"session {duration(view.clock() - started)}  {pace}  #{snap.seq}",
         ]
@@ -76,7 +77,8 @@ class HeaderBar(Static):
         parts.append("\n")
         parts += [
             f"{num(h.pps)} pkt/s  dp hit {num(h.hit)}/s miss {num(h.missed)}/s lost {num(h.lost)}/s  ",
-            ("hit ", "bold"), f"{h.hit_ratio}  upcalls {num(h.missed)}/s  flows {h.flows}  ",
+            ("hit ", "bold"),
+            f"{h.hit_ratio}  upcalls {num(h.missed)}/s  flows {h.flows}  ",
             f"handlers {h.handlers} revalidators {h.revalidators}",
         ]
         return Content.assemble(*parts)

@@ -28,8 +28,13 @@ def health_content(table: list[dict[str, Any]]) -> Content:
     ]
     for r in sorted(table, key=lambda r: (ORDER.get(r["state"], 1), r["check"])):
         mark, style = MARKS.get(r["state"], ("?", "$warning"))
-        parts += [(f"{mark} {r['check']:<22}", f"bold {style}"), f" {r['seen']}", (f"  [{r['threshold']}]\n", "dim"),
-                  f"    {r['explain']}", (f" · {r['metric']}\n", "dim")]
+        parts += [
+            (f"{mark} {r['check']:<22}", f"bold {style}"),
+            f" {r['seen']}",
+            (f"  [{r['threshold']}]\n", "dim"),
+            f"    {r['explain']}",
+            (f" · {r['metric']}\n", "dim"),
+        ]
     return Content.assemble(*parts)
 
 

@@ -13,10 +13,19 @@ from textual.widgets import Static
 
 
 def key_names(binding: Binding) -> str:
-    return ", ".join(k.strip().replace("question_mark", "?").replace("less_than_sign", "<")
-                     .replace("greater_than_sign", ">").replace("full_stop", ".").replace("left_square_bracket", "[")
-                     .replace("right_square_bracket", "]").replace("slash", "/").replace("plus", "+")
-                     .replace("minus", "-") for k in binding.key.split(","))
+    return ", ".join(
+        k.strip()
+        .replace("question_mark", "?")
+        .replace("less_than_sign", "<")
+        .replace("greater_than_sign", ">")
+        .replace("full_stop", ".")
+        .replace("left_square_bracket", "[")
+        .replace("right_square_bracket", "]")
+        .replace("slash", "/")
+        .replace("plus", "+")
+        .replace("minus", "-")
+        for k in binding.key.split(",")
+    )
 
 
 def help_content(bindings: list[Binding]) -> Content:

@@ -62,13 +62,19 @@ class HistogramsPane(Pane):
         self._items: dict[tuple[str, Labels], tuple[Static, str]] = {}
 
     def show(self, snap: Snapshot, view: ViewState) -> None:
-        series = [s for s in snap.series if s.spec.kind is Kind.HISTOGRAM
-                  and view.matches(s.spec.name, labels_text(s.labels))]
+        series = [
+            s for s in snap.series if s.spec.kind is Kind.HISTOGRAM and view.matches(s.spec.name, labels_text(s.labels))
+        ]
         mode = "cumulative" if view.cumulative else "per interval"
         summary = self.query_one("#hist-summary", Static)
         if not series:
-            why = "none match the filter" if view.filter else (
-                "this switch reports none (pmd-perf-show needs the userspace datapath; eBPF latency needs capture)")
+            why = (
+                "none match the filter"
+                if view.filter
+                else (
+                    "this switch reports none (pmd-perf-show needs the userspace datapath; eBPF latency needs capture)"
+                )
+            )
             summary.update(f"no histograms: {why}")
         else:
             summary.update(f"{len(series)} histograms, {mode} (i toggles)")

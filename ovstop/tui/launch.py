@@ -48,12 +48,20 @@ def launch(options: Options, fleet: Fleet | None = None, fleet_source: str = "")
             runtime.first_sample()
             # --record is handled by the runtime itself (every snapshot and event goes to the file).
             feed = LiveFeed(
-                runtime.sampler, options.interval, events=runtime.event_store, events_reason=runtime.events_reason,
+                runtime.sampler,
+                options.interval,
+                events=runtime.event_store,
+                events_reason=runtime.events_reason,
                 deep_switch=runtime.set_deep if runtime.capture is not None else None,
             )
         stack.callback(feed.stop)
-        app = OvstopApp(feed, history_depth=options.history_depth, fleet=fleet, fleet_source=fleet_source,
-                        fleet_interval=options.interval)
+        app = OvstopApp(
+            feed,
+            history_depth=options.history_depth,
+            fleet=fleet,
+            fleet_source=fleet_source,
+            fleet_interval=options.interval,
+        )
         app.deep = options.ebpf_deep
 
         def _exit(signum: int) -> None:

@@ -14,9 +14,13 @@ from ovstop.tui.tables import sync_rows
 from ovstop.tui.view import Pane, ViewState
 
 MAX_FLOW_ROWS = 200
-CACHES = (("emc", pmd.COUNTERS["emc_hits"].name), ("smc", pmd.COUNTERS["smc_hits"].name),
-          ("megaflow", pmd.COUNTERS["megaflow_hits"].name), ("simple", pmd.COUNTERS["simple_match_hits"].name),
-          ("phwol", pmd.COUNTERS["phwol_hits"].name))
+CACHES = (
+    ("emc", pmd.COUNTERS["emc_hits"].name),
+    ("smc", pmd.COUNTERS["smc_hits"].name),
+    ("megaflow", pmd.COUNTERS["megaflow_hits"].name),
+    ("simple", pmd.COUNTERS["simple_match_hits"].name),
+    ("phwol", pmd.COUNTERS["phwol_hits"].name),
+)
 PMD_MISSED, PMD_LOST = pmd.COUNTERS["upcalls"].name, pmd.COUNTERS["lost_upcalls"].name
 LOOKUP_COLUMNS = ("scope", *(c for c, _ in CACHES), "hit/s", "miss/s", "lost/s", "hit%")
 FLOW_COLUMNS = ("rank", "pkt/s", "byte/s", "packets", "age", "pmd", "ufid", "key", "actions")
@@ -46,8 +50,7 @@ def lookup_rows(snap: Snapshot) -> dict[str, tuple[str, ...]]:
             caches.append(f"{num(r)} ({pct(r, hit)})" if r else num(r))
         seen = (hit or 0.0) + (miss or 0.0)
         scope = f"{labels.get('thread', '?')}@{labels.get('datapath', '').partition('@')[2]}"
-        rows[scope] = (scope, *caches, num(hit), num(miss), num(_rate(snap, PMD_LOST, **labels)),
-                       pct(hit, seen))
+        rows[scope] = (scope, *caches, num(hit), num(miss), num(_rate(snap, PMD_LOST, **labels)), pct(hit, seen))
     return rows
 
 
@@ -63,9 +66,16 @@ def sort_value(stat: FlowStat, sort: str, now: float) -> float:
 
 def flow_cells(stat: FlowStat, now: float) -> tuple[Text, ...]:
     row = stat.row
-    cells = (num(stat.packets_rate), num(stat.bytes_rate), num(row.get("packets")), duration(now - stat.first_seen),
-             str(row.get("pmd") or DASH), short_ufid(row.get("ufid")), key_summary(str(row.get("key") or "")),
-             str(row.get("actions") or ""))
+    cells = (
+        num(stat.packets_rate),
+        num(stat.bytes_rate),
+        num(row.get("packets")),
+        duration(now - stat.first_seen),
+        str(row.get("pmd") or DASH),
+        short_ufid(row.get("ufid")),
+        key_summary(str(row.get("key") or "")),
+        str(row.get("actions") or ""),
+    )
     return tuple(Text(c) for c in cells)
 
 
@@ -105,22 +115,28 @@ class LookupPane(Pane):
 
     def _show_flows(self, snap: Snapshot, view: ViewState) -> None:
         now = snap.timestamp
-        stats = [st for st in view.flow_stats
-                 if view.matches(str(st.row.get("key")), str(st.row.get("actions")), str(st.row.get("ufid")))]
+        stats = [
+            st
+            for st in view.flow_stats
+            if view.matches(str(st.row.get("key")), str(st.row.get("actions")), str(st.row.get("ufid")))
+        ]
         stats.sort(key=lambda st: sort_value(st, view.sort, now), reverse=not view.reverse)
         shown = stats[:MAX_FLOW_ROWS]
         table = self.query_one("#flows-table", DataTable)
-        wanted = {flow_key(flow_id(st.row)): (Text(str(rank)), *flow_cells(st, now))
-                  for rank, st in enumerate(shown, 1)}
+        wanted = {
+            flow_key(flow_id(st.row)): (Text(str(rank)), *flow_cells(st, now)) for rank, st in enumerate(shown, 1)
+        }
         sync_rows(table, wanted)
         table.sort("rank", key=lambda cell: int(cell.plain))
         self.order = list(wanted)
         unit = "/s" if view.sort in ("packets", "bytes") else ""
         direction = "ascending" if view.reverse else "descending"
-        self.query_one("#flows-status", Static).update(Text(
-            f"datapath flows: {len(stats)} (top {len(shown)}), sorted by {view.sort}{unit} {direction}"
-            " (s: sort column, < ascending, > descending)"
-        ))
+        self.query_one("#flows-status", Static).update(
+            Text(
+                f"datapath flows: {len(stats)} (top {len(shown)}), sorted by {view.sort}{unit} {direction}"
+                " (s: sort column, < ascending, > descending)"
+            )
+        )
 
     def _show_missed(self, view: ViewState) -> None:
         store = view.feed.events

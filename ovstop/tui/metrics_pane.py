@@ -117,8 +117,11 @@ class MetricsPane(Pane):
             self._branches.clear()
             self._leaves.clear()
         if view.filter:
-            wanted = {(s.spec.name, s.labels): s for s in snap.series
-                      if view.matches(s.spec.name, labels_text(s.labels), "/".join(s.spec.path))}
+            wanted = {
+                (s.spec.name, s.labels): s
+                for s in snap.series
+                if view.matches(s.spec.name, labels_text(s.labels), "/".join(s.spec.path))
+            }
         else:
             wanted = {(s.spec.name, s.labels): s for s in snap.series}
         self._series = wanted

@@ -23,8 +23,20 @@ from ovstop.tui.tables import sync_rows
 from ovstop.tui.view import Pane, ViewState
 
 CHASSIS_COLUMNS = ("chassis", "hostname", "encap", "encap ip", "bindings", "nb_cfg lag", "status")
-TUNNEL_COLUMNS = ("tunnel", "bridge", "type", "remote ip", "key", "chassis", "status", "rx pkt/s", "tx pkt/s",
-                  "rx packets", "tx packets", "errors")
+TUNNEL_COLUMNS = (
+    "tunnel",
+    "bridge",
+    "type",
+    "remote ip",
+    "key",
+    "chassis",
+    "status",
+    "rx pkt/s",
+    "tx pkt/s",
+    "rx packets",
+    "tx packets",
+    "errors",
+)
 
 
 def _status(up: bool | None, text: str) -> Text:
@@ -38,9 +50,14 @@ def chassis_rows(snap: Snapshot, view: ViewState) -> dict[str, tuple[Text, ...]]
         if not view.matches(str(r.get("chassis")), str(r.get("hostname")), str(r.get("encap_ip"))):
             continue
         lag = r.get("nb_cfg_lag")
-        cells = (str(r.get("chassis") or DASH) + (" (this host)" if r.get("local") else ""),
-                 str(r.get("hostname") or DASH), str(r.get("encap_type") or DASH), str(r.get("encap_ip") or DASH),
-                 num(r.get("port_bindings")), DASH if lag is None else str(lag))
+        cells = (
+            str(r.get("chassis") or DASH) + (" (this host)" if r.get("local") else ""),
+            str(r.get("hostname") or DASH),
+            str(r.get("encap_type") or DASH),
+            str(r.get("encap_ip") or DASH),
+            num(r.get("port_bindings")),
+            DASH if lag is None else str(lag),
+        )
         rows[str(r.get("chassis"))] = (*(Text(c) for c in cells), _status(r.get("up"), str(r.get("status") or "")))
     return rows
 
@@ -56,12 +73,26 @@ def tunnel_rows(snap: Snapshot, view: ViewState) -> dict[str, tuple[Text, ...]]:
             return num(snap.rate_total(traffic_name(TUNNEL_PREFIX, what), tunnel=tunnel))
 
         errors = sum(int(r.get(k) or 0) for k in ("rx_errors", "tx_errors", "rx_dropped", "tx_dropped"))
-        cells = (name, str(r.get("bridge") or DASH), str(r.get("type") or DASH), str(r.get("remote_ip") or DASH),
-                 str(r.get("key") or DASH), str(r.get("chassis") or DASH))
-        traffic = (rate("rx_packets"), rate("tx_packets"), num(r.get("rx_packets")), num(r.get("tx_packets")),
-                   str(errors))
-        rows[name] = (*(Text(c) for c in cells), _status(r.get("up"), str(r.get("status") or "")),
-                      *(Text(c) for c in traffic))
+        cells = (
+            name,
+            str(r.get("bridge") or DASH),
+            str(r.get("type") or DASH),
+            str(r.get("remote_ip") or DASH),
+            str(r.get("key") or DASH),
+            str(r.get("chassis") or DASH),
+        )
+        traffic = (
+            rate("rx_packets"),
+            rate("tx_packets"),
+            num(r.get("rx_packets")),
+            num(r.get("tx_packets")),
+            str(errors),
+        )
+        rows[name] = (
+            *(Text(c) for c in cells),
+            _status(r.get("up"), str(r.get("status") or "")),
+            *(Text(c) for c in traffic),
+        )
     return rows
 
 
@@ -75,8 +106,11 @@ def ovn_summary(snap: Snapshot) -> str:
     chassis: Sequence[Mapping[str, Any]] = snap.tables.get("ovn_chassis", [])
     up = sum(1 for r in chassis if r.get("up"))
     parts = [f"OVN: {len(chassis)} chassis, {up} up"]
-    for name, label in ((LOGICAL_SWITCHES, "switches"), (LOGICAL_ROUTERS, "routers"),
-                        (LOGICAL_SWITCH_PORTS, "switch ports")):
+    for name, label in (
+        (LOGICAL_SWITCHES, "switches"),
+        (LOGICAL_ROUTERS, "routers"),
+        (LOGICAL_SWITCH_PORTS, "switch ports"),
+    ):
         total = snap.total(name)
         if total is not None:
             parts.append(f"{num(total)} logical {label}")
@@ -107,5 +141,6 @@ class NetworkPane(Pane):
             tunnels = tunnel_rows(snap, view)
             down = sum(1 for cells in tunnels.values() if cells[6].plain.startswith("○"))
             self.query_one("#tunnel-summary", Static).update(
-                Text(f"tunnels: {len(tunnels)}, {down} down" if tunnels else "tunnels: none on this switch"))
+                Text(f"tunnels: {len(tunnels)}, {down} down" if tunnels else "tunnels: none on this switch")
+            )
             sync_rows(self.query_one("#tunnel-table", DataTable), tunnels, grow=True)

@@ -57,8 +57,21 @@ def start_ovs(rundir: Path) -> None:
     for i in (1, 2):
         sh("ip", "netns", "add", f"ns{i}")
         # Explicit MACs: early in an emulated boot the kernel's random ones can repeat, which breaks ARP.
-        sh("ip", "link", "add", f"v{i}", "address", f"02:00:00:00:0{i}:01", "type", "veth",
-           "peer", "name", f"v{i}p", "address", f"02:00:00:00:0{i}:02")
+        sh(
+            "ip",
+            "link",
+            "add",
+            f"v{i}",
+            "address",
+            f"02:00:00:00:0{i}:01",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            f"v{i}p",
+            "address",
+            f"02:00:00:00:0{i}:02",
+        )
         sh("sysctl", "-qw", f"net.ipv6.conf.v{i}.disable_ipv6=1")
         sh("ip", "link", "set", f"v{i}p", "netns", f"ns{i}")
         sh("ip", "netns", "exec", f"ns{i}", "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
@@ -105,8 +118,7 @@ def flow_packets() -> dict[str, int]:
     """Packet count per UFID of the datapath flows from v1 (``dpctl/dump-flows -m``)."""
     dump = sh("ovs-appctl", "dpctl/dump-flows", "-m")
     return {
-        m.group(1): int(m.group(2))
-        for m in re.finditer(r"ufid:([0-9a-f-]+),.*?in_port\(v1\).*?packets:(\d+)", dump)
+        m.group(1): int(m.group(2)) for m in re.finditer(r"ufid:([0-9a-f-]+),.*?in_port\(v1\).*?packets:(\d+)", dump)
     }
 
 

@@ -108,8 +108,11 @@ def scenario(events: list[dict[str, Any]], capture: CaptureThread) -> None:
     expect(len(hit_events) == N_TUPLES * REPEATS, f"{len(hit_events)} flow_lookup hit events")
     expect({ufid_str(e["ufid"]) for e in hit_events} == set(packets), "hit events carry other ufids than dump-flows")
     expect(all(e["sf_acts"] for e in hit_events), "a flow_lookup hit read sf_acts 0")
-    ok("flow_lookup", f"{len(packets)} ufids x {REPEATS} hits = dump-flows packets; {misses} misses; "
-       f"{len(hit_events)} hit events with those ufids and non-zero sf_acts")
+    ok(
+        "flow_lookup",
+        f"{len(packets)} ufids x {REPEATS} hits = dump-flows packets; {misses} misses; "
+        f"{len(hit_events)} hit events with those ufids and non-zero sf_acts",
+    )
 
     hist = after.latency.get(in_port)
     old = before.latency.get(in_port)
@@ -124,18 +127,26 @@ def scenario(events: list[dict[str, Any]], capture: CaptureThread) -> None:
     expect(cts, "no ct action_execute event")
     ct = cts[0]["ovs"]
     expect(ct["zone_id"] == 5, f"ct zone {ct['zone_id']}")
-    expect(ct.get("nat") == {"dir": "dst", "min_addr": "10.0.0.2", "max_addr": "10.0.0.3",
-                             "min_port": 7000, "max_port": 7010}, f"ct nat {ct.get('nat')}")
+    expect(
+        ct.get("nat")
+        == {"dir": "dst", "min_addr": "10.0.0.2", "max_addr": "10.0.0.3", "min_port": 7000, "max_port": 7010},
+        f"ct nat {ct.get('nat')}",
+    )
     ok("ct_nat", ct)
 
     tables = Tables()
     samples = list(EbpfCollector(capture).collect(Sources(), tables))
     names = {s.spec.name for s in samples}
-    expect("ovs_vswitchd_upcall_latency_seconds" in names and "ovs_vswitchd_flow_lookup_hit_total" in names,
-           f"collector samples {sorted(names)}")
+    expect(
+        "ovs_vswitchd_upcall_latency_seconds" in names and "ovs_vswitchd_flow_lookup_hit_total" in names,
+        f"collector samples {sorted(names)}",
+    )
     expect(len(tables.rows["flow_lookup_hits"]) >= N_TUPLES, "flow_lookup_hits table")
-    ok("collector", f"{len(samples)} samples, {len(tables.rows['flow_lookup_hits'])} ufid rows, "
-       f"events={capture.events_seen} lost={capture.events_lost} sampled_out={capture.sampled_out}")
+    ok(
+        "collector",
+        f"{len(samples)} samples, {len(tables.rows['flow_lookup_hits'])} ufid rows, "
+        f"events={capture.events_seen} lost={capture.events_lost} sampled_out={capture.sampled_out}",
+    )
 
 
 def main() -> int:
@@ -149,10 +160,14 @@ def main() -> int:
             caps = {c.name: c for c in capabilities(view)}
             print(format_check_table(caps.values()), flush=True)
             layout = caps["struct_layout"]
-            expect(layout.available and layout.reason.endswith("BTF (/sys/kernel/btf/openvswitch)"),
-                   f"struct layout: {layout.reason}")
-            expect(all(c.available for c in caps.values() if c.name not in ("recv_upcall", "flow_operation")),
-                   "a kernel hook is off")
+            expect(
+                layout.available and layout.reason.endswith("BTF (/sys/kernel/btf/openvswitch)"),
+                f"struct layout: {layout.reason}",
+            )
+            expect(
+                all(c.available for c in caps.values() if c.name not in ("recv_upcall", "flow_operation")),
+                "a kernel hook is off",
+            )
             events: list[dict[str, Any]] = []
             lock = threading.Lock()
 
@@ -165,13 +180,19 @@ def main() -> int:
             capture.start()
             expect(capture.ready.wait(600), "capture not ready after 600 s")
             expect(capture.error is None, f"capture failed: {capture.error}")
-            ok("attach", f"{len(capture.attached)} hooks in {time.monotonic() - started:.1f} s; "
-               f"missing: {capture.missing}")
+            ok(
+                "attach",
+                f"{len(capture.attached)} hooks in {time.monotonic() - started:.1f} s; missing: {capture.missing}",
+            )
             lookup = sorted(h.kind.value for h in capture.attached if h.event == "flow_lookup")
-            expect(lookup == (["kprobe", "kretprobe"] if view.fexit_error else ["fexit"]),
-                   f"flow_lookup attached as {lookup} while fexit is {view.fexit_error or 'available'}")
-            expect(("(not fexit: " in caps["flow_lookup"].reason) == bool(view.fexit_error),
-                   f"--check flow_lookup: {caps['flow_lookup'].reason}")
+            expect(
+                lookup == (["kprobe", "kretprobe"] if view.fexit_error else ["fexit"]),
+                f"flow_lookup attached as {lookup} while fexit is {view.fexit_error or 'available'}",
+            )
+            expect(
+                ("(not fexit: " in caps["flow_lookup"].reason) == bool(view.fexit_error),
+                f"--check flow_lookup: {caps['flow_lookup'].reason}",
+            )
             ok("flow_lookup_probe", f"{'+'.join(lookup)} ({view.fexit_error or 'fexit available'})")
             scenario(events, capture)
             capture.stop()

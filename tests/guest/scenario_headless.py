@@ -245,8 +245,17 @@ def run(save: str) -> None:
     log = OUT_DIR / f"guest-{stamp}.ovstop.log"
     with kernel_switch(), log.open("wb") as log_file:
         ports = dp_ports()
-        argv = [sys.executable, "-m", "ovstop", "--headless", "--listen", LISTEN, "--ebpf-deep",
-                "--record", str(recording)]
+        argv = [
+            sys.executable,
+            "-m",
+            "ovstop",
+            "--headless",
+            "--listen",
+            LISTEN,
+            "--ebpf-deep",
+            "--record",
+            str(recording),
+        ]
         proc = subprocess.Popen(argv, cwd=REPO, env=os.environ, stdout=log_file, stderr=subprocess.STDOUT)
         try:
             ok("ready", f"capture up after {wait_ready(proc, log):.1f} s")
@@ -281,8 +290,14 @@ def run(save: str) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--save-fixture", nargs="?", const="guest-ebpf", default="", metavar="NAME",
-                        help="copy the recording to tests/data/recordings/NAME.jsonl (default guest-ebpf)")
+    parser.add_argument(
+        "--save-fixture",
+        nargs="?",
+        const="guest-ebpf",
+        default="",
+        metavar="NAME",
+        help="copy the recording to tests/data/recordings/NAME.jsonl (default guest-ebpf)",
+    )
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("HEADLESS-FAIL must run as root inside the guest")
