@@ -116,7 +116,9 @@ def test_verified_table_used_only_on_its_release(tmp_path: Path) -> None:
     assert resolve("6.1.0-58-amd64", btf_dir=tmp_path).values == {}
     assert sorted(layout.defines()) == sorted(MACROS)
     caps = {c.name: c for c in capabilities(_view(layout=layout))}
-    assert caps["flow_lookup"].reason.endswith("struct offsets from verified table for 6.1.0-57-amd64")
+    assert caps["flow_lookup"].reason.endswith(
+        "struct offsets from verified table for 6.1.0-57-amd64 (per-packet: only with --ebpf-deep)"
+    )
 
 
 def test_every_offset_a_program_reads_is_resolved_and_required() -> None:

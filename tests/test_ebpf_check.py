@@ -95,6 +95,7 @@ def test_fexit_replaces_the_lookup_kprobe_pair_where_bcc_and_the_kernel_allow() 
     assert [(h.kind, h.fn) for h in lookup] == [(Kind.FEXIT, "kretfunc__openvswitch__ovs_flow_tbl_lookup_stats")]
     assert _by_name(view)["flow_lookup"][1] == (
         "fexit ovs_flow_tbl_lookup_stats; struct offsets from verified table for 6.1.0-57-amd64"
+        " (per-packet: only with --ebpf-deep)"
     )
     old_bcc = _view(fexit_error="bcc 0.26 cannot attach fexit to module functions (needs 0.28+)")
     assert "(not fexit: bcc 0.26 cannot attach" in _by_name(old_bcc)["flow_lookup"][1]
