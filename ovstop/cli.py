@@ -190,40 +190,29 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _first_live_mode(args: argparse.Namespace, *more: tuple[str, bool]) -> str | None:
+    """The first flag given that needs the local switch (a TUI on a recording or a remote cannot honour it)."""
+    flags = (
+        ("snapshot", args.command == "snapshot"),
+        ("--headless", bool(args.headless)),
+        ("--check", bool(args.check)),
+        ("--sandbox", bool(args.sandbox)),
+        ("--record", bool(args.record)),
+        *more,
+    )
+    return next((flag for flag, on in flags if on), None)
+
+
 def _check_files(args: argparse.Namespace) -> None:
     """Refuse, before anything starts, what cannot work: output files that cannot be written, --replay
     with a live mode (it plays in the TUI only)."""
-    if args.replay:
-        live = [
-            flag
-            for flag, on in (
-                ("snapshot", args.command == "snapshot"),
-                ("--headless", args.headless),
-                ("--check", args.check),
-                ("--sandbox", args.sandbox),
-                ("--record", args.record),
-            )
-            if on
-        ]
-        if live:
-            raise OvstopError(f"--replay plays a recording in the TUI; it cannot be combined with {live[0]}")
+    if args.replay and (clash := _first_live_mode(args)):
+        raise OvstopError(f"--replay plays a recording in the TUI; it cannot be combined with {clash}")
     if args.record_rotate is not None and not args.record:
         raise OvstopError("--record-rotate needs --record FILE")
     if args.connect:
-        local = [
-            flag
-            for flag, on in (
-                ("snapshot", args.command == "snapshot"),
-                ("--headless", args.headless),
-                ("--check", args.check),
-                ("--sandbox", args.sandbox),
-                ("--record", args.record),
-                ("--replay", args.replay),
-            )
-            if on
-        ]
-        if local:
-            raise OvstopError(f"--connect shows a remote ovstop in the TUI; it cannot be combined with {local[0]}")
+        if clash := _first_live_mode(args, ("--replay", bool(args.replay))):
+            raise OvstopError(f"--connect shows a remote ovstop in the TUI; it cannot be combined with {clash}")
     elif (args.connect_ca or args.connect_auth_file) and args.command != "fleet":
         raise OvstopError("--connect-ca and --connect-auth-file go with --connect URL")
     if args.command == "fleet" and not args.prometheus:
