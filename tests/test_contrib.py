@@ -109,6 +109,30 @@ class PromApi:
             return False
 
 
+def start_prometheus(tmp: Path, config: dict) -> tuple[subprocess.Popen[bytes], PromApi]:  # type: ignore[type-arg]
+    """Prometheus on a free loopback port with ``config`` and its storage under ``tmp``, once it is ready."""
+    (tmp / "prometheus.yml").write_text(yaml.safe_dump(config))
+    port = free_port()
+    prometheus = subprocess.Popen(
+        [
+            "prometheus",
+            f"--config.file={tmp / 'prometheus.yml'}",
+            f"--storage.tsdb.path={tmp / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    api = PromApi(port)
+    try:
+        wait_for(api.ready, "prometheus ready")
+    except BaseException:
+        prometheus.terminate()
+        prometheus.wait(timeout=30)
+        raise
+    return prometheus, api
+
+
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PromApi, Path]]:
     """``ovstop --headless --sandbox --ovn`` scraped every second by a private Prometheus with the rules loaded.
@@ -132,30 +156,14 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PromApi, Pa
         match = re.search(r"http://127\.0\.0\.1:(\d+)/metrics", line)
         assert match, f"ovstop did not start: {line!r}"
         shutil.copy(CONTRIB / mixin.RULES_FILE, tmp / "rules.yml")
-        (tmp / "prometheus.yml").write_text(
-            yaml.safe_dump(
-                {
-                    "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                    "rule_files": ["rules.yml"],
-                    "scrape_configs": [
-                        {"job_name": mixin.JOB, "static_configs": [{"targets": [f"127.0.0.1:{match[1]}"]}]}
-                    ],
-                }
-            )
+        prometheus, api = start_prometheus(
+            tmp,
+            {
+                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                "rule_files": ["rules.yml"],
+                "scrape_configs": [{"job_name": mixin.JOB, "static_configs": [{"targets": [f"127.0.0.1:{match[1]}"]}]}],
+            },
         )
-        port = free_port()
-        prometheus = subprocess.Popen(
-            [
-                "prometheus",
-                f"--config.file={tmp / 'prometheus.yml'}",
-                f"--storage.tsdb.path={tmp / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        api = PromApi(port)
-        wait_for(api.ready, "prometheus ready")
         sandbox_dir = next(tmp.glob("ovstop-sandbox-*"))
         yield api, sandbox_dir
     finally:

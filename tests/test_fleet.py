@@ -18,8 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import yaml
-from test_contrib import PromApi, free_port, wait_for
+from test_contrib import PromApi, free_port, start_prometheus, wait_for
 from test_headless import pick, samples, scrape
 from test_tui_pilot import _until
 from textual.widgets import DataTable
@@ -108,29 +107,15 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             match = re.search(r"http://(127\.0\.0\.1:\d+)/metrics", line)
             assert match, f"ovstop did not start: {line!r}"
             exporters[-1].address = match[1]
-        (tmp / "prometheus.yml").write_text(
-            yaml.safe_dump(
-                {
-                    "global": {"scrape_interval": "1s"},
-                    "scrape_configs": [
-                        {"job_name": mixin.JOB, "static_configs": [{"targets": [e.address for e in exporters]}]}
-                    ],
-                }
-            )
+        prometheus, api = start_prometheus(
+            tmp,
+            {
+                "global": {"scrape_interval": "1s"},
+                "scrape_configs": [
+                    {"job_name": mixin.JOB, "static_configs": [{"targets": [e.address for e in exporters]}]}
+                ],
+            },
         )
-        port = free_port()
-        prometheus = subprocess.Popen(
-            [
-                "prometheus",
-                f"--config.file={tmp / 'prometheus.yml'}",
-                f"--storage.tsdb.path={tmp / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        api = PromApi(port)
-        wait_for(api.ready, "prometheus ready")
         yield Site(api, exporters)
     finally:
         for proc in [prometheus, *(e.proc for e in exporters)]:

@@ -12,7 +12,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 from collections import Counter
@@ -21,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from test_contrib import free_port
 from test_headless import pick, samples, scrape
 from test_tui_pilot import LARGE, _plain, _until
 from test_web import PASSWORD, tls_files  # noqa: F401 - a fixture
@@ -41,12 +41,6 @@ from ovstop.tui.header import HeaderBar
 
 OVSTOP = [sys.executable, "-m", "ovstop"]
 RECORDING = Path(__file__).parent / "data" / "recordings" / "guest-ebpf.jsonl"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager
