@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import signal
 import time
 from collections.abc import Iterator
 
@@ -17,8 +20,8 @@ from ovstop.collect import datapath
 from ovstop.collect.coverage import COVERAGE
 from ovstop.export import prometheus
 from ovstop.model.metric import Kind, MetricSpec, Sample, labels_of
-from ovstop.model.store import MetricStore
-from ovstop.runtime import Options, Runtime, open_runtime
+from ovstop.model.store import MetricStore, Snapshot
+from ovstop.runtime import Options, Runtime, open_runtime, running
 from ovstop.sandbox.switch import SandboxSwitch
 from ovstop.sandbox.traffic import TrafficGenerator
 from ovstop.tui.app import OvstopApp
@@ -127,3 +130,76 @@ def test_ranking_by_rate_then_total_with_each_source_named() -> None:
     assert found[1].origin == "coverage/show datapath_drop_meter"
     assert found[0].origin == "OVSDB Interface statistics:rx_dropped"
     assert [d.what for d in drops.dropping(found)] == ["rx dropped", "meter", "rx dropped"]
+
+
+def interface_statistics(sw: SandboxSwitch, bridge: str) -> dict[str, dict[str, int]]:
+    """``ovs-vsctl``'s Interface statistics of every interface on ``bridge``, by interface name."""
+    names = sw.vsctl("list-ifaces", bridge).split()
+    out: dict[str, dict[str, int]] = {}
+    for name in names:
+        listed = json.loads(sw.vsctl("--format=json", "--columns=statistics", "list", "Interface", name))
+        out[name] = {key: int(value) for key, value in listed["data"][0][0][1]}
+    return out
+
+
+def bridge_sums(sw: SandboxSwitch) -> tuple[dict[tuple[str, str], int], dict[str, dict[str, dict[str, int]]]]:
+    """(bridge, counter) -> the sum over the bridge's interfaces that report the counter (pairs that no
+    interface reports are left out), and the statistics they were summed from, all read with ovs-vsctl."""
+    truth = {br: interface_statistics(sw, br) for br in ("br0", "br1")}
+    sums = {
+        (br, key): sum(s[key] for s in truth[br].values() if key in s)
+        for br in truth
+        for key in ("rx_packets", "tx_packets", "rx_dropped", "tx_dropped")
+        if any(key in s for s in truth[br].values())
+    }
+    return sums, truth
+
+
+def exported_bridge_sums(snap: Snapshot) -> dict[tuple[str, str], float]:
+    """The same pairs as ovstop exports them on /metrics (rendered and read back with prometheus-client)."""
+    page = prometheus.render(snap, generate_latest).decode()
+    return {
+        (s.labels["bridge"], key): s.value
+        for f in text_string_to_metric_families(page)
+        for s in f.samples
+        for key in ("rx_packets", "tx_packets", "rx_dropped", "tx_dropped")
+        if s.name == f"ovs_vswitchd_bridge_{key}_total"
+    }
+
+
+def agreed(rt: Runtime, sw: SandboxSwitch) -> tuple[Snapshot, dict[tuple[str, str], int]]:
+    """Rounds until ovstop's OVSDB replica has caught up with what ovs-vsctl reads (a deadline, not a sleep)."""
+    deadline = time.monotonic() + 60
+    while True:
+        sums, _ = bridge_sums(sw)
+        snap = rt.sampler.sample()
+        if exported_bridge_sums(snap) == sums or time.monotonic() > deadline:
+            return snap, sums
+        time.sleep(0.1)
+
+
+def test_bridge_drop_sums_exist_only_where_an_interface_reports_drops(fresh_sandbox: SandboxSwitch) -> None:
+    """The sandbox's dummy ports report no drop counters (ovs-vsctl shows none): the bridges' drop sums are
+    absent, not 0. Then one interface reports drops in the real OVSDB, written there with ovs-vsctl while
+    ovs-vswitchd is stopped (its statistics update would overwrite them; dummy drivers have none to
+    report): that bridge's sums are the reported values, the other bridge still has none."""
+    sw = fresh_sandbox
+    options = Options(unixctl=str(sw.unixctl_path), db=sw.db_remote, ebpf=False, timeout=0.5)
+    with running(options) as rt:
+        _, truth = bridge_sums(sw)
+        assert not [name for br in truth.values() for name, s in br.items() if {"rx_dropped", "tx_dropped"} & set(s)]
+        snap, sums = agreed(rt, sw)
+        assert exported_bridge_sums(snap) == sums
+        assert {key for _, key in sums} == {"rx_packets", "tx_packets"}
+        assert {row["bridge"]: row["rx_dropped"] for row in snap.tables["bridges"]} == {"br0": None, "br1": None}
+        pid = int((sw.dir / "ovs-vswitchd.pid").read_text())
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            sw.vsctl("--no-wait", "set", "Interface", "d1", "statistics:rx_dropped=7", "statistics:tx_dropped=3")
+            snap, sums = agreed(rt, sw)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+    assert sums[("br1", "rx_dropped")] == 7 and sums[("br1", "tx_dropped")] == 3  # what ovs-vsctl reads back
+    assert exported_bridge_sums(snap) == sums
+    assert ("br0", "rx_dropped") not in sums and ("br0", "tx_dropped") not in sums
+    assert {row["bridge"]: row["rx_dropped"] for row in snap.tables["bridges"]} == {"br0": None, "br1": 7.0}

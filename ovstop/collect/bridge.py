@@ -1,4 +1,9 @@
-"""Bridge-level aggregates: ports and traffic summed over each bridge's interfaces."""
+"""Bridge-level aggregates: ports and traffic summed over each bridge's interfaces.
+
+A sum covers the interfaces that report the counter; when none of a bridge's interfaces reports it (a
+driver without drop counters, say), the bridge's series is absent and its row says None: a 0 there would
+claim that nothing was dropped, which nobody measured.
+"""
 
 from __future__ import annotations
 
@@ -42,15 +47,17 @@ class BridgeCollector:
         self.specs = (self.n_bridges, self.n_ports, self.info, *self.traffic.values())
 
     def collect(self, sources: Sources, tables: Tables) -> Iterator[Sample]:
-        sums: dict[str, dict[str, float]] = defaultdict(lambda: dict.fromkeys(BRIDGE_TRAFFIC, 0.0))
+        sums: dict[str, dict[str, float]] = defaultdict(dict)  # bridge -> the counters some interface reports
         bridges = {}
         for att in attachments(sources):
             if not att.bridge_name:
                 continue
             bridges[att.bridge_name] = att.bridge
             stats = att.interface.get("statistics") or {}
+            bridge_sums = sums[att.bridge_name]
             for key in BRIDGE_TRAFFIC:
-                sums[att.bridge_name][key] += float(stats.get(key, 0))
+                if key in stats:
+                    bridge_sums[key] = bridge_sums.get(key, 0.0) + float(stats[key])
         yield Sample(self.n_bridges, (), float(len(bridges)))
         rows = []
         for name, bridge in sorted(bridges.items()):
@@ -69,14 +76,15 @@ class BridgeCollector:
                 1.0,
             )
             for key, spec in self.traffic.items():
-                yield Sample(spec, ident, sums[name][key])
+                if key in sums[name]:
+                    yield Sample(spec, ident, sums[name][key])
             rows.append(
                 {
                     "bridge": name,
                     "datapath_type": bridge.get("datapath_type") or "system",
                     "n_ports": n_ports,
                     **extra,
-                    **sums[name],
+                    **{key: sums[name].get(key) for key in BRIDGE_TRAFFIC},
                 }
             )
         tables.rows["bridges"] = rows
