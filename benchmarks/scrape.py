@@ -3,7 +3,8 @@
 Starts a sandbox switch with ``--ports`` dummy ports and ``--flows`` live datapath flows, then measures:
 
 * a full collection (``Sampler.sample()``), median and p90 over ``--rounds``, with a per-collector breakdown;
-* ``/metrics`` latency (p50/p99) under ``--clients`` concurrent HTTP clients on the real server, and its size;
+* ``/metrics`` latency (p50/p99) under ``--clients`` concurrent HTTP clients on the real server (rounds on a
+  refresher thread every second, as ``--headless -d 1``), its size and the age of the data served;
 * (a) the same requests a round makes, issued bare: the recorded unixctl commands (same args) as JSON-RPC on
   a raw socket, the OVSDB read as one ``transact`` of ``select``s of the same columns, the OpenFlow table
   stats on kept connections. Replies are only framed (``json`` of the envelope), not interpreted;
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import socket
 import statistics
 import subprocess
@@ -32,6 +34,7 @@ from typing import Any
 
 from ovstop.collect.base import Collector, Sources, Tables
 from ovstop.collect.demand import EVERYTHING, METRICS
+from ovstop.collect.refresher import Refresher
 from ovstop.errors import OvstopError
 from ovstop.export.server import MetricsEndpoint, serve
 from ovstop.model.metric import MetricSpec, Sample
@@ -217,15 +220,21 @@ class ScrapeResult:
     errors: int
     seconds: float
     rounds: int
+    ages: list[float]
+    """``ovstop_snapshot_age_seconds`` of every answer: how old the data each scrape got was."""
+    renders: int
 
 
 def scrape_load(rt: Runtime, clients: int, per_client: int, limit: float) -> ScrapeResult:
-    endpoint = MetricsEndpoint(max_age=0.5)  # what `--headless -d 1` serves
-    endpoint.sampler = rt.sampler
+    endpoint = MetricsEndpoint()
+    refresher = Refresher(rt.sampler, interval=1.0)  # what `--headless -d 1` runs
+    endpoint.attach(refresher)
+    refresher.start()
     server = serve(endpoint, "127.0.0.1", 0)
     url = f"http://127.0.0.1:{server.server_port}/metrics"
     latencies: list[float] = []
     sizes: list[int] = []
+    ages: list[float] = []
     errors = [0]
     lock = threading.Lock()
     deadline = time.monotonic() + limit
@@ -246,6 +255,8 @@ def scrape_load(rt: Runtime, clients: int, per_client: int, limit: float) -> Scr
             with lock:
                 latencies.append(time.perf_counter() - started)
                 sizes.append(len(body))
+                age = re.search(rb"^ovstop_snapshot_age_seconds (\S+)$", body, re.M)
+                ages.append(float(age[1]) if age else float("nan"))
 
     started = time.monotonic()
     threads = [threading.Thread(target=client) for _ in range(clients)]
@@ -256,10 +267,11 @@ def scrape_load(rt: Runtime, clients: int, per_client: int, limit: float) -> Scr
     seconds = time.monotonic() - started
     server.shutdown()
     server.server_close()
+    refresher.close()
     seq1 = rt.sampler.latest.seq if rt.sampler.latest else 0
     if not latencies:
         raise OvstopError(f"no /metrics scrape succeeded ({errors[0]} errors)")
-    return ScrapeResult(latencies, max(sizes), errors[0], seconds, seq1 - seq0)
+    return ScrapeResult(latencies, max(sizes), errors[0], seconds, seq1 - seq0, ages, endpoint.renders)
 
 
 # -- measuring -------------------------------------------------------------------------------------------
@@ -360,11 +372,15 @@ def benchmark(args: argparse.Namespace) -> Iterator[str]:
     lat = scrape.latencies
     yield (
         f"/metrics under {args.clients} concurrent clients: {len(lat)} scrapes in {scrape.seconds:.1f}s, "
-        f"{scrape.errors} errors, {scrape.rounds} collections shared"
+        f"{scrape.errors} errors, {scrape.rounds} collections, {scrape.renders} renderings shared"
     )
     yield (
         f"  latency p50 {ms(quantile(lat, 0.5)).strip()}, p99 {ms(quantile(lat, 0.99)).strip()}, "
         f"max {ms(max(lat)).strip()}; scrape size {scrape.size / 1024:.0f} KiB"
+    )
+    yield (
+        f"  age of the data served: p50 {ms(quantile(scrape.ages, 0.5)).strip()}, "
+        f"max {ms(max(scrape.ages)).strip()} (never above the bound, 2 intervals + --timeout)"
     )
 
 

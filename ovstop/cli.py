@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib
-import logging
 import math
 import os
 import sys
@@ -28,7 +27,6 @@ from ovstop.runtime import Options
 if TYPE_CHECKING:
     from ovstop.remote.fleet import Fleet
 
-log = logging.getLogger(__name__)
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 MAX_SANDBOX_PORTS = 4096
@@ -291,6 +289,7 @@ def run_snapshot(options: Options, output: str | None) -> int:
 
 
 def run_headless(options: Options, listen: str, web_config_file: str | None) -> int:
+    from ovstop.collect.refresher import Refresher
     from ovstop.export import webconfig
     from ovstop.export.server import MetricsEndpoint, exposed_without_protection, parse_listen, serve
     from ovstop.runtime import running
@@ -298,14 +297,15 @@ def run_headless(options: Options, listen: str, web_config_file: str | None) -> 
     host, port = parse_listen(listen)
     web_config = webconfig.load(web_config_file) if web_config_file else webconfig.WebConfig()
     # Bind first: a port in use fails before a sandbox or any connection is started.
-    endpoint = MetricsEndpoint(max_age=options.interval / 2)
+    endpoint = MetricsEndpoint()
     server = serve(endpoint, host, port, web_config)
     try:
         with running(options) as rt:
             rt.sampler.need("metrics", METRICS)  # no per-flow series on /metrics: no flow dump
             rt.first_sample()
             endpoint.events, endpoint.events_reason = rt.event_store, rt.events_reason
-            endpoint.sampler = rt.sampler
+            refresher = Refresher(rt.sampler, options.interval)
+            endpoint.attach(refresher)
             print(
                 f"ovstop: serving /metrics on {server.scheme}://{host}:{server.server_port}/metrics",
                 file=sys.stderr,
@@ -314,15 +314,9 @@ def run_headless(options: Options, listen: str, web_config_file: str | None) -> 
             warning = exposed_without_protection(host, web_config)
             if warning:
                 print(f"ovstop: warning: {warning}", file=sys.stderr, flush=True)
-            while True:  # until a signal (SystemExit) or ctrl+c (KeyboardInterrupt)
-                time.sleep(options.interval)
-                # Keep rates and histories fresh between scrapes (a scrape reuses a young round).
-                try:
-                    rt.sampler.sample(max_age=options.interval / 2)
-                except OvstopError:  # e.g. --record on a full disk: one line, exit (README)
-                    raise
-                except Exception:  # a bug in a round: say so (traceback in --log), keep serving, retry
-                    log.exception("collection round failed")
+            # Rounds on this thread until a signal (SystemExit), ctrl+c (KeyboardInterrupt) or an error that
+            # stops them (e.g. --record on a full disk: one line, exit; README). Scrapes never wait for one.
+            refresher.run()
     finally:
         server.shutdown()
     return 0

@@ -60,7 +60,7 @@ def test_pipeline_drops_are_ranked_named_and_exported(live: tuple[SandboxSwitch,
     assert before <= row.total <= after and row.rate > 0
     assert row.where == "switch" and row.origin == "coverage/show drop_action_of_pipeline"
     assert drops.dropping(drops.collect(snap))[0] == row  # the only thing dropping here ranks first
-    page = prometheus.render(snap, generate_latest, 0.0).decode()
+    page = prometheus.render(snap, generate_latest).decode()
     [exported] = [
         s
         for f in text_string_to_metric_families(page)

@@ -16,15 +16,16 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
+from serving import serving
 from test_cli_errors import assert_one_line_error, run
 
 from ovstop.errors import OvstopError
-from ovstop.export.server import MetricsEndpoint, serve
 from ovstop.runtime import Options, running
 from ovstop.sandbox.switch import SandboxSwitch
 
@@ -194,16 +195,18 @@ def test_a_recording_that_fails_mid_run_answers_scrapes_in_one_line(sandbox: San
     with running(options) as rt:
         rt.first_sample()
         reader.join(timeout=60)
-        endpoint = MetricsEndpoint(max_age=0)
-        endpoint.sampler = rt.sampler
-        server = serve(endpoint, "127.0.0.1", 0)
-        try:
+        with serving(rt.sampler, interval=0.2) as (endpoint, server):
+            refresher = endpoint.refresher
+            assert refresher is not None
+            deadline = time.monotonic() + 60
+            while refresher.rounds == 0 and time.monotonic() < deadline:  # the round whose recording fails
+                time.sleep(0.05)
+            assert refresher.rounds > 0
             with pytest.raises(urllib.error.HTTPError) as info:
                 urllib.request.urlopen(f"http://127.0.0.1:{server.server_port}/metrics", timeout=30)
             body = info.value.read().decode()
-        finally:
-            server.shutdown()
         with contextlib.suppress(OvstopError):
             rt.close()
     assert info.value.code == 503
-    assert body.startswith("ovstop: cannot write recording") and body.count("\n") == 1
+    # Rounds stopped for good: the page of the last good round is not served, however young it still is.
+    assert body.startswith("ovstop: collection stopped: cannot write recording") and body.count("\n") == 1

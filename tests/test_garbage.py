@@ -27,6 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from serving import serving
 
 from ovstop import cli
 from ovstop.collect.base import Sources
@@ -41,7 +42,6 @@ from ovstop.collect.sampler import Sampler
 from ovstop.collect.upcall import UpcallCollector
 from ovstop.errors import OvstopError
 from ovstop.export.prometheus import render
-from ovstop.export.server import MetricsEndpoint, serve
 from ovstop.model.labels import LabelMap
 from ovstop.model.store import Snapshot
 from ovstop.runtime import Options, running
@@ -190,7 +190,7 @@ def peer(tmp: Path, script: list[Any]) -> Iterator[Path]:
 
 def check_page(snapshot: Snapshot) -> None:
     """The page built from whatever was collected still parses as Prometheus text."""
-    text = render(snapshot, generate_latest, 0.0).decode()
+    text = render(snapshot, generate_latest).decode()
     assert list(text_string_to_metric_families(text))
 
 
@@ -451,13 +451,8 @@ def endpoint_port(sandbox: SandboxSwitch) -> Iterator[int]:
     options = Options(unixctl=str(sandbox.unixctl_path), db=sandbox.db_remote, ebpf=False)
     with running(options) as rt:
         rt.first_sample()
-        endpoint = MetricsEndpoint(max_age=3600)  # one round serves every example
-        endpoint.sampler = rt.sampler
-        server = serve(endpoint, "127.0.0.1", 0)
-        try:
+        with serving(rt.sampler, interval=3600) as (_, server):  # one round serves every example
             yield server.server_port
-        finally:
-            server.shutdown()
 
 
 header_names = st.sampled_from(

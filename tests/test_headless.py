@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -97,14 +98,26 @@ def test_metrics_pass_promtool_and_both_parsers(sandbox: SandboxSwitch) -> None:
             "ovs_vswitchd_tunnel_up",
             "ovstop_source_up",
             "ovstop_scrape_duration_seconds",
+            "ovstop_snapshot_age_seconds",
         ):
             assert name in families, name
         om_type, om_text = scrape(url, "application/openmetrics-text; version=1.0.0")
         assert om_type.startswith("application/openmetrics-text")
-        assert om_text.rstrip().endswith("# EOF")
+        assert om_text.endswith("\n# EOF\n") and om_text.count("# EOF") == 1  # after the per-scrape tail only
         om_families = {f.name: f for f in parse_openmetrics(om_text)}
         assert om_families["ovs_vswitchd_poll_threads_packets_per_batch"].type == "histogram"
         assert om_families["ovs_vswitchd_interface"].type == "info"
+        assert om_families["ovstop_snapshot_age_seconds"].samples[0].value >= 0
+        # gzip: the shared page compressed once, each scrape's tail compressed onto it; one whole gzip stream.
+        request = urllib.request.Request(url, headers={"Accept-Encoding": "gzip"})
+        with urllib.request.urlopen(request, timeout=20) as response:
+            assert response.headers["Content-Encoding"] == "gzip"
+            raw = response.read()
+        unzipped = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        text = unzipped.decompress(raw).decode()
+        assert unzipped.eof and not unzipped.unused_data  # a single member, complete
+        check = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True)
+        assert check.returncode == 0, check.stdout + check.stderr
 
 
 # Independent readers of the tools' text: a few regular expressions written for these tests, so that a bug in
@@ -317,37 +330,58 @@ def test_restart_gives_no_negative_rates(fresh_sandbox: SandboxSwitch, monkeypat
         traffic.stop()
 
 
-def test_concurrent_scrapes_share_one_collection_and_rendering(sandbox: SandboxSwitch) -> None:
-    """20 clients at once: every answer is complete and valid, and the pages come from few renderings."""
+def page_and_tail(body: str) -> tuple[str, dict[str, float]]:
+    """A /metrics answer split into the page scrapes share and the values of its per-request tail (the
+    families after the snapshot's: this scrape's duration and the page's age)."""
+    cut = body.index("# HELP ovstop_snapshot_age_seconds")
+    cut = min(cut, body.index("# HELP ovstop_scrape_duration_seconds"))
+    tail = {(f.name): f.samples[0].value for f in parse_prometheus(body[cut:])}
+    return body[:cut], tail
+
+
+def test_concurrent_scrapes_get_consistent_pages_from_shared_renderings(sandbox: SandboxSwitch) -> None:
+    """20 clients at once while rounds keep being published: each answer is one whole page (promtool), the
+    same bytes for every scrape of one round, and there are no more renderings than rounds published."""
     import threading
 
-    from ovstop.export.server import MetricsEndpoint, serve
+    from serving import serving
+
     from ovstop.runtime import Options, running
 
     with running(Options(unixctl=str(sandbox.unixctl_path), db=sandbox.db_remote, ebpf=False)) as rt:
-        endpoint = MetricsEndpoint(max_age=5.0)
-        endpoint.sampler = rt.sampler
-        server = serve(endpoint, "127.0.0.1", 0)
-        bodies: list[str] = []
-        lock = threading.Lock()
+        rt.first_sample()
+        with serving(rt.sampler, interval=0.2) as (endpoint, server):
+            refresher = endpoint.refresher
+            assert refresher is not None
+            rounds_before = refresher.rounds
+            bodies: list[str] = []
+            lock = threading.Lock()
 
-        def client() -> None:
-            for _ in range(3):
-                body = scrape(f"http://127.0.0.1:{server.server_port}/metrics")[1]
-                with lock:
-                    bodies.append(body)
+            def client() -> None:
+                for _ in range(5):
+                    body = scrape(f"http://127.0.0.1:{server.server_port}/metrics")[1]
+                    with lock:
+                        bodies.append(body)
 
-        try:
             threads = [threading.Thread(target=client) for _ in range(20)]
             for t in threads:
                 t.start()
             for t in threads:
                 t.join(60)
-        finally:
-            server.shutdown()
-            server.server_close()
-        assert len(bodies) == 60
-        for body in bodies:
-            assert pick(samples(body), "ovstop_source_up", source="unixctl") == [1.0]
-        assert rt.sampler.latest is not None and rt.sampler.latest.seq <= 3
-        assert endpoint.renders <= rt.sampler.latest.seq
+            published = refresher.rounds - rounds_before + 1  # the first round's page, then one per round
+            renders = endpoint.renders
+    assert len(bodies) == 100
+    pages: dict[str, list[dict[str, float]]] = {}
+    for body in bodies:
+        page, tail = page_and_tail(body)
+        pages.setdefault(page, []).append(tail)
+        assert 0 <= tail["ovstop_snapshot_age_seconds"] <= refresher.bound
+    assert 1 <= len(pages) <= published
+    assert renders <= published
+    promtool = shutil.which("promtool")
+    assert promtool
+    for page in pages:
+        whole = next(b for b in bodies if b.startswith(page))
+        check = subprocess.run([promtool, "check", "metrics"], input=whole, capture_output=True, text=True)
+        assert check.returncode == 0, check.stdout + check.stderr
+        assert pick(samples(page), "ovstop_source_up", source="unixctl") == [1.0]

@@ -61,7 +61,7 @@ def wait_for(predicate: Callable[[], bool], deadline: float = 20.0) -> None:
 
 def exported(snap: Snapshot) -> dict[str, float]:
     """ovstop_health as /metrics serves it, read back with prometheus-client's parser."""
-    page = prometheus.render(snap, generate_latest, 0.0).decode()
+    page = prometheus.render(snap, generate_latest).decode()
     return {
         s.labels["check"]: s.value
         for f in text_string_to_metric_families(page)

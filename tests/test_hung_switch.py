@@ -7,20 +7,24 @@ a zombie is read from the kernel (/proc/PID/stat).
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
+import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from serving import serving
+from test_headless import page_and_tail, pick, samples
 
 from ovstop.collect.base import Sources, Tables
 from ovstop.collect.datapath import DatapathCollector
 from ovstop.collect.sampler import Sampler
 from ovstop.export.prometheus import render
-from ovstop.export.server import MetricsEndpoint, serve
 from ovstop.runtime import Options, running
 from ovstop.sandbox.switch import SandboxSwitch
 from ovstop.sources.unixctl import UnixctlClient
@@ -42,7 +46,7 @@ def vswitchd_pid(sw: SandboxSwitch) -> int:
 def exposition(sampler: Sampler) -> dict[str, list[tuple[dict[str, str], float]]]:
     from prometheus_client.exposition import generate_latest
 
-    text = render(sampler.sample(), generate_latest, 0.0).decode()
+    text = render(sampler.sample(), generate_latest).decode()
     out: dict[str, list[tuple[dict[str, str], float]]] = {}
     for family in text_string_to_metric_families(text):
         for s in family.samples:
@@ -90,30 +94,85 @@ def test_no_series_exported_for_a_source_down_in_that_round(sandbox: SandboxSwit
     assert not [name for name in pages if name.startswith("ovs_vswitchd_datapath")]
 
 
-def test_scrape_honours_the_prometheus_scrape_timeout(fresh_sandbox: SandboxSwitch) -> None:
-    """With --timeout 30 a hung switch would hold the scrape 30 s; the scraper's 1 s header wins."""
+def scrape_page(port: int, scrape_timeout: float = 10.0) -> tuple[str, float]:
+    """One /metrics scrape as Prometheus makes it: the page scrapes share, and the age it states."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/metrics", headers={"X-Prometheus-Scrape-Timeout-Seconds": f"{scrape_timeout:g}"}
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        page, tail = page_and_tail(response.read().decode())
+    return page, tail["ovstop_snapshot_age_seconds"]
+
+
+def until(condition: Callable[[], bool], what: str, seconds: float = 60.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"still waiting for {what}"
+        time.sleep(0.02)
+
+
+def test_a_scrape_during_a_slow_round_gets_the_previous_page_and_its_age(fresh_sandbox: SandboxSwitch) -> None:
+    """The switch hangs (SIGSTOP) while a round runs; scrapes are answered at once from the page before, say
+    its age, and start no second round; once the switch answers, the next page is the new round's."""
     options = Options(unixctl=str(fresh_sandbox.unixctl_path), db=fresh_sandbox.db_remote, ebpf=False, timeout=30)
     with running(options) as rt:
         rt.first_sample()
-        endpoint = MetricsEndpoint(max_age=0)
-        endpoint.sampler = rt.sampler
-        server = serve(endpoint, "127.0.0.1", 0)
-        try:
-            url = f"http://127.0.0.1:{server.server_port}/metrics"
+        # No periodic rounds (interval one hour): every scrape kicks one (fresh=0), pages served up to an hour.
+        with serving(rt.sampler, interval=3600, fresh=0, bound=3600) as (endpoint, server):
+            refresher = endpoint.refresher
+            assert refresher is not None
+            before, _ = scrape_page(server.server_port)  # kicks a round with the switch up
+            until(lambda: refresher.rounds == 1 and refresher.busy_for is None, "the round the first scrape kicked")
             with stopped(vswitchd_pid(fresh_sandbox)):
-                request = urllib.request.Request(url, headers={"X-Prometheus-Scrape-Timeout-Seconds": "1"})
-                with urllib.request.urlopen(request, timeout=15) as response:
-                    text = response.read().decode()
-        finally:
-            server.shutdown()
-    values = {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for f in text_string_to_metric_families(text)
-        for s in f.samples
-    }
-    assert values[("ovstop_source_up", (("source", "unixctl"),))] == 0.0
-    assert values[("ovstop_source_up", (("source", "ovsdb"),))] == 1.0
-    assert not [name for name, _ in values if name.startswith("ovs_vswitchd_datapath")]
+                during, age = scrape_page(server.server_port)  # kicks the round that hangs on the switch
+                until(lambda: refresher.busy_for is not None, "the hanging round to start")
+                again, later_age = scrape_page(server.server_port)  # absorbed by the round in flight
+                # Both answered while that round still hangs (the switch is still stopped), from one page.
+                assert refresher.busy_for is not None and refresher.rounds == 1
+            until(lambda: refresher.rounds == 2, "the hanging round to finish")
+            after, _ = scrape_page(server.server_port)
+    assert during == again != before  # the page of round 1 (published after the first scrape's answer)
+    assert later_age > age > 0
+    assert after != during  # the new round's page
+    assert pick(samples(during), "ovstop_source_up", source="unixctl") == [1.0]  # read before the switch hung
+
+
+def test_beyond_the_bound_no_page_is_served(fresh_sandbox: SandboxSwitch) -> None:
+    """The newest page is older than the bound and the round in flight hangs on the switch: the scrape waits
+    its budget (80% of the scraper's timeout), then gets 503 and the reason, not the old page."""
+    options = Options(unixctl=str(fresh_sandbox.unixctl_path), db=fresh_sandbox.db_remote, ebpf=False, timeout=30)
+    with running(options) as rt:
+        rt.first_sample()
+        with serving(rt.sampler, interval=3600, fresh=0, bound=0.5) as (endpoint, server):
+            refresher = endpoint.refresher
+            assert refresher is not None
+            with stopped(vswitchd_pid(fresh_sandbox)):
+                newest = refresher.newest()
+                assert newest is not None
+                until(lambda: newest.age() > refresher.bound, "the first page to pass the bound")
+                first = refused(server.server_port)  # kicks the round, which hangs on the switch
+                until(lambda: refresher.busy_for is not None, "the hanging round to start")
+                second = refused(server.server_port)
+                assert refresher.busy_for is not None and refresher.rounds == 0  # that round hangs still
+            until(lambda: refresher.rounds == 1, "the hanging round to finish")
+            page, _ = scrape_page(server.server_port, scrape_timeout=30)  # served again once a round is done
+    assert first.startswith("ovstop: the newest collection is ") and "(served up to 0.5 s)" in first
+    assert re.fullmatch(
+        r"ovstop: the newest collection is [\d.]+ s old \(served up to 0.5 s\) and a round has been running [\d.]+ s\n",
+        second,
+    ), second
+    assert pick(samples(page), "ovstop_source_up", source="ovsdb") == [1.0]
+
+
+def refused(port: int) -> str:
+    """A scrape (1 s scrape timeout) that must be refused with 503: its one-line reason."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/metrics", headers={"X-Prometheus-Scrape-Timeout-Seconds": "1"}
+    )
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(request, timeout=60)
+    assert info.value.code == 503
+    return info.value.read().decode()
 
 
 def _state(pid: int) -> str | None:

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from serving import serving
 
 from ovstop.collect.base import Sources
 from ovstop.collect.ovn import OvnSouthboundCollector
 from ovstop.collect.sampler import Sampler
-from ovstop.export.server import MetricsEndpoint, serve
 from ovstop.model.store import Snapshot
 from ovstop.runtime import Options, Runtime, running
 from ovstop.sandbox.ovn import FAKE_CHASSIS, LOCAL_CHASSIS, TENANTS, SandboxOvn
@@ -164,15 +164,11 @@ def test_tunnels_carry_remote_ip_tenant_and_chassis(rt: Runtime) -> None:
 
 
 def test_metrics_with_ovn_pass_promtool(rt: Runtime) -> None:
-    endpoint = MetricsEndpoint()
-    endpoint.sampler = rt.sampler
-    server = serve(endpoint, "127.0.0.1", 0)
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{server.server_port}/metrics", timeout=20) as resp:
-            text = resp.read().decode()
-    finally:
-        server.shutdown()
-        server.server_close()
+    with (
+        serving(rt.sampler) as (_, server),
+        urllib.request.urlopen(f"http://127.0.0.1:{server.server_port}/metrics", timeout=20) as resp,
+    ):
+        text = resp.read().decode()
     check = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
     families = {f.name for f in text_string_to_metric_families(text)}

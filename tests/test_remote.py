@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from serving import serving
 from test_contrib import free_port
 from test_headless import pick, samples, scrape
 from test_tui_pilot import LARGE, _plain, _until
@@ -29,7 +30,6 @@ from textual.widgets import DataTable
 from ovstop.events.recording import read_lines
 from ovstop.events.store import EventStore
 from ovstop.export import webconfig
-from ovstop.export.server import MetricsEndpoint, serve
 from ovstop.remote.attach import REMOTE, RemoteSource
 from ovstop.remote.http import HttpClient
 from ovstop.runtime import Options, running
@@ -144,14 +144,9 @@ def endpoint_with_events(
     """The headless endpoint in this process on a live runtime, serving ``store`` as its event stream."""
     with running(Options(unixctl=str(sandbox.unixctl_path), db=sandbox.db_remote, ebpf=False)) as rt:
         rt.first_sample()
-        endpoint = MetricsEndpoint()
-        endpoint.sampler, endpoint.events = rt.sampler, store
-        server = serve(endpoint, "127.0.0.1", 0, web_config)
-        try:
+        with serving(rt.sampler, web_config=web_config) as (endpoint, server):
+            endpoint.events = store
             yield f"{server.scheme}://127.0.0.1:{server.server_port}"
-        finally:
-            server.shutdown()
-            server.server_close()
 
 
 def test_events_flow_through_in_order_and_a_reader_catches_up(sandbox: SandboxSwitch) -> None:

@@ -65,7 +65,7 @@ def test_rfc_series_win_over_classic_ones_and_export_cleanly() -> None:
     snap = sampler.sample()
     hits = snap.find("ovs_vswitchd_datapath_hit_total")
     assert [(dict(s.labels), s.value) for s in hits] == [({"datapath": "ovs-netdev"}, 1200.0)]
-    text = render(snap, generate_latest, 0.0).decode()
+    text = render(snap, generate_latest).decode()
     parsed = {f.name: f for f in text_string_to_metric_families(text)}
     assert parsed["ovs_vswitchd_hw_offload_latency"].type == "histogram"
     assert parsed["ovs_vswitchd_datapath_hit"].samples[0].value == 1200

@@ -1,8 +1,9 @@
 """One collection round: every collector once, failures isolated, the result folded into the store.
 
-Rounds never overlap (a lock), so the TUI timer, a Prometheus scrape and a snapshot request can all
-ask for data at once and share one collection. Consumers state what they need (:meth:`Sampler.need`); a
-round runs only the collectors that the union of those demands wants (all of them when nobody said).
+Rounds never overlap (a lock); readers that must not wait for one (``/metrics``) read what
+:mod:`ovstop.collect.refresher` publishes instead of calling the sampler. Consumers state what they
+need (:meth:`Sampler.need`); a round runs only the collectors that the union of those demands wants (all
+of them when nobody said).
 A collector that fails marks its source down (or degraded, for a parse error) with the reason, and the
 rest of the round goes on.
 """
@@ -128,35 +129,17 @@ class Sampler:
             specs.extend(collector.specs)
         return tuple(specs)
 
-    def sample(self, max_age: float = 0.0, budget: float | None = None) -> Snapshot:
-        """Run one round, or return the latest snapshot when it is younger than ``max_age`` seconds.
-
-        A caller that arrives while a round is running waits for it and then, with ``max_age``, reuses it.
-        ``budget`` shortens this round's deadline (a scraper that gives up sooner than ``round_timeout``);
-        a caller with a budget waits at most that long for a running round, then takes the latest snapshot.
-        """
-        limits = [t for t in (self.round_timeout, budget) if t is not None]
-        waited_for = self.latest
-        wait = budget if budget is not None and waited_for is not None else -1
-        if not self._lock.acquire(timeout=wait):  # only with a snapshot to fall back on (else no time limit)
-            newest = self.latest or waited_for
-            if newest is None:
-                raise SourceError("no collection has finished yet")
-            return newest
-        try:
-            latest = self.latest
-            if latest is not None and max_age > 0 and time.time() - latest.timestamp < max_age:
-                return latest
-            if limits:
-                with round_deadline(min(limits)):
+    def sample(self) -> Snapshot:
+        """Run one round (after the one in flight, if any) within the sampler's ``round_timeout``."""
+        with self._lock:
+            if self.round_timeout is not None:
+                with round_deadline(self.round_timeout):
                     self.latest = self._round()
             else:
                 self.latest = self._round()
             for listener in self.listeners:
                 listener(self.latest)
             return self.latest
-        finally:
-            self._lock.release()
 
     def _round(self) -> Snapshot:
         started = time.monotonic()

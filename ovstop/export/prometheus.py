@@ -3,13 +3,14 @@
 Families are built from the metric specs of the snapshot, so HELP/TYPE come from the same single
 description as the tree. Stale series (their source is down) are left out: Prometheus should see a
 gap, not a frozen value; ``ovstop_source_up`` says why. A page is rendered once per snapshot and format
-and shared by every scrape that asks for it (see :mod:`ovstop.export.server`).
+and shared by every scrape that asks for it; each request adds its own short tail, the page's age (see
+:mod:`ovstop.export.server`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client.metrics_core import Metric
@@ -20,11 +21,22 @@ from ovstop.model.store import Snapshot
 SCRAPE_SECONDS = MetricSpec(
     "ovstop_scrape_duration_seconds",
     Kind.GAUGE,
-    "Time to produce this page (collection included).",
+    "Time this scrape took to answer: waiting for a young enough snapshot, and rendering it when no earlier "
+    "request had (collection runs apart: ovstop_collect_duration_seconds).",
     ("ovstop", "scrape_duration"),
     unit="seconds",
 )
-"""Only on /metrics: it describes the page, not the switch, so no snapshot carries it."""
+SNAPSHOT_AGE = MetricSpec(
+    "ovstop_snapshot_age_seconds",
+    Kind.GAUGE,
+    "Seconds between the reading of the values on this page and this scrape (scrapes share the newest "
+    "round's page; a page older than the served bound is not served).",
+    ("ovstop", "snapshot_age"),
+    unit="seconds",
+)
+SCRAPE_SPECS = (SCRAPE_SECONDS, SNAPSHOT_AGE)
+"""Only on /metrics, one value per request: they describe the answer, not the switch, so no snapshot carries
+them; they come after the snapshot's families (:func:`render_tail`)."""
 
 
 def _family(spec: MetricSpec) -> tuple[Metric, str]:
@@ -82,17 +94,24 @@ def families(snapshot: Snapshot) -> Iterator[Metric]:
 class _Families:
     """What prometheus-client's encoders take: an object whose ``collect()`` yields families."""
 
-    def __init__(self, snapshot: Snapshot, extra: Metric) -> None:
-        self.snapshot = snapshot
-        self.extra = extra
+    def __init__(self, metrics: Iterable[Metric]) -> None:
+        self.metrics = metrics
 
-    def collect(self) -> Iterator[Metric]:
-        yield from families(self.snapshot)
-        yield self.extra
+    def collect(self) -> Iterable[Metric]:
+        return self.metrics
 
 
-def render(snapshot: Snapshot, encoder: Callable[[Any], bytes], seconds: float) -> bytes:
-    """The exposition of ``snapshot`` in the encoder's format, with the time the page took to produce."""
-    scrape, name = _family(SCRAPE_SECONDS)
-    scrape.add_sample(name, {}, seconds)
-    return encoder(_Families(snapshot, scrape))
+def render(snapshot: Snapshot, encoder: Callable[[Any], bytes]) -> bytes:
+    """The exposition of ``snapshot`` in the encoder's format (OpenMetrics' ``# EOF`` included)."""
+    return encoder(_Families(families(snapshot)))
+
+
+def render_tail(encoder: Callable[[Any], bytes], values: Mapping[MetricSpec, float]) -> bytes:
+    """Per-request families (:data:`SCRAPE_SPECS`) in the encoder's format, to follow a rendered snapshot
+    whose OpenMetrics ``# EOF`` was cut off (this tail ends with its own)."""
+    metrics = []
+    for spec, value in values.items():
+        metric, name = _family(spec)
+        metric.add_sample(name, {}, value)
+        metrics.append(metric)
+    return encoder(_Families(metrics))

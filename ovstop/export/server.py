@@ -1,7 +1,11 @@
 """The headless HTTP server: ``/metrics`` rendered once per snapshot and shared by concurrent scrapes.
 
-Scrapes arriving together share one collection (the sampler serializes rounds and reuses one younger
-than ``max_age``) and one rendering per format (Prometheus text or OpenMetrics, by content
+A scrape never waits for a collection round: rounds run on the refresher's thread
+(:mod:`ovstop.collect.refresher`), and a scrape is answered from the newest snapshot it published, when
+that is younger than the refresher's bound, with the snapshot's age on the page
+(``ovstop_snapshot_age_seconds``). An older snapshot is never served: the scrape waits for the round in
+flight within its budget (80% of ``X-Prometheus-Scrape-Timeout-Seconds``), else gets 503 and the reason.
+Scrapes share one rendering per snapshot and format (Prometheus text or OpenMetrics, by content
 negotiation), so twenty scrapers cost one collection and one page, not twenty.
 
 For ``ovstop --connect`` (a TUI attached to this host) the same server answers ``/snapshot.json`` (the
@@ -14,7 +18,6 @@ basic auth (:mod:`ovstop.export.httpd`).
 
 from __future__ import annotations
 
-import gzip
 import ipaddress
 import json
 import math
@@ -22,29 +25,34 @@ import ssl
 import sys
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from prometheus_client.exposition import choose_encoder, gzip_accepted
 
 from ovstop.collect.demand import EVERYTHING
-from ovstop.collect.sampler import Sampler
+from ovstop.collect.refresher import Published, Refresher
 from ovstop.errors import OvstopError, SourceError
 from ovstop.events.schema import encode
 from ovstop.events.store import EventStore
 from ovstop.export import snapshot as snapshot_doc
 from ovstop.export.httpd import Limits, Server, serve_app
-from ovstop.export.prometheus import render
+from ovstop.export.prometheus import SCRAPE_SECONDS, SNAPSHOT_AGE, render, render_tail
 from ovstop.export.webconfig import WebConfig
+from ovstop.model.store import Snapshot
 
 DEFAULT_PORT = 6103  # the port the OVS metrics RFC registers for its exporter
-SCRAPE_SHARE = 0.8  # of a scraper's timeout, what collection may use
+SCRAPE_SHARE = 0.8  # of a scraper's timeout, what waiting for a young enough snapshot may use
+DEFAULT_SCRAPE_TIMEOUT = 10.0  # Prometheus's default scrape_timeout, for a client that does not say
 EVENTS_PER_PAGE = 1000
 PATHS = ("/metrics", "/snapshot.json", "/events")
 REMOTE_VIEWER = "remote viewer"
 REMOTE_LEASE = 10.0
 """Seconds a ``/snapshot.json`` poll keeps everything collected (a viewer polls every interval)."""
 JSON = "application/json"
+OPENMETRICS = "application/openmetrics-text"
+OPENMETRICS_EOF = b"# EOF\n"
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -63,14 +71,16 @@ def parse_listen(text: str) -> tuple[str, int]:
     return host, port
 
 
-def scrape_budget(environ: dict[str, Any]) -> float | None:
-    """The collection budget a scraper allows: 80% of ``X-Prometheus-Scrape-Timeout-Seconds`` (the rest is
-    for rendering and the network), None without a usable header."""
+def scrape_budget(environ: dict[str, Any]) -> float:
+    """How long a request may wait for a young enough snapshot: 80% of ``X-Prometheus-Scrape-Timeout-Seconds``
+    (the rest is for rendering and the network), of Prometheus's default timeout without a usable header."""
     try:
         seconds = float(environ.get("HTTP_X_PROMETHEUS_SCRAPE_TIMEOUT_SECONDS", ""))
     except ValueError:
-        return None
-    return seconds * SCRAPE_SHARE if math.isfinite(seconds) and seconds > 0 else None
+        seconds = DEFAULT_SCRAPE_TIMEOUT
+    if not (math.isfinite(seconds) and seconds > 0):
+        seconds = DEFAULT_SCRAPE_TIMEOUT
+    return seconds * SCRAPE_SHARE
 
 
 def _since(query: str) -> int:
@@ -85,48 +95,105 @@ def _since(query: str) -> int:
     return 0
 
 
+class _Page:
+    """One snapshot rendered in one format, shared by every request for it. ``body`` stops before the
+    per-request tail (on /metrics: the scrape's own series, then OpenMetrics' ``# EOF``); its gzip form is
+    compressed once, on demand, and each request compresses only its tail onto a copy of that state."""
+
+    def __init__(self, seq: int, body: bytes) -> None:
+        self.seq = seq
+        self.body = body
+        self._gzip: tuple[bytes, Any] | None = None
+        self._gzip_lock = threading.Lock()
+
+    def encoded(self, tail: bytes, gzipped: bool) -> bytes:
+        if not gzipped:
+            return self.body + tail
+        with self._gzip_lock:
+            if self._gzip is None:
+                compressor = zlib.compressobj(1, zlib.DEFLATED, 16 + zlib.MAX_WBITS)  # gzip framing
+                self._gzip = (compressor.compress(self.body), compressor)
+            head, compressor = self._gzip
+            own = compressor.copy()
+        return head + own.compress(tail) + own.flush()
+
+
+Renderer = Callable[[Snapshot], bytes]
+
+
 class MetricsEndpoint:
-    """The WSGI application; answers 503 until a sampler is attached (while ovstop starts).
+    """The WSGI application; answers 503 until a :class:`Refresher` is attached (while ovstop starts).
+
+    Each snapshot is rendered once per format: by the first request for it, or, when the previous
+    snapshot was asked for in that format, on the refresher's thread before the snapshot is published (so
+    under steady scraping no request waits for a rendering either).
 
     ``events`` is the live event store when something captures events (None otherwise, with
     ``events_reason`` saying why, which /events passes on to a remote TUI's upcall pane).
     """
 
-    def __init__(self, max_age: float = 1.0) -> None:
-        self.max_age = max_age
-        self.sampler: Sampler | None = None
+    def __init__(self) -> None:
+        self.refresher: Refresher | None = None
         self.events: EventStore | None = None
         self.events_reason = "no event capture"
         self._lock = threading.Lock()
-        self._page: tuple[tuple[int, str], bytes] | None = None
-        self._doc: tuple[int, bytes] | None = None
+        self._pages: dict[str, _Page] = {}  # content type -> the newest rendering in that format
+        self._wanted: dict[str, Renderer] = {}  # formats asked for since the last round
         self.renders = 0
 
-    def page(self, accept: str, budget: float | None = None) -> tuple[bytes, str]:
-        """The body and content type for one scrape with this Accept header, collected within ``budget``."""
-        if self.sampler is None:
-            raise SourceError("ovstop is starting: no collection yet")
-        started = time.monotonic()
-        snapshot = self.sampler.sample(max_age=self.max_age, budget=budget)
-        encoder, content_type = choose_encoder(accept)
-        key = (snapshot.seq, content_type)
-        with self._lock:
-            if self._page is None or self._page[0] != key:
-                self._page = (key, render(snapshot, encoder, time.monotonic() - started))
-                self.renders += 1
-            return self._page[1], content_type
+    def attach(self, refresher: Refresher) -> None:
+        """Serve what ``refresher`` publishes; render the formats in demand before it publishes them."""
+        refresher.prepare.append(self._prerender)
+        self.refresher = refresher
 
-    def snapshot_json(self) -> bytes:
-        """The current round as the versioned snapshot document (shared by every client of that round)."""
-        if self.sampler is None:
+    def _prerender(self, snapshot: Snapshot) -> None:
+        """On the refresher's thread: this snapshot in the formats the previous one was asked in."""
+        with self._lock:
+            wanted, self._wanted = self._wanted, {}
+        for content_type, renderer in wanted.items():
+            page = _Page(snapshot.seq, renderer(snapshot))
+            with self._lock:
+                self._pages[content_type] = page
+                self.renders += 1
+
+    def _page(self, published: Published, content_type: str, renderer: Renderer) -> _Page:
+        """``published`` in this format: rendered by the first request that needs it, shared by the rest."""
+        seq = published.snapshot.seq
+        with self._lock:
+            self._wanted[content_type] = renderer
+            page = self._pages.get(content_type)
+            if page is None or page.seq != seq:
+                page = self._pages[content_type] = _Page(seq, renderer(published.snapshot))
+                self.renders += 1
+            return page
+
+    def _published(self, budget: float) -> Published:
+        if self.refresher is None:
+            raise SourceError("ovstop is starting: no collection yet")
+        return self.refresher.read(budget)
+
+    def metrics(self, accept: str, budget: float) -> tuple[_Page, bytes, str]:
+        """One scrape with this Accept header: the shared page, this scrape's tail and the content type."""
+        started = time.monotonic()
+        published = self._published(budget)
+        encoder, content_type = choose_encoder(accept)
+        openmetrics = content_type.startswith(OPENMETRICS)
+
+        def renderer(snapshot: Snapshot) -> bytes:
+            body = render(snapshot, encoder)
+            return body.removesuffix(OPENMETRICS_EOF) if openmetrics else body
+
+        page = self._page(published, content_type, renderer)
+        tail = render_tail(encoder, {SNAPSHOT_AGE: published.age(), SCRAPE_SECONDS: time.monotonic() - started})
+        return page, tail, content_type
+
+    def snapshot_json(self, budget: float) -> _Page:
+        """The newest round as the versioned snapshot document (shared by every client of that round)."""
+        if self.refresher is None:
             raise SourceError("ovstop is starting: no collection yet")
         # A TUI attached here shows every pane (flows too): collect everything while it keeps polling.
-        self.sampler.need(REMOTE_VIEWER, EVERYTHING, ttl=REMOTE_LEASE)
-        snapshot = self.sampler.sample(max_age=self.max_age)
-        with self._lock:
-            if self._doc is None or self._doc[0] != snapshot.seq:
-                self._doc = (snapshot.seq, json.dumps(snapshot_doc.to_dict(snapshot)).encode())
-            return self._doc[1]
+        self.refresher.sampler.need(REMOTE_VIEWER, EVERYTHING, ttl=REMOTE_LEASE)
+        return self._page(self._published(budget), JSON, _snapshot_document)
 
     def events_json(self, since: int) -> bytes:
         """Events numbered after ``since``: ``first`` is the number of the first one listed (a reader that
@@ -144,30 +211,35 @@ class MetricsEndpoint:
         if path not in ("/", *PATHS):
             start_response("404 Not Found", [("Content-Type", "text/plain")])
             return [f"ovstop serves {', '.join(PATHS)}\n".encode()]
-        if self.sampler is None:
+        if self.refresher is None:
             start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
             return [b"ovstop is starting\n"]
+        tail = b""
         try:
             if path == "/snapshot.json":
-                body, content_type = self.snapshot_json(), JSON
+                page, content_type = self.snapshot_json(scrape_budget(environ)), JSON
             elif path == "/events":
                 try:
                     since = _since(environ.get("QUERY_STRING", ""))
                 except ValueError:
                     start_response("400 Bad Request", [("Content-Type", "text/plain")])
                     return [b"since= takes an event number (0 or more)\n"]
-                body, content_type = self.events_json(since), JSON
+                page, content_type = _Page(0, self.events_json(since)), JSON
             else:
-                body, content_type = self.page(environ.get("HTTP_ACCEPT", ""), scrape_budget(environ))
-        except OvstopError as exc:  # e.g. the recording listener of this round could not write
+                page, tail, content_type = self.metrics(environ.get("HTTP_ACCEPT", ""), scrape_budget(environ))
+        except OvstopError as exc:  # no snapshot young enough, or rounds stopped (a recording that failed)
             start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
             return [f"ovstop: {exc}\n".encode()]
         headers = [("Content-Type", content_type)]
-        if gzip_accepted(environ.get("HTTP_ACCEPT_ENCODING", "")):
-            body = gzip.compress(body, compresslevel=1)
+        gzipped = gzip_accepted(environ.get("HTTP_ACCEPT_ENCODING", ""))
+        if gzipped:
             headers.append(("Content-Encoding", "gzip"))
         start_response("200 OK", headers)
-        return [body]
+        return [page.encoded(tail, gzipped)]
+
+
+def _snapshot_document(snapshot: Snapshot) -> bytes:
+    return json.dumps(snapshot_doc.to_dict(snapshot)).encode()
 
 
 def serve(
