@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client.metrics_core import Metric
+from prometheus_client.utils import floatToGoString
 
 from ovstop.model.metric import Histogram, Kind, MetricSpec
 from ovstop.model.store import Snapshot
@@ -36,7 +37,8 @@ SNAPSHOT_AGE = MetricSpec(
 )
 SCRAPE_SPECS = (SCRAPE_SECONDS, SNAPSHOT_AGE)
 """Only on /metrics, one value per request: they describe the answer, not the switch, so no snapshot carries
-them; they come after the snapshot's families (:func:`render_tail`)."""
+them; they come after the snapshot's families (:class:`Tail`)."""
+OPENMETRICS_EOF = b"# EOF\n"
 
 
 def _family(spec: MetricSpec) -> tuple[Metric, str]:
@@ -106,12 +108,23 @@ def render(snapshot: Snapshot, encoder: Callable[[Any], bytes]) -> bytes:
     return encoder(_Families(families(snapshot)))
 
 
-def render_tail(encoder: Callable[[Any], bytes], values: Mapping[MetricSpec, float]) -> bytes:
-    """Per-request families (:data:`SCRAPE_SPECS`) in the encoder's format, to follow a rendered snapshot
-    whose OpenMetrics ``# EOF`` was cut off (this tail ends with its own)."""
-    metrics = []
-    for spec, value in values.items():
-        metric, name = _family(spec)
-        metric.add_sample(name, {}, value)
-        metrics.append(metric)
-    return encoder(_Families(metrics))
+class Tail:
+    """The per-request families (:data:`SCRAPE_SPECS`) in one encoder's format, to follow a rendered snapshot
+    whose OpenMetrics ``# EOF`` was cut off. Their HELP/TYPE(/UNIT) lines are rendered once, by
+    prometheus-client; a request only writes its ``name value`` lines (one label-less sample each, the same
+    syntax in both formats), so the tail costs a scrape microseconds."""
+
+    def __init__(self, encoder: Callable[[Any], bytes]) -> None:
+        self.heads: list[tuple[MetricSpec, bytes, str]] = []
+        end = b""
+        for spec in SCRAPE_SPECS:
+            metric, name = _family(spec)
+            head = encoder(_Families([metric]))
+            if head.endswith(OPENMETRICS_EOF):
+                head, end = head.removesuffix(OPENMETRICS_EOF), OPENMETRICS_EOF
+            self.heads.append((spec, head, name))
+        self.end = end
+
+    def render(self, values: Mapping[MetricSpec, float]) -> bytes:
+        lines = [head + f"{name} {floatToGoString(values[spec])}\n".encode() for spec, head, name in self.heads]
+        return b"".join(lines) + self.end

@@ -38,7 +38,7 @@ from ovstop.events.schema import encode
 from ovstop.events.store import EventStore
 from ovstop.export import snapshot as snapshot_doc
 from ovstop.export.httpd import Limits, Server, serve_app
-from ovstop.export.prometheus import SCRAPE_SECONDS, SNAPSHOT_AGE, render, render_tail
+from ovstop.export.prometheus import OPENMETRICS_EOF, SCRAPE_SECONDS, SNAPSHOT_AGE, Tail, render
 from ovstop.export.webconfig import WebConfig
 from ovstop.model.store import Snapshot
 
@@ -51,8 +51,6 @@ REMOTE_VIEWER = "remote viewer"
 REMOTE_LEASE = 10.0
 """Seconds a ``/snapshot.json`` poll keeps everything collected (a viewer polls every interval)."""
 JSON = "application/json"
-OPENMETRICS = "application/openmetrics-text"
-OPENMETRICS_EOF = b"# EOF\n"
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -139,6 +137,7 @@ class MetricsEndpoint:
         self._lock = threading.Lock()
         self._pages: dict[str, _Page] = {}  # content type -> the newest rendering in that format
         self._wanted: dict[str, Renderer] = {}  # formats asked for since the last round
+        self._tails: dict[str, Tail] = {}  # content type -> its per-scrape tail
         self.renders = 0
 
     def attach(self, refresher: Refresher) -> None:
@@ -177,15 +176,14 @@ class MetricsEndpoint:
         started = time.monotonic()
         published = self._published(budget)
         encoder, content_type = choose_encoder(accept)
-        openmetrics = content_type.startswith(OPENMETRICS)
 
         def renderer(snapshot: Snapshot) -> bytes:
-            body = render(snapshot, encoder)
-            return body.removesuffix(OPENMETRICS_EOF) if openmetrics else body
+            return render(snapshot, encoder).removesuffix(OPENMETRICS_EOF)  # the tail ends the page
 
         page = self._page(published, content_type, renderer)
-        tail = render_tail(encoder, {SNAPSHOT_AGE: published.age(), SCRAPE_SECONDS: time.monotonic() - started})
-        return page, tail, content_type
+        tail = self._tails.get(content_type) or self._tails.setdefault(content_type, Tail(encoder))
+        values = {SNAPSHOT_AGE: published.age(), SCRAPE_SECONDS: time.monotonic() - started}
+        return page, tail.render(values), content_type
 
     def snapshot_json(self, budget: float) -> _Page:
         """The newest round as the versioned snapshot document (shared by every client of that round)."""
