@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import resource
 import time
 from pathlib import Path
 
@@ -61,6 +62,15 @@ def test_deep_nesting_on_the_first_line_is_one_line(tmp_path: Path) -> None:
     path = tmp_path / "nested.jsonl"
     path.write_text(NESTED)
     assert_one_line_error(run("--replay", str(path)), "nested too deeply", f"{path}:1")
+
+
+def test_a_file_without_line_ends_is_one_line_in_bounded_memory() -> None:
+    """Before: ``--replay /dev/zero`` read one endless line until memory ran out."""
+    result = run("--replay", "/dev/zero")
+    assert_one_line_error(result, "/dev/zero:1: line longer than 64 MiB")
+    # The kernel's peak resident size of the children waited for (this one included): the line was capped.
+    peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    assert peak_mib < 512, peak_mib
 
 
 @pytest.mark.parametrize(

@@ -280,6 +280,12 @@ def _classify(obj: Any, where: str, lineno: int) -> Line:
     return Line(lineno, "event" if event is not None else "other", ts, obj, event)
 
 
+MAX_LINE = 64 * 2**20
+"""Characters in one line of an event file. ovstop's largest lines are snapshots: about 100 kB on the 4-port
+sandbox for a whole snapshot with histories (older recordings, tests/data/recordings), so tens of MB at
+1,000 ports; frames and Retis's event lines are shorter."""
+
+
 def read_lines(path: str | os.PathLike[str]) -> Iterator[Line]:
     """The items of a Retis capture, ``retis sort`` output or ovstop recording, in file order.
 
@@ -293,7 +299,7 @@ def read_lines(path: str | os.PathLike[str]) -> Iterator[Line]:
         raise OvstopError(f"cannot read event file {path}: {exc.strerror}") from None
     with handle:
         try:
-            for lineno, text in _lines(handle):
+            for lineno, text in _lines(handle, path):
                 if not text.strip():
                     continue
                 where = f"{path}:{lineno}"
@@ -320,19 +326,30 @@ def open_text(path: Path) -> IO[str]:
     return io.TextIOWrapper(stream, encoding="utf-8")
 
 
-def _lines(handle: IO[str]) -> Iterator[tuple[int, str]]:
-    """Numbered lines; a compressed part cut short (the recorder was killed) ends at its last full line."""
-    try:
-        yield from enumerate(handle, start=1)
-    except EOFError:
-        return
+def _lines(handle: IO[str], path: Path) -> Iterator[tuple[int, str]]:
+    """Numbered lines, none longer than :data:`MAX_LINE` (a file with no end of line, such as /dev/zero, is a
+    ParseError there, not memory without bound); a compressed part cut short (the recorder was killed) ends
+    at its last full line."""
+    lineno = 0
+    while True:
+        try:
+            text = handle.readline(MAX_LINE + 1)
+        except EOFError:
+            return
+        if not text:
+            return
+        lineno += 1
+        if len(text) > MAX_LINE:
+            raise ParseError(f"{path}:{lineno}: line longer than {MAX_LINE // 2**20} MiB: not an event file")
+        yield lineno, text
 
 
 def is_sorted_file(path: str | os.PathLike[str]) -> bool:
     """Whether the file is ``retis sort`` output (each line a JSON array)."""
+    path = Path(path)
     try:
-        with open_text(Path(path)) as handle:
-            first = next((line for line in handle if line.strip()), "")
-    except (OSError, UnicodeDecodeError, EOFError):
+        with open_text(path) as handle:
+            first = next((line for _, line in _lines(handle, path) if line.strip()), "")
+    except (OSError, UnicodeDecodeError, ParseError):
         return False  # read_lines reports the problem with its line number
     return first.lstrip().startswith("[")
