@@ -81,6 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"headless listen address (default 127.0.0.1:{DEFAULT_PORT})",
     )
     p.add_argument(
+        "--max-age",
+        type=_SECONDS,
+        metavar="SECONDS",
+        help="headless: serve a page only while its data is younger than this, else wait for the next round "
+        "or answer 503 (default: 2 x -d + 2 x --timeout)",
+    )
+    p.add_argument(
         "--web.config.file",
         dest="web_config_file",
         metavar="FILE",
@@ -252,6 +259,7 @@ def options_from(args: argparse.Namespace) -> Options:
         connect_ca=args.connect_ca,
         connect_auth_file=args.connect_auth_file,
         history_depth=args.history_depth,
+        max_age=args.max_age,
     )
 
 
@@ -304,7 +312,7 @@ def run_headless(options: Options, listen: str, web_config_file: str | None) -> 
             rt.sampler.need("metrics", METRICS)  # no per-flow series on /metrics: no flow dump
             rt.first_sample()
             endpoint.events, endpoint.events_reason = rt.event_store, rt.events_reason
-            refresher = Refresher(rt.sampler, options.interval)
+            refresher = Refresher(rt.sampler, options.interval, bound=options.max_age)
             endpoint.attach(refresher)
             print(
                 f"ovstop: serving /metrics on {server.scheme}://{host}:{server.server_port}/metrics",

@@ -76,6 +76,8 @@ class Options:
     connect_auth_file: str | None = None
     history_depth: float = 300.0
     """Seconds of past snapshots the TUI keeps for time scrub (``--history-depth``)."""
+    max_age: float | None = None
+    """Headless: the oldest data a scrape is served (``--max-age``; None: the refresher's default bound)."""
 
 
 @dataclass

@@ -84,7 +84,9 @@ def test_bad_label_config(tmp_path: Path) -> None:
     assert_one_line_error(run("snapshot", "--labels", str(bad), "--unixctl", str(sock)), "not valid TOML")
 
 
-@pytest.mark.parametrize("args", [["-d", "0"], ["--timeout", "-1"], ["--sandbox-ports", "0"]])
+@pytest.mark.parametrize(
+    "args", [["-d", "0"], ["--timeout", "-1"], ["--sandbox-ports", "0"], ["--max-age", "nan"], ["--max-age", "0"]]
+)
 def test_bad_numbers(args: list[str]) -> None:
     assert_one_line_error(run("snapshot", *args), "must be")
 

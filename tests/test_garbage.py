@@ -352,6 +352,7 @@ def test_replay_files_play_or_stop_with_a_reason(tmp_path_factory: pytest.TempPa
 VALUE_FLAGS = [
     "-d",
     "--timeout",
+    "--max-age",
     "--max-flows",
     "--sandbox-ports",
     "--traffic",

@@ -80,7 +80,7 @@ def pick(values: Samples, name: str, **labels: str) -> list[float]:
 
 def test_metrics_pass_promtool_and_both_parsers(sandbox: SandboxSwitch) -> None:
     TrafficGenerator(sandbox, seed=1).inject(20, repeats=3)
-    with headless(sandbox) as url:
+    with headless(sandbox, "--max-age", "30") as url:
         ctype, text = scrape(url)
         assert ctype.startswith("text/plain")
         promtool = shutil.which("promtool")
