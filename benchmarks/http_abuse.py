@@ -50,8 +50,8 @@ def main() -> int:
     p.add_argument(
         "--delay",
         default="1",
-        help="ovstop's -d (default 1; a scrape collects when the last round "
-        "is older than half of it, and concurrent scrapes wait for that round)",
+        help="ovstop's -d (default 1: a round a second on ovstop's refresher thread; scrapes are answered "
+        "from the newest round's page)",
     )
     args = p.parse_args()
     if shutil.which("wrk") is None:

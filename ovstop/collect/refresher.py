@@ -47,11 +47,12 @@ class Published:
 class Refresher:
     """Runs ``sampler``'s rounds on its own thread (:meth:`start`) or the caller's (:meth:`run`).
 
-    ``bound`` defaults to two intervals plus two round deadlines: a healthy refresher publishes at least every
-    interval plus one round (which may use its whole deadline, and then needs its own time to fold the values
-    into the store), and a snapshot is already that round's duration old when it is published; the rest is
-    slack for a loaded machine. A snapshot the sampler already holds (the runtime's first one) is the first
-    published.
+    ``fresh`` defaults to the interval: a reader kicks a round only when the schedule is late (more rounds
+    would cost CPU that the readers' threads then wait for). ``bound`` defaults to two intervals plus two
+    round deadlines: a healthy refresher publishes at least every interval plus one round (which may use its
+    whole deadline, and then needs its own time to fold the values into the store), and a snapshot is
+    already that round's duration old when it is published; the rest is slack for a loaded machine. A
+    snapshot the sampler already holds (the runtime's first one) is the first published.
     """
 
     def __init__(
@@ -59,7 +60,7 @@ class Refresher:
     ) -> None:
         self.sampler = sampler
         self.interval = interval
-        self.fresh = interval / 2 if fresh is None else fresh
+        self.fresh = interval if fresh is None else fresh
         round_timeout = sampler.round_timeout if sampler.round_timeout is not None else DEFAULT_ROUND_TIMEOUT
         self.bound = 2 * (interval + round_timeout) if bound is None else bound
         self.prepare: list[Callable[[Snapshot], None]] = []
