@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import time
@@ -12,9 +11,10 @@ import pytest
 
 from ovstop.collect import conntrack, coverage, datapath, flows, memory, pmd, upcall
 from ovstop.collect.base import Sources, Tables
-from ovstop.errors import SourceError
+from ovstop.errors import ParseError, SourceError
 from ovstop.model.metric import Histogram, Sample
 from ovstop.parsers import coverage_show, dpctl_show, dpif_show, pmd_stats_show
+from ovstop.parsers.reply import JsonReply
 from ovstop.sandbox.switch import SandboxSwitch
 from ovstop.sandbox.traffic import TrafficGenerator
 from ovstop.sources.unixctl import UnixctlClient
@@ -187,18 +187,30 @@ def test_commands_not_in_list_commands_are_never_sent(switch: SandboxSwitch, sou
 
 
 def test_json_replies_where_the_switch_offers_them(switch: SandboxSwitch) -> None:
-    """OVS 3.4+ answers in JSON on a connection that asked for it (set-options); older ones have no set-options."""
+    """The connection asks for JSON exactly when the switch lists set-options (OVS 3.4+), again after a
+    reconnect; dpif/show then comes as a document and parses to what ovs-appctl's text says."""
+    offers_json = "set-options" in switch.appctl("list-commands")
+    version = switch.appctl("version")
     client = UnixctlClient(switch.unixctl_path)
     try:
-        text = dpif_show.parse(client.call("dpif/show"))
-        major, minor = (int(x) for x in client.version.split(".")[:2])
-        if not client.has("set-options"):
-            assert (major, minor) < (3, 4)
-            return
-        client.call("set-options", "--format", "json")
-        reply = client.call("dpif/show")
-        assert json.loads(reply)  # a JSON document, not Python's repr of one
-        assert dpif_show.parse(reply) == text
+        for connection in (1, 2):  # the second on a new connection: the format is per connection, asked again
+            reply = client.request("dpif/show")
+            assert client.connects == connection
+            text = dpif_show.parse(switch.appctl("dpif/show"))
+            if not offers_json:
+                assert isinstance(reply, str) and client.output_format == "text"
+                assert client.format_reason == "no set-options in list-commands (OVS < 3.4)"
+                assert re.search(r"\) 3\.[0-3]\.", version), version
+            else:
+                assert isinstance(reply, JsonReply) and client.output_format == "json"
+                assert (client.formats["dpif/show"], client.formats["version"]) == ("json", "text")
+                assert dpif_show.parse(reply) == text
+                # A command without a JSON form still reaches its text parser, unwrapped.
+                assert dpctl_show.parse(client.call("dpctl/show"))[0].name == "netdev@ovs-netdev"
+                assert client.formats["dpctl/show"] == "text"
+                with pytest.raises(ParseError, match=r"dpif/show: ovs-vswitchd 3\.\d+\.\d+ answered JSON"):
+                    client.call("dpif/show")  # a text-only caller never parses a document as text
+            client.close()
     finally:
         client.close()
 
