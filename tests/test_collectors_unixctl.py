@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import re
 import time
 from collections.abc import Iterator
@@ -213,6 +214,18 @@ def test_json_replies_where_the_switch_offers_them(switch: SandboxSwitch) -> Non
             client.close()
     finally:
         client.close()
+
+
+def test_collectors_ran_on_the_format_the_switch_offers(switch: SandboxSwitch, sources: Sources) -> None:
+    """The module's equality tests share ``sources``: its connection is JSON where the switch lists set-options
+    (every collector's command then came back as a plain wrapper, unwrapped to the text its parser reads).
+    ``OVSTOP_EXPECT_UNIXCTL_FORMAT`` (set by the guest test from the guest's Debian package version) pins it."""
+    offers_json = "set-options" in switch.appctl("list-commands")
+    list(datapath.DatapathCollector().collect(sources, Tables()))
+    client = sources.unixctl
+    assert client is not None and client.output_format == ("json" if offers_json else "text")
+    assert client.output_format == os.environ.get("OVSTOP_EXPECT_UNIXCTL_FORMAT", client.output_format)
+    assert client.formats["dpctl/show"] == "text"
 
 
 def test_no_client_is_source_error() -> None:
