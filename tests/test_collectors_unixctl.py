@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from ovstop.collect import conntrack, coverage, datapath, flows, memory, pmd, upcall
+from ovstop.collect import conntrack, coverage, datapath, dpif, flows, memory, pmd, upcall
 from ovstop.collect.base import Sources, Tables
 from ovstop.errors import ParseError, SourceError
 from ovstop.model.metric import Histogram, Sample
@@ -62,6 +62,7 @@ def by_name(samples: list[Sample]) -> dict[str, list[Sample]]:
 def test_specs_declared(sources: Sources) -> None:
     for cls in (
         datapath.DatapathCollector,
+        dpif.DpifCollector,
         pmd.PmdCollector,
         upcall.UpcallCollector,
         coverage.CoverageCollector,
@@ -88,6 +89,24 @@ def test_datapath_matches_appctl(switch: SandboxSwitch, sources: Sources) -> Non
     assert value["ovs_vswitchd_datapath_n_flows"] == dp.flows
     # Every injected packet was looked up once: new tuples miss, their repeats hit.
     assert dp.missed >= N_NEW and dp.hit + dp.missed >= N_NEW * (1 + REPEATS)
+
+
+def test_dpif_port_info_matches_appctl(switch: SandboxSwitch, sources: Sources) -> None:
+    """Every bridge port's datapath and OpenFlow numbers as ``ovs-appctl dpif/show`` prints them (read here with
+    this test's own patterns); on OVS 3.4+ ovstop read them from the JSON document."""
+    truth, dp, bridge = set(), "", ""
+    for line in switch.appctl("dpif/show").splitlines():
+        if m := re.match(r"^(\S+@\S+): ", line):
+            dp = m.group(1)
+        elif m := re.match(r"^  (\S+):$", line):
+            bridge = m.group(1)
+        elif m := re.match(r"^    (\S+) (\d+)/(\d+|none):? \(([^:)]+)", line):
+            truth.add((dp, bridge, *m.groups()))
+    samples = list(dpif.DpifCollector().collect(sources, Tables()))
+    keys = ("datapath", "bridge", "port", "ofport", "port_no", "type")
+    got = {tuple(dict(s.labels)[k] for k in keys) for s in samples}
+    assert got == truth and len(samples) == len(truth) >= 4
+    assert {s.value for s in samples} == {1.0}
 
 
 def test_no_pmd_threads_is_not_a_failure() -> None:

@@ -100,9 +100,7 @@ def test_same_answers_with_debian_12s_ovs_library(tmp_path_factory: pytest.TempP
             ours = [ovs.version.VERSION, client.output_format, repr(datapaths)]
         finally:
             client.close()
-        done = subprocess.run(
-            ["/usr/bin/python3", "-c", CLIENT, str(REPO), str(path)], capture_output=True, text=True
-        )
+        done = subprocess.run(["/usr/bin/python3", "-c", CLIENT, str(REPO), str(path)], capture_output=True, text=True)
     if "No module named 'ovs'" in done.stderr:
         pytest.skip("python3-openvswitch not installed")
     assert done.returncode == 0, done.stderr

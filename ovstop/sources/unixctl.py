@@ -59,7 +59,7 @@ class UnixctlClient:
         self.output_format = TEXT
         self.format_reason = "not connected"
         self.formats: dict[str, str] = {}
-        self._cache: dict[tuple[str, ...], tuple[float, str]] = {}
+        self._cache: dict[tuple[str, ...], tuple[float, Reply]] = {}
         self._last_error = ""
 
     # -- connection management ------------------------------------------------------------------------
@@ -162,19 +162,25 @@ class UnixctlClient:
 
     def call(self, command: str, *args: str) -> str:
         """Like :meth:`request`, for commands parsed as text only: a JSON document is a ParseError."""
-        reply = self.request(command, *args)
-        if isinstance(reply, JsonReply):
-            raise ParseError(f"{command}: ovs-vswitchd {self.version} answered JSON, which ovstop reads as text only")
-        return reply
+        return self._text(command, self.request(command, *args))
 
-    def call_cached(self, command: str, *args: str, ttl: float) -> str:
-        """Like :meth:`call`, reusing a reply younger than ``ttl`` seconds from the same connection."""
+    def request_cached(self, command: str, *args: str, ttl: float) -> Reply:
+        """Like :meth:`request`, reusing a reply younger than ``ttl`` seconds from the same connection."""
         key = (command, *args)
         hit = self._cache.get(key)
         if hit is not None and self._conn is not None and time.monotonic() - hit[0] < ttl:
             return hit[1]
-        reply = self.call(command, *args)
+        reply = self.request(command, *args)
         self._cache[key] = (time.monotonic(), reply)
+        return reply
+
+    def call_cached(self, command: str, *args: str, ttl: float) -> str:
+        """Like :meth:`call`, reusing a reply younger than ``ttl`` seconds from the same connection."""
+        return self._text(command, self.request_cached(command, *args, ttl=ttl))
+
+    def _text(self, command: str, reply: Reply) -> str:
+        if isinstance(reply, JsonReply):
+            raise ParseError(f"{command}: ovs-vswitchd {self.version} answered JSON, which ovstop reads as text only")
         return reply
 
     def has(self, command: str) -> bool:
