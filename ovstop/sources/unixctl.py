@@ -101,7 +101,7 @@ class UnixctlClient:
                 self._transact("set-options", ["--format", JSON])
                 self.output_format, self.format_reason = JSON, "set-options --format json"
             except SourceError as exc:
-                if not self.is_connected:
+                if not self.is_connected or isinstance(exc, deadline.DeadlineExceeded):
                     raise
                 self.format_reason = f"set-options refused JSON: {exc}"
         version = self._transact("version", [])
