@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import math
+import os
 import re
 import time
 from collections.abc import Iterator
 
 import pytest
 
-from ovstop.collect import conntrack, coverage, datapath, flows, memory, pmd, upcall
+from ovstop.collect import conntrack, coverage, datapath, dpif, flows, memory, pmd, upcall
 from ovstop.collect.base import Sources, Tables
-from ovstop.errors import SourceError
+from ovstop.errors import ParseError, SourceError
 from ovstop.model.metric import Histogram, Sample
 from ovstop.parsers import coverage_show, dpctl_show, dpif_show, pmd_stats_show
+from ovstop.parsers.reply import JsonReply
 from ovstop.sandbox.switch import SandboxSwitch
 from ovstop.sandbox.traffic import TrafficGenerator
 from ovstop.sources.unixctl import UnixctlClient
@@ -61,6 +62,7 @@ def by_name(samples: list[Sample]) -> dict[str, list[Sample]]:
 def test_specs_declared(sources: Sources) -> None:
     for cls in (
         datapath.DatapathCollector,
+        dpif.DpifCollector,
         pmd.PmdCollector,
         upcall.UpcallCollector,
         coverage.CoverageCollector,
@@ -87,6 +89,24 @@ def test_datapath_matches_appctl(switch: SandboxSwitch, sources: Sources) -> Non
     assert value["ovs_vswitchd_datapath_n_flows"] == dp.flows
     # Every injected packet was looked up once: new tuples miss, their repeats hit.
     assert dp.missed >= N_NEW and dp.hit + dp.missed >= N_NEW * (1 + REPEATS)
+
+
+def test_dpif_port_info_matches_appctl(switch: SandboxSwitch, sources: Sources) -> None:
+    """Every bridge port's datapath and OpenFlow numbers as ``ovs-appctl dpif/show`` prints them (read here with
+    this test's own patterns); on OVS 3.4+ ovstop read them from the JSON document."""
+    truth, dp, bridge = set(), "", ""
+    for line in switch.appctl("dpif/show").splitlines():
+        if m := re.match(r"^(\S+@\S+): ", line):
+            dp = m.group(1)
+        elif m := re.match(r"^  (\S+):$", line):
+            bridge = m.group(1)
+        elif m := re.match(r"^    (\S+) (\d+)/(\d+|none):? \(([^:)]+)", line):
+            truth.add((dp, bridge, *m.groups()))
+    samples = list(dpif.DpifCollector().collect(sources, Tables()))
+    keys = ("datapath", "bridge", "port", "ofport", "port_no", "type")
+    got = {tuple(dict(s.labels)[k] for k in keys) for s in samples}
+    assert got == truth and len(samples) == len(truth) >= 4
+    assert {s.value for s in samples} == {1.0}
 
 
 def test_no_pmd_threads_is_not_a_failure() -> None:
@@ -165,6 +185,17 @@ def test_conntrack_and_flows(switch: SandboxSwitch, sources: Sources) -> None:
     nconns = int(switch.appctl("dpctl/ct-get-nconns", "netdev@ovs-netdev"))
     assert ct["ovs_vswitchd_conntrack_n_connections"][0].value == nconns
     assert ct["ovs_vswitchd_conntrack_connection_limit"][0].value > 0
+    # Datapath flows expire after 10 s idle, and in a loaded guest the module's traffic is minutes old by now:
+    # send fresh tuples (twice each, so they have packets) and wait until the switch lists them.
+    gen = TrafficGenerator(switch, seed=2)
+    try:
+        gen.inject(N_NEW, repeats=1, port=1)
+    finally:
+        gen.stop()
+    deadline = time.monotonic() + 30
+    while switch.appctl("dpctl/dump-flows", "netdev@ovs-netdev").count("actions:") < N_NEW:
+        assert time.monotonic() < deadline, "the fresh flows never showed in dpctl/dump-flows"
+        time.sleep(0.2)
     tables = Tables()
     samples = by_name(list(flows.FlowsCollector(max_flows=5).collect(sources, tables)))
     rows = tables.rows["dp_flows"]
@@ -187,20 +218,46 @@ def test_commands_not_in_list_commands_are_never_sent(switch: SandboxSwitch, sou
 
 
 def test_json_replies_where_the_switch_offers_them(switch: SandboxSwitch) -> None:
-    """OVS 3.4+ answers in JSON on a connection that asked for it (set-options); older ones have no set-options."""
+    """The connection asks for JSON exactly when the switch lists set-options (OVS 3.4+), again after a
+    reconnect; dpif/show then comes as a document and parses to what ovs-appctl's text says."""
+    offers_json = "set-options" in switch.appctl("list-commands")
+    version = switch.appctl("version")
     client = UnixctlClient(switch.unixctl_path)
     try:
-        text = dpif_show.parse(client.call("dpif/show"))
-        major, minor = (int(x) for x in client.version.split(".")[:2])
-        if not client.has("set-options"):
-            assert (major, minor) < (3, 4)
-            return
-        client.call("set-options", "--format", "json")
-        reply = client.call("dpif/show")
-        assert json.loads(reply)  # a JSON document, not Python's repr of one
-        assert dpif_show.parse(reply) == text
+        for connection in (1, 2):  # the second on a new connection: the format is per connection, asked again
+            reply = client.request("dpif/show")
+            assert client.connects == connection
+            text = dpif_show.parse(switch.appctl("dpif/show"))
+            if not offers_json:
+                assert isinstance(reply, str) and client.output_format == "text"
+                assert client.format_reason == "no set-options in list-commands (OVS < 3.4)"
+                assert re.search(r"\) 3\.[0-3]\.", version), version
+            else:
+                assert isinstance(reply, JsonReply) and client.output_format == "json"
+                assert (client.formats["dpif/show"], client.formats["version"]) == ("json", "text")
+                ours = dpif_show.parse(reply)  # read first: the switch's counters can only have grown since
+                assert [(d.name, d.bridges) for d in ours] == [(d.name, d.bridges) for d in text]
+                assert all(o.hit <= t.hit and o.missed <= t.missed for o, t in zip(ours, text, strict=True))
+                # A command without a JSON form still reaches its text parser, unwrapped.
+                assert dpctl_show.parse(client.call("dpctl/show"))[0].name == "netdev@ovs-netdev"
+                assert client.formats["dpctl/show"] == "text"
+                with pytest.raises(ParseError, match=r"dpif/show: ovs-vswitchd 3\.\d+\.\d+ answered JSON"):
+                    client.call("dpif/show")  # a text-only caller never parses a document as text
+            client.close()
     finally:
         client.close()
+
+
+def test_collectors_ran_on_the_format_the_switch_offers(switch: SandboxSwitch, sources: Sources) -> None:
+    """The module's equality tests share ``sources``: its connection is JSON where the switch lists set-options
+    (every collector's command then came back as a plain wrapper, unwrapped to the text its parser reads).
+    ``OVSTOP_EXPECT_UNIXCTL_FORMAT`` (set by the guest test from the guest's Debian package version) pins it."""
+    offers_json = "set-options" in switch.appctl("list-commands")
+    list(datapath.DatapathCollector().collect(sources, Tables()))
+    client = sources.unixctl
+    assert client is not None and client.output_format == ("json" if offers_json else "text")
+    assert client.output_format == os.environ.get("OVSTOP_EXPECT_UNIXCTL_FORMAT", client.output_format)
+    assert client.formats["dpctl/show"] == "text"
 
 
 def test_no_client_is_source_error() -> None:

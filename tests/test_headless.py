@@ -246,6 +246,11 @@ def test_snapshot_matches_ovs_tools(fresh_sandbox: SandboxSwitch, tmp_path: Path
     assert doc["meta"]["ovs_version"] == "3.1.0"
     assert doc["meta"]["hostname"]
     assert "dpif-netdev/pmd-perf-show" in doc["meta"]["capabilities"]
+    # Debian 12's OVS 3.1 lists no set-options: text on every command (3.4+ is tested in the Debian 13 guest).
+    assert "set-options" not in sw.appctl("list-commands")
+    assert doc["meta"]["unixctl_format"] == "text"
+    assert doc["meta"]["unixctl_format_reason"] == "no set-options in list-commands (OVS < 3.4)"
+    assert doc["meta"]["unixctl_formats"]["dpctl/show"] == "text"
 
     def value(name: str) -> float:
         (item,) = [s for s in doc["series"] if s["name"] == name and s["labels"].get("datapath") == "netdev@ovs-netdev"]

@@ -19,6 +19,7 @@ from ovstop.parsers import (
     dpctl_show,
     dpif_show,
     dump_flows,
+    list_commands,
     memory_show,
     metrics_show,
     pmd_perf_show,
@@ -26,6 +27,7 @@ from ovstop.parsers import (
     pmd_stats_show,
     upcall_show,
 )
+from ovstop.parsers.reply import JsonReply, reply_of
 
 DATA = Path(__file__).parent / "data" / "unixctl"
 V31 = DATA / "ovs-3.1"
@@ -35,6 +37,13 @@ MASTER = DATA / "synth-master"
 
 def read(path: Path) -> str:
     return path.read_text()
+
+
+def read_json(path: Path) -> JsonReply:
+    """A recorded ``ovs-appctl -f json`` output as the client hands it to a parser (plain wrappers unwrapped)."""
+    reply = reply_of(json.loads(path.read_text()))
+    assert isinstance(reply, JsonReply), path
+    return reply
 
 
 def test_dpif_show() -> None:
@@ -47,7 +56,7 @@ def test_dpif_show() -> None:
 
 
 def test_dpif_show_json() -> None:
-    (dp,) = dpif_show.parse(read(MASTER / "dpif-show.json"))
+    (dp,) = dpif_show.parse(read_json(MASTER / "dpif-show.json"))
     ports = {p.name: p for p in dp.bridges["br0"]}
     assert (dp.hit, dp.missed) == (292, 6)
     assert ports["patch-br1"].port_no is None and ports["patch-br1"].config == {"peer": "patch-br0"}
@@ -214,8 +223,51 @@ def test_metrics_show() -> None:
 @pytest.mark.parametrize("name", ["dpif-show", "dpif-show-kernel"])
 def test_ovs35_dpif_show_text_equals_ovs_own_json(name: str) -> None:
     text = dpif_show.parse(read(V35 / f"{name}.txt"))
-    assert text == dpif_show.parse(read(V35 / f"{name}.json"))
+    assert text == dpif_show.parse(read_json(V35 / f"{name}.json"))
     assert len(text) == 1 and sum(len(ports) for ports in text[0].bridges.values()) >= 3
+
+
+def test_ovs35_list_commands_text_equals_json() -> None:
+    """Recorded together: the same command set in both forms, set-options (what turns JSON on) among them."""
+    names = list_commands.parse(read_json(V35 / "list-commands.json"))
+    assert names == list_commands.parse(read(V35 / "list-commands.txt"))
+    assert {"set-options", "dpif/show", "dpctl/show", "upcall/show"} <= names
+    assert "set-options" not in list_commands.parse(read(V31 / "list-commands.txt"))  # OVS 3.1: text only
+
+
+def test_ovs35_plain_replies_unwrap_to_the_text() -> None:
+    """A command without a JSON form answers its text wrapped as {"reply-format": "plain", "reply": ...}."""
+    wrapped = json.loads(read(V35 / "version.json"))
+    assert wrapped["reply-format"] == "plain"
+    assert reply_of(wrapped) == read(V35 / "version.txt").rstrip("\n")
+    assert reply_of("text as a pre-3.4 connection sends it") == "text as a pre-3.4 connection sends it"
+    with pytest.raises(ParseError, match="plain reply without text"):
+        reply_of({"reply-format": "plain", "reply": 3})
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        [],
+        {},
+        {"system@ovs-system": {"bridges": {}}},
+        {"system@ovs-system": {"bridges": {}, "stats": {"hit": "x", "missed": "1"}}},
+        {"system@ovs-system": {"bridges": {"br0": {"p": {"ofport": "1", "type": "system"}}}, "stats": {}}},
+        {"system@ovs-system": {"bridges": {"br0": {"p": {"ofport": True, "port_no": "2"}}}, "stats": {}}},
+        {"system@ovs-system": {"bridges": ["br0"], "stats": {"hit": "1", "missed": "1"}}},
+    ],
+)
+def test_damaged_json_replies_are_one_line_parse_errors(doc: object) -> None:
+    with pytest.raises(ParseError) as err:
+        dpif_show.parse(JsonReply(doc))
+    assert "\n" not in str(err.value) and str(err.value).startswith("dpif/show: ")
+    with pytest.raises(ParseError):
+        list_commands.parse(JsonReply(doc if doc else {"x": 1}))
+
+
+def test_list_commands_text_needs_its_header() -> None:
+    with pytest.raises(ParseError, match="unexpected first line"):
+        list_commands.parse("dpif/show\ndpctl/show\n")
 
 
 def test_ovs35_kernel_datapath_outputs_agree() -> None:

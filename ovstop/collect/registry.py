@@ -10,6 +10,7 @@ from ovstop.collect.config import CollectConfig
 from ovstop.collect.conntrack import ConntrackCollector
 from ovstop.collect.coverage import CoverageCollector
 from ovstop.collect.datapath import DatapathCollector
+from ovstop.collect.dpif import DpifCollector
 from ovstop.collect.flows import FlowsCollector
 from ovstop.collect.interface import InterfaceCollector
 from ovstop.collect.memory import MemoryCollector
@@ -32,6 +33,7 @@ def default_collectors(
     collectors: list[Collector] = [
         RfcMetricsCollector(),  # first: on RFC builds its series take precedence over re-derived ones
         DatapathCollector(),
+        DpifCollector(),
         PmdCollector(),
         UpcallCollector(),
         FlowsCollector(max_flows=config.max_flows),

@@ -229,4 +229,7 @@ class Sampler:
             meta["ovs_version"] = unixctl.version
             meta["unixctl"] = unixctl.connected_path
             meta["capabilities"] = sorted(unixctl.commands)
+            meta["unixctl_format"] = unixctl.output_format
+            meta["unixctl_format_reason"] = unixctl.format_reason
+            meta["unixctl_formats"] = dict(sorted(unixctl.formats.items()))
         return meta

@@ -1,16 +1,18 @@
 """``dpif/show``: per datapath backer the hit/missed counters, its bridges and their ports.
 
-Accepts the text format (all versions) and the JSON reply of ``ovs-appctl -f json dpif/show`` (OVS >= 3.4).
+Accepts the text format (all versions) and the JSON document OVS 3.4+ answers on a connection set to JSON
+(what ``ovs-appctl -f json dpif/show`` prints): per backer ``bridges`` (bridge -> port -> ``ofport``,
+``port_no``, ``type``, optional ``config``) and ``stats`` (``hit``, ``missed``), every number a string.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 
 from ovstop.errors import ParseError
 from ovstop.parsers._text import key_values, require_text, to_int
+from ovstop.parsers.reply import JsonReply, Reply, json_object
 
 COMMAND = "dpif/show"
 
@@ -97,9 +99,9 @@ def _json_int(value: object, what: str) -> int:
     return to_int(COMMAND, what, str(value))
 
 
-def _parse_json(text: str) -> tuple[DpifDatapath, ...]:
+def _parse_json(reply: JsonReply) -> tuple[DpifDatapath, ...]:
+    doc = json_object(COMMAND, reply)
     try:
-        doc = json.loads(text)
         datapaths = []
         for name, body in doc.items():
             bridges = {}
@@ -108,7 +110,7 @@ def _parse_json(text: str) -> tuple[DpifDatapath, ...]:
                     DpifPort(
                         name=port,
                         ofport=_json_int(p["ofport"], "ofport"),
-                        port_no=None if p.get("port_no", "none") == "none" else _json_int(p["port_no"], "port_no"),
+                        port_no=None if p["port_no"] == "none" else _json_int(p["port_no"], "port_no"),
                         type=str(p.get("type", "")),
                         config={str(k): str(v) for k, v in p.get("config", {}).items()},
                     )
@@ -118,16 +120,15 @@ def _parse_json(text: str) -> tuple[DpifDatapath, ...]:
             datapaths.append(
                 DpifDatapath(name, _json_int(stats["hit"], "hit"), _json_int(stats["missed"], "missed"), bridges)
             )
-    except (ValueError, KeyError, TypeError, AttributeError) as e:
+    except (KeyError, TypeError, AttributeError) as e:
         raise ParseError(f"{COMMAND}: malformed JSON reply ({e})") from None
     if not datapaths:
         raise ParseError(f"{COMMAND}: no datapath found")
     return tuple(datapaths)
 
 
-def parse(text: str) -> tuple[DpifDatapath, ...]:
+def parse(reply: Reply) -> tuple[DpifDatapath, ...]:
     """Datapaths in output order; raises ParseError on anything that is not ``dpif/show`` output."""
-    text = require_text(COMMAND, text)
-    if text.lstrip().startswith("{"):
-        return _parse_json(text)
-    return _parse_text(text)
+    if isinstance(reply, JsonReply):
+        return _parse_json(reply)
+    return _parse_text(require_text(COMMAND, reply))

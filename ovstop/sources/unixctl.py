@@ -7,7 +7,6 @@ ovstop needs a deadline on every call, so the request/reply loop here polls with
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 import time
@@ -16,7 +15,9 @@ from pathlib import Path
 
 import ovs.jsonrpc
 
-from ovstop.errors import SourceError
+from ovstop.errors import ParseError, SourceError
+from ovstop.parsers import list_commands
+from ovstop.parsers.reply import JSON, TEXT, JsonReply, Reply, format_of, reply_of
 from ovstop.sources import deadline, jsonrpc
 
 PathSpec = str | Path | Callable[[], str | Path]
@@ -29,6 +30,11 @@ class UnixctlClient:
 
     ``path`` may be a callable so that a restarted daemon's new socket is found again.
     Calls are serialized by a lock: one connection carries one request at a time.
+
+    Output format: a daemon that lists ``set-options`` (OVS 3.4+) is asked for JSON on every new
+    connection (the option lives on the server's side of one connection, so a reconnect asks again);
+    commands with a JSON form then answer documents, the others their text. ``output_format`` says which
+    the connection uses and why, ``formats`` what each command last answered in.
     """
 
     def __init__(
@@ -50,7 +56,10 @@ class UnixctlClient:
         self.version: str = ""
         self.connected_path: str = ""
         self.connects = 0
-        self._cache: dict[tuple[str, ...], tuple[float, str]] = {}
+        self.output_format = TEXT
+        self.format_reason = "not connected"
+        self.formats: dict[str, str] = {}
+        self._cache: dict[tuple[str, ...], tuple[float, Reply]] = {}
         self._last_error = ""
 
     # -- connection management ------------------------------------------------------------------------
@@ -80,9 +89,23 @@ class UnixctlClient:
         self.connects += 1
 
     def _learn_capabilities(self) -> None:
-        listing = self._transact("list-commands", [])
-        self.commands = frozenset(line.split()[0] for line in listing.splitlines()[1:] if line.strip())
-        match = _VERSION_RE.search(self._transact("version", []))
+        """Commands and version, then JSON output where the daemon offers ``set-options`` (a new
+        connection starts in text, so ``list-commands`` is read as text here)."""
+        try:
+            self.commands = list_commands.parse(self._transact("list-commands", []))
+        except ParseError as exc:
+            raise SourceError(f"ovs-vswitchd: {exc}") from None
+        self.output_format, self.format_reason = TEXT, "no set-options in list-commands (OVS < 3.4)"
+        if "set-options" in self.commands:
+            try:
+                self._transact("set-options", ["--format", JSON])
+                self.output_format, self.format_reason = JSON, "set-options --format json"
+            except SourceError as exc:
+                if not self.is_connected or isinstance(exc, deadline.DeadlineExceeded):
+                    raise
+                self.format_reason = f"set-options refused JSON: {exc}"
+        version = self._transact("version", [])
+        match = _VERSION_RE.search(version) if isinstance(version, str) else None
         self.version = match.group(1) if match else ""
 
     def _drop(self) -> None:
@@ -90,6 +113,7 @@ class UnixctlClient:
             self._conn.close()
         self._conn = None
         self._cache.clear()
+        self.formats.clear()
 
     def close(self) -> None:
         """Close the connection; the next call reconnects."""
@@ -101,7 +125,7 @@ class UnixctlClient:
         return self._conn is not None
 
     # -- requests ------------------------------------------------------------------------------------------
-    def _transact(self, command: str, argv: list[str]) -> str:
+    def _transact(self, command: str, argv: list[str]) -> Reply:
         conn = self._conn
         if conn is None:
             raise SourceError("ovs-vswitchd: not connected")
@@ -112,16 +136,20 @@ class UnixctlClient:
             if "failed:" not in str(exc):
                 self._drop()
             raise SourceError(f"ovs-vswitchd: {exc}") from None
-        # Text by default; a JSON document (already parsed by the jsonrpc layer) once the connection asked for
-        # "set-options --format json" (OVS 3.4+). Parsers take either as text.
-        return result if isinstance(result, str) else json.dumps(result)
+        try:
+            reply = reply_of(result)
+        except ParseError as exc:
+            raise SourceError(f"ovs-vswitchd: {command}: {exc}") from None
+        self.formats[command] = format_of(reply)
+        return reply
 
-    def call(self, command: str, *args: str) -> str:
-        """Run one unixctl command and return its text reply, connecting first when needed.
+    def request(self, command: str, *args: str) -> Reply:
+        """Run one unixctl command, connecting first when needed; its answer as text or a JSON document.
 
-        Only commands the daemon lists in ``list-commands`` are sent: OVS drops and renames commands
-        between releases (4.0 removes ``dpif-netdev/pmd-stats-show``), and the answer to an unknown one is
-        an error text that must not reach a parser.
+        For commands whose parser reads both forms. Only commands the daemon lists in ``list-commands``
+        are sent: OVS drops and renames commands between releases (4.0 removes
+        ``dpif-netdev/pmd-stats-show``), and the answer to an unknown one is an error text that must not
+        reach a parser.
         """
         with self._lock:
             timeout = deadline.budget(self.timeout, "ovs-vswitchd")
@@ -132,14 +160,27 @@ class UnixctlClient:
                 raise SourceError(f"ovs-vswitchd{version} has no command {command} (not in list-commands)")
             return self._transact(command, list(args))
 
-    def call_cached(self, command: str, *args: str, ttl: float) -> str:
-        """Like :meth:`call`, reusing a reply younger than ``ttl`` seconds from the same connection."""
+    def call(self, command: str, *args: str) -> str:
+        """Like :meth:`request`, for commands parsed as text only: a JSON document is a ParseError."""
+        return self._text(command, self.request(command, *args))
+
+    def request_cached(self, command: str, *args: str, ttl: float) -> Reply:
+        """Like :meth:`request`, reusing a reply younger than ``ttl`` seconds from the same connection."""
         key = (command, *args)
         hit = self._cache.get(key)
         if hit is not None and self._conn is not None and time.monotonic() - hit[0] < ttl:
             return hit[1]
-        reply = self.call(command, *args)
+        reply = self.request(command, *args)
         self._cache[key] = (time.monotonic(), reply)
+        return reply
+
+    def call_cached(self, command: str, *args: str, ttl: float) -> str:
+        """Like :meth:`call`, reusing a reply younger than ``ttl`` seconds from the same connection."""
+        return self._text(command, self.request_cached(command, *args, ttl=ttl))
+
+    def _text(self, command: str, reply: Reply) -> str:
+        if isinstance(reply, JsonReply):
+            raise ParseError(f"{command}: ovs-vswitchd {self.version} answered JSON, which ovstop reads as text only")
         return reply
 
     def has(self, command: str) -> bool:

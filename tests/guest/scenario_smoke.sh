@@ -45,11 +45,42 @@ done
 ovs-appctl dpctl/show | grep -q 'system@ovs-system' || fail "no kernel datapath system@ovs-system"
 ok datapath system@ovs-system ports "$(ovs-vsctl list-ports br0 | tr '\n' ' ')"
 
+# What the switch and both namespaces hold, printed when the path does not come up (CI shows only the output).
+diagnose() {
+    echo "SMOKE-DIAG $1"
+    state 2>&1 | sed 's/^/  diag: /'
+}
+state() {
+    set +e
+    ovs-vsctl show
+    ovs-appctl dpctl/show -s
+    ovs-appctl dpctl/dump-flows -m
+    ovs-appctl fdb/show br0
+    ovs-ofctl dump-flows br0
+    for n in ns1 ns2; do ip -n "$n" -s link; ip -n "$n" addr; ip -n "$n" neigh; done
+    ip -s link show v1; ip -s link show v2
+    tail -n 40 "$dir/ovs-vswitchd.log"
+    dmesg | tail -n 20
+}
+
 # Under emulation on a busy host the new ports can take a while to pass traffic: wait for the path (30 s at
-# most), then ping for real.
-for _ in $(seq 15); do ip netns exec ns1 ping -c 1 -W 2 10.0.0.2 >/dev/null && break; done
-ip netns exec ns1 ping -c 3 -i 0.2 -W 2 10.0.0.2 >/dev/null || fail "ping ns1 -> ns2"
-ok ping ns1 10.0.0.1 to ns2 10.0.0.2
+# most). If it never comes up, print why, drop every datapath flow and the learned MACs (a flow installed while
+# the ports were still being added can outlive the 10-minute idle time set above) and wait once more.
+wait_path() {
+    for i in $(seq 15); do
+        if ip netns exec ns1 ping -c 1 -W 2 10.0.0.2 >/dev/null; then echo "$i"; return 0; fi
+    done
+    return 1
+}
+if ! tries=$(wait_path); then
+    diagnose "no reply from 10.0.0.2 after 15 pings"
+    ovs-appctl dpctl/del-flows
+    ovs-appctl fdb/flush br0 >/dev/null
+    tries=$(wait_path) || { diagnose "no reply after the flows were flushed"; fail "ping ns1 -> ns2"; }
+    echo "SMOKE-WARN path came up only after the datapath flows were flushed"
+fi
+ip netns exec ns1 ping -c 3 -i 0.2 -W 2 10.0.0.2 || { diagnose "the path went away"; fail "ping ns1 -> ns2"; }
+ok ping ns1 10.0.0.1 to ns2 10.0.0.2 "after $tries ping(s) at $(since "$start") s"
 flows=$(ovs-appctl dpctl/dump-flows)
 echo "$flows" | sed 's/^/  flow: /'
 nflows=$(echo "$flows" | grep -c 'actions:' || true)
