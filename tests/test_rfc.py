@@ -27,6 +27,7 @@ class ReplayedRfcSwitch:
     version = "4.0.90"
     connected_path = "replayed"
     commands = frozenset({"metrics/show"})
+    output_format, format_reason, formats = "text", "a replayed page", {"metrics/show": "text"}
 
     def has(self, command: str) -> bool:
         return command in self.commands
