@@ -380,7 +380,7 @@ def benchmark(args: argparse.Namespace) -> Iterator[str]:
     )
     yield (
         f"  age of the data served: p50 {ms(quantile(scrape.ages, 0.5)).strip()}, "
-        f"max {ms(max(scrape.ages)).strip()} (never above the bound, 2 intervals + --timeout)"
+        f"max {ms(max(scrape.ages)).strip()} (never above the bound, 2 x (interval + --timeout))"
     )
 
 
