@@ -50,7 +50,7 @@ class HeaderBar(Static):
         h = headline(snap, feed.events_reason)
         parts: list[str | tuple[str, str]] = [
             ("ovstop ", "bold"),
-            f"{h.host}  OVS {h.ovs_version}{f' ({h.unixctl_format})' if h.unixctl_format else ''}  dp {h.datapaths}  ",
+            f"{h.host}  OVS {h.ovs_version}  dp {h.datapaths}  ",
             f"up {duration(h.ovs_uptime) if h.ovs_uptime is not None else '–'}  "
             f"session {duration(view.clock() - started)}  {pace}  #{snap.seq}",
         ]

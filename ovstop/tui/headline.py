@@ -36,8 +36,6 @@ SOURCES = ("unixctl", "ovsdb", "ebpf")
 class Headline:
     host: str
     ovs_version: str
-    unixctl_format: str
-    """``json`` or ``text``: how ovs-vswitchd answers ovstop's unixctl connection (empty: unknown)."""
     datapaths: str
     pps: float | None
     hit: float | None
@@ -102,7 +100,6 @@ def headline(snap: Snapshot, events_reason: str = "") -> Headline:
     return Headline(
         host=str(meta.get("hostname") or DASH),
         ovs_version=str(version),
-        unixctl_format=str(meta.get("unixctl_format") or ""),
         datapaths=_datapath_types(snap),
         pps=seen if hit is not None or missed is not None else snap.rate_total(RX_PACKETS),
         hit=hit,
