@@ -23,7 +23,7 @@ import pytest
 
 from ovstop.errors import OvstopError
 from ovstop.export import webconfig
-from ovstop.export.httpd import Limits, Server, serve_app
+from ovstop.export.httpd import Limits, Request, Response, Server, serve_app
 from ovstop.export.server import exposed_without_protection
 from ovstop.sandbox.switch import SandboxSwitch
 
@@ -31,9 +31,8 @@ PASSWORD = "s3cret pass"
 BODY = b"ovstop_test 1\n" * 100
 
 
-def app(environ: dict, start_response) -> list[bytes]:  # type: ignore[no-untyped-def]
-    start_response("200 OK", [("Content-Type", "text/plain; version=0.0.4")])
-    return [BODY]
+def app(request: Request) -> Response:
+    return Response(200, (("Content-Type", "text/plain; version=0.0.4"),), BODY)
 
 
 @contextmanager
@@ -130,7 +129,7 @@ def test_head_has_get_headers_and_no_body_and_no_banner() -> None:
 
 
 def test_an_endpoint_bug_is_a_500_and_the_server_goes_on(capfd: pytest.CaptureFixture[str]) -> None:
-    def broken(environ: dict, start_response) -> list[bytes]:  # type: ignore[no-untyped-def]
+    def broken(request: Request) -> Response:
         raise RuntimeError("boom")
 
     server = serve_app(broken, "127.0.0.1", 0)
