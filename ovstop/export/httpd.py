@@ -41,6 +41,7 @@ PLAIN_TO_TLS = b"HTTP/1.0 400 Bad Request\r\nConnection: close\r\n\r\nClient sen
 MAX_HEAD = 16384
 """Bytes a request line and its headers may take (431 beyond), and what a client may send ahead while its
 previous request is answered (closed beyond)."""
+_STATUS_LINES = {status.value: f"HTTP/1.1 {status.value} {status.phrase}" for status in HTTPStatus}
 _END_OF_HEAD = re.compile(rb"\r?\n\r?\n")
 _ACCEPT_BATCH = 64  # connections accepted per wake-up before the loop serves the others
 
@@ -135,6 +136,8 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
         self.timer: asyncio.TimerHandle | None = None
+        self.deadline: float | None = None  # loop time by which the connection must make progress (None: none)
+        self.expired: Callable[[], None] = lambda: None  # what happens then
         self.waiting = False  # a worker is making the answer to the current request
         self.blocked = False  # the client does not read its answers fast enough
         self.closing = False
@@ -172,9 +175,25 @@ class _Connection(asyncio.Protocol):
         self._next()
 
     def _expect(self, seconds: float, then: Callable[[], None]) -> None:
-        if self.timer is not None:
+        """Call ``then`` unless the connection makes progress (the next ``_expect``) within ``seconds``. One
+        timer per connection, moved only when the new deadline is earlier (a request a millisecond would
+        otherwise cost a timer cancelled and one scheduled each)."""
+        loop = self.server.loop
+        self.deadline, self.expired = loop.time() + seconds, then
+        if self.timer is not None and self.timer.when() > self.deadline:
             self.timer.cancel()
-        self.timer = self.server.loop.call_later(seconds, then)
+            self.timer = None
+        if self.timer is None:
+            self.timer = loop.call_at(self.deadline, self._check)
+
+    def _check(self) -> None:
+        self.timer = None
+        if self.transport is None or self.deadline is None:
+            return
+        if self.server.loop.time() < self.deadline:
+            self.timer = self.server.loop.call_at(self.deadline, self._check)
+        else:
+            self.expired()
 
     def _next(self) -> None:
         """Answer the complete requests held, in order, until one needs a worker or none is complete."""
@@ -214,8 +233,7 @@ class _Connection(asyncio.Protocol):
             self._send(answer, head_only, close)
             return
         self.waiting = True
-        if self.timer is not None:
-            self.timer.cancel()
+        self.deadline = None  # no timeout while the answer is made
         self.server.workers.submit(path, answer, lambda response: self._answered(response, head_only, close))
 
     def _answered(self, response: Response, head_only: bool, close: bool) -> None:
@@ -226,7 +244,7 @@ class _Connection(asyncio.Protocol):
 
     def _send(self, response: Response, head_only: bool, close: bool) -> None:
         assert self.transport is not None
-        lines = [f"HTTP/1.1 {response.status} {HTTPStatus(response.status).phrase}", f"Date: {self.server.date.now()}"]
+        lines = [_STATUS_LINES[response.status], f"Date: {self.server.date.now()}"]
         lines += [f"{name}: {value}" for name, value in response.headers]
         lines.append(f"Content-Length: {len(response.body)}")
         if close:
