@@ -132,7 +132,8 @@ class MetricsEndpoint:
     snapshot was asked for in that format, on the refresher's thread before the snapshot is published (so
     under steady scraping no request waits for a rendering either). A request that finds its page rendered
     (and, for gzip, compressed) for a snapshot young enough is answered at once on the server's event loop;
-    one that must wait for a round or a rendering, and every /events page, is answered on a worker thread.
+    one that must wait for a round or a rendering, every /snapshot.json (it renews the viewer's lease on the
+    sampler, which waits for a round in flight) and every /events page are answered on a worker thread.
 
     ``events`` is the live event store when something captures events (None otherwise, with
     ``events_reason`` saying why, which /events passes on to a remote TUI's upcall pane).
@@ -210,13 +211,15 @@ class MetricsEndpoint:
         values = {SNAPSHOT_AGE: published.age(), SCRAPE_SECONDS: time.monotonic() - started}
         return page, tail.render(values), content_type
 
-    def snapshot_json(self, until: float, block: bool) -> _Page | None:
-        """The newest round as the versioned snapshot document (shared by every client of that round)."""
+    def snapshot_json(self, until: float) -> _Page:
+        """The newest round as the versioned snapshot document (shared by every client of that round). May
+        block: renewing the viewer's lease waits for the sampler's round in flight."""
         assert self.refresher is not None
         # A TUI attached here shows every pane (flows too): collect everything while it keeps polling.
         self.refresher.sampler.need(REMOTE_VIEWER, EVERYTHING, ttl=REMOTE_LEASE)
-        published = self._published(until, block)
-        return None if published is None else self._page(published, JSON, _snapshot_document, block)
+        page = self._page(self.refresher.read(max(0.0, until - time.monotonic())), JSON, _snapshot_document, True)
+        assert page is not None  # rendered here when it was not
+        return page
 
     def events_json(self, since: int) -> bytes:
         """Events numbered after ``since``: ``first`` is the number of the first one listed (a reader that
@@ -247,15 +250,16 @@ class MetricsEndpoint:
 
         def answer(block: bool) -> Response | None:
             try:
-                if path == "/snapshot.json":
-                    page, tail, content_type = self.snapshot_json(until, block), b"", JSON
-                else:
-                    found = self.metrics(request.headers.get("accept", ""), started, until, block)
-                    page, tail, content_type = found or (None, b"", "")
+                found = (
+                    (self.snapshot_json(until), b"", JSON)
+                    if path == "/snapshot.json"
+                    else self.metrics(request.headers.get("accept", ""), started, until, block)
+                )
             except OvstopError as exc:  # no snapshot young enough, or rounds stopped (a recording that failed)
                 return text(503, f"ovstop: {exc}\n")
-            if page is None or (gzipped and not block and not page.gzip_ready):
+            if found is None or (gzipped and not block and not found[0].gzip_ready):
                 return None
+            page, tail, content_type = found
             return _ok(page, tail, content_type, gzipped)
 
         def waited() -> Response:
@@ -263,7 +267,7 @@ class MetricsEndpoint:
             assert response is not None  # a blocking read returns a snapshot or raises; a page is rendered
             return response
 
-        return answer(block=False) or waited
+        return (None if path == "/snapshot.json" else answer(block=False)) or waited
 
 
 def _ok(page: _Page, tail: bytes, content_type: str, gzipped: bool) -> Response:
