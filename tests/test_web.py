@@ -229,7 +229,7 @@ def test_a_half_sent_request_does_not_delay_another_connection() -> None:
 
 def test_an_answer_that_waits_does_not_hold_up_the_others() -> None:
     """An answer made on a worker thread (it waits for an event, as a scrape waits for a round) leaves the
-    event loop serving other connections; it is sent once made."""
+    event loop serving other connections; it is sent once made, also to a client that half-closed."""
     release = threading.Event()
 
     def waiting_app(request: Request) -> Response | Callable[[], Response]:
@@ -246,6 +246,7 @@ def test_an_answer_that_waits_does_not_hold_up_the_others() -> None:
     try:
         slow = socket.create_connection(("127.0.0.1", server.server_port))
         slow.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+        slow.shutdown(socket.SHUT_WR)  # half-closed, as `nc -N` does: the answer is still owed
         for _ in range(3):
             conn = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=20)
             conn.request("GET", "/fast")
@@ -256,6 +257,7 @@ def test_an_answer_that_waits_does_not_hold_up_the_others() -> None:
             slow.recv(1)  # still nothing: its answer waits for the event
         release.set()
         assert wait_closed_or(slow, b"slow\n")
+        assert wait_closed(slow) == b""  # then closed: it was the client's last request
         slow.close()
     finally:
         server.shutdown()

@@ -141,6 +141,7 @@ class _Connection(asyncio.Protocol):
         self.waiting = False  # a worker is making the answer to the current request
         self.blocked = False  # the client does not read its answers fast enough
         self.closing = False
+        self.ended = False  # the client half-closed: the answer being made is its last
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -164,6 +165,13 @@ class _Connection(asyncio.Protocol):
                 self.transport.abort()
             return
         self._next()
+
+    def eof_received(self) -> bool:
+        # A client that half-closes after its request (``nc -N``) still gets the answer a worker is making
+        # (over TLS a half-close cannot be kept: asyncio closes the connection).
+        assert self.transport is not None
+        self.ended = self.waiting and self.transport.get_extra_info("sslcontext") is None
+        return self.ended
 
     def pause_writing(self) -> None:
         assert self.transport is not None
@@ -239,7 +247,7 @@ class _Connection(asyncio.Protocol):
     def _answered(self, response: Response, head_only: bool, close: bool) -> None:
         self.waiting = False
         if self.transport is not None and not self.transport.is_closing():
-            self._send(response, head_only, close)
+            self._send(response, head_only, close or self.ended)
             self._next()
 
     def _send(self, response: Response, head_only: bool, close: bool) -> None:
@@ -254,7 +262,7 @@ class _Connection(asyncio.Protocol):
         if close:
             self.closing = True
             self.buffer.clear()
-            if self.transport.can_write_eof():
+            if self.transport.can_write_eof() and not self.ended:
                 # Half-close and read on until the client closes: closing with its unread bytes (a request
                 # body) would reset the connection, which can discard the answer before the client reads it.
                 self.transport.write_eof()
