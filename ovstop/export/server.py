@@ -172,8 +172,10 @@ class MetricsEndpoint:
         with self._lock:
             self._wanted[content_type] = renderer
             page = self._pages.get(content_type)
-        if (page is not None and page.seq == seq) or not block:
-            return page if page is not None and page.seq == seq else None
+        if page is not None and page.seq == seq:
+            return page
+        if not block:
+            return None
         with self._render_lock:
             with self._lock:
                 page = self._pages.get(content_type)
