@@ -25,7 +25,7 @@ import pytest
 
 from ovstop.errors import OvstopError
 from ovstop.export import webconfig
-from ovstop.export.httpd import Limits, Request, Response, Server, serve_app
+from ovstop.export.httpd import MAX_HEAD, Limits, Request, Response, Server, serve_app
 from ovstop.export.server import exposed_without_protection
 from ovstop.sandbox.switch import SandboxSwitch
 
@@ -274,6 +274,19 @@ def wait_closed_or(sock: socket.socket, ending: bytes) -> bool:
             return False
         data += chunk
     return True
+
+
+def test_a_malformed_or_oversized_request_head_is_refused_and_closed() -> None:
+    with running() as server:
+        for request, status in (
+            (b"GET /metrics\r\n\r\n", b"HTTP/1.1 400"),  # no version
+            (b"GET /metrics HTTP/1.1\r\n folded: header\r\n\r\n", b"HTTP/1.1 400"),
+            (b"GET /metrics HTTP/1.1\r\nX-Big: " + b"a" * (MAX_HEAD + 1), b"HTTP/1.1 431"),  # never ends
+        ):
+            sock = socket.create_connection(("127.0.0.1", server.server_port))
+            sock.sendall(request)
+            assert wait_closed(sock).startswith(status), request[:30]
+            sock.close()
 
 
 def test_pipelined_requests_are_answered_in_order() -> None:

@@ -64,7 +64,6 @@ class Request:
     path: str
     query: str
     headers: Mapping[str, str]
-    scheme: str
 
 
 @dataclass(frozen=True)
@@ -235,7 +234,7 @@ class _Connection(asyncio.Protocol):
         # No body is read on GET or HEAD either: a request announcing one is the connection's last.
         close = close or headers.get("content-length", "0") != "0" or "transfer-encoding" in headers
         path, _, query = target.partition("?")
-        answer = self.server.answer(Request(path, query, headers, self.server.scheme))
+        answer = self.server.answer(Request(path, query, headers))
         head_only = method == "HEAD"
         if isinstance(answer, Response):
             self._send(answer, head_only, close)
