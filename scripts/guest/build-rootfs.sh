@@ -3,7 +3,8 @@
 # openvswitch module, bcc and a Python venv installed from wheels, packed into an ext4 image that the
 # guest boots from (virtio-blk, opened with snapshot=on so every run starts from the same clean image).
 # Two suites are built by CI: bookworm (Debian 12: Linux 6.1, OVS 3.1, Python 3.11) and trixie
-# (Debian 13: Linux 6.12, OVS 3.5, Python 3.13).
+# (Debian 13: Linux 6.12, OVS 3.5, Python 3.13). The Debian 12 image also carries ovs-vswitchd built with
+# USDT probes from Debian's openvswitch-source (build-ovs-usdt.sh) in /opt/ovs-usdt, for the USDT scenario.
 #
 # Usage: scripts/guest/build-rootfs.sh [--suite bookworm|trixie] [DIR]
 #        (DIR defaults to <repo>/.guest for bookworm, <repo>/.guest-<suite> otherwise)
