@@ -74,7 +74,7 @@ def wait_for(cond: Callable[[], bool], timeout: float, what: Callable[[], str]) 
 
 
 class Events:
-    """ovstop's events as the live pipeline keeps them (correlated, stored), as the TUI reads them."""
+    """ovstop's events as the live pipeline keeps them (held back, correlated, stored), as the TUI reads them."""
 
     def __init__(self) -> None:
         self.pipeline = EventPipeline(Correlator(), EventStore())
@@ -197,7 +197,9 @@ def scenario(events: Events, monitor: UpcallMonitor) -> None:
         expect(ids == kernel_ids, f"{name} not linked to the kernel upcalls: {events.timeline(t0)}")
     orphans = events.correlator.stats().orphans - orphans
     expect(orphans == 0, f"{orphans} events named a queue_id or upcall the correlator never saw")
-    ok("correlation", f"each recv_upcall and put linked by queue_id to its own kernel upcall ({N_TUPLES} series)")
+    late = events.pipeline.holdback.released_late
+    ok("correlation", f"each recv_upcall and put linked by queue_id to its own kernel upcall ({N_TUPLES} series; "
+       f"{late} userspace events overtook their enqueue and waited for it)")  # fmt: skip
 
     seen = monitor.upcalls(t0)
     expect(len(seen) == N_TUPLES, f"upcall_monitor.py printed {len(seen)} upcalls, ovstop {len(recvs)}")
