@@ -325,6 +325,19 @@ def test_userspace_event_without_enqueue_is_passed_on_after_the_hold() -> None:
     assert pipeline.holdback.held == 0 and pipeline.correlator.stats().orphans == 1
 
 
+def test_held_event_is_released_by_the_clock_when_nothing_arrives() -> None:
+    """An idle switch sends no later event: the capture thread's clock releases what waits (on_idle)."""
+    recv = decode(tracked_series()[3])
+    assert recv is not None
+    store = EventStore()
+    pipeline = EventPipeline(Correlator(), store)
+    pipeline(recv)
+    pipeline.release_expired(recv.timestamp + DEFAULT_HOLD_NS)
+    assert store.snapshot() == [] and pipeline.holdback.held == 1  # not yet past the hold
+    pipeline.release_expired(recv.timestamp + DEFAULT_HOLD_NS + 1)
+    assert [e.event_type for e in store.snapshot()] == ["recv_upcall"] and pipeline.holdback.held == 0
+
+
 def test_holdback_is_bounded_and_drops_nothing() -> None:
     hold = Holdback(lambda _q: False, max_held=2)
     recvs = [ovs_event(10 + i, {"event_type": "recv_upcall", "queue_id": 100 + i}) for i in range(3)]

@@ -26,5 +26,13 @@ class EventPipeline:
     def __call__(self, ev: OvsEvent) -> None:
         if self.recorder is not None:
             self.recorder.event(ev)
-        for ready in self.holdback.push(ev):
-            self.store.add(self.correlator.process(ready))
+        self._store(self.holdback.push(ev))
+
+    def release_expired(self, now_ns: int) -> None:
+        """Pass on the held events older than the hold at ``now_ns`` (the capture thread's clock, read
+        while no event arrives: an idle switch must not keep a userspace event unshown)."""
+        self._store(self.holdback.expired(now_ns))
+
+    def _store(self, ready: list[OvsEvent]) -> None:
+        for ev in ready:
+            self.store.add(self.correlator.process(ev))
