@@ -6,6 +6,7 @@ import dataclasses
 from typing import Any
 
 import pytest
+from test_headless import dumped_ufids, settle
 
 from ovstop.export import snapshot as snapshot_doc
 from ovstop.model.flows import (
@@ -19,6 +20,9 @@ from ovstop.model.flows import (
     flow_id,
 )
 from ovstop.model.store import Snapshot
+from ovstop.runtime import Options, open_runtime
+from ovstop.sandbox.switch import SandboxSwitch
+from ovstop.sandbox.traffic import TrafficGenerator
 
 DP = "netdev@ovs-netdev"
 
@@ -119,3 +123,46 @@ def test_a_whole_snapshot_written_before_first_seen_and_changes_is_completed_kee
     assert [r.first_seen for r in second.tables[FLOWS]] == [10.0, 11.0]  # type: ignore[attr-defined]
     assert second.tables[FLOWS][0]["packets_rate"] == 7.0 and first.tables[CHANGES] == []
     assert [(c["change"], c["ufid"]) for c in second.tables[CHANGES]] == [("installed", "b")]
+
+
+def test_counters_and_changes_follow_the_switch_dumps(fresh_sandbox: SandboxSwitch) -> None:
+    """On a real switch: flows injected between two rounds are counted installed, flows deleted are counted
+    removed, each exactly as many as ``dpctl/dump-flows`` shows appearing and disappearing."""
+    sw = fresh_sandbox
+    sw.vsctl("set", "Open_vSwitch", ".", "other_config:max-idle=600000")  # no flow expires by itself here
+    traffic = TrafficGenerator(sw, seed=11)
+    traffic.inject(4, repeats=1)
+
+    def dumped() -> frozenset[str]:
+        return frozenset(dumped_ufids(sw.appctl("dpctl/dump-flows", "-m")))
+
+    def counted(snap: Snapshot) -> tuple[float | None, float | None]:
+        return snap.value(INSTALLED.name, datapath=DP), snap.value(REMOVED.name, datapath=DP)
+
+    def changed(snap: Snapshot, change: str) -> set[str]:
+        return {c["ufid"] for c in snap.tables[CHANGES] if c["change"] == change}
+
+    rt = open_runtime(Options(unixctl=str(sw.unixctl_path), db=sw.db_remote, ebpf=False))
+    try:
+        before = settle(dumped)
+        first = rt.sampler.sample()
+        assert dumped() == before and len(before) >= 4
+        assert counted(first) == (0.0, 0.0) and first.tables[CHANGES] == []
+
+        traffic.inject(7)
+        after = settle(dumped)
+        second = rt.sampler.sample()
+        assert dumped() == after
+        new, gone = after - before, before - after
+        assert len(new) >= 7
+        assert counted(second) == (len(new), len(gone))
+        assert changed(second, "installed") == new and changed(second, "expired") == gone
+
+        sw.appctl("dpctl/del-flows")
+        emptied = settle(dumped)
+        third = rt.sampler.sample()
+        assert dumped() == emptied and not emptied
+        assert counted(third) == (len(new), len(gone) + len(after))
+        assert changed(third, "expired") == after and changed(third, "installed") == set()
+    finally:
+        rt.close()
