@@ -65,7 +65,7 @@ class _Fields(Mapping[str, Any]):
         return len(self.__dataclass_fields__)
 
 
-@dataclass(frozen=True, slots=True, eq=True)
+@dataclass(frozen=True, slots=True)
 class FlowRow(_Fields):
     """One datapath flow of a dump (the fields of :class:`ovstop.parsers.dump_flows.DpFlow` and its
     datapath), with its rates over the last interval (None on its first dump or after its counters went
@@ -92,11 +92,9 @@ class FlowRow(_Fields):
 
 
 _ROW_FIELDS = tuple(f.name for f in fields(FlowRow))
-_DUMPED_FIELDS = _ROW_FIELDS[: _ROW_FIELDS.index("packets_rate")]
-"""What a dump says of a flow; the rest the follower works out."""
 
 
-@dataclass(frozen=True, slots=True, eq=True)
+@dataclass(frozen=True, slots=True)
 class FlowChange(_Fields):
     """A flow that appeared (``installed``) or disappeared (``expired``) between two dumps, the later at
     ``at`` (wall time)."""
@@ -198,12 +196,22 @@ class FlowFollower:
                 if "packets_rate" not in data and seconds > 0 and packets >= prev.packets and nbytes >= prev.bytes:
                     packets_rate = (packets - prev.packets) / seconds
                     bytes_rate = (nbytes - prev.bytes) / seconds
-            dumped_fields: dict[str, Any] = {k: data.get(k) for k in _DUMPED_FIELDS}
+            get = data.get
             rows[fid] = FlowRow(
-                **dumped_fields,
-                packets_rate=packets_rate,
-                bytes_rate=bytes_rate,
-                first_seen=first_seen,
+                data["datapath"],
+                get("ufid"),
+                data["key"],
+                data["actions"],
+                packets,
+                nbytes,
+                get("used_s"),
+                get("dp"),
+                get("offloaded"),
+                get("flags"),
+                get("pmd"),
+                packets_rate,
+                bytes_rate,
+                first_seen,
             )
         changes: list[FlowChange] = []
         whole = set(datapaths) | {r.datapath for r in rows.values()}
