@@ -28,13 +28,12 @@ from ovstop.export.snapshot import (
     value_from_json,
     value_to_json,
 )
-from ovstop.model.flows import CHANGES, FLOWS, FlowFollower
+from ovstop.model.flows import CHANGES, FLOWS, FlowFollower, dumped
 from ovstop.model.metric import Labels, MetricSpec, Sample
 from ovstop.model.store import MetricStore, Snapshot, SourceHealth
 
 FORMAT = "ovstop-frame"
 VERSION = 1
-_DERIVED_FLOW_FIELDS = ("packets_rate", "bytes_rate", "first_seen")
 _FLOW_STATE = ("packets", "bytes", "used_s", "used_at")
 """What changes in a flow's row. A flow that moved is written as what its counters gained and its
 ``used_s``; kept rows hold ``used_at`` (frame time minus ``used_s``) instead, which stays put while no
@@ -146,7 +145,7 @@ class FrameEncoder:
         new: list[dict[str, Any]] = []
         moved: list[list[Any]] = []
         for row in rows:
-            clean = {k: v for k, v in row.items() if k not in _DERIVED_FLOW_FIELDS}
+            clean = dumped(row)
             ufid = str(clean.get("ufid") or "")
             prev = before.get(ufid) if ufid else None
             if prev is None or ufid in seen or _identity(prev) != _identity(clean):

@@ -99,9 +99,7 @@ def to_dict(snapshot: Snapshot, events: list[dict[str, Any]] | None = None) -> d
         "health": health_to_json(snapshot.health),
         "specs": specs,
         "series": series,
-        "tables": {
-            name: [r if isinstance(r, dict) else dict(r) for r in rows] for name, rows in snapshot.tables.items()
-        },
+        "tables": {name: [flows.plain(r) for r in rows] for name, rows in snapshot.tables.items()},
     }
     if events is not None:
         doc["events"] = events
