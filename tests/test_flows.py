@@ -166,3 +166,17 @@ def test_counters_and_changes_follow_the_switch_dumps(fresh_sandbox: SandboxSwit
         assert changed(third, "expired") == after and changed(third, "installed") == set()
     finally:
         rt.close()
+
+
+def test_the_tui_logs_a_snapshots_changes_once_however_often_it_arrives() -> None:
+    """A remote polled faster than it collects hands the same round over again; its changes count once."""
+    from ovstop.tui.view import ChangeLog
+
+    f, log = FlowFollower(), ChangeLog(limit=3)
+    f.follow([_row("a")], 1.0, 1.0)
+    snap = Snapshot(2, 2.0, 1.0, (), {}, f.follow([_row("b"), _row("c")], 2.0, 2.0).tables())
+    log.add(snap)
+    log.add(snap)
+    assert log.total_changes == 3 and [c.change for c in log.changes].count("installed") == 2
+    log.add(Snapshot(3, 3.0, 1.0, (), {}, f.follow([_row("d")], 3.0, 3.0).tables()))
+    assert log.total_changes == 6 and len(log.changes) == 3

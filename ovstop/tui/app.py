@@ -24,7 +24,7 @@ from ovstop import health
 from ovstop.errors import OvstopError
 from ovstop.events.schema import encode
 from ovstop.export import snapshot as snapshot_doc
-from ovstop.model.flows import flow_changes, flow_id, flow_rows
+from ovstop.model.flows import flow_id, flow_rows
 from ovstop.model.store import Snapshot
 from ovstop.remote.fleet import Fleet
 from ovstop.timeline import DEFAULT_DEPTH, Timeline
@@ -228,7 +228,7 @@ class OvstopApp(App[int | str]):
         snap = message.snapshot
         self.latest = snap
         self.snapshots_received += 1
-        self.view.flows.add(flow_changes(snap.tables))
+        self.view.flows.add(snap)
         with self._arrived_lock:
             arrived, self._arrived = self._arrived, []
         for kept in arrived:

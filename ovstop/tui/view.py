@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from textual.containers import Vertical
 
 from ovstop.collect.demand import NOTHING, Demand
-from ovstop.model.flows import FlowChange
+from ovstop.model.flows import FlowChange, flow_changes
 from ovstop.model.store import Snapshot
 from ovstop.tui.feed import SnapshotFeed
 
@@ -24,9 +24,15 @@ class ChangeLog:
     def __init__(self, limit: int = MAX_FLOW_CHANGES) -> None:
         self.changes: deque[FlowChange] = deque(maxlen=limit)
         self.total_changes = 0
+        self._last: tuple[int, float] | None = None
 
-    def add(self, changes: Iterable[FlowChange]) -> None:
-        new = list(changes)
+    def add(self, snap: Snapshot) -> None:
+        """Log ``snap``'s changes, once: a remote's round can arrive again (polled faster than it collects,
+        or repeated while the link is down)."""
+        if (snap.seq, snap.timestamp) == self._last:
+            return
+        self._last = (snap.seq, snap.timestamp)
+        new = flow_changes(snap.tables)
         self.changes.extend(new)
         self.total_changes += len(new)
 
