@@ -31,7 +31,7 @@ INSTALLED = MetricSpec(
     Kind.COUNTER,
     "Datapath flows found in a flow dump that the dump before did not list (flows installed and expired "
     "between two dumps are not seen). Only while ovstop dumps flows (a pane or client needs them; headless "
-    "/metrics alone does not), and not for a datapath whose dump hit the flow cap.",
+    "/metrics alone does not), and not for a datapath whose dump hit the --max-flows cap.",
     ("datapath", "flows", "seen_installed"),
     ("datapath",),
 )
@@ -39,7 +39,7 @@ REMOVED = MetricSpec(
     "ovs_vswitchd_datapath_flows_seen_removed_total",
     Kind.COUNTER,
     "Datapath flows listed by a flow dump that the next dump no longer listed (expired or deleted). Only "
-    "while ovstop dumps flows, and not for a datapath whose dump hit the flow cap.",
+    "while ovstop dumps flows, and not for a datapath whose dump hit the --max-flows cap.",
     ("datapath", "flows", "seen_removed"),
     ("datapath",),
 )
