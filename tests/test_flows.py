@@ -139,8 +139,10 @@ def test_counters_and_changes_follow_the_switch_dumps(fresh_sandbox: SandboxSwit
     def counted(snap: Snapshot) -> tuple[float | None, float | None]:
         return snap.value(INSTALLED.name, datapath=DP), snap.value(REMOVED.name, datapath=DP)
 
-    def changed(snap: Snapshot, change: str) -> set[str]:
-        return {c["ufid"] for c in snap.tables[CHANGES] if c["change"] == change}
+    def changed(snap: Snapshot, change: str, rounds: int = 1) -> set[str]:
+        """The ufids of the flow changes the snapshot lists for its last ``rounds`` dumps."""
+        times = sorted({c["at"] for c in snap.tables[CHANGES]})[-rounds:]
+        return {c["ufid"] for c in snap.tables[CHANGES] if c["change"] == change and c["at"] in times}
 
     rt = open_runtime(Options(unixctl=str(sw.unixctl_path), db=sw.db_remote, ebpf=False))
     try:
@@ -164,19 +166,46 @@ def test_counters_and_changes_follow_the_switch_dumps(fresh_sandbox: SandboxSwit
         assert dumped() == emptied and not emptied
         assert counted(third) == (len(new), len(gone) + len(after))
         assert changed(third, "expired") == after and changed(third, "installed") == set()
+        assert changed(third, "installed", rounds=2) == new  # the round before, for a reader that missed it
     finally:
         rt.close()
 
 
-def test_the_tui_logs_a_snapshots_changes_once_however_often_it_arrives() -> None:
-    """A remote polled faster than it collects hands the same round over again; its changes count once."""
+def test_the_tui_logs_each_change_once_however_often_its_round_arrives_and_if_one_never_does() -> None:
+    """A remote polled faster than it collects hands a round over again, one polled slower skips a round:
+    each change is logged once either way (snapshots carry the changes of their last few dumps)."""
     from ovstop.tui.view import ChangeLog
 
-    f, log = FlowFollower(), ChangeLog(limit=3)
-    f.follow([_row("a")], 1.0, 1.0)
-    snap = Snapshot(2, 2.0, 1.0, (), {}, f.follow([_row("b"), _row("c")], 2.0, 2.0).tables())
-    log.add(snap)
-    log.add(snap)
-    assert log.total_changes == 3 and [c.change for c in log.changes].count("installed") == 2
-    log.add(Snapshot(3, 3.0, 1.0, (), {}, f.follow([_row("d")], 3.0, 3.0).tables()))
-    assert log.total_changes == 6 and len(log.changes) == 3
+    f, log = FlowFollower(), ChangeLog(limit=5)
+
+    def snap(seq: int, *ufids: str) -> Snapshot:
+        return Snapshot(
+            seq, float(seq), 1.0, (), {}, f.follow([_row(u) for u in ufids], float(seq), float(seq)).tables()
+        )
+
+    snap(1, "a")
+    second = snap(2, "b", "c")  # +b +c -a
+    log.add(second)
+    log.add(second)
+    assert log.total_changes == 3
+    snap(3, "d")  # +d -b -c: never arrives
+    log.add(snap(4, "d", "e"))  # +e
+    assert log.total_changes == 7 and [(c.change, c.ufid) for c in log.changes][-2:] == [
+        ("expired", "c"),
+        ("installed", "e"),
+    ]
+    assert len(log.changes) == 5
+
+
+def test_the_change_window_keeps_whole_dumps_within_its_bounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ovstop.model import flows
+
+    f = FlowFollower()
+    for n in range(10):  # one flow more each dump: one change each
+        found = f.follow([_row(str(i)) for i in range(n + 1)], float(n), float(n))
+    assert [c.at for c in found.recent] == [float(n) for n in range(9 - flows.RECENT_DUMPS, 10)]
+    monkeypatch.setattr(flows, "RECENT_CHANGES", 2)
+    found = f.follow([_row("x"), _row("y"), _row("z")], 10.0, 10.0)  # 3 new, 10 gone: the newest dump stays whole
+    assert found.recent == found.changes and len(found.changes) == 13
+    found = f.follow([_row("x"), _row("y")], 11.0, 11.0)
+    assert found.recent == found.changes and len(found.changes) == 1

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import operator
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
@@ -24,7 +24,12 @@ from ovstop.model.store import Snapshot
 FLOWS = "dp_flows"
 """Snapshot table of the datapath flows of the round's dump (:class:`FlowRow`)."""
 CHANGES = "flow_changes"
-"""Snapshot table of the flows installed and expired since the dump before (:class:`FlowChange`)."""
+"""Snapshot table of the flows installed and expired over the last dumps (:class:`FlowChange`, oldest first;
+a change's ``at`` is the time of the dump that saw it): the round's own changes and those of up to
+:data:`RECENT_DUMPS` dumps before it (fewer past :data:`RECENT_CHANGES`), so a reader that missed a round
+(a remote viewer polling) still gets its changes, taking those with an ``at`` newer than it has seen."""
+RECENT_DUMPS = 5
+RECENT_CHANGES = 2000
 
 INSTALLED = MetricSpec(
     "ovs_vswitchd_datapath_flows_seen_installed_total",
@@ -159,6 +164,12 @@ def flow_changes(tables: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[Flow
     return [c for c in tables.get(CHANGES, ()) if isinstance(c, FlowChange)]
 
 
+def newest_changes(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The rows of a :data:`CHANGES` table that its newest dump saw (the earlier ones are listed again)."""
+    newest = max((r["at"] for r in rows), default=None)
+    return [r for r in rows if r["at"] == newest]
+
+
 def row_of(data: Mapping[str, Any]) -> FlowRow:
     """A typed row from a mapping with a dump's fields (and any of the follower's, as a snapshot file has)."""
     return FlowRow(**{k: data[k] for k in _ROW_FIELDS if k in data})
@@ -171,13 +182,15 @@ def change_of(data: Mapping[str, Any]) -> FlowChange:
 
 @dataclass(frozen=True)
 class FlowRound:
-    """What one dump gave: its rows (rates and first-seen filled in) and the changes since the dump before."""
+    """What one dump gave: its rows (rates and first-seen filled in), the changes since the dump before,
+    and ``recent``: those and the changes of the dumps before it (see :data:`CHANGES`)."""
 
     rows: tuple[FlowRow, ...]
     changes: tuple[FlowChange, ...]
+    recent: tuple[FlowChange, ...]
 
     def tables(self) -> dict[str, list[Mapping[str, Any]]]:
-        return {FLOWS: list(self.rows), CHANGES: list(self.changes)}
+        return {FLOWS: list(self.rows), CHANGES: list(self.recent)}
 
 
 class FlowFollower:
@@ -194,6 +207,7 @@ class FlowFollower:
         self._at = 0.0
         self._whole: set[str] = set()
         self._counted: set[str] = set()
+        self._recent: deque[tuple[FlowChange, ...]] = deque(maxlen=RECENT_DUMPS + 1)
         self.installed: Counter[str] = Counter()
         self.removed: Counter[str] = Counter()
 
@@ -256,7 +270,19 @@ class FlowFollower:
                 if c.datapath in counted:
                     (self.installed if c.change == "installed" else self.removed)[c.datapath] += 1
         self._last, self._at, self._whole, self._counted = rows, now, whole, counted
-        return FlowRound(tuple(rows.values()), tuple(changes))
+        self._recent.append(tuple(changes))
+        return FlowRound(tuple(rows.values()), tuple(changes), self._window())
+
+    def _window(self) -> tuple[FlowChange, ...]:
+        """The newest dump's changes whole, and earlier dumps' whole while the total stays within bounds."""
+        kept: list[tuple[FlowChange, ...]] = []
+        total = 0
+        for dump in reversed(self._recent):
+            if kept and total + len(dump) > RECENT_CHANGES:
+                break
+            kept.append(dump)
+            total += len(dump)
+        return tuple(c for dump in reversed(kept) for c in dump)
 
     def samples(self) -> Iterator[Sample]:
         """The change counters of the datapaths whose last two dumps were whole (or whose first one was)."""

@@ -18,21 +18,24 @@ MAX_FLOW_CHANGES = 2000
 
 
 class ChangeLog:
-    """The flow changes of the snapshots received so far (each snapshot carries its round's), the newest
-    ``limit`` of them kept, for the upcall pane to list."""
+    """The flow changes of the snapshots received so far, the newest ``limit`` of them kept, for the upcall
+    pane to list. A snapshot carries the changes of its last few dumps, so a round that never arrived (a
+    remote polled while it collected twice) loses nothing, and a round that arrives again adds nothing."""
 
     def __init__(self, limit: int = MAX_FLOW_CHANGES) -> None:
         self.changes: deque[FlowChange] = deque(maxlen=limit)
         self.total_changes = 0
-        self._last: tuple[int, float] | None = None
+        self._last_at = float("-inf")
 
     def add(self, snap: Snapshot) -> None:
-        """Log ``snap``'s changes, once: a remote's round can arrive again (polled faster than it collects,
-        or repeated while the link is down)."""
-        if (snap.seq, snap.timestamp) == self._last:
+        """Log the changes of ``snap`` newer than any logged (all of them when the source started over: a
+        replay from its beginning, a restarted remote)."""
+        changes = flow_changes(snap.tables)
+        if not changes:
             return
-        self._last = (snap.seq, snap.timestamp)
-        new = flow_changes(snap.tables)
+        newest = max(c.at for c in changes)
+        new = changes if newest < self._last_at else [c for c in changes if c.at > self._last_at]
+        self._last_at = newest
         self.changes.extend(new)
         self.total_changes += len(new)
 
