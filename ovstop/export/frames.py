@@ -283,7 +283,6 @@ class FrameDecoder:
             self._tables = {}
         for name in tables.get("-", ()):
             self._tables.pop(name, None)
-        tables = {name: rows for name, rows in tables.items() if name != CHANGES}
         for name, rows in tables.items():
             if name == FLOWS:
                 self._tables[name] = self._decode_flows(rows, at)
