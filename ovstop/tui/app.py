@@ -22,9 +22,9 @@ from textual.widgets import DataTable, Footer, Input
 
 from ovstop import health
 from ovstop.errors import OvstopError
-from ovstop.events.flowdiff import FlowStat, flow_id
 from ovstop.events.schema import encode
 from ovstop.export import snapshot as snapshot_doc
+from ovstop.model.flows import flow_id, flow_rows
 from ovstop.model.store import Snapshot
 from ovstop.remote.fleet import Fleet
 from ovstop.timeline import DEFAULT_DEPTH, Timeline
@@ -152,7 +152,6 @@ class OvstopApp(App[int | str]):
         """Pane the user zoomed (1-6), 0 for all four, None to follow the terminal size."""
         self.current = 1
         self.snapshots_received = 0
-        self.latest_flow_stats: list[FlowStat] = []
         self.deep = False
         """Whether the per-packet eBPF hooks are on (key d, or --ebpf-deep)."""
         self.timeline = Timeline(history_depth)
@@ -229,9 +228,7 @@ class OvstopApp(App[int | str]):
         snap = message.snapshot
         self.latest = snap
         self.snapshots_received += 1
-        if "dp_flows" in snap.tables:  # absent while no shown pane needs flows: not "every flow expired"
-            self.view.flows.observe(snap.tables["dp_flows"], snap.timestamp)
-            self.latest_flow_stats = self.view.flows.stats()
+        self.view.flows.add(snap)
         with self._arrived_lock:
             arrived, self._arrived = self._arrived, []
         for kept in arrived:
@@ -240,7 +237,6 @@ class OvstopApp(App[int | str]):
             self._badge()  # "… ago" grows while the past is shown
         elif not self.paused:
             self.shown = snap
-            self.view.flow_stats = self.latest_flow_stats
             self._render_panes()
             self._render_screens()
         self._render_header()
@@ -280,8 +276,8 @@ class OvstopApp(App[int | str]):
         elif event.data_table.id == "events-table":
             change = self.query_one(EventsPane).flows.get(str(event.row_key.value))
             if change is not None:  # the flow now if it is still installed, else as the change saw it
-                now = self.shown.tables.get("dp_flows", []) if self.shown is not None else []
-                row = next((r for r in now if flow_id(r) == flow_id(change)), change)
+                now = flow_rows(self.shown.tables) if self.shown is not None else []
+                row = next((r for r in now if r.id == flow_id(change)), change)
                 self.push_screen(FlowScreen(row, self.feed))
 
     def on_fleet_table_attach(self, message: FleetTable.Attach) -> None:
@@ -294,9 +290,10 @@ class OvstopApp(App[int | str]):
             self._open_flow(str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value))
 
     def _open_flow(self, key: str) -> None:
-        stat = next((st for st in self.view.flow_stats if flow_key(flow_id(st.row)) == key), None)
-        if stat is not None:
-            self.push_screen(FlowScreen(stat.row, self.feed))
+        rows = flow_rows(self.shown.tables) if self.shown is not None else []
+        row = next((r for r in rows if flow_key(r.id) == key), None)
+        if row is not None:
+            self.push_screen(FlowScreen(row, self.feed))
 
     def action_health(self) -> None:
         if self.shown is None:
@@ -322,7 +319,6 @@ class OvstopApp(App[int | str]):
         snap = self.timeline[index]
         self.scrub_at = snap.timestamp
         self.shown = snap
-        self.view.flow_stats = self.view.flows.stats_of(snap.tables.get("dp_flows", []), snap.timestamp)
         self._badge()
         self._render_panes()
         self._render_screens()
@@ -342,7 +338,6 @@ class OvstopApp(App[int | str]):
         self._badge()
         if not self.paused:
             self.shown = self.latest
-            self.view.flow_stats = self.latest_flow_stats
             self._render_panes()
             self._render_screens()
         self._render_header()
@@ -401,7 +396,6 @@ class OvstopApp(App[int | str]):
         self.paused = not self.paused
         if not self.paused and self.scrub_at is None:
             self.shown = self.latest
-            self.view.flow_stats = self.latest_flow_stats
             self._render_panes()
             self._render_screens()
         self._render_header()

@@ -10,9 +10,9 @@ from rich.text import Text
 from textual.widgets import DataTable, Static
 
 from ovstop.collect.demand import FLOW_DUMP, Demand
-from ovstop.events.flowdiff import FlowChange
 from ovstop.events.schema import OvsEvent
 from ovstop.events.store import EventStore
+from ovstop.model.flows import FlowChange
 from ovstop.model.store import Snapshot
 from ovstop.tui.format import DASH, key_summary, short_ufid
 from ovstop.tui.headline import clock_text
@@ -73,7 +73,7 @@ class EventsPane(Pane):
         self._filter: str | None = None
         self._seen = 0
         self._next_key = 0
-        self.flows: dict[str, dict[str, object]] = {}
+        self.flows: dict[str, FlowChange] = {}
         """Row key -> the flow a flow-change row is about (Enter opens it); bounded with the rows."""
 
     @property
@@ -95,7 +95,7 @@ class EventsPane(Pane):
         else:
             self._show_flow_changes(snap, view, waiting=store is not None)
 
-    def _append(self, rows: list[tuple[Text, ...]], flows: list[dict[str, object]] | None = None) -> None:
+    def _append(self, rows: list[tuple[Text, ...]], flows: list[FlowChange] | None = None) -> None:
         table = self.table
         following = table.scroll_y >= table.max_scroll_y
         start = max(len(rows) - MAX_ROWS, 0)
@@ -134,20 +134,7 @@ class EventsPane(Pane):
         self._seen = view.flows.total_changes
         changes = list(view.flows.changes)[-new:] if new > 0 else []
         shown = [c for c in changes if view.matches(c.key, c.actions, c.ufid, c.pmd)]
-        self._append(
-            [change_row(c) for c in shown],
-            [
-                {
-                    "datapath": c.datapath,
-                    "pmd": c.pmd,
-                    "ufid": c.ufid,
-                    "key": c.key,
-                    "actions": c.actions,
-                    "packets": c.packets,
-                }
-                for c in shown
-            ],
-        )
+        self._append([change_row(c) for c in shown], shown)
         ebpf = snap.health.get("ebpf")
         if waiting:
             why = "none captured or recorded yet"
