@@ -97,6 +97,8 @@ def test_enter_opens_the_flow_and_escape_returns(live: tuple[SandboxSwitch, Runt
             screen = app.screen
             fields = str(screen.query_one("#flow-fields", Static).render())
             assert str(screen.row["key"]) in fields and str(screen.row["ufid"]) in fields
+            assert screen.row["datapath"].startswith("netdev@")  # the sandbox: no kernel lookups to count
+            assert "lookups unavailable: userspace datapath (eBPF counts kernel lookups only)" in fields
             steps = screen.query_one("#trace-table", DataTable)
             end = time.monotonic() + 20
             while screen.explanation is None and not screen.error:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from ovstop.collect.base import Sources, Tables
 from ovstop.ebpf.capture import CaptureThread
+from ovstop.ebpf.hooks import DEEP_OFF
 from ovstop.model.metric import Kind, MetricSpec, Sample, labels_of
+from ovstop.model.store import Snapshot
 
 UPCALL_LATENCY = MetricSpec(
     "ovs_vswitchd_upcall_latency_seconds",
@@ -84,6 +87,8 @@ PROGRAM_RUNS = MetricSpec(
 
 LOOKUP_SPECS = {"hit": LOOKUP_HIT, "miss": LOOKUP_MISS, "mask_hit": LOOKUP_MASK_HIT, "cache_hit": LOOKUP_CACHE_HIT}
 TOP_MISSES = 50
+HIT_MAP_SIZE = 16384
+"""Entries of bpf/lookup.c's ``flow_hits`` LRU map: once full, a ufid missing from it may have been evicted."""
 
 
 class EbpfCollector:
@@ -136,3 +141,20 @@ class EbpfCollector:
             {"in_port": port, "key_hash": f"0x{key_hash:08x}", "misses": n} for (port, key_hash), n in top
         ]
         return samples
+
+
+def flow_lookup_hits(snap: Snapshot, row: Mapping[str, Any]) -> int | str:
+    """The kernel lookups that found this datapath flow since capture started, or why that is not known."""
+    if not str(row.get("datapath") or "").startswith("system@"):
+        return "userspace datapath (eBPF counts kernel lookups only)"
+    if "flow_lookup_hits" not in snap.tables:
+        ebpf = snap.health.get("ebpf")
+        return f"no capture ({ebpf.reason if ebpf is not None and ebpf.reason else 'eBPF capture is not running'})"
+    if not snap.find(LOOKUP_HIT.name):
+        return f"deep probes off: flow_lookup is a {DEEP_OFF}"
+    hits = {r["ufid"]: r["hits"] for r in snap.tables["flow_lookup_hits"]}
+    if row.get("ufid") in hits:
+        return int(hits[row["ufid"]])
+    if len(hits) >= HIT_MAP_SIZE:
+        return f"not counted: the kernel's hit map is full ({HIT_MAP_SIZE} flows), this one may have been evicted"
+    return 0

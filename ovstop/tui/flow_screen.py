@@ -1,6 +1,6 @@
-"""Enter on a datapath flow: the flow whole (key with masks, actions, counters, PMD, a sparkline of its rate
-while the screen is open) and, asked once when it opens, the OpenFlow path that produced it (ofproto/trace)
-with each cookie's OVN logical flow. Escape returns to the pane, as it was."""
+"""Enter on a datapath flow: the flow whole (key with masks, actions, counters, PMD, kernel lookup hits, a
+sparkline of its rate while the screen is open) and, asked once when it opens, the OpenFlow path that produced
+it (ofproto/trace) with each cookie's OVN logical flow. Escape returns to the pane, as it was."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Sparkline, Static
 
+from ovstop.ebpf.collector import flow_lookup_hits
 from ovstop.errors import OvstopError
 from ovstop.events.flowdiff import flow_id
 from ovstop.explain import Explanation, trace_args
@@ -29,7 +30,13 @@ OVN_COLUMNS = ("cookie", "datapath / pipeline", "table", "stage", "match", "acti
 HISTORY = 120
 
 
-def flow_content(row: Mapping[str, Any]) -> Content:
+def lookups_text(hits: int | str) -> str:
+    if isinstance(hits, str):
+        return f"unavailable: {hits}"
+    return f"{num(hits)} hits (kernel flow_lookup by eBPF, since capture started)"
+
+
+def flow_content(row: Mapping[str, Any], hits: int | str) -> Content:
     def field(name: str, value: object) -> list[str | tuple[str, str]]:
         return [(f"{name:>9} ", "bold $accent"), f"{value}\n"]
 
@@ -40,6 +47,7 @@ def flow_content(row: Mapping[str, Any]) -> Content:
         *field("packets", f"{num(row.get('packets'))}  ({num(row.get('packets_rate'))}/s)"),
         *field("bytes", f"{num(row.get('bytes'))}  ({num(row.get('bytes_rate'))}/s)"),
         *field("used", DASH if row.get("used_s") is None else f"{row['used_s']:g}s ago"),
+        *field("lookups", lookups_text(hits)),
         *field("key/mask", row.get("key") or DASH),
         *field("actions", row.get("actions") or DASH),
     )
@@ -73,12 +81,13 @@ def ovn_rows(explanation: Explanation) -> dict[str, tuple[Text, ...]]:
 class FlowScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back to the pane", id="flow.back"),
-        Binding("e", "explain", "Explain again (ofproto/trace)", id="flow.explain"),
+        Binding("e", "explain", "Flow detail: explain again (ofproto/trace)", id="flow.explain"),
     ]
 
-    def __init__(self, row: Mapping[str, Any], feed: SnapshotFeed) -> None:
+    def __init__(self, row: Mapping[str, Any], feed: SnapshotFeed, snap: Snapshot) -> None:
         super().__init__()
         self.row = row
+        self.hits = flow_lookup_hits(snap, row)
         self.feed = feed
         self.flow = flow_id(row)
         self.rates: list[float] = [float(row["packets_rate"])] if row.get("packets_rate") is not None else []
@@ -90,7 +99,7 @@ class FlowScreen(Screen[None]):
             yield Static(
                 Content.assemble(("datapath flow", "bold"), "  (escape returns, e explains again)"), id="flow-title"
             )
-            yield Static(flow_content(self.row), id="flow-fields")
+            yield Static(flow_content(self.row, self.hits), id="flow-fields")
             yield Static("", id="spark-label", classes="detail")
             yield Sparkline(self.rates, id="flow-spark")
             yield Static("explain: asking ofproto/trace…", id="explain-status")
@@ -124,15 +133,14 @@ class FlowScreen(Screen[None]):
         """A new snapshot: the same flow's counters and rate (by datapath, pmd and ufid), if it still exists."""
         row = next((r for r in snap.tables.get("dp_flows", []) if flow_id(r) == self.flow), None)
         if row is None:
-            self.query_one("#flow-fields", Static).update(
-                Content.assemble(flow_content(self.row), ("gone from the datapath (expired or deleted)", "$warning"))
-            )
+            gone = ("gone from the datapath (expired or deleted)", "$warning")
+            self.query_one("#flow-fields", Static).update(Content.assemble(flow_content(self.row, self.hits), gone))
             return
-        self.row = row
+        self.row, self.hits = row, flow_lookup_hits(snap, row)
         if row.get("packets_rate") is not None:
             self.rates = [*self.rates, float(row["packets_rate"])][-HISTORY:]
             self._spark()
-        self.query_one("#flow-fields", Static).update(flow_content(row))
+        self.query_one("#flow-fields", Static).update(flow_content(row, self.hits))
 
     def action_explain(self) -> None:
         if self.feed.kind != "live":  # a replay or a remote ovstop has no switch to ask: its feed says why at once
