@@ -75,6 +75,22 @@ def test_headless_in_guest_metrics_and_recording() -> None:
     assert "HEADLESS-PASS" in out, out
 
 
+@pytest.mark.timeout(900)
+def test_kernel_drops_by_reason_in_guest() -> None:
+    """Kernel drops by OVS reason: on Debian 13's 6.12, ovstop's count for the drop flow's reason equals the
+    packets sent and dpctl/dump-flows' count on that flow; on Debian 12's 6.1, off with the reason."""
+    out = run_scenario(["python3", str(GUEST_TESTS / "scenario_drops.py")], timeout=900)
+    assert "DROPS-PASS" in out, out
+    kernels = [p.name for p in (GUEST_DIR / "rootfs/lib/modules").iterdir()]
+    assert len(kernels) == 1, kernels
+    has_reasons = tuple(int(x) for x in kernels[0].split(".")[:2]) >= (6, 4)
+    if has_reasons:
+        counted = r"^DROPS-OK counted OVS_DROP_\w+ port v2: \+25 = 25 sent = dump-flows packets \+25$"
+        assert re.search(counted, out, re.M), out
+    else:
+        assert "DROPS-OK off" in out and "no openvswitch drop reasons" in out, out
+
+
 def guest_ovs_version() -> tuple[int, int]:
     """Major and minor of the guest image's openvswitch-switch package (from its dpkg status file)."""
     status = (GUEST_DIR / "rootfs/var/lib/dpkg/status").read_text()
