@@ -91,6 +91,15 @@ def test_kernel_drops_by_reason_in_guest() -> None:
         assert "DROPS-OK off" in out and "no openvswitch drop reasons" in out, out
 
 
+@pytest.mark.timeout(600)
+def test_explain_uses_detrace_where_ovs_has_it() -> None:
+    """OVS 3.5 (Debian 13): explain's steps equal ``ofproto/detrace``'s rules; OVS 3.1: ofproto/trace."""
+    out = run_scenario(["python3", str(GUEST_TESTS / "scenario_detrace.py")])
+    assert "DETRACE-PASS" in out, out
+    expected = "DETRACE-OK detrace " if guest_ovs_version() >= (3, 4) else "DETRACE-OK trace "
+    assert expected in out, out
+
+
 def guest_ovs_version() -> tuple[int, int]:
     """Major and minor of the guest image's openvswitch-switch package (from its dpkg status file)."""
     status = (GUEST_DIR / "rootfs/var/lib/dpkg/status").read_text()

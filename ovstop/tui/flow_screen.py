@@ -1,6 +1,7 @@
 """Enter on a datapath flow: the flow whole (key with masks, actions, counters, PMD, kernel lookup hits, a
 sparkline of its rate while the screen is open) and, asked once when it opens, the OpenFlow path that produced
-it (ofproto/trace) with each cookie's OVN logical flow. Escape returns to the pane, as it was."""
+it (ofproto/detrace by ufid where the switch has it, else ofproto/trace) with each cookie's OVN logical flow.
+Escape returns to the pane, as it was."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from textual.widgets import DataTable, Footer, Sparkline, Static
 from ovstop.ebpf.collector import flow_lookup_hits
 from ovstop.errors import OvstopError
 from ovstop.events.flowdiff import flow_id
-from ovstop.explain import Explanation, trace_args
+from ovstop.explain import DETRACE, Explanation, detrace_args, trace_args
 from ovstop.model.store import Snapshot
 from ovstop.tui.feed import SnapshotFeed
 from ovstop.tui.format import DASH, num
@@ -53,6 +54,14 @@ def flow_content(row: Mapping[str, Any], hits: int | str) -> Content:
     )
 
 
+def asked(result: Explanation) -> str:
+    """What the switch was asked: detrace by ufid, or the trace of the whole key (and why not detrace)."""
+    if result.method == DETRACE:
+        return f"{DETRACE} {' '.join(detrace_args(result.row))} (the rules that built this flow)"
+    why = f" ({DETRACE} could not answer: {result.fallback})" if result.fallback else ""
+    return f"ofproto/trace {trace_args(result.row, result.key)[0]} <whole key>{why}"
+
+
 def step_rows(explanation: Explanation) -> dict[str, tuple[Text, ...]]:
     rows = {}
     for i, s in enumerate(explanation.trace.steps):
@@ -81,7 +90,7 @@ def ovn_rows(explanation: Explanation) -> dict[str, tuple[Text, ...]]:
 class FlowScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back to the pane", id="flow.back"),
-        Binding("e", "explain", "Flow detail: explain again (ofproto/trace)", id="flow.explain"),
+        Binding("e", "explain", "Flow detail: explain again (ofproto/detrace or trace)", id="flow.explain"),
     ]
 
     def __init__(self, row: Mapping[str, Any], feed: SnapshotFeed, snap: Snapshot) -> None:
@@ -102,7 +111,7 @@ class FlowScreen(Screen[None]):
             yield Static(flow_content(self.row, self.hits), id="flow-fields")
             yield Static("", id="spark-label", classes="detail")
             yield Sparkline(self.rates, id="flow-spark")
-            yield Static("explain: asking ofproto/trace…", id="explain-status")
+            yield Static("explain: asking the switch (ofproto/detrace or trace)…", id="explain-status")
             yield DataTable(id="trace-table", cursor_type="row")
             yield Static("", id="trace-final")
             yield Static("", id="ovn-status", classes="detail")
@@ -149,7 +158,7 @@ class FlowScreen(Screen[None]):
             except OvstopError as exc:
                 self._show(str(exc))
             return
-        self.query_one("#explain-status", Static).update("explain: asking ofproto/trace…")
+        self.query_one("#explain-status", Static).update("explain: asking the switch (ofproto/detrace or trace)…")
         self._explain(self.row)
 
     @work(thread=True, exclusive=True, group="explain")
@@ -170,8 +179,7 @@ class FlowScreen(Screen[None]):
         trace = result.trace
         status.update(
             Content.assemble(
-                f"explain: ofproto/trace {trace_args(result.row, result.key)[0]} <whole key>: "
-                f"{len(trace.steps)} tables traversed\n",
+                f"explain: {asked(result)}: {len(trace.steps)} tables traversed\n",
                 ("whole key ", "bold"),
                 result.key,
             )
