@@ -131,17 +131,17 @@ def parse_detrace(text: str) -> list[Step]:
     steps: list[Step] = []
     bridge, missing = "", []
     for raw in text.splitlines():
-        line = raw.strip()
+        line = raw.strip()  # rules are indented under their bridge, but a reply may come with its start trimmed
         if not line:
             continue
         if line.startswith(_NOT_FOUND):
             missing.append(line)
-        elif not raw.startswith(" "):
-            bridge = line
         elif (step := _detrace_step(bridge, line)) is not None:
             steps.append(step)
         elif line.startswith("group_id=") and steps:
             steps[-1].notes.append(f"group {line}")
+        elif "=" not in line and " " not in line:  # a bridge's name (later OVS releases print it above its rules)
+            bridge = line
         else:
             raise ParseError(f"{DETRACE}: not a rule: {line[:60]!r}")
     if not steps:

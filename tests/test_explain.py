@@ -87,6 +87,10 @@ def test_detrace_rules_become_steps_and_a_missing_flow_a_reason() -> None:
         ("br0", 3, "0x2a", 10, "udp,in_port=1", ["resubmit(,4)"]),
         ("br0", 4, "", None, "No match", []),
     ]
+    trimmed = "duration=3s, n_packets=1, n_bytes=64, udp,actions=drop"  # no bridge line, no indent: OVS 3.5
+    assert [(s.bridge, s.priority, s.match, s.actions) for s in parse_detrace(trimmed)] == [
+        ("", 32768, "udp", ["drop"])
+    ]
     with pytest.raises(SourceError, match="Cache was not found for system@ovs-system"):
         parse_detrace("Cache was not found for system@ovs-system\n")
     with pytest.raises(ParseError, match="not a rule"):

@@ -67,7 +67,7 @@ def step_rows(explanation: Explanation) -> dict[str, tuple[Text, ...]]:
     for i, s in enumerate(explanation.trace.steps):
         prio = DASH if s.priority is None else str(s.priority)
         cells = (
-            "  " * s.depth + s.bridge,
+            "  " * s.depth + (s.bridge or DASH),  # OVS 3.4 and 3.5's detrace does not name the bridge
             str(s.table),
             prio,
             s.cookie or DASH,

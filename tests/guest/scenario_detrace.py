@@ -43,10 +43,11 @@ def ok(check: str, detail: object = "") -> None:
 
 
 def detrace_rules(text: str) -> list[tuple[int, str, int | None, str, str]]:
-    """(table, cookie, priority, match, actions) of each rule line (two spaces in) of detrace's text."""
+    """(table, cookie, priority, match, actions) of each rule line of detrace's text (OVS 3.4 and 3.5 print
+    the rules alone, one a line; later releases indent them under their bridge's name)."""
     rules: list[tuple[int, str, int | None, str, str]] = []
-    for line in text.splitlines():
-        if not line.startswith("  "):
+    for line in map(str.strip, text.splitlines()):
+        if "n_packets=" not in line and not line.endswith(", no match"):
             continue
         fields = dict(re.findall(r"(cookie|table_id)=(\w+), ", line))
         if line.endswith(", no match"):
