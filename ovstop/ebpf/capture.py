@@ -192,6 +192,9 @@ class CaptureThread(threading.Thread):
                 ctx.enable_probe(probe=hook.target, fn_name=hook.fn)
             contexts.append(ctx)
             self._usdt_path = self.view.vswitchd_exe
+        # First: the main program's fexit and USDT probes fire once it is loaded, and their events must be
+        # read at once (the ring is opened right after the hooks attach), not after another compile.
+        self._attach_drops(bcc, self.view)
         bpf = compile_program(
             {h.group for h in self.attached},
             ringbuf=self.view.ringbuf,
@@ -209,7 +212,6 @@ class CaptureThread(threading.Thread):
         settings[ctypes.c_int(0)] = value
         for hook in self.attached:
             self._attach(bpf, hook)
-        self._attach_drops(bcc, self.view)
         if self.view.ringbuf:
             bpf[b"events"].open_ring_buffer(self._on_raw)
         else:
