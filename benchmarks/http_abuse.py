@@ -137,7 +137,9 @@ def main() -> int:
     per_second = re.search(r"Requests/sec:\s+(\S+)", out)
     print(f"  requests        {requests[1] if requests else '?'}  ({per_second[1] if per_second else '?'}/s)")
     print(f"  socket errors   {errors[1] if errors else 'none'};  non-2xx: {non2xx[1] if non2xx else 0}")
-    print("  latency ms      " + "  ".join(f"p{k} {ms(v):.1f}" for k, v in pct.items()))
+    latency = re.search(r"^\s+Latency\s+\S+\s+\S+\s+(\S+)", out, re.M)
+    worst = f"  max {ms(latency[1]):.1f}" if latency else ""
+    print("  latency ms      " + "  ".join(f"p{k} {ms(v):.1f}" for k, v in pct.items()) + worst)
     print(f"  listen overflows during the run: {overflows}")
     peak = max(samples, default=rss_after)
     print(f"  ovstop RSS MiB  before {rss_before / 1024:.1f}  peak {peak / 1024:.1f}  after {rss_after / 1024:.1f}")

@@ -40,16 +40,19 @@ int usdt_recv_upcall(struct pt_regs *ctx)
 	u32 tid = (u32)bpf_get_current_pid_tgid();
 	struct batch *b = thread_batch(tid);
 	struct ovstop_event *e;
-	u64 type = 0, data = 0, size = 0, key_len = 0;
+	/* Each argument read into a variable of its size in the probe's note (bcc refuses any other size and
+	 * leaves the variable untouched): upcall->type is an enum, dp_packet_size() a uint32_t. */
+	u32 type = 0, size = 0;
+	u64 data = 0, key_len = 0;
 	u32 queue_id, idx;
+	int bad;
 
 	if (!b)
 		return 0;
-	bpf_usdt_readarg(2, ctx, &type);
-	bpf_usdt_readarg(3, ctx, &data);
-	bpf_usdt_readarg(4, ctx, &size);
-	bpf_usdt_readarg(6, ctx, &key_len);
-	queue_id = hash_head((void *)data, size, 1);
+	bad = bpf_usdt_readarg(2, ctx, &type) | bpf_usdt_readarg(3, ctx, &data) |
+	      bpf_usdt_readarg(4, ctx, &size) | bpf_usdt_readarg(6, ctx, &key_len);
+	/* An unreadable packet gives no queue_id: a hash of nothing would link every upcall to one. */
+	queue_id = bad ? 0 : hash_head((void *)data, size, 1);
 
 	if (b->in_ops || !b->n) {
 		b->ts = now;
@@ -66,11 +69,11 @@ int usdt_recv_upcall(struct pt_regs *ctx)
 	e = event_begin(now, EV_RECV_UPCALL, PROBE_USDT);
 	if (!e)
 		return 0;
-	e->upcall_type = (u32)type;
-	e->pkt_size = (u32)size;
+	e->upcall_type = type;
+	e->pkt_size = size;
 	e->key_size = key_len;
 	e->queue_id = queue_id;
-	e->has_queue_id = 1;
+	e->has_queue_id = !bad;
 	e->batch_ts = b->ts;
 	e->batch_idx = idx;
 	event_submit(ctx, e);
@@ -124,12 +127,13 @@ int usdt_op_flow_put(struct pt_regs *ctx)
 	return flow_operation(ctx, 0, 0, 0);
 }
 
-/* op_flow_execute(dpif_netlink *, dpif_execute *, packet data, packet size, ofpbuf *request) */
+/* op_flow_execute(dpif_netlink *, dpif_execute *, packet data, packet size (uint32_t), ofpbuf *request) */
 int usdt_op_flow_execute(struct pt_regs *ctx)
 {
-	u64 data = 0, size = 0;
+	u64 data = 0;
+	u32 size = 0;
 
-	bpf_usdt_readarg(3, ctx, &data);
-	bpf_usdt_readarg(4, ctx, &size);
+	if (bpf_usdt_readarg(3, ctx, &data) | bpf_usdt_readarg(4, ctx, &size))
+		return 0;
 	return flow_operation(ctx, 1, hash_head((void *)data, size, 1), 1);
 }

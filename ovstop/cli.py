@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from ovstop import __version__, fileio, logs, signals
 from ovstop.collect.demand import EVERYTHING, METRICS
-from ovstop.errors import OvstopError
+from ovstop.errors import OvstopError, describe
 from ovstop.events.recording import DEFAULT_KEEP, OVERWRITE_HINT, check_rotation
 from ovstop.export.server import DEFAULT_PORT
 from ovstop.runtime import Options
@@ -36,7 +36,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse with ovstop's error form: one line on stderr (no usage block), exit status 2."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"ovstop: {message} (see ovstop --help)\n")
+        self.exit(EXIT_USAGE, f"ovstop: {' '.join(message.split())} (see ovstop --help)\n")
 
 
 def _number(kind: type[int] | type[float], minimum: float, maximum: float = math.inf) -> Callable[[str], Any]:
@@ -405,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
             return run_headless(options, args.listen, args.web_config_file)
         return run_tui(options, args.no_color, open_fleet(args) if args.prometheus else None)
     except OvstopError as exc:
-        print(f"ovstop: {exc}", file=sys.stderr)
+        print(f"ovstop: {describe(exc)}", file=sys.stderr)  # one line, whatever the user's input held
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130

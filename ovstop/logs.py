@@ -21,7 +21,7 @@ _path: str | None = None
 
 class _OneLine(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        text = f"ovstop: {record.getMessage()}"
+        text = f"ovstop: {' '.join(record.getMessage().split())}"
         if record.exc_info and record.exc_info[1] is not None:
             text += f": {describe(record.exc_info[1])}"
         return text

@@ -112,7 +112,7 @@ class Runtime:
             return False, f"eBPF capture is off: {self.events_reason}"
         if capture.deep == on:
             return True, f"per-packet hooks already {'on' if on else 'off'}"
-        fresh = CaptureThread(capture.on_event, view=capture.view, deep=on)
+        fresh = CaptureThread(capture.on_event, view=capture.view, deep=on, on_idle=capture.on_idle)
         capture.stop()
         fresh.start()
         self.stack.callback(fresh.stop)
@@ -210,7 +210,9 @@ def open_runtime(options: Options) -> Runtime:
         events = EventPipeline(Correlator(), EventStore(max_events=options.max_events))
         config = CollectConfig(options.timeout, options.max_flows, ovn_nb, ovn_sb, ovn_rundir)
         collectors: list[Collector] = default_collectors(config, label_map, sources, stack)
-        capture, events_reason = start_capture(options.ebpf, options.sandbox, events, stack, options.ebpf_deep)
+        capture, events_reason = start_capture(
+            options.ebpf, options.sandbox, events, stack, options.ebpf_deep, on_idle=events.release_expired
+        )
         collectors.append(EbpfCollector(capture) if capture is not None else Unavailable("ebpf", events_reason))
         store = MetricStore(history=options.history, tree_order=TREE_ORDER)
         sampler = Sampler(sources, collectors, store, round_timeout=options.timeout)

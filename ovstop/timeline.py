@@ -3,7 +3,8 @@
 Snapshots are immutable, so keeping one is keeping a reference: its series' histories share the store's
 buffers, but each round's tables (datapath flows above all) and series tuple are its own. That part is
 estimated when a snapshot is added (shallow sizes of the series tuple, each series object and every table
-row with its values) and summed, so the depth setting can say what it costs.
+row with its values; of the flow changes, which the snapshots of the next few rounds list again, only the
+round's own) and summed, so the depth setting can say what it costs.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import sys
 from collections import deque
 
 from ovstop import health
+from ovstop.model.flows import CHANGES, newest_changes
 from ovstop.model.store import Snapshot
 
 DEFAULT_DEPTH = 300.0
@@ -25,9 +27,9 @@ MAX_BYTES = 256 * 2**20
 def snapshot_bytes(snap: Snapshot) -> int:
     """An estimate of the memory one snapshot holds of its own (not shared with other snapshots)."""
     size = sys.getsizeof(snap.series) + sum(sys.getsizeof(s) for s in snap.series)
-    for rows in snap.tables.values():
+    for name, rows in snap.tables.items():
         size += sys.getsizeof(rows)
-        for row in rows:
+        for row in newest_changes(rows) if name == CHANGES else rows:
             size += sys.getsizeof(row) + sum(sys.getsizeof(v) for v in row.values())
     return size
 

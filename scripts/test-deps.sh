@@ -19,6 +19,8 @@ APT_PACKAGES=(
   curl openssl iproute2       # TLS clients and certificates, ss (listen backlog) in the HTTP tests
   qemu-system-x86 mmdebstrap e2fsprogs cpio zstd   # the eBPF guest (Debian's kernel under QEMU)
   binutils xz-utils dwarves   # objcopy + xz pull the guest kernels' BTF out; pahole checks the BTF reader
+  python3-netaddr             # Debian's ovs.flow (python3-openvswitch) needs it but does not depend on it:
+                              # a parser test decodes with Debian 12's own ovs library
 )
 
 if [[ "${1:-}" != "--no-apt" ]]; then

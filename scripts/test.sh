@@ -2,7 +2,8 @@
 # The whole test suite, as CI runs it: lint (ruff, ruff format, mypy, import-linter contracts), the host
 # tests (real sandbox switch, real HTTP, real terminal, eBPF compile + verifier), then the guest stage: two
 # Debian guests under QEMU, real OVS kernel hooks, the same tests on each (Debian 12: Linux 6.1 + OVS 3.1;
-# Debian 13: Linux 6.12 + OVS 3.5). Run scripts/setup.sh first; as root, this installs the test-only tools
+# Debian 13: Linux 6.12 + OVS 3.5; the Debian 12 image build also builds ovs-vswitchd with USDT probes from
+# Debian's source for the USDT test). Run scripts/setup.sh first; as root, this installs the test-only tools
 # itself (scripts/test-deps.sh), and builds the wheel and sdist into dist/ (a test installs that wheel into
 # a fresh virtualenv).
 #

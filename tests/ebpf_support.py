@@ -15,8 +15,8 @@ int main(int argc, char **argv)
 {
     char pkt[128];
     const char *name = "system@ovs-system";
-    unsigned int type = 0;
-    unsigned long size = sizeof(pkt), key_len = 0;
+    unsigned int type = 0, size = sizeof(pkt);  /* an enum and dp_packet_size()'s uint32_t */
+    unsigned long key_len = 0;  /* size_t */
     void *p = argv;
 
     memset(pkt, argc, sizeof(pkt));

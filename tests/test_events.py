@@ -18,6 +18,7 @@ import pytest
 
 from ovstop.errors import OvstopError, ParseError
 from ovstop.events.correlator import Correlator
+from ovstop.events.holdback import DEFAULT_HOLD_NS, Holdback
 from ovstop.events.pipeline import EventPipeline
 from ovstop.events.recording import Recorder, read_lines, startup_section
 from ovstop.events.replay import Replayer
@@ -285,6 +286,63 @@ def test_queue_id_links_the_userspace_side() -> None:
     # a second, unrelated upcall gets its own series
     other = decode(make(61096236973661 + 99, {"event_type": "upcall", "cmd": 1, "port": 1, "cpu": 3}))
     assert other is not None and corr.process(other).corr_id != out[0].corr_id
+
+
+def test_userspace_events_that_overtook_their_enqueue_are_linked() -> None:
+    """Live, recv_upcall and flow_operation can be written before the kernel's enqueue event (it comes from
+    the return of queue_userspace_packet, after the handler already has the packet): they wait for it."""
+    events = [ev for o in tracked_series() if (ev := decode(o))]
+    upcall, enqueue, ret, recv, put, execute, action = events
+    store = EventStore()
+    pipeline = EventPipeline(Correlator(), store)
+    for ev in (upcall, recv, put, execute, enqueue, ret, action):
+        pipeline(ev)
+    kept = store.snapshot()
+    assert [e.event_type for e in kept] == [
+        "upcall",
+        "upcall_enqueue",
+        "recv_upcall",
+        "flow_operation",
+        "flow_operation",
+        "upcall_return",
+        "action_execute",
+    ]
+    assert {e.corr_id for e in kept} == {kept[0].corr_id}
+    assert pipeline.correlator.stats().orphans == 0 and pipeline.holdback.released_late == 3
+    assert pipeline.holdback.held == 0
+
+
+def test_userspace_event_without_enqueue_is_passed_on_after_the_hold() -> None:
+    recv = decode(tracked_series()[3])
+    assert recv is not None
+    store = EventStore()
+    pipeline = EventPipeline(Correlator(), store)
+    pipeline(recv)
+    assert store.snapshot() == [] and pipeline.holdback.held == 1
+    later = ovs_event(recv.timestamp + DEFAULT_HOLD_NS + 1, {"event_type": "upcall", "cmd": 1, "port": 1, "cpu": 0})
+    pipeline(later)
+    assert [e.event_type for e in store.snapshot()] == ["recv_upcall", "upcall"]
+    assert pipeline.holdback.held == 0 and pipeline.correlator.stats().orphans == 1
+
+
+def test_held_event_is_released_by_the_clock_when_nothing_arrives() -> None:
+    """An idle switch sends no later event: the capture thread's clock releases what waits (on_idle)."""
+    recv = decode(tracked_series()[3])
+    assert recv is not None
+    store = EventStore()
+    pipeline = EventPipeline(Correlator(), store)
+    pipeline(recv)
+    pipeline.release_expired(recv.timestamp + DEFAULT_HOLD_NS)
+    assert store.snapshot() == [] and pipeline.holdback.held == 1  # not yet past the hold
+    pipeline.release_expired(recv.timestamp + DEFAULT_HOLD_NS + 1)
+    assert [e.event_type for e in store.snapshot()] == ["recv_upcall"] and pipeline.holdback.held == 0
+
+
+def test_holdback_is_bounded_and_drops_nothing() -> None:
+    hold = Holdback(lambda _q: False, max_held=2)
+    recvs = [ovs_event(10 + i, {"event_type": "recv_upcall", "queue_id": 100 + i}) for i in range(3)]
+    assert hold.push(recvs[0]) == [] and hold.push(recvs[1]) == []
+    assert hold.push(recvs[2]) == [recvs[0]] and hold.held == 2
 
 
 def test_recirc_and_ufid_tracking() -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -330,6 +330,8 @@ def run_cli(argv: list[str]) -> tuple[int, str, str]:
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(args=st.lists(st.tuples(st.sampled_from(VALUE_FLAGS), cli_values), min_size=1, max_size=4))
+@example(args=[("--unixctl", "\n")])  # found by this test: the path came back inside the error, newline and all
+@example(args=[("--labels", "a\nb")])
 def test_cli_values_fail_in_one_line(tmp_path: Path, args: list[tuple[str, str]]) -> None:
     before = tree(tmp_path)
     cwd = os.getcwd()

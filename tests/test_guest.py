@@ -100,6 +100,36 @@ def test_explain_uses_detrace_where_ovs_has_it() -> None:
     assert expected in out, out
 
 
+def guest_suite() -> str:
+    """The Debian codename of the guest image (bookworm, trixie)."""
+    os_release = (GUEST_DIR / "rootfs/etc/os-release").read_text()
+    match = re.search(r"^VERSION_CODENAME=(\w+)$", os_release, re.M)
+    assert match, "no VERSION_CODENAME in the guest's /etc/os-release"
+    return match.group(1)
+
+
+@pytest.mark.timeout(900)
+def test_usdt_events_live_agree_with_upcall_monitor() -> None:
+    """Debian 12 guest, ovs-vswitchd built with USDT probes from Debian's openvswitch-source: N new flows give
+    N recv_upcall and N flow_operation put events, linked by queue_id to the kernel upcalls, and OVS's own
+    upcall_monitor.py counts the same N upcalls."""
+    if guest_suite() != "bookworm":
+        pytest.skip("the USDT build of ovs-vswitchd is made for the Debian 12 guest only")
+    binary = GUEST_DIR / "ovs-usdt/ovs-vswitchd"
+    assert binary.exists(), f"{binary} missing: run scripts/guest/build-rootfs.sh --suite bookworm"
+    out = run_scenario(["python3", str(GUEST_TESTS / "scenario_usdt.py")], timeout=900)
+    assert "USDT-FAIL" not in out, out
+    for check in ("binary", "check", "truth", "events", "correlation", "upcall_monitor", "detach"):
+        assert f"USDT-OK {check}" in out, out
+    binary_line = r"^USDT-OK binary pid \d+ runs /opt/ovs-usdt/ovs-vswitchd: ovs-vswitchd \(Open vSwitch\) "
+    assert re.search(binary_line, out, re.M), out
+    n = re.search(r"^USDT-OK truth dpctl/dump-flows: (\d+) new ufids$", out, re.M)
+    assert n and int(n.group(1)) > 0, out
+    assert f"USDT-OK events {n.group(1)} recv_upcall (MISS), {n.group(1)} flow_operation put" in out, out
+    assert f"upcall_monitor.py counted {n.group(1)} upcalls, ovstop {n.group(1)};" in out, out
+    assert "USDT-PASS" in out, out
+
+
 def guest_ovs_version() -> tuple[int, int]:
     """Major and minor of the guest image's openvswitch-switch package (from its dpkg status file)."""
     status = (GUEST_DIR / "rootfs/var/lib/dpkg/status").read_text()

@@ -335,7 +335,7 @@ def test_tui_flow_screen_names_the_acl(rt: Runtime) -> None:
 
     from textual.widgets import DataTable, Static
 
-    from ovstop.events.flowdiff import flow_id
+    from ovstop.model.flows import flow_rows
     from ovstop.sandbox.ovn import ACL_MATCH
     from ovstop.tui.app import OvstopApp
     from ovstop.tui.feed import LiveFeed
@@ -359,10 +359,8 @@ def test_tui_flow_screen_names_the_acl(rt: Runtime) -> None:
                 assert time.monotonic() < end, "the ACL flow never showed in pane 4"
                 ovn.switch.appctl("netdev-dummy/receive", "vpc-a-ls0-vm0", packet)
                 await asyncio.sleep(0.3)
-                key = next(
-                    (flow_key(flow_id(st.row)) for st in app.view.flow_stats if "dst=23" in str(st.row.get("key"))),
-                    None,
-                )
+                rows = flow_rows(app.shown.tables) if app.shown is not None else []
+                key = next((flow_key(r.id) for r in rows if "dst=23" in r.key), None)
             table.focus()
             table.move_cursor(row=table.get_row_index(key))
             await pilot.press("enter")

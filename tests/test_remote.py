@@ -66,6 +66,10 @@ def headless_on(sw: SandboxSwitch, port: int, *extra: str) -> Iterator[subproces
         assert "Traceback" not in leftover, leftover
 
 
+def _dumped_ufids(sandbox: SandboxSwitch) -> set[str]:
+    return set(re.findall(r"ufid:([0-9a-f-]+)", sandbox.appctl("dpctl/dump-flows", "-m")))
+
+
 def _link_up(app: OvstopApp) -> bool:
     snap = app.shown
     return snap is not None and snap.health[REMOTE].up and bool(snap.tables.get("dp_flows"))
@@ -99,13 +103,24 @@ def test_remote_tui_shows_the_exporters_numbers_then_stale_then_recovers(sandbox
                 assert str(snap.meta["hostname"]) in header and "STALE" not in header
 
                 # Flow-diff events: new flows on the remote switch appear as installed in the events pane.
-                traffic.inject(5)  # tuples this generator has not sent: new megaflows
-                dumped = set(re.findall(r"ufid:([0-9a-f-]+)", sandbox.appctl("dpctl/dump-flows", "-m")))
+                # Truth: ufids ovs-appctl dumps that it did not dump before. The session's switch is shared and
+                # every generator numbers its tuples from 0, so a tuple may already have its megaflow: inject
+                # until five new ones are there (the handler installs them asynchronously).
+                before = _dumped_ufids(sandbox)
+                new: set[str] = set()
+
+                def five_new_flows() -> bool:
+                    nonlocal new
+                    new = _dumped_ufids(sandbox) - before
+                    if len(new) < 5:
+                        traffic.inject(5)
+                    return len(new) >= 5
 
                 def installed() -> set[str]:
-                    return {c.ufid for c in app.view.flows.changes if c.change == "installed"} & dumped
+                    return {c.ufid for c in app.view.flows.changes if c.change == "installed"}
 
-                await _until(pilot, lambda: len(installed()) >= 5, timeout=30)
+                await _until(pilot, five_new_flows, timeout=30)
+                await _until(pilot, lambda: new <= installed(), timeout=30)
                 table = app.query_one("#events-table", DataTable)
                 await _until(pilot, lambda: table.row_count == min(app.view.flows.total_changes, 500))
 

@@ -103,7 +103,7 @@ def test_snapshot_json_round_trip() -> None:
         1.0,
         1.0,
         UP,
-        tables={"dp_flows": [{"ufid": "x", "packets": 3}]},
+        tables={"bridges": [{"bridge": "br0", "ports": 3}]},  # typed flow rows: tests/test_flows.py
         meta={"ovs_version": "3.1.0"},
     )
     doc = json.loads(json.dumps(snapshot_json.to_dict(snap)))

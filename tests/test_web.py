@@ -3,6 +3,7 @@ timeouts, the connection bound and the listen backlog (read from the kernel with
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import re
@@ -11,10 +12,11 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -23,7 +25,7 @@ import pytest
 
 from ovstop.errors import OvstopError
 from ovstop.export import webconfig
-from ovstop.export.httpd import Limits, Server, serve_app
+from ovstop.export.httpd import MAX_HEAD, Limits, Request, Response, Server, serve_app
 from ovstop.export.server import exposed_without_protection
 from ovstop.sandbox.switch import SandboxSwitch
 
@@ -31,9 +33,8 @@ PASSWORD = "s3cret pass"
 BODY = b"ovstop_test 1\n" * 100
 
 
-def app(environ: dict, start_response) -> list[bytes]:  # type: ignore[no-untyped-def]
-    start_response("200 OK", [("Content-Type", "text/plain; version=0.0.4")])
-    return [BODY]
+def app(request: Request) -> Response:
+    return Response(200, (("Content-Type", "text/plain; version=0.0.4"),), BODY)
 
 
 @contextmanager
@@ -130,7 +131,7 @@ def test_head_has_get_headers_and_no_body_and_no_banner() -> None:
 
 
 def test_an_endpoint_bug_is_a_500_and_the_server_goes_on(capfd: pytest.CaptureFixture[str]) -> None:
-    def broken(environ: dict, start_response) -> list[bytes]:  # type: ignore[no-untyped-def]
+    def broken(request: Request) -> Response:
         raise RuntimeError("boom")
 
     server = serve_app(broken, "127.0.0.1", 0)
@@ -195,6 +196,151 @@ def test_connections_beyond_the_bound_are_closed_at_once_and_slots_come_back() -
                 conn.close()
         for sock in held:
             sock.close()
+
+
+def test_the_default_bound_closes_the_513th_connection_and_serves_the_512() -> None:
+    with running(idle_timeout=60) as server:
+        held = [socket.create_connection(("127.0.0.1", server.server_port)) for _ in range(Limits().max_connections)]
+        # The kernel hands connections over in order: the 513th is accepted after the 512 and closed at once.
+        extra = socket.create_connection(("127.0.0.1", server.server_port))
+        assert wait_closed(extra) == b""
+        extra.close()
+        for sock in (held[0], held[-1]):  # the first and the last of the 512 are served
+            sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            sock.settimeout(20)
+            assert sock.recv(12) == b"HTTP/1.1 200"
+        for sock in held:
+            sock.close()
+
+
+def test_a_half_sent_request_does_not_delay_another_connection() -> None:
+    with running(idle_timeout=60, read_timeout=60) as server:
+        stalled = socket.create_connection(("127.0.0.1", server.server_port))
+        stalled.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")  # and nothing more for a minute
+        conn = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=20)
+        conn.request("GET", "/metrics")
+        assert conn.getresponse().read() == BODY
+        conn.close()
+        stalled.sendall(b"\r\n")  # the rest of it: answered on its connection
+        stalled.settimeout(20)
+        assert stalled.recv(12) == b"HTTP/1.1 200"
+        stalled.close()
+
+
+def test_an_answer_that_waits_does_not_hold_up_the_others() -> None:
+    """An answer made on a worker thread (it waits for an event, as a scrape waits for a round) leaves the
+    event loop serving other connections; it is sent once made, also to a client that half-closed."""
+    release = threading.Event()
+
+    def waiting_app(request: Request) -> Response | Callable[[], Response]:
+        if request.path != "/slow":
+            return Response(200, (), b"fast\n")
+
+        def slow() -> Response:
+            assert release.wait(60)
+            return Response(200, (), b"slow\n")
+
+        return slow
+
+    server = serve_app(waiting_app, "127.0.0.1", 0)
+    try:
+        slow = socket.create_connection(("127.0.0.1", server.server_port))
+        slow.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+        slow.shutdown(socket.SHUT_WR)  # half-closed, as `nc -N` does: the answer is still owed
+        for _ in range(3):
+            conn = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=20)
+            conn.request("GET", "/fast")
+            assert conn.getresponse().read() == b"fast\n"
+            conn.close()
+        slow.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            slow.recv(1)  # still nothing: its answer waits for the event
+        release.set()
+        assert wait_closed_or(slow, b"slow\n")
+        assert wait_closed(slow) == b""  # then closed: it was the client's last request
+        slow.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def wait_closed_or(sock: socket.socket, ending: bytes) -> bool:
+    """Read until what was received ends with ``ending`` (True) or the server closes (False)."""
+    sock.settimeout(20)
+    data = b""
+    while not data.endswith(ending):
+        chunk = sock.recv(4096)
+        if not chunk:
+            return False
+        data += chunk
+    return True
+
+
+def test_a_malformed_or_oversized_request_head_is_refused_and_closed() -> None:
+    with running() as server:
+        for request, status in (
+            (b"GET /metrics\r\n\r\n", b"HTTP/1.1 400"),  # no version
+            (b"GET /metrics HTTP/1.1\r\n folded: header\r\n\r\n", b"HTTP/1.1 400"),
+            (b"GET /metrics HTTP/1.1\r\nX-Big: " + b"a" * (MAX_HEAD + 1), b"HTTP/1.1 431"),  # never ends
+        ):
+            sock = socket.create_connection(("127.0.0.1", server.server_port))
+            sock.sendall(request)
+            assert wait_closed(sock).startswith(status), request[:30]
+            sock.close()
+
+
+def test_pipelined_requests_are_answered_in_order() -> None:
+    with running() as server:
+        sock = socket.create_connection(("127.0.0.1", server.server_port))
+        sock.sendall(b"HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\nGET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert wait_closed_or(sock, BODY)
+        sock.close()
+
+
+def test_a_client_that_does_not_read_its_answer_is_dropped_after_the_read_timeout() -> None:
+    big = b"x" * (16 << 20)
+
+    def big_app(request: Request) -> Response:
+        return Response(200, (), big)
+
+    server = serve_app(big_app, "127.0.0.1", 0, limits=Limits(read_timeout=0.5))
+    try:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", server.server_port))
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.settimeout(20)
+        assert sock.recv(12) == b"HTTP/1.1 200"  # being answered
+        # Not reading on: the server's send buffer fills, and after the read timeout it drops the connection.
+        # Then reading gets what the kernel held and an end (EOF or reset), never the whole answer.
+        deadline = time.monotonic() + 30
+        while server.connections:
+            assert time.monotonic() < deadline, "the server kept a client that does not read"
+            time.sleep(0.05)
+        received = 0
+        try:
+            while chunk := sock.recv(1 << 16):
+                received += len(chunk)
+        except ConnectionResetError:
+            pass
+        assert received < len(big)
+        sock.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_tls_port_closes_a_silent_client_and_a_stalled_handshake(tls_files: Path) -> None:
+    config = webconfig.load(str(tls_files / "web.yml"))
+    with running(config, read_timeout=0.5) as server:
+        silent = socket.create_connection(("127.0.0.1", server.server_port))
+        assert wait_closed(silent) == b""
+        silent.close()
+        stalled = socket.create_connection(("127.0.0.1", server.server_port))
+        stalled.sendall(b"\x16\x03\x01")  # the start of a TLS record, then nothing
+        with contextlib.suppress(ConnectionResetError):  # an aborted handshake may end in a reset
+            assert wait_closed(stalled) == b""
+        stalled.close()
 
 
 def test_listen_backlog_seen_by_the_kernel() -> None:

@@ -8,7 +8,7 @@ collector's health and keeps every other collector's samples.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -58,7 +58,7 @@ class Sources:
 class Tables:
     """Non-metric results of a round (datapath flows, OVN chassis list …), keyed by table name."""
 
-    rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    rows: dict[str, Sequence[Mapping[str, Any]]] = field(default_factory=dict)
     warnings: dict[str, str] = field(default_factory=dict)
     """Source -> why its samples this round are incomplete (shown as degraded, samples kept)."""
 

@@ -1,16 +1,19 @@
-"""Datapath flows from ``dpctl/dump-flows -m``, as rows of ``tables.rows["dp_flows"]``.
+"""Datapath flows from ``dpctl/dump-flows -m``, as typed rows of ``tables.rows["dp_flows"]``.
 
 Work is bounded by ``max_flows`` over all datapaths; flows past the cap are counted, not decoded.
-Per-flow rates come from comparing rows of consecutive rounds by ufid (done by the model, not here).
+Per-flow rates, first-seen times, the flows installed and expired since the last dump and their counters
+come from the model's :class:`ovstop.model.flows.FlowFollower`, which this collector feeds every dump.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
 from ovstop.collect.base import Sources, Tables
 from ovstop.collect.unixctl_util import client_of, datapaths
+from ovstop.model import flows
 from ovstop.model.metric import Kind, MetricSpec, Sample, labels_of
 from ovstop.parsers import dump_flows
 
@@ -45,15 +48,18 @@ OFFLOADED = MetricSpec(
 class FlowsCollector:
     name = "flows"
     source = "unixctl"
-    specs = (DUMPED, DECODED, OFFLOADED)
+    specs = (DUMPED, DECODED, OFFLOADED, *flows.SPECS)
 
     def __init__(self, max_flows: int = DEFAULT_MAX_FLOWS) -> None:
         self.max_flows = max_flows
         self._keys: dict[str, str] = {}
+        self._follower = flows.FlowFollower()
 
     def collect(self, sources: Sources, tables: Tables) -> Iterator[Sample]:
         client = client_of(sources)
         rows: list[dict[str, Any]] = []
+        dumped: list[str] = []
+        partial: list[str] = []
         for dp in datapaths(client):
             budget = max(self.max_flows - len(rows), 0)
             dump = dump_flows.parse(
@@ -67,7 +73,12 @@ class FlowsCollector:
             yield Sample(DECODED, labels, float(len(dump.flows)))
             yield Sample(OFFLOADED, labels, float(sum(1 for f in dump.flows if f.offloaded)))
             rows.extend({"datapath": dp, **vars(f)} for f in dump.flows)  # fields are scalars: no deep copy
-        tables.rows["dp_flows"] = rows
+            dumped.append(dp)
+            if dump.truncated:
+                partial.append(dp)
+        found = self._follower.follow(rows, time.monotonic(), time.time(), dumped, partial)
+        tables.rows.update(found.tables())
+        yield from self._follower.samples()
         # Forget flows that are gone, so the key cache never outgrows one dump.
-        live = {r["ufid"] for r in rows if r["ufid"]}
+        live = {r.ufid for r in found.rows if r.ufid}
         self._keys = {u: k for u, k in self._keys.items() if u in live}

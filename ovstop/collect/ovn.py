@@ -345,11 +345,14 @@ class OvnSouthboundCollector:
             r["encap_ip"]: r["chassis"] for r in chassis_rows if r.get("encap_ip") and r["status"] != "removed from SB"
         }
         self.link.chassis_by_ip = by_ip
-        for tunnel in tables.rows.get("tunnels", ()):
+        if "tunnels" not in tables.rows:
+            return
+        named: list[Mapping[str, Any]] = []
+        for tunnel in tables.rows["tunnels"]:
             chassis = by_ip.get(tunnel.get("remote_ip", ""))
+            named.append(tunnel if chassis is None else {**tunnel, "chassis": chassis})
             if chassis is None:
                 continue
-            tunnel["chassis"] = chassis
             yield Sample(
                 self.tunnel,
                 labels_of(
@@ -357,3 +360,4 @@ class OvnSouthboundCollector:
                 ),
                 1.0,
             )
+        tables.rows["tunnels"] = named

@@ -158,18 +158,26 @@ class Refresher:
         """The newest published snapshot, whatever its age."""
         return self._published
 
-    def read(self, budget: float) -> Published:
-        """The newest snapshot younger than ``bound`` (a round is kicked when it is older than ``fresh``);
-        when there is none, the next one published within ``budget`` seconds; else a SourceError saying
-        why not."""
+    def ready(self) -> Published | None:
+        """The newest snapshot when it is younger than ``bound``, else None, without waiting (a round is
+        kicked when it is older than ``fresh``); a SourceError once rounds stopped for good."""
         with self._cond:
             if self._fatal is not None:
                 raise SourceError(f"collection stopped: {self._fatal}")
             had = self._published
             if had is None or had.age() > self.fresh:
                 self._kick_locked()
-            if had is not None and had.age() <= self.bound:
-                return had
+            return had if had is not None and had.age() <= self.bound else None
+
+    def read(self, budget: float) -> Published:
+        """The newest snapshot younger than ``bound`` (a round is kicked when it is older than ``fresh``);
+        when there is none, the next one published within ``budget`` seconds; else a SourceError saying
+        why not."""
+        with self._cond:
+            ready = self.ready()
+            if ready is not None:
+                return ready
+            had = self._published
             rounds = self.rounds
             until = time.monotonic() + budget
             while True:

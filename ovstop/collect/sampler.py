@@ -24,7 +24,6 @@ from ovstop.collect.base import TREE_ORDER, Collector, Sources, Tables
 from ovstop.collect.demand import EVERYTHING, Demand
 from ovstop.collect.process import read_stat
 from ovstop.errors import ParseError, SourceError, SourceOff, describe
-from ovstop.model.flowrates import FlowRates
 from ovstop.model.metric import Kind, MetricSpec, Sample, labels_of
 from ovstop.model.store import MetricStore, Snapshot, SourceHealth
 from ovstop.sources.deadline import round_deadline
@@ -93,7 +92,6 @@ class Sampler:
         self._lock = threading.Lock()
         self._parse_errors: Counter[str] = Counter()
         self._last_ok: dict[str, float] = {}
-        self._flow_rates = FlowRates()
         self.listeners: list[Callable[[Snapshot], None]] = []
         self._demands: dict[str, tuple[Demand, float | None]] = {}
         self._health: dict[str, SourceHealth] = {}
@@ -182,8 +180,6 @@ class Sampler:
         samples = [(source, sample) for source, sample in samples if source not in failures]
         now = time.monotonic()
         wall = time.time()
-        if "dp_flows" in tables.rows:
-            tables.rows["dp_flows"] = self._flow_rates.annotate(tables.rows["dp_flows"], now)
         health: dict[str, SourceHealth] = {}
         asked = dict.fromkeys(c.source for c in ran)
         for source in dict.fromkeys(c.source for c in self.collectors):

@@ -13,9 +13,10 @@ import logging
 import math
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from ovstop.ebpf import kernel_drops
 from ovstop.ebpf.bcc_import import import_bcc
@@ -29,6 +30,7 @@ from ovstop.events.schema import OvsEvent
 from ovstop.model.metric import Histogram
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 LATENCY_SLOTS = 33
 """Latency buckets: bcc's log2 slot ``i`` holds values below 2**i ns; slots 0..32 (up to ~4.3 s) get
 their own bucket, longer upcalls fall in +Inf."""
@@ -71,7 +73,9 @@ class CaptureThread(threading.Thread):
 
     ``on_event`` runs on this thread and must not block; when it raises (a recorder on a full disk), the
     event is counted in ``delivery_errors``, ``delivery_error`` says why, and capture goes on with the next
-    one. ``sample_every`` keeps 1 event in N and
+    one. ``on_idle``, when given, is called after every poll with the monotonic clock in ns (the clock of
+    the events' timestamps), so a sink that holds events back can release them while nothing arrives.
+    ``sample_every`` keeps 1 event in N and
     ``max_events_per_sec`` caps the rate (0 = no cap); the in-kernel aggregates always count every
     packet.
     """
@@ -86,11 +90,13 @@ class CaptureThread(threading.Thread):
         ringbuf_pages: int = 64,
         poll_timeout_ms: int = 100,
         deep: bool = False,
+        on_idle: Callable[[int], None] | None = None,
     ) -> None:
         super().__init__(name="ovstop-ebpf", daemon=True)
         if sample_every < 1 or max_events_per_sec < 0:
             raise SourceError("eBPF sampling needs sample_every >= 1 and max_events_per_sec >= 0")
         self.on_event = on_event
+        self.on_idle = on_idle
         self.deep = deep
         """Attach the per-packet hooks too (flow_lookup, action_execute); off by default."""
         self.view = view
@@ -162,6 +168,8 @@ class CaptureThread(threading.Thread):
             while not self._stop_flag.is_set():
                 poll(self.poll_timeout_ms)
                 self._deliver_batch()
+                if self.on_idle is not None:
+                    self._deliver(self.on_idle, time.monotonic_ns())
         except OvstopError as exc:
             self.error = exc
         except Exception as exc:  # bcc raises bare Exception on attach/load failures
@@ -285,13 +293,16 @@ class CaptureThread(threading.Thread):
         self.decode_errors += errors
         self.events_seen += len(events)
         for event in events:
-            try:
-                self.on_event(event)
-            except Exception as exc:  # a delivery bug must not end capture; it is counted and shown
-                if not self.delivery_errors:
-                    log.exception("eBPF event delivery failed")
-                self.delivery_errors += 1
-                self.delivery_error = describe(exc)
+            self._deliver(self.on_event, event)
+
+    def _deliver(self, sink: Callable[[_T], object], item: _T) -> None:
+        try:
+            sink(item)
+        except Exception as exc:  # a delivery bug must not end capture; it is counted and shown
+            if not self.delivery_errors:
+                log.exception("eBPF event delivery failed")
+            self.delivery_errors += 1
+            self.delivery_error = describe(exc)
 
     def _on_lost(self, count: int) -> None:
         self.perf_lost += count

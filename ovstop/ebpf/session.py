@@ -24,6 +24,7 @@ def start_capture(
     deliver: Callable[[OvsEvent], Any],
     stack: contextlib.ExitStack,
     deep: bool = False,
+    on_idle: Callable[[int], None] | None = None,
 ) -> tuple[CaptureThread | None, str]:
     """The running capture thread (stopped when ``stack`` closes), or None and the reason."""
     if not enabled:
@@ -35,7 +36,7 @@ def start_capture(
     if not hooks:
         return None, next(iter(missing.values()), "no hook available")
 
-    capture = CaptureThread(deliver, view=view, deep=deep)
+    capture = CaptureThread(deliver, view=view, deep=deep, on_idle=on_idle)
     capture.start()
     stack.callback(capture.stop)
     return capture, ""

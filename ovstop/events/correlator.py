@@ -230,6 +230,11 @@ class Correlator:
         dpflow = ev.dpflow or seen.dpflow
         self._flows.put(ufid, FlowSeen(ufid, seen.hits + 1, seen.first_ts, ev.timestamp, dpflow), ev.timestamp)
 
+    def knows_queue(self, queue_id: int) -> bool:
+        """Whether an upcall_enqueue named ``queue_id`` (and its link is still held)."""
+        with self._lock:
+            return self._queues.get(queue_id) is not None
+
     def series(self) -> list[UpcallSeries]:
         """Completed upcall series (upcall_return seen), oldest first, as copies safe to hand to a UI."""
         with self._lock:

@@ -9,7 +9,8 @@ history every second (about 90 KB/s on the 4-port sandbox). A frame holds what c
   changed (datapath flows as new rows, gone ufids and changed counters), health and meta when changed.
 
 Rates, interval histograms and histories are rebuilt on replay by the same :class:`MetricStore` that builds
-them live, and per-flow rates by :class:`FlowRates`, so a replay shows what the live run showed.
+them live, and per-flow rates, first-seen times and flow changes by a :class:`FlowFollower` (so the
+``flow_changes`` table is not written), so a replay shows what the live run showed.
 """
 
 from __future__ import annotations
@@ -27,14 +28,12 @@ from ovstop.export.snapshot import (
     value_from_json,
     value_to_json,
 )
-from ovstop.model.flowrates import FlowRates
+from ovstop.model.flows import CHANGES, FLOWS, FlowFollower, dumped
 from ovstop.model.metric import Labels, MetricSpec, Sample
 from ovstop.model.store import MetricStore, Snapshot, SourceHealth
 
 FORMAT = "ovstop-frame"
 VERSION = 1
-FLOWS = "dp_flows"
-_DERIVED_FLOW_FIELDS = ("packets_rate", "bytes_rate")
 _FLOW_STATE = ("packets", "bytes", "used_s", "used_at")
 """What changes in a flow's row. A flow that moved is written as what its counters gained and its
 ``used_s``; kept rows hold ``used_at`` (frame time minus ``used_s``) instead, which stays put while no
@@ -125,6 +124,7 @@ class FrameEncoder:
         self, tables: Mapping[str, Sequence[Mapping[str, Any]]], key_frame: bool, at: float
     ) -> dict[str, Any]:
         out: dict[str, Any] = {}
+        tables = {name: rows for name, rows in tables.items() if name != CHANGES}
         for name, rows in tables.items():
             if name == FLOWS:
                 out[name] = self._encode_flows(rows, key_frame or FLOWS not in self._tables, at)
@@ -145,7 +145,7 @@ class FrameEncoder:
         new: list[dict[str, Any]] = []
         moved: list[list[Any]] = []
         for row in rows:
-            clean = {k: v for k, v in row.items() if k not in _DERIVED_FLOW_FIELDS}
+            clean = dumped(row)
             ufid = str(clean.get("ufid") or "")
             prev = before.get(ufid) if ufid else None
             if prev is None or ufid in seen or _identity(prev) != _identity(clean):
@@ -202,12 +202,12 @@ class FrameDecoder:
 
     def __init__(self, history: int = 120) -> None:
         self._store = MetricStore(history=history)
-        self._flow_rates = FlowRates()
+        self._flows_followed = FlowFollower()
         self._specs: dict[str, MetricSpec] = {}
         self._keys: list[Key] = []
         self._specs_of: list[MetricSpec] = []
         self._values: list[Any] = []
-        self._tables: dict[str, list[dict[str, Any]]] = {}
+        self._tables: dict[str, Sequence[Mapping[str, Any]]] = {}
         self._flows: dict[str, dict[str, Any]] = {}
         self._health: dict[str, SourceHealth] = {}
         self._meta: dict[str, Any] = {}
@@ -258,7 +258,7 @@ class FrameDecoder:
         when = self._clock
         tables = dict(self._tables)
         if FLOWS in tables:
-            tables[FLOWS] = self._flow_rates.annotate(tables[FLOWS], when)
+            tables.update(self._flows_followed.follow(tables[FLOWS], when, float(frame["timestamp"])).tables())
         snap = self._store.update(
             samples,
             when,

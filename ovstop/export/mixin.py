@@ -31,15 +31,17 @@ JOB = "ovstop"  # the scrape job name the rules and the dashboard expect
 
 @cache
 def catalog() -> dict[str, MetricSpec]:
-    """Every metric ovstop can export, by name, from the collectors' own declarations."""
+    """Every metric ovstop can export, by name, from the collectors' own declarations and the per-scrape
+    ones of /metrics."""
     from ovstop.collect.base import Sources
     from ovstop.collect.config import CollectConfig
     from ovstop.collect.registry import default_collectors
     from ovstop.collect.sampler import SELF_SPECS
     from ovstop.ebpf.collector import EbpfCollector
+    from ovstop.export.prometheus import SCRAPE_SPECS
     from ovstop.model.labels import LabelMap
 
-    specs: list[MetricSpec] = list(SELF_SPECS)
+    specs: list[MetricSpec] = [*SELF_SPECS, *SCRAPE_SPECS]
     with contextlib.ExitStack() as stack:  # builds the collectors only; nothing connects
         for collector in default_collectors(CollectConfig(), LabelMap(), Sources(), stack):
             specs.extend(collector.specs)

@@ -26,18 +26,18 @@ import sys
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from prometheus_client.exposition import choose_encoder, gzip_accepted
 
 from ovstop.collect.demand import EVERYTHING
 from ovstop.collect.refresher import Published, Refresher
-from ovstop.errors import OvstopError, SourceError
+from ovstop.errors import OvstopError
 from ovstop.events.schema import encode
 from ovstop.events.store import EventStore
 from ovstop.export import snapshot as snapshot_doc
-from ovstop.export.httpd import Limits, Server, serve_app
+from ovstop.export.httpd import Answer, Limits, Request, Response, Server, serve_app, text
 from ovstop.export.prometheus import OPENMETRICS_EOF, SCRAPE_SECONDS, SNAPSHOT_AGE, Tail, render
 from ovstop.export.webconfig import WebConfig
 from ovstop.model.store import Snapshot
@@ -69,11 +69,11 @@ def parse_listen(text: str) -> tuple[str, int]:
     return host, port
 
 
-def scrape_budget(environ: dict[str, Any]) -> float:
+def scrape_budget(headers: Mapping[str, str]) -> float:
     """How long a request may wait for a young enough snapshot: 80% of ``X-Prometheus-Scrape-Timeout-Seconds``
     (the rest is for rendering and the network), of Prometheus's default timeout without a usable header."""
     try:
-        seconds = float(environ.get("HTTP_X_PROMETHEUS_SCRAPE_TIMEOUT_SECONDS", ""))
+        seconds = float(headers.get("x-prometheus-scrape-timeout-seconds", ""))
     except ValueError:
         seconds = DEFAULT_SCRAPE_TIMEOUT
     if not (math.isfinite(seconds) and seconds > 0):
@@ -104,6 +104,11 @@ class _Page:
         self._gzip: tuple[bytes, Any] | None = None
         self._gzip_lock = threading.Lock()
 
+    @property
+    def gzip_ready(self) -> bool:
+        """Whether the body is compressed already (a gzipped answer then costs only its tail)."""
+        return self._gzip is not None
+
     def encoded(self, tail: bytes, gzipped: bool) -> bytes:
         if not gzipped:
             return self.body + tail
@@ -120,11 +125,15 @@ Renderer = Callable[[Snapshot], bytes]
 
 
 class MetricsEndpoint:
-    """The WSGI application; answers 503 until a :class:`Refresher` is attached (while ovstop starts).
+    """The application (see :data:`ovstop.export.httpd.App`); answers 503 until a :class:`Refresher` is
+    attached (while ovstop starts).
 
     Each snapshot is rendered once per format: by the first request for it, or, when the previous
     snapshot was asked for in that format, on the refresher's thread before the snapshot is published (so
-    under steady scraping no request waits for a rendering either).
+    under steady scraping no request waits for a rendering either). A request that finds its page rendered
+    (and, for gzip, compressed) for a snapshot young enough is answered at once on the server's event loop;
+    one that must wait for a round or a rendering, every /snapshot.json (it renews the viewer's lease on the
+    sampler, which waits for a round in flight) and every /events page are answered on a worker thread.
 
     ``events`` is the live event store when something captures events (None otherwise, with
     ``events_reason`` saying why, which /events passes on to a remote TUI's upcall pane).
@@ -134,7 +143,8 @@ class MetricsEndpoint:
         self.refresher: Refresher | None = None
         self.events: EventStore | None = None
         self.events_reason = "no event capture"
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # held only to read or replace the dictionaries below
+        self._render_lock = threading.Lock()  # one rendering on request at a time (so each is done once)
         self._pages: dict[str, _Page] = {}  # content type -> the newest rendering in that format
         self._wanted: dict[str, Renderer] = {}  # formats asked for since the last round
         self._tails: dict[str, Tail] = {}  # content type -> its per-scrape tail
@@ -155,43 +165,63 @@ class MetricsEndpoint:
                 self._pages[content_type] = page
                 self.renders += 1
 
-    def _page(self, published: Published, content_type: str, renderer: Renderer) -> _Page:
-        """``published`` in this format: rendered by the first request that needs it, shared by the rest."""
+    def _page(self, published: Published, content_type: str, renderer: Renderer, block: bool) -> _Page | None:
+        """``published`` in this format, shared by every request for it; when it is not rendered yet, None
+        unless ``block`` (then this request renders it)."""
         seq = published.snapshot.seq
         with self._lock:
             self._wanted[content_type] = renderer
             page = self._pages.get(content_type)
-            if page is None or page.seq != seq:
-                page = self._pages[content_type] = _Page(seq, renderer(published.snapshot))
-                self.renders += 1
+        if page is not None and page.seq == seq:
             return page
+        if not block:
+            return None
+        with self._render_lock:
+            with self._lock:
+                page = self._pages.get(content_type)
+            if page is not None and page.seq == seq:
+                return page  # rendered by the request before this one
+            fresh = _Page(seq, renderer(published.snapshot))
+            with self._lock:
+                page = self._pages.get(content_type)
+                if page is None or page.seq < seq:  # not over a newer one the refresher rendered meanwhile
+                    self._pages[content_type] = fresh
+                self.renders += 1
+            return fresh
 
-    def _published(self, budget: float) -> Published:
-        if self.refresher is None:
-            raise SourceError("ovstop is starting: no collection yet")
-        return self.refresher.read(budget)
+    def _published(self, until: float, block: bool) -> Published | None:
+        assert self.refresher is not None
+        if not block:
+            return self.refresher.ready()
+        return self.refresher.read(max(0.0, until - time.monotonic()))
 
-    def metrics(self, accept: str, budget: float) -> tuple[_Page, bytes, str]:
-        """One scrape with this Accept header: the shared page, this scrape's tail and the content type."""
-        started = time.monotonic()
-        published = self._published(budget)
+    def metrics(self, accept: str, started: float, until: float, block: bool) -> tuple[_Page, bytes, str] | None:
+        """One scrape with this Accept header: the shared page, this scrape's tail and the content type (None
+        when that needs a wait, unless ``block``)."""
+        published = self._published(until, block)
+        if published is None:
+            return None
         encoder, content_type = choose_encoder(accept)
 
         def renderer(snapshot: Snapshot) -> bytes:
             return render(snapshot, encoder).removesuffix(OPENMETRICS_EOF)  # the tail ends the page
 
-        page = self._page(published, content_type, renderer)
+        page = self._page(published, content_type, renderer, block)
+        if page is None:
+            return None
         tail = self._tails.get(content_type) or self._tails.setdefault(content_type, Tail(encoder))
         values = {SNAPSHOT_AGE: published.age(), SCRAPE_SECONDS: time.monotonic() - started}
         return page, tail.render(values), content_type
 
-    def snapshot_json(self, budget: float) -> _Page:
-        """The newest round as the versioned snapshot document (shared by every client of that round)."""
-        if self.refresher is None:
-            raise SourceError("ovstop is starting: no collection yet")
+    def snapshot_json(self, until: float) -> _Page:
+        """The newest round as the versioned snapshot document (shared by every client of that round). May
+        block: renewing the viewer's lease waits for the sampler's round in flight."""
+        assert self.refresher is not None
         # A TUI attached here shows every pane (flows too): collect everything while it keeps polling.
         self.refresher.sampler.need(REMOTE_VIEWER, EVERYTHING, ttl=REMOTE_LEASE)
-        return self._page(self._published(budget), JSON, _snapshot_document)
+        page = self._page(self.refresher.read(max(0.0, until - time.monotonic())), JSON, _snapshot_document, True)
+        assert page is not None  # rendered here when it was not
+        return page
 
     def events_json(self, since: int) -> bytes:
         """Events numbered after ``since``: ``first`` is the number of the first one listed (a reader that
@@ -204,36 +234,49 @@ class MetricsEndpoint:
         page = [encode(ev) for ev in held[:EVENTS_PER_PAGE]]
         return json.dumps({"first": first, "latest": stats.accepted, "events": page}).encode()
 
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        path = environ.get("PATH_INFO", "/")
+    def __call__(self, request: Request) -> Answer:
+        path = request.path
         if path not in ("/", *PATHS):
-            start_response("404 Not Found", [("Content-Type", "text/plain")])
-            return [f"ovstop serves {', '.join(PATHS)}\n".encode()]
+            return text(404, f"ovstop serves {', '.join(PATHS)}\n")
         if self.refresher is None:
-            start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
-            return [b"ovstop is starting\n"]
-        tail = b""
-        try:
-            if path == "/snapshot.json":
-                page, content_type = self.snapshot_json(scrape_budget(environ)), JSON
-            elif path == "/events":
-                try:
-                    since = _since(environ.get("QUERY_STRING", ""))
-                except ValueError:
-                    start_response("400 Bad Request", [("Content-Type", "text/plain")])
-                    return [b"since= takes an event number (0 or more)\n"]
-                page, content_type = _Page(0, self.events_json(since)), JSON
-            else:
-                page, tail, content_type = self.metrics(environ.get("HTTP_ACCEPT", ""), scrape_budget(environ))
-        except OvstopError as exc:  # no snapshot young enough, or rounds stopped (a recording that failed)
-            start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
-            return [f"ovstop: {exc}\n".encode()]
-        headers = [("Content-Type", content_type)]
-        gzipped = gzip_accepted(environ.get("HTTP_ACCEPT_ENCODING", ""))
-        if gzipped:
-            headers.append(("Content-Encoding", "gzip"))
-        start_response("200 OK", headers)
-        return [page.encoded(tail, gzipped)]
+            return text(503, "ovstop is starting\n")
+        gzipped = gzip_accepted(request.headers.get("accept-encoding", ""))
+        if path == "/events":
+            try:
+                since = _since(request.query)
+            except ValueError:
+                return text(400, "since= takes an event number (0 or more)\n")
+            return lambda: _ok(_Page(0, self.events_json(since)), b"", JSON, gzipped)
+        started = time.monotonic()
+        until = started + scrape_budget(request.headers)
+
+        def answer(block: bool) -> Response | None:
+            try:
+                found = (
+                    (self.snapshot_json(until), b"", JSON)
+                    if path == "/snapshot.json"
+                    else self.metrics(request.headers.get("accept", ""), started, until, block)
+                )
+            except OvstopError as exc:  # no snapshot young enough, or rounds stopped (a recording that failed)
+                return text(503, f"ovstop: {exc}\n")
+            if found is None or (gzipped and not block and not found[0].gzip_ready):
+                return None
+            page, tail, content_type = found
+            return _ok(page, tail, content_type, gzipped)
+
+        def waited() -> Response:
+            response = answer(block=True)
+            assert response is not None  # a blocking read returns a snapshot or raises; a page is rendered
+            return response
+
+        return (None if path == "/snapshot.json" else answer(block=False)) or waited
+
+
+def _ok(page: _Page, tail: bytes, content_type: str, gzipped: bool) -> Response:
+    headers = [("Content-Type", content_type)]
+    if gzipped:
+        headers.append(("Content-Encoding", "gzip"))
+    return Response(200, tuple(headers), page.encoded(tail, gzipped))
 
 
 def _snapshot_document(snapshot: Snapshot) -> bytes:

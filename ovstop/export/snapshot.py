@@ -2,20 +2,23 @@
 
 The document carries each metric's description once (``specs``) and then the series, so a snapshot
 read back (``--replay`` of an ovstop recording) rebuilds the same :class:`Snapshot` the UI draws.
-Infinite histogram bounds are written as the string ``"+Inf"`` (JSON has no infinity).
+Infinite histogram bounds are written as the string ``"+Inf"`` (JSON has no infinity). Typed table rows
+(datapath flows and flow changes, :mod:`ovstop.model.flows`) are written as objects of their fields and read
+back typed.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ovstop import fileio
 from ovstop.errors import OvstopError
+from ovstop.model import flows
 from ovstop.model.metric import Histogram, Kind, MetricSpec, Value
 from ovstop.model.store import Series, Snapshot, SourceHealth
 
@@ -96,7 +99,7 @@ def to_dict(snapshot: Snapshot, events: list[dict[str, Any]] | None = None) -> d
         "health": health_to_json(snapshot.health),
         "specs": specs,
         "series": series,
-        "tables": snapshot.tables,
+        "tables": {name: [flows.plain(r) for r in rows] for name, rows in snapshot.tables.items()},
     }
     if events is not None:
         doc["events"] = events
@@ -130,12 +133,21 @@ def from_dict(doc: dict[str, Any]) -> Snapshot:
             doc.get("interval"),
             series,
             health,
-            doc.get("tables", {}),
+            _tables_from_json(doc.get("tables", {})),
             doc.get("meta", {}),
             doc.get("collect_seconds", 0.0),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise OvstopError(f"damaged ovstop snapshot: {exc!r}") from None
+
+
+def _tables_from_json(tables: Mapping[str, list[dict[str, Any]]]) -> dict[str, Sequence[Mapping[str, Any]]]:
+    out: dict[str, Sequence[Mapping[str, Any]]] = dict(tables)
+    if flows.FLOWS in tables:
+        out[flows.FLOWS] = [flows.row_of(r) for r in tables[flows.FLOWS]]
+    if flows.CHANGES in tables:
+        out[flows.CHANGES] = [flows.change_of(r) for r in tables[flows.CHANGES]]
+    return out
 
 
 def write(doc: dict[str, Any], path: str | Path | None) -> None:

@@ -56,23 +56,23 @@ class WebConfig:
     def auth_required(self) -> bool:
         return bool(self.users)
 
-    def authorized(self, header: str | None) -> bool:
-        """Whether an ``Authorization`` header value carries a valid user and password."""
+    def remembered(self, header: str | None) -> bool:
+        """Whether :meth:`authorized` is known to say yes without checking a password (no users, or these
+        credentials passed before): cheap, never bcrypt, so the server answers it on its event loop."""
         if not self.users:
             return True
-        scheme, _, encoded = (header or "").partition(" ")
-        if scheme.lower() != "basic":
-            return False
-        try:
-            user, sep, password = base64.b64decode(encoded.strip(), validate=True).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            return False
-        if not sep:
-            return False
-        key = hashlib.sha256(f"{user}\0{password}".encode()).digest()
+        credentials = _credentials(header)
         with self._lock:
-            if key in self._passed:
-                return True
+            return credentials is not None and credentials[2] in self._passed
+
+    def authorized(self, header: str | None) -> bool:
+        """Whether an ``Authorization`` header value carries a valid user and password."""
+        if self.remembered(header):
+            return True
+        credentials = _credentials(header)
+        if credentials is None:
+            return False
+        user, password, key = credentials
         import bcrypt
 
         hashed = self.users.get(user)
@@ -86,6 +86,20 @@ class WebConfig:
                     self._passed.pop(next(iter(self._passed)))
                 self._passed[key] = None
         return ok
+
+
+def _credentials(header: str | None) -> tuple[str, str, bytes] | None:
+    """User, password and their cache key from a basic ``Authorization`` header value; None when it is not one."""
+    scheme, _, encoded = (header or "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        user, sep, password = base64.b64decode(encoded.strip(), validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    if not sep:
+        return None
+    return user, password, hashlib.sha256(f"{user}\0{password}".encode()).digest()
 
 
 def _strict(mapping: Any, allowed: set[str], where: str) -> dict[str, Any]:

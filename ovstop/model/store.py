@@ -191,7 +191,7 @@ class MetricStore:
         now: float,
         wall: float,
         health: Mapping[str, SourceHealth],
-        tables: Mapping[str, list[dict[str, Any]]] | None = None,
+        tables: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
         meta: Mapping[str, Any] | None = None,
         collect_seconds: float = 0.0,
         derive: Derive | None = None,

@@ -22,9 +22,9 @@ from textual.widgets import DataTable, Footer, Input
 
 from ovstop import health
 from ovstop.errors import OvstopError
-from ovstop.events.flowdiff import FlowStat, flow_id
 from ovstop.events.schema import encode
 from ovstop.export import snapshot as snapshot_doc
+from ovstop.model.flows import flow_id, flow_rows
 from ovstop.model.store import Snapshot
 from ovstop.remote.fleet import Fleet
 from ovstop.timeline import DEFAULT_DEPTH, Timeline
@@ -153,7 +153,6 @@ class OvstopApp(App[int | str]):
         """Pane the user zoomed (1-6), 0 for all four, None to follow the terminal size."""
         self.current = 1
         self.snapshots_received = 0
-        self.latest_flow_stats: list[FlowStat] = []
         self.deep = False
         """Whether the per-packet eBPF hooks are on (key d, or --ebpf-deep)."""
         self.timeline = Timeline(history_depth)
@@ -230,9 +229,7 @@ class OvstopApp(App[int | str]):
         snap = message.snapshot
         self.latest = snap
         self.snapshots_received += 1
-        if "dp_flows" in snap.tables:  # absent while no shown pane needs flows: not "every flow expired"
-            self.view.flows.observe(snap.tables["dp_flows"], snap.timestamp)
-            self.latest_flow_stats = self.view.flows.stats()
+        self.view.flows.add(snap)
         with self._arrived_lock:
             arrived, self._arrived = self._arrived, []
         for kept in arrived:
@@ -241,7 +238,6 @@ class OvstopApp(App[int | str]):
             self._badge()  # "… ago" grows while the past is shown
         elif not self.paused:
             self.shown = snap
-            self.view.flow_stats = self.latest_flow_stats
             self._render_panes()
             self._render_screens()
         self._render_header()
@@ -283,7 +279,7 @@ class OvstopApp(App[int | str]):
             pane, key = self.query_one(EventsPane), str(event.row_key.value)
             change = pane.flows.get(key)
             if change is not None and self.shown is not None:  # the flow now if still installed, else as it was
-                row = next((r for r in self.shown.tables.get("dp_flows", []) if flow_id(r) == flow_id(change)), change)
+                row = next((r for r in flow_rows(self.shown.tables) if r.id == flow_id(change)), change)
                 self.push_screen(FlowScreen(row, self.feed, self.shown))
             elif key in pane.events:
                 self.push_screen(EventScreen(pane.events[key], self.feed, self.shown))
@@ -298,9 +294,10 @@ class OvstopApp(App[int | str]):
             self._open_flow(str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value))
 
     def _open_flow(self, key: str) -> None:
-        stat = next((st for st in self.view.flow_stats if flow_key(flow_id(st.row)) == key), None)
-        if stat is not None and self.shown is not None:
-            self.push_screen(FlowScreen(stat.row, self.feed, self.shown))
+        rows = flow_rows(self.shown.tables) if self.shown is not None else []
+        row = next((r for r in rows if flow_key(r.id) == key), None)
+        if row is not None and self.shown is not None:
+            self.push_screen(FlowScreen(row, self.feed, self.shown))
 
     def action_health(self) -> None:
         if self.shown is None:
@@ -326,7 +323,6 @@ class OvstopApp(App[int | str]):
         snap = self.timeline[index]
         self.scrub_at = snap.timestamp
         self.shown = snap
-        self.view.flow_stats = self.view.flows.stats_of(snap.tables.get("dp_flows", []), snap.timestamp)
         self._badge()
         self._render_panes()
         self._render_screens()
@@ -346,7 +342,6 @@ class OvstopApp(App[int | str]):
         self._badge()
         if not self.paused:
             self.shown = self.latest
-            self.view.flow_stats = self.latest_flow_stats
             self._render_panes()
             self._render_screens()
         self._render_header()
@@ -405,7 +400,6 @@ class OvstopApp(App[int | str]):
         self.paused = not self.paused
         if not self.paused and self.scrub_at is None:
             self.shown = self.latest
-            self.view.flow_stats = self.latest_flow_stats
             self._render_panes()
             self._render_screens()
         self._render_header()

@@ -5,8 +5,7 @@ opens. Escape returns to the pane, as it was."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -19,6 +18,7 @@ from textual.widgets import DataTable, Footer, Static
 from ovstop.ebpf.collector import flow_lookup_hits
 from ovstop.events.schema import OVS_FIELDS, UPCALL_CMDS, OvsEvent
 from ovstop.events.store import EventStore
+from ovstop.model.flows import FlowRow, flow_rows
 from ovstop.model.store import Snapshot
 from ovstop.tui.feed import SnapshotFeed
 from ovstop.tui.flow_screen import FlowScreen, flow_content
@@ -87,11 +87,11 @@ def series(ev: OvsEvent, store: EventStore | None) -> list[OvsEvent]:
     return store.snapshot(filter=lambda other: other.corr_id == ev.corr_id, limit=MAX_SERIES)
 
 
-def flow_of(ev: OvsEvent, snap: Snapshot | None) -> Mapping[str, Any] | None:
+def flow_of(ev: OvsEvent, snap: Snapshot | None) -> FlowRow | None:
     """The datapath flow of the shown dump that a flow-lookup hit names, by ufid."""
     if ev.ufid is None or ev.is_miss or snap is None:
         return None
-    return next((r for r in snap.tables.get("dp_flows", []) if r.get("ufid") == ev.ufid), None)
+    return next((r for r in flow_rows(snap.tables) if r.ufid == ev.ufid), None)
 
 
 class EventScreen(Screen[None]):

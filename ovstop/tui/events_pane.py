@@ -10,9 +10,9 @@ from rich.text import Text
 from textual.widgets import DataTable, Static
 
 from ovstop.collect.demand import FLOW_DUMP, Demand
-from ovstop.events.flowdiff import FlowChange
 from ovstop.events.schema import OvsEvent
 from ovstop.events.store import EventStore
+from ovstop.model.flows import FlowChange
 from ovstop.model.store import Snapshot
 from ovstop.tui.format import DASH, key_summary, short_ufid
 from ovstop.tui.headline import clock_text
@@ -73,7 +73,7 @@ class EventsPane(Pane):
         self._filter: str | None = None
         self._seen = 0
         self._next_key = 0
-        self.flows: dict[str, dict[str, object]] = {}
+        self.flows: dict[str, FlowChange] = {}
         """Row key -> the flow a flow-change row is about (Enter opens it); bounded with the rows."""
         self.events: dict[str, OvsEvent] = {}
         """Row key -> the event an event row shows (Enter opens it); bounded with the rows."""
@@ -101,7 +101,7 @@ class EventsPane(Pane):
     def _append(
         self,
         rows: list[tuple[Text, ...]],
-        flows: list[dict[str, object]] | None = None,
+        flows: list[FlowChange] | None = None,
         events: list[OvsEvent] | None = None,
     ) -> None:
         table = self.table
@@ -146,20 +146,7 @@ class EventsPane(Pane):
         self._seen = view.flows.total_changes
         changes = list(view.flows.changes)[-new:] if new > 0 else []
         shown = [c for c in changes if view.matches(c.key, c.actions, c.ufid, c.pmd)]
-        self._append(
-            [change_row(c) for c in shown],
-            [
-                {
-                    "datapath": c.datapath,
-                    "pmd": c.pmd,
-                    "ufid": c.ufid,
-                    "key": c.key,
-                    "actions": c.actions,
-                    "packets": c.packets,
-                }
-                for c in shown
-            ],
-        )
+        self._append([change_row(c) for c in shown], shown)
         ebpf = snap.health.get("ebpf")
         if waiting:
             why = "none captured or recorded yet"

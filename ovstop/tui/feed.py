@@ -29,6 +29,7 @@ from ovstop.events.store import EventStore
 from ovstop.explain import Explanation, explain_flow
 from ovstop.export import frames
 from ovstop.export import snapshot as snapshot_doc
+from ovstop.model import flows
 from ovstop.model.store import Snapshot, SourceHealth
 from ovstop.remote.attach import RemoteSource
 
@@ -210,13 +211,18 @@ class ReplayFeed:
         self.replayer = Replayer(path, self._on_event, self._on_snapshot, speed)
         self.snapshots = 0
         self.frames = frames.FrameDecoder()
+        self._flows = flows.FlowFollower()
+        """Follows the flows of whole snapshots recorded before they carried first-seen times and changes."""
         self.last: Snapshot | None = None
         """The newest snapshot delivered (a file's own, or an events-only one)."""
         self._events_shown = 0.0
 
     def _on_snapshot(self, timestamp: int, data: dict) -> None:
         # Recordings hold frames (values that changed); older ones and snapshot files whole documents.
-        snap = self.frames.decode(data) if data.get("format") == frames.FORMAT else snapshot_doc.from_dict(data)
+        if data.get("format") == frames.FORMAT:
+            snap = self.frames.decode(data)
+        else:
+            snap = flows.completed(snapshot_doc.from_dict(data), self._flows)
         self.snapshots += 1
         self._send(snap)
 

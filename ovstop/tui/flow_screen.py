@@ -19,8 +19,8 @@ from textual.widgets import DataTable, Footer, Sparkline, Static
 
 from ovstop.ebpf.collector import flow_lookup_hits
 from ovstop.errors import OvstopError
-from ovstop.events.flowdiff import flow_id
 from ovstop.explain import DETRACE, Explanation, detrace_args, trace_args
+from ovstop.model.flows import flow_id, flow_rows
 from ovstop.model.store import Snapshot
 from ovstop.tui.feed import SnapshotFeed
 from ovstop.tui.format import DASH, num
@@ -140,7 +140,7 @@ class FlowScreen(Screen[None]):
 
     def show(self, snap: Snapshot) -> None:
         """A new snapshot: the same flow's counters and rate (by datapath, pmd and ufid), if it still exists."""
-        row = next((r for r in snap.tables.get("dp_flows", []) if flow_id(r) == self.flow), None)
+        row = next((r for r in flow_rows(snap.tables) if r.id == self.flow), None)
         if row is None:
             gone = ("gone from the datapath (expired or deleted)", "$warning")
             self.query_one("#flow-fields", Static).update(Content.assemble(flow_content(self.row, self.hits), gone))

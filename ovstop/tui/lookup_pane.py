@@ -7,7 +7,7 @@ from textual.widgets import DataTable, Static
 
 from ovstop.collect import datapath, pmd
 from ovstop.collect.demand import FLOW_DUMP, Demand
-from ovstop.events.flowdiff import FlowStat, flow_id
+from ovstop.model.flows import FlowRow, flow_rows
 from ovstop.model.store import Snapshot
 from ovstop.tui.format import DASH, duration, key_summary, num, pct, short_ufid
 from ovstop.tui.tables import sync_rows
@@ -54,27 +54,30 @@ def lookup_rows(snap: Snapshot) -> dict[str, tuple[str, ...]]:
     return rows
 
 
-def sort_value(stat: FlowStat, sort: str, now: float) -> float:
+def _age(row: FlowRow, now: float) -> float | None:
+    return None if row.first_seen is None else now - row.first_seen
+
+
+def sort_value(row: FlowRow, sort: str, now: float) -> float:
     if sort == "packets":
-        return stat.packets_rate or 0.0
+        return row.packets_rate or 0.0
     if sort == "bytes":
-        return stat.bytes_rate or 0.0
+        return row.bytes_rate or 0.0
     if sort == "age":
-        return now - stat.first_seen
-    return float(stat.row.get("packets") or 0)
+        return _age(row, now) or 0.0
+    return float(row.packets)
 
 
-def flow_cells(stat: FlowStat, now: float) -> tuple[Text, ...]:
-    row = stat.row
+def flow_cells(row: FlowRow, now: float) -> tuple[Text, ...]:
     cells = (
-        num(stat.packets_rate),
-        num(stat.bytes_rate),
-        num(row.get("packets")),
-        duration(now - stat.first_seen),
-        str(row.get("pmd") or DASH),
-        short_ufid(row.get("ufid")),
-        key_summary(str(row.get("key") or "")),
-        str(row.get("actions") or ""),
+        num(row.packets_rate),
+        num(row.bytes_rate),
+        num(row.packets),
+        duration(_age(row, now)),
+        row.pmd or DASH,
+        short_ufid(row.ufid),
+        key_summary(row.key or ""),
+        row.actions or "",
     )
     return tuple(Text(c) for c in cells)
 
@@ -115,17 +118,11 @@ class LookupPane(Pane):
 
     def _show_flows(self, snap: Snapshot, view: ViewState) -> None:
         now = snap.timestamp
-        stats = [
-            st
-            for st in view.flow_stats
-            if view.matches(str(st.row.get("key")), str(st.row.get("actions")), str(st.row.get("ufid")))
-        ]
-        stats.sort(key=lambda st: sort_value(st, view.sort, now), reverse=not view.reverse)
-        shown = stats[:MAX_FLOW_ROWS]
+        rows = [r for r in flow_rows(snap.tables) if view.matches(str(r.key), str(r.actions), str(r.ufid))]
+        rows.sort(key=lambda r: sort_value(r, view.sort, now), reverse=not view.reverse)
+        shown = rows[:MAX_FLOW_ROWS]
         table = self.query_one("#flows-table", DataTable)
-        wanted = {
-            flow_key(flow_id(st.row)): (Text(str(rank)), *flow_cells(st, now)) for rank, st in enumerate(shown, 1)
-        }
+        wanted = {flow_key(r.id): (Text(str(rank)), *flow_cells(r, now)) for rank, r in enumerate(shown, 1)}
         sync_rows(table, wanted)
         table.sort("rank", key=lambda cell: int(cell.plain))
         self.order = list(wanted)
@@ -133,7 +130,7 @@ class LookupPane(Pane):
         direction = "ascending" if view.reverse else "descending"
         self.query_one("#flows-status", Static).update(
             Text(
-                f"datapath flows: {len(stats)} (top {len(shown)}), sorted by {view.sort}{unit} {direction}"
+                f"datapath flows: {len(rows)} (top {len(shown)}), sorted by {view.sort}{unit} {direction}"
                 " (s: sort column, < ascending, > descending)"
             )
         )

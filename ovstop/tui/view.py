@@ -2,26 +2,50 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from textual.containers import Vertical
 
 from ovstop.collect.demand import NOTHING, Demand
-from ovstop.events.flowdiff import FlowStat, FlowTracker
+from ovstop.model.flows import FlowChange, flow_changes
 from ovstop.model.store import Snapshot
 from ovstop.tui.feed import SnapshotFeed
 
 FLOW_SORTS = ("packets", "bytes", "age", "hits")
+MAX_FLOW_CHANGES = 2000
+
+
+class ChangeLog:
+    """The flow changes of the snapshots received so far, the newest ``limit`` of them kept, for the upcall
+    pane to list. A snapshot carries the changes of its last few dumps, so a round that never arrived (a
+    remote polled while it collected twice) loses nothing, and a round that arrives again adds nothing."""
+
+    def __init__(self, limit: int = MAX_FLOW_CHANGES) -> None:
+        self.changes: deque[FlowChange] = deque(maxlen=limit)
+        self.total_changes = 0
+        self._last_at = float("-inf")
+
+    def add(self, snap: Snapshot) -> None:
+        """Log the changes of ``snap`` newer than any logged (all of them when the source started over: a
+        replay from its beginning, a restarted remote)."""
+        changes = flow_changes(snap.tables)
+        if not changes:
+            return
+        newest = max(c.at for c in changes)
+        new = changes if newest < self._last_at else [c for c in changes if c.at > self._last_at]
+        self._last_at = newest
+        self.changes.extend(new)
+        self.total_changes += len(new)
 
 
 @dataclass
 class ViewState:
     """Settings the keys change; panes read them when they render.
 
-    ``flows`` follows the datapath flow table snapshot after snapshot (fed by the app, its change log read by
-    the upcall pane); ``flow_stats`` are the flows with rates of the snapshot shown (frozen with it on pause).
-    ``clock`` is wall time, injectable so snapshot tests can freeze it.
+    ``flows`` logs the datapath flow changes snapshot after snapshot (fed by the app, read by the upcall
+    pane). ``clock`` is wall time, injectable so snapshot tests can freeze it.
     """
 
     feed: SnapshotFeed
@@ -30,8 +54,7 @@ class ViewState:
     sort: str = FLOW_SORTS[0]
     reverse: bool = False
     cumulative: bool = False
-    flows: FlowTracker = field(default_factory=FlowTracker)
-    flow_stats: list[FlowStat] = field(default_factory=list)
+    flows: ChangeLog = field(default_factory=ChangeLog)
     viewing: str = ""
     """The time-scrub badge ("viewing 12:03:15, 40 s ago"), empty while the view follows the newest snapshot."""
 

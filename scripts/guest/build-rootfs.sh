@@ -3,7 +3,8 @@
 # openvswitch module, bcc and a Python venv installed from wheels, packed into an ext4 image that the
 # guest boots from (virtio-blk, opened with snapshot=on so every run starts from the same clean image).
 # Two suites are built by CI: bookworm (Debian 12: Linux 6.1, OVS 3.1, Python 3.11) and trixie
-# (Debian 13: Linux 6.12, OVS 3.5, Python 3.13).
+# (Debian 13: Linux 6.12, OVS 3.5, Python 3.13). The Debian 12 image also carries ovs-vswitchd built with
+# USDT probes from Debian's openvswitch-source (build-ovs-usdt.sh) in /opt/ovs-usdt, for the USDT scenario.
 #
 # Usage: scripts/guest/build-rootfs.sh [--suite bookworm|trixie] [DIR]
 #        (DIR defaults to <repo>/.guest for bookworm, <repo>/.guest-<suite> otherwise)
@@ -28,6 +29,7 @@ packages=(
     linux-image-amd64 linux-headers-amd64 initramfs-tools kmod
     openvswitch-switch python3-bpfcc python3 python3-pip python3-venv
     iproute2 iputils-ping procps util-linux mount
+    python3-scapy python3-psutil
 )
 guest_init="$here/guest-init.sh"
 requirements="$here/requirements.txt"
@@ -82,12 +84,29 @@ else
     echo "build-rootfs: guest venv cached ($venv_key)"
 fi
 
-# 3. kernel, initramfs and the ext4 image, redone whenever the rootfs, venv, init or this script changed.
-image_key=$( { echo "$venv_key"; cat "$guest_init" "$0"; } | sha256sum | cut -c1-16)
+# 2b. Debian 12 only: ovs-vswitchd built with USDT probes from Debian's openvswitch-source (the guest's OVS
+#     version) and OVS's upcall_monitor.py, for the USDT scenario; keyed on the rootfs and the build script.
+usdt_key=none
+if [[ $suite == bookworm ]]; then
+    usdt_key=$( { echo "$rootfs_key"; cat "$here/build-ovs-usdt.sh"; } | sha256sum | cut -c1-16)
+    if ! stamp_ok usdt "$usdt_key"; then
+        rm -f "$out/usdt.stamp"
+        "$here/build-ovs-usdt.sh" "$suite" "$out/rootfs" "$out/ovs-usdt"
+        echo "$usdt_key" >"$out/usdt.stamp"
+    else
+        echo "build-rootfs: USDT ovs-vswitchd cached ($usdt_key)"
+    fi
+fi
+
+# 3. kernel, initramfs and the ext4 image, redone whenever the rootfs, venv, USDT build, init or this script
+#    changed. The USDT build goes to /opt/ovs-usdt in the image.
+image_key=$( { echo "$venv_key" "$usdt_key"; cat "$guest_init" "$0"; } | sha256sum | cut -c1-16)
 if ! stamp_ok image "$image_key"; then
     t=$(now)
     rm -f "$out/image.stamp"
     install -m 0755 "$guest_init" "$out/rootfs/sbin/ovstop-init"
+    rm -rf "$out/rootfs/opt/ovs-usdt"
+    if [[ $usdt_key != none ]]; then cp -a "$out/ovs-usdt" "$out/rootfs/opt/ovs-usdt"; fi
     mkdir -p "$out/rootfs$repo" "$out/rootfs/mnt/ovstop-ctl"
     kver=$(ls "$out/rootfs/lib/modules" | sort -V | tail -1)
     cp "$out/rootfs/boot/vmlinuz-$kver" "$out/vmlinuz"

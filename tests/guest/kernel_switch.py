@@ -43,15 +43,18 @@ def sh(*argv: str) -> str:
     return subprocess.run(argv, check=True, capture_output=True, text=True).stdout
 
 
-def start_ovs(rundir: Path) -> None:
-    """Start the private OVS in ``rundir`` (exported in os.environ for ovs-* and ovstop) and build br0."""
+def start_ovs(rundir: Path, vswitchd: str = "ovs-vswitchd") -> None:
+    """Start the private OVS in ``rundir`` (exported in os.environ for ovs-* and ovstop) and build br0.
+
+    ``vswitchd`` is the ovs-vswitchd binary to run (Debian's by default).
+    """
     for var in OVS_DIRS:
         os.environ[var] = str(rundir)
     sh("ovsdb-tool", "create", f"{rundir}/conf.db", "/usr/share/openvswitch/vswitch.ovsschema")
     sh("ovsdb-server", f"{rundir}/conf.db", f"--remote=punix:{rundir}/db.sock", "--pidfile", "--detach",
        "--log-file", "-vconsole:off")  # fmt: skip
     sh("ovs-vsctl", "--no-wait", "init")
-    sh("ovs-vswitchd", "--pidfile", "--detach", "--log-file", "-vconsole:off")
+    sh(vswitchd, "--pidfile", "--detach", "--log-file", "-vconsole:off")
     sh("ovs-vsctl", "set", "Open_vSwitch", ".", "other_config:max-idle=600000")
     sh("ovs-vsctl", "add-br", "br0", "--", "set", "Bridge", "br0", "datapath_type=system")
     for i in (1, 2):
@@ -98,12 +101,12 @@ def stop_ovs(rundir: Path) -> None:
 
 
 @contextlib.contextmanager
-def kernel_switch() -> Iterator[Path]:
+def kernel_switch(vswitchd: str = "ovs-vswitchd") -> Iterator[Path]:
     """``with kernel_switch() as rundir:`` the switch above, stopped on the way out."""
     sh("modprobe", "openvswitch")
     rundir = Path(tempfile.mkdtemp(prefix="ovs-kernel."))
     try:
-        start_ovs(rundir)
+        start_ovs(rundir, vswitchd)
         yield rundir
     finally:
         stop_ovs(rundir)
