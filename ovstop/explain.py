@@ -1,10 +1,13 @@
-"""Explain a datapath flow: the OpenFlow path that produced it, from ``ofproto/trace`` on its own key.
+"""Explain a datapath flow: the OpenFlow path that produced it, from ``ofproto/detrace`` by its ufid where the
+switch offers it (OVS 3.4+: the rules its translation cache recorded when it built the flow), else from
+``ofproto/trace`` on the flow's own key.
 
-Asked on demand (two unixctl calls on the persistent connection: the flow's whole key by ufid, then the
-trace), never per refresh. The trace's text is parsed into the steps traversed (bridge, table, priority,
+Asked on demand (unixctl calls on the persistent connection: the flow's whole key by ufid, then detrace or
+the trace), never per refresh. The trace's text is parsed into the steps traversed (bridge, table, priority,
 cookie, match, the actions each rule ran), the notes OVS adds (``>> …``, ``-> …``), and the final lines
-(megaflow, datapath actions). OVN: each step's cookie names its southbound Logical_Flow and, through it,
-the northbound object (see :func:`ovn_flows`), as ovn-detrace does. No Textual here.
+(megaflow, datapath actions); detrace's into the same steps, its megaflow and actions being the flow's own.
+OVN: each step's cookie names its southbound Logical_Flow and, through it, the northbound object (see
+:func:`ovn_flows`), as ovn-detrace does. No Textual here.
 """
 
 from __future__ import annotations
@@ -96,8 +99,70 @@ def parse_trace(text: str) -> Trace:
     return trace
 
 
+DETRACE = "ofproto/detrace"
+_DETRACE_RULE = re.compile(
+    r"^(?:cookie=(0x[0-9a-f]+), )?(?:table_id=(\d+), )?duration=[^,]*, n_packets=\d+, n_bytes=\d+, "
+    r"(?:n_offload_packets=\d+, n_offload_bytes=\d+, )?(.*?),actions=(.*)$"
+)
+_DETRACE_MISS = re.compile(r"^table_id=(\d+), no match$")
+_PRIORITY = re.compile(r"^priority=(\d+),?")
+DEFAULT_PRIORITY = 32768
+"""OpenFlow's default rule priority, which OVS leaves out when it prints a rule."""
+_NOT_FOUND = ("UFID was not found for ", "Cache was not found for ")
+
+
+def _detrace_step(bridge: str, line: str) -> Step | None:
+    if m := _DETRACE_MISS.match(line):
+        return Step(bridge, 0, int(m.group(1)), "No match", None, "")
+    if m := _DETRACE_RULE.match(line):
+        match = m.group(3)
+        p = _PRIORITY.match(match)
+        priority = int(p.group(1)) if p else DEFAULT_PRIORITY
+        match = (match[p.end() :] if p else match).strip(",")
+        return Step(bridge, 0, int(m.group(2) or 0), match, priority, m.group(1) or "", [m.group(4)])
+    return None
+
+
+def parse_detrace(text: str) -> list[Step]:
+    """``ofproto/detrace``'s rules as steps, in the order the translation visited them; a group bucket is a
+    note on the rule before it. SourceError when no datapath knows the flow (or no longer caches its rules),
+    ParseError for a line that is none of these."""
+    text = require_text(DETRACE, text)
+    steps: list[Step] = []
+    bridge, missing = "", []
+    for raw in text.splitlines():
+        line = raw.strip()  # rules are indented under their bridge, but a reply may come with its start trimmed
+        if not line:
+            continue
+        if line.startswith(_NOT_FOUND):
+            missing.append(line)
+        elif (step := _detrace_step(bridge, line)) is not None:
+            steps.append(step)
+        elif line.startswith("group_id=") and steps:
+            steps[-1].notes.append(f"group {line}")
+        elif "=" not in line and " " not in line:  # a bridge's name (later OVS releases print it above its rules)
+            bridge = line
+        else:
+            raise ParseError(f"{DETRACE}: not a rule: {line[:60]!r}")
+    if not steps:
+        raise SourceError(f"{DETRACE}: " + ("; ".join(missing) or "no rule"))
+    return steps
+
+
+def detrace_args(row: Mapping[str, Any]) -> list[str]:
+    """``ufid:…`` and, for a flow of a PMD thread (``pmd-c<core>``), ``pmd=<core>``: the kernel's and the
+    main thread's flows are found without one."""
+    args = [f"ufid:{row.get('ufid')}"]
+    pmd = str(row.get("pmd") or "")
+    if pmd.startswith("pmd-c") and pmd[5:].isdigit():
+        args.append(f"pmd={pmd[5:]}")
+    return args
+
+
 class Caller(Protocol):
     def call(self, command: str, *args: str) -> str: ...
+
+    def has(self, command: str) -> bool: ...
 
 
 GET_FLOW = "dpctl/get-flow"
@@ -220,22 +285,42 @@ class Explanation:
     logical: list[LogicalFlow]
     ovn: str
     """Why there is no OVN answer ("no OVN here", an error), or "" when ``logical`` holds it."""
+    method: str = COMMAND
+    """Where the steps come from: ``ofproto/detrace`` (by ufid) or ``ofproto/trace`` (on the key)."""
+    fallback: str = ""
+    """Why detrace was not used although the switch has it (the flow left its cache …), else ""."""
+
+
+def path_of(client: Caller, row: Mapping[str, Any], key: str) -> tuple[Trace, str, str]:
+    """The flow's OpenFlow path, its method, and why not detrace when the switch has it but could not answer."""
+    fallback = ""
+    if client.has(DETRACE):
+        try:
+            steps = parse_detrace(client.call(DETRACE, *detrace_args(row)))
+        except SourceError as exc:  # not in the cache (any more): the trace still answers
+            fallback = str(exc)
+        else:
+            own = Trace(key, steps, megaflow=str(row.get("key") or ""), datapath_actions=str(row.get("actions") or ""))
+            return own, DETRACE, ""
+    return parse_trace(client.call(COMMAND, *trace_args(row, traceable(key)))), COMMAND, fallback
 
 
 def explain_flow(sources: Sources, row: Mapping[str, Any]) -> Explanation:
-    """ofproto/trace for the flow on the persistent unixctl connection, then its cookies through OVN."""
+    """The flow's OpenFlow path on the persistent unixctl connection (:func:`path_of`), then its cookies through
+    OVN."""
     if sources.unixctl is None:
         raise OvstopError("explain needs a connection to ovs-vswitchd")
     key = full_key(sources.unixctl, row)
-    trace = parse_trace(sources.unixctl.call(COMMAND, *trace_args(row, traceable(key))))
+    trace, method, fallback = path_of(sources.unixctl, row, key)
+    found = {"method": method, "fallback": fallback}
     link: OvnLink | None = sources.ovn
     if not any(s.cookie for s in trace.steps):
-        return Explanation(row, key, trace, [], "no rule on the path has a cookie (not an OVN flow)")
+        return Explanation(row, key, trace, [], "no rule on the path has a cookie (not an OVN flow)", **found)
     if link is None:
-        return Explanation(row, key, trace, [], "no OVN link in this run")
+        return Explanation(row, key, trace, [], "no OVN link in this run", **found)
     try:
         sb, nb = link.detrace_replicas(sources.ovsdb)
         logical = ovn_flows(trace.steps, sb, nb)
     except SourceError as exc:
-        return Explanation(row, key, trace, [], f"OVN: {exc}")
-    return Explanation(row, key, trace, logical, "" if logical else "no Logical_Flow matches these cookies")
+        return Explanation(row, key, trace, [], f"OVN: {exc}", **found)
+    return Explanation(row, key, trace, logical, "" if logical else "no Logical_Flow matches these cookies", **found)

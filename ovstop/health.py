@@ -274,7 +274,11 @@ def _tunnels(v: View) -> Verdict:
 def _deferred(v: View) -> Verdict:
     found = v.series(KERNEL_DROPS, reason="OVS_DROP_DEFERRED_LIMIT")
     if not v.by_name.get(KERNEL_DROPS):
-        return UNKNOWN, "needs kernel drop reasons (eBPF capture on Linux 6.6+)"
+        status = v.snap.tables.get("kernel_drops")  # the eBPF collector's word: counted (none yet), or why not
+        if status and status[0].get("counted"):
+            return OK, "0/s (no kernel drop counted yet)"
+        why = f": {status[0].get('reason')}" if status else ""
+        return UNKNOWN, f"needs kernel drop reasons (eBPF capture on Linux 6.6+){why}"
     rate = sum(s.rate or 0.0 for s in found)
     return (FAIL, f"{rate:.3g}/s") if rate > 0 else (OK, "0/s")
 

@@ -20,12 +20,12 @@ from ovstop.collect import datapath
 from ovstop.collect.coverage import COVERAGE
 from ovstop.export import prometheus
 from ovstop.model.metric import Kind, MetricSpec, Sample, labels_of
-from ovstop.model.store import MetricStore, Snapshot
+from ovstop.model.store import MetricStore, Snapshot, SourceHealth
 from ovstop.runtime import Options, Runtime, open_runtime, running
 from ovstop.sandbox.switch import SandboxSwitch
 from ovstop.sandbox.traffic import TrafficGenerator
 from ovstop.tui.app import OvstopApp
-from ovstop.tui.drops_pane import DropsPane
+from ovstop.tui.drops_pane import DropsPane, kernel_note
 from ovstop.tui.feed import LiveFeed
 
 
@@ -203,3 +203,19 @@ def test_bridge_drop_sums_exist_only_where_an_interface_reports_drops(fresh_sand
     assert exported_bridge_sums(snap) == sums
     assert ("br0", "rx_dropped") not in sums and ("br0", "tx_dropped") not in sums
     assert {row["bridge"]: row["rx_dropped"] for row in snap.tables["bridges"]} == {"br0": None, "br1": 7.0}
+
+
+def test_kernel_note_says_counted_or_why_not() -> None:
+    """The pane's kernel line: capture's own word (the collector's kernel_drops row) before the eBPF health."""
+
+    def note(tables: dict[str, list[dict[str, object]]], ebpf: SourceHealth | None = None) -> str:
+        health = {"ebpf": ebpf} if ebpf is not None else {}
+        return kernel_note(Snapshot(1, 0.0, 1.0, (), health, tables))
+
+    off = {"kernel_drops": [{"counted": False, "reason": "this kernel has no openvswitch drop reasons (Linux 6.4+)"}]}
+    assert note(off) == (
+        "kernel drop reasons (skb:kfree_skb): not captured (this kernel has no openvswitch drop reasons (Linux 6.4+))"
+    )
+    assert note({"kernel_drops": [{"counted": True, "reason": ""}]}).endswith("counted, none so far")
+    down = SourceHealth("ebpf", False, "eBPF needs root")
+    assert note({}, down) == "kernel drop reasons (skb:kfree_skb): not captured (eBPF needs root)"

@@ -17,6 +17,7 @@ from ovstop.ebpf.capability import (
     probe_system,
 )
 from ovstop.ebpf.hooks import DEEP_OFF, EVENTS, HOOKS, PER_PACKET, Kind
+from ovstop.ebpf.kernel_drops import DropLayout
 from ovstop.ebpf.layout import VERIFIED, Layout
 from ovstop.ebpf.usdt_notes import usdt_probes
 from ovstop.errors import SourceError
@@ -24,6 +25,7 @@ from ovstop.errors import SourceError
 KERNEL_SYMBOLS = {h.target for h in HOOKS if h.kind in (Kind.KPROBE, Kind.KRETPROBE)}
 TRACEPOINTS = {h.target for h in HOOKS if h.kind is Kind.RAW_TRACEPOINT}
 USDT = {h.target for h in HOOKS if h.kind is Kind.USDT}
+NO_DROP_REASONS = "this kernel has no openvswitch drop reasons (Linux 6.4+)"
 
 
 def _view(**facts: object) -> SystemView:
@@ -42,6 +44,7 @@ def _view(**facts: object) -> SystemView:
         "vswitchd_exe": "/usr/sbin/ovs-vswitchd",
         "usdt": set(USDT),
         "layout": Layout(source="verified table for 6.1.0-57-amd64", values=dict(VERIFIED["6.1.0-57-amd64"])),
+        "drops_error": NO_DROP_REASONS,  # what kernel_drops.system_layout() says on 6.1
     }
     base.update(facts)
     return SystemView(**base)  # type: ignore[arg-type]
@@ -62,6 +65,7 @@ def test_this_host_reports_what_is_missing_with_reasons() -> None:
         assert "openvswitch kernel module not loaded" in caps["openvswitch_module"][1]
         for event in ("upcall", "upcall_return", "upcall_enqueue", "action_execute", "flow_lookup"):
             assert caps[event][0] is False
+        assert caps["kernel_drops"][0] is False
     kprobe_pmu = Path("/sys/bus/event_source/devices/kprobe").exists()
     kprobe_events = Path("/sys/kernel/tracing/kprobe_events").exists()
     assert caps["kprobes"][0] is (kprobe_pmu or kprobe_events)
@@ -78,7 +82,8 @@ def test_everything_available_plans_every_hook() -> None:
     hooks, missing = plan_hooks(view)
     assert missing == {}
     assert {h.fn for h in hooks} == {h.fn for h in HOOKS if not h.fallback_for and not h.replaces}
-    assert all(available for available, _ in _by_name(view).values())
+    assert all(available for name, (available, _) in _by_name(view).items() if name != "kernel_drops")
+    assert _by_name(view)["kernel_drops"] == (False, NO_DROP_REASONS)
     assert _by_name(view)["flow_lookup"][1].startswith(
         "kprobe ovs_flow_tbl_lookup_stats, kretprobe ovs_flow_tbl_lookup_stats (not fexit: fexit support not checked)"
     )
@@ -102,6 +107,16 @@ def test_fexit_replaces_the_lookup_kprobe_pair_where_bcc_and_the_kernel_allow() 
     # fexit without the struct layout is off like the kretprobe: the event is off, with the layout's reason
     no_layout = _view(fexit_error="", layout=Layout(missing={"OVS_FLOW_UFID": "openvswitch BTF has no sw_flow.id"}))
     assert plan_hooks(no_layout)[1]["flow_lookup"] == "struct layout unknown: openvswitch BTF has no sw_flow.id"
+
+
+def test_kernel_drops_with_the_reasons_from_btf_and_without() -> None:
+    reasons = {(2 << 16) + i: name for i, name in enumerate(("OVS_DROP_LAST_ACTION", "OVS_DROP_EXPLICIT"), 1)}
+    view = _view(kernel_release="6.12.57-amd64", drops_error="", drop_layout=DropLayout(2, 16, reasons, 16, 224))
+    assert _by_name(view)["kernel_drops"] == (
+        True,
+        "raw_tracepoint skb:kfree_skb, 2 OVS drop reasons and offsets from BTF",
+    )
+    assert _by_name(_view(privileged=False, privilege_reason="not root"))["kernel_drops"] == (False, "not root")
 
 
 def test_userspace_datapath_only_says_unixctl_fallback() -> None:

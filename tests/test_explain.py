@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from textual.widgets import DataTable, Static
 
-from ovstop.errors import OvstopError, ParseError
-from ovstop.explain import explain_flow, parse_trace, trace_args, traceable
+from ovstop.errors import OvstopError, ParseError, SourceError
+from ovstop.explain import explain_flow, parse_detrace, parse_trace, trace_args, traceable
 from ovstop.runtime import Options, Runtime, open_runtime
 from ovstop.sandbox.switch import SandboxSwitch
 from ovstop.sandbox.traffic import TrafficGenerator
@@ -72,6 +72,31 @@ def test_explain_equals_ofproto_trace_and_the_rules(live: tuple[SandboxSwitch, R
     assert got.ovn == "no rule on the path has a cookie (not an OVN flow)"
 
 
+def test_detrace_rules_become_steps_and_a_missing_flow_a_reason() -> None:
+    """ofproto/detrace's lines as OVS 3.4+ prints them (ofproto_rule_stats_ds); its real output is compared
+    with ovstop's in the Debian 13 guest (tests/guest/scenario_detrace.py)."""
+    text = (
+        "br0\n"
+        "  cookie=0x2a, table_id=3, duration=12s, n_packets=4, n_bytes=400, n_offload_packets=0, "
+        "n_offload_bytes=0, priority=10,udp,in_port=1,actions=resubmit(,4)\n"
+        "  table_id=4, no match\n"
+        "UFID was not found for netdev@ovs-netdev\n"
+    )
+    steps = [(s.bridge, s.table, s.cookie, s.priority, s.match, s.actions) for s in parse_detrace(text)]
+    assert steps == [
+        ("br0", 3, "0x2a", 10, "udp,in_port=1", ["resubmit(,4)"]),
+        ("br0", 4, "", None, "No match", []),
+    ]
+    trimmed = "duration=3s, n_packets=1, n_bytes=64, udp,actions=drop"  # no bridge line, no indent: OVS 3.5
+    assert [(s.bridge, s.priority, s.match, s.actions) for s in parse_detrace(trimmed)] == [
+        ("", 32768, "udp", ["drop"])
+    ]
+    with pytest.raises(SourceError, match="Cache was not found for system@ovs-system"):
+        parse_detrace("Cache was not found for system@ovs-system\n")
+    with pytest.raises(ParseError, match="not a rule"):
+        parse_detrace("br0\n  something else\n")
+
+
 def test_trace_parser_rejects_what_is_not_a_trace() -> None:
     with pytest.raises(ParseError):
         parse_trace("ovs-vswitchd: ovs-netdev: unknown bridge")
@@ -97,12 +122,16 @@ def test_enter_opens_the_flow_and_escape_returns(live: tuple[SandboxSwitch, Runt
             screen = app.screen
             fields = str(screen.query_one("#flow-fields", Static).render())
             assert str(screen.row["key"]) in fields and str(screen.row["ufid"]) in fields
+            assert screen.row["datapath"].startswith("netdev@")  # the sandbox: no kernel lookups to count
+            assert "lookups unavailable: userspace datapath (eBPF counts kernel lookups only)" in fields
             steps = screen.query_one("#trace-table", DataTable)
             end = time.monotonic() + 20
             while screen.explanation is None and not screen.error:
                 assert time.monotonic() < end, "explain never answered"
                 await asyncio.sleep(0.05)
             assert screen.explanation is not None, screen.error
+            assert "ofproto/detrace" not in sw.appctl("list-commands")  # OVS 3.1: the trace answers
+            assert screen.explanation.method == "ofproto/trace" and not screen.explanation.fallback
             truth = sw.appctl("ofproto/trace", *trace_args(screen.row, traceable(screen.explanation.key)))
             visited = re.findall(r"^\s*(\d+)\. (?:(.*), )?priority (\d+)$", truth, re.M)
             assert [tuple(str(c) for c in steps.get_row_at(i))[1:3] for i in range(steps.row_count)] == [

@@ -75,6 +75,31 @@ def test_headless_in_guest_metrics_and_recording() -> None:
     assert "HEADLESS-PASS" in out, out
 
 
+@pytest.mark.timeout(900)
+def test_kernel_drops_by_reason_in_guest() -> None:
+    """Kernel drops by OVS reason: on Debian 13's 6.12, ovstop's count for the drop flow's reason equals the
+    packets sent and dpctl/dump-flows' count on that flow; on Debian 12's 6.1, off with the reason."""
+    out = run_scenario(["python3", str(GUEST_TESTS / "scenario_drops.py")], timeout=900)
+    assert "DROPS-PASS" in out, out
+    kernels = [p.name for p in (GUEST_DIR / "rootfs/lib/modules").iterdir()]
+    assert len(kernels) == 1, kernels
+    has_reasons = tuple(int(x) for x in kernels[0].split(".")[:2]) >= (6, 4)
+    if has_reasons:
+        counted = r"^DROPS-OK counted OVS_DROP_\w+ port v2: \+25 = 25 sent = dump-flows packets \+25$"
+        assert re.search(counted, out, re.M), out
+    else:
+        assert "DROPS-OK off" in out and "no openvswitch drop reasons" in out, out
+
+
+@pytest.mark.timeout(600)
+def test_explain_uses_detrace_where_ovs_has_it() -> None:
+    """OVS 3.5 (Debian 13): explain's steps equal ``ofproto/detrace``'s rules; OVS 3.1: ofproto/trace."""
+    out = run_scenario(["python3", str(GUEST_TESTS / "scenario_detrace.py")])
+    assert "DETRACE-PASS" in out, out
+    expected = "DETRACE-OK detrace " if guest_ovs_version() >= (3, 4) else "DETRACE-OK trace "
+    assert expected in out, out
+
+
 def guest_suite() -> str:
     """The Debian codename of the guest image (bookworm, trixie)."""
     os_release = (GUEST_DIR / "rootfs/etc/os-release").read_text()

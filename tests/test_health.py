@@ -252,6 +252,14 @@ def test_ovn_lag_must_last_and_flaps_are_counted_over_a_minute() -> None:
 def test_deferred_action_limit_says_what_it_needs() -> None:
     row = verdict(rounds([]), "deferred_action_limit")
     assert row["state"] == health.UNKNOWN and "Linux 6.6" in row["seen"]
+    off = {"kernel_drops": [{"counted": False, "reason": "this kernel has no openvswitch drop reasons (Linux 6.4+)"}]}
+    row = verdict(rounds([], tables=off), "deferred_action_limit")
+    assert row["state"] == health.UNKNOWN and row["seen"].endswith(
+        ": this kernel has no openvswitch drop reasons (Linux 6.4+)"
+    )
+    # capture counts kernel drops and has seen none: the limit was not hit
+    row = verdict(rounds([], tables={"kernel_drops": [{"counted": True, "reason": ""}]}), "deferred_action_limit")
+    assert row["state"] == health.OK
 
 
 def test_every_check_names_its_metric_threshold_and_reason() -> None:

@@ -146,3 +146,13 @@ def test_drops_program_passes_the_verifier(
         assert kernel_drops.read_counts(bpf) == {}
     finally:
         bpf.cleanup()
+
+
+@needs_btf
+@pytest.mark.skipif(Path("/sys/kernel/btf/openvswitch").exists(), reason="the openvswitch module is loaded here")
+def test_system_layout_without_the_module_says_what_is_missing() -> None:
+    """This host has no openvswitch module: its kernel either has no OVS reasons, or the module's BTF is missing."""
+    has_subsystem = kernel_drops.SUBSYS in kernel_btf().enums().get("skb_drop_reason_subsys", {})
+    missing = "cannot read BTF /sys/kernel/btf/openvswitch" if has_subsystem else "no openvswitch drop reasons"
+    with pytest.raises(SourceError, match=re.escape(missing)):
+        kernel_drops.system_layout()

@@ -1,4 +1,5 @@
 """SVG snapshots of every pane, all panes and the help screen at 80x24 and 200x50 (pytest-textual-snapshot).
+The eBPF event detail screens are drawn from the guest recording (its events; the sandbox's has none).
 
 The app is fed from ``tests/data/recordings/sandbox.jsonl`` (a real sandbox run, see the README there),
 paused before it starts and stepped with the app's own ``n`` key one snapshot at a time, with a frozen clock
@@ -10,17 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
 import pytest_textual_snapshot
 from syrupy.location import PyTestLocation
 from textual.pilot import Pilot
+from textual.widgets import DataTable
 
 from ovstop.remote.fleet import Fleet
 from ovstop.tui.app import OvstopApp
+from ovstop.tui.events_pane import EventsPane
 from ovstop.tui.feed import ReplayFeed
 from ovstop.tui.fleet_table import FleetTable
 
@@ -48,6 +52,10 @@ VIEWS = {
 FLEET_VIEWS = {"fleet": [], "fleet-help": ["question_mark"], "fleet-sorted": ["s", "s", "greater_than_sign"]}
 """With a fleet pane (shown by ``7`` before these keys); ``s`` twice and ``>``: most failing checks first."""
 FLEET_ANSWERS = ROOT / "tests" / "data" / "fleet" / "answers.json"
+GUEST_RECORDING = ROOT / "tests" / "data" / "recordings" / "guest-ebpf.jsonl"
+"""eBPF events recorded in the Debian 12 guest (README there): the event detail screens are drawn from it."""
+EVENT_VIEWS = {"event-upcall": "upcall_enqueue", "event-flow": "flow_lookup"}
+"""Enter on the first event of that type (for flow_lookup: the first hit, which names a flow of the dump)."""
 
 
 class TopLevelSVGExtension(pytest_textual_snapshot.SVGImageExtension):
@@ -118,6 +126,36 @@ def test_fleet_screen(snap_compare, size: str, view: str) -> None:  # type: igno
     assert snap_compare(
         _replay_app(fleet=True), press=FLEET_VIEWS[view], terminal_size=SIZES[size], run_before=_fleet_shown
     )
+
+
+def _event_cursor(feed: ReplayFeed, event_type: str) -> Callable[[Pilot[int]], Awaitable[None]]:
+    """Play the whole guest recording, then put pane 3's cursor on the first ``event_type`` event."""
+    events = GUEST_RECORDING.read_text().count('"ovs":{')
+
+    async def run_before(pilot: Pilot[int]) -> None:
+        app = pilot.app
+        assert isinstance(app, OvstopApp)
+        await pilot.press("3")
+        pane = app.query_one(EventsPane)
+        table = pane.query_one("#events-table", DataTable)
+        deadline = time.monotonic() + 20
+        while not feed.replayer.done or app.shown is not feed.last or len(pane.events) < events:
+            assert time.monotonic() < deadline, "the guest recording never showed whole"
+            await asyncio.sleep(0.02)
+        key = next(k for k, ev in pane.events.items() if ev.event_type == event_type and not ev.is_miss)
+        table.move_cursor(row=table.get_row_index(key))
+
+    return run_before
+
+
+@pytest.mark.parametrize("view", EVENT_VIEWS)
+@pytest.mark.parametrize("size", SIZES)
+def test_event_screen(snap_compare, size: str, view: str) -> None:  # type: ignore[no-untyped-def]
+    """Enter on an eBPF event of pane 3: its fields, its series, and the flow a lookup hit names."""
+    feed = ReplayFeed(str(GUEST_RECORDING), speed=math.inf)
+    app = OvstopApp(feed, clock=lambda: FROZEN)
+    wait = _event_cursor(feed, EVENT_VIEWS[view])
+    assert snap_compare(app, press=["enter"], terminal_size=SIZES[size], run_before=wait)
 
 
 @pytest.mark.parametrize("view", VIEWS)

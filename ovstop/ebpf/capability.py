@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ovstop.ebpf.bcc_import import import_bcc
 from ovstop.ebpf.hooks import DEEP_OFF, EVENTS, HOOKS, PER_PACKET, Hook, Kind
+from ovstop.ebpf.kernel_drops import DropLayout, system_layout
 from ovstop.ebpf.layout import NEEDS, Layout
 from ovstop.ebpf.layout import resolve as resolve_layout
 from ovstop.ebpf.usdt_notes import usdt_probes
@@ -54,6 +55,9 @@ class SystemView:
     usdt_error: str = ""
     layout: Layout = field(default_factory=Layout)
     fexit_error: str = "fexit support not checked"
+    drop_layout: DropLayout | None = None
+    """The kernel's OVS drop reasons and the offsets bpf/drops.c reads; None when it has none (``drops_error``)."""
+    drops_error: str = "kernel drop reasons not checked"
 
     @property
     def ringbuf(self) -> bool:
@@ -164,6 +168,12 @@ def probe_system(vswitchd_pid: int | None = None) -> SystemView:
     if view.module_loaded:
         view.layout = resolve_layout(view.kernel_release)
     view.fexit_error = _fexit_missing(view)
+    view.drops_error = "openvswitch kernel module not loaded"
+    if view.module_loaded:
+        try:
+            view.drop_layout, view.drops_error = system_layout(), ""
+        except SourceError as exc:
+            view.drops_error = str(exc)
     view.kernel_datapath = Path("/sys/class/net/ovs-system").exists()
     view.kprobes = _kprobes_supported()
     view.symbols, view.tracepoints = _kallsyms()
@@ -303,6 +313,7 @@ def capabilities(view: SystemView) -> list[Capability]:
     )
     if view.module_loaded:
         caps.append(_layout_row(view.layout))
+    caps.append(_drops_row(view))
     hooks, missing = plan_hooks(view)
     for event in EVENTS:
         if event in missing:
@@ -311,6 +322,21 @@ def capabilities(view: SystemView) -> list[Capability]:
             deep = " (per-packet: only with --ebpf-deep)" if event in PER_PACKET else ""
             caps.append(Capability(event, True, _describe((h for h in hooks if h.event == event), view) + deep))
     return caps
+
+
+def drops_missing(view: SystemView) -> str:
+    """Why kernel drops by reason cannot be counted here, or ""."""
+    return _prerequisites(view) or view.drops_error
+
+
+def _drops_row(view: SystemView) -> Capability:
+    why = drops_missing(view)
+    if why or view.drop_layout is None:  # no layout: drops_error says why
+        return Capability("kernel_drops", False, why)
+    reasons = len(view.drop_layout.names)
+    return Capability(
+        "kernel_drops", True, f"raw_tracepoint skb:kfree_skb, {reasons} OVS drop reasons and offsets from BTF"
+    )
 
 
 def _layout_row(layout: Layout) -> Capability:

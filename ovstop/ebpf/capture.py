@@ -18,9 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from ovstop.ebpf import kernel_drops
 from ovstop.ebpf.bcc_import import import_bcc
 from ovstop.ebpf.bpfstats import enable_run_time_stats, program_stats
-from ovstop.ebpf.capability import SystemView, plan_hooks, probe_system
+from ovstop.ebpf.capability import SystemView, drops_missing, plan_hooks, probe_system
 from ovstop.ebpf.decode import COUNTERS, LOOKUP_TOTALS, decode_batch, ufid_str
 from ovstop.ebpf.hooks import Hook, Kind
 from ovstop.ebpf.program import compile_program, fexit_defines
@@ -120,6 +121,9 @@ class CaptureThread(threading.Thread):
         self._stats_fd: int | None = None
         self.stats_reason = ""
         """Why the kernel's per-program run-time statistics are not available (empty when they are)."""
+        self._drops: Any = None
+        self.drops_reason = "capture not started"
+        """Why kernel drops by reason are not counted (empty while bpf/drops.c is attached)."""
 
     # --- owner side -------------------------------------------------------------------------
     def stop(self, timeout: float | None = 5.0) -> None:
@@ -142,6 +146,11 @@ class CaptureThread(threading.Thread):
             if self._bpf is None or self._stats_fd is None:
                 return {}
             return program_stats({name.decode(): fn.fd for name, fn in self._bpf.funcs.items()})
+
+    def read_kernel_drops(self) -> dict[tuple[int, int], int] | None:
+        """(reason, ifindex) -> packets dropped since attach; None while not counted (``drops_reason``)."""
+        with self._lock:
+            return kernel_drops.read_counts(self._drops) if self._drops is not None else None
 
     def read_aggregates(self) -> Aggregates:
         """Read the in-kernel maps; raises :class:`SourceError` when capture is not running."""
@@ -191,6 +200,9 @@ class CaptureThread(threading.Thread):
                 ctx.enable_probe(probe=hook.target, fn_name=hook.fn)
             contexts.append(ctx)
             self._usdt_path = self.view.vswitchd_exe
+        # First: the main program's fexit and USDT probes fire once it is loaded, and their events must be
+        # read at once (the ring is opened right after the hooks attach), not after another compile.
+        self._attach_drops(bcc, self.view)
         bpf = compile_program(
             {h.group for h in self.attached},
             ringbuf=self.view.ringbuf,
@@ -225,7 +237,37 @@ class CaptureThread(threading.Thread):
         # USDT probes were attached by bcc when the program was built with their context, fexit programs
         # (kretfunc__*) when it was loaded.
 
+    def _attach_drops(self, bcc: Any, view: SystemView) -> None:
+        """bpf/drops.c on skb:kfree_skb when this kernel has OVS drop reasons; else ``drops_reason`` says why.
+        Capture goes on without it either way."""
+        self.drops_reason = drops_missing(view)
+        if self.drops_reason or view.drop_layout is None:
+            return
+        try:
+            drops = kernel_drops.compile_drops(bcc, view.drop_layout)
+            with self._lock:
+                self._drops = drops  # from here on _teardown() cleans it up
+            drops.attach_raw_tracepoint(tp=kernel_drops.TRACEPOINT.encode(), fn_name=kernel_drops.FUNCTION.encode())
+        except SourceError as exc:
+            self.drops_reason = str(exc)
+        except Exception as exc:  # bcc raises bare Exception on attach failures
+            self.drops_reason = f"attaching skb:kfree_skb failed: {exc}"
+        if self.drops_reason:
+            self._detach_drops()
+
+    def _detach_drops(self) -> None:
+        with self._lock:
+            drops, self._drops = self._drops, None
+        if drops is not None:
+            try:
+                drops.cleanup()
+            except Exception as exc:  # bcc raises bare Exception; the probe dies with our fds at exit anyway
+                log.warning("detaching the kernel drops program failed: %s", exc)
+
     def _teardown(self) -> None:
+        self._detach_drops()
+        if not self.drops_reason:
+            self.drops_reason = "capture stopped"
         with self._lock:
             bpf, self._bpf = self._bpf, None
             if self._stats_fd is not None:

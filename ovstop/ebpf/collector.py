@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import socket
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from ovstop.collect.base import Sources, Tables
+from ovstop.ebpf import kernel_drops
 from ovstop.ebpf.capture import CaptureThread
+from ovstop.ebpf.hooks import DEEP_OFF
 from ovstop.model.metric import Kind, MetricSpec, Sample, labels_of
+from ovstop.model.store import Snapshot
 
 UPCALL_LATENCY = MetricSpec(
     "ovs_vswitchd_upcall_latency_seconds",
@@ -84,11 +89,13 @@ PROGRAM_RUNS = MetricSpec(
 
 LOOKUP_SPECS = {"hit": LOOKUP_HIT, "miss": LOOKUP_MISS, "mask_hit": LOOKUP_MASK_HIT, "cache_hit": LOOKUP_CACHE_HIT}
 TOP_MISSES = 50
+HIT_MAP_SIZE = 16384
+"""Entries of bpf/lookup.c's ``flow_hits`` LRU map: once full, a ufid missing from it may have been evicted."""
 
 
 class EbpfCollector:
     """Samples from a running :class:`CaptureThread`; also fills tables ``flow_lookup_hits`` (per
-    UFID) and ``flow_lookup_misses`` (top missed in_port/key-hash pairs)."""
+    UFID), ``flow_lookup_misses`` (top missed in_port/key-hash pairs) and ``kernel_drops`` (counted or why not)."""
 
     name = "ebpf"
     source = "ebpf"
@@ -105,6 +112,7 @@ class EbpfCollector:
         DELIVERY_ERRORS,
         PROGRAM_SECONDS,
         PROGRAM_RUNS,
+        kernel_drops.KERNEL_DROPS,
     )
 
     def __init__(self, capture: CaptureThread) -> None:
@@ -131,8 +139,37 @@ class EbpfCollector:
         tables.rows["flow_lookup_hits"] = [
             {"ufid": ufid, "hits": n} for ufid, n in sorted(agg.flow_hits.items(), key=lambda kv: -kv[1])
         ]
+        samples += self._kernel_drops(tables)
         top = sorted(agg.flow_misses.items(), key=lambda kv: -kv[1])[:TOP_MISSES]
         tables.rows["flow_lookup_misses"] = [
             {"in_port": port, "key_hash": f"0x{key_hash:08x}", "misses": n} for (port, key_hash), n in top
         ]
         return samples
+
+    def _kernel_drops(self, tables: Tables) -> list[Sample]:
+        """Drops by OVS reason and input port; table ``kernel_drops`` says whether they are counted, or why not."""
+        counts = self.capture.read_kernel_drops()
+        drop_layout = self.capture.view.drop_layout if self.capture.view is not None else None
+        if counts is None or drop_layout is None:
+            tables.rows["kernel_drops"] = [{"counted": False, "reason": self.capture.drops_reason}]
+            return []
+        tables.rows["kernel_drops"] = [{"counted": True, "reason": ""}]
+        ports = {index: name for index, name in socket.if_nameindex()}
+        return kernel_drops.samples(counts, drop_layout, ports)
+
+
+def flow_lookup_hits(snap: Snapshot, row: Mapping[str, Any]) -> int | str:
+    """The kernel lookups that found this datapath flow since capture started, or why that is not known."""
+    if not str(row.get("datapath") or "").startswith("system@"):
+        return "userspace datapath (eBPF counts kernel lookups only)"
+    if "flow_lookup_hits" not in snap.tables:
+        ebpf = snap.health.get("ebpf")
+        return f"no capture ({ebpf.reason if ebpf is not None and ebpf.reason else 'eBPF capture is not running'})"
+    if not snap.find(LOOKUP_HIT.name):
+        return f"deep probes off: flow_lookup is a {DEEP_OFF}"
+    hits = {r["ufid"]: r["hits"] for r in snap.tables["flow_lookup_hits"]}
+    if row.get("ufid") in hits:
+        return int(hits[row["ufid"]])
+    if len(hits) >= HIT_MAP_SIZE:
+        return f"not counted: the kernel's hit map is full ({HIT_MAP_SIZE} flows), this one may have been evicted"
+    return 0

@@ -1,11 +1,9 @@
-"""Kernel drops by OVS drop reason (``skb:kfree_skb``, Linux 6.4+), prepared for the capture thread.
+"""Kernel drops by OVS drop reason (``skb:kfree_skb``, Linux 6.4+), counted by the capture thread.
 
-What is here: the reasons and the layout the program needs, resolved from the running kernel's BTF
-(fail closed: a kernel without the openvswitch drop subsystem, or without the module's BTF, gives a
-reason, not a guess); the program ``bpf/drops.c`` built with them; and the counts read from its map,
-turned into ``ovs_vswitchd_kernel_drops_total{reason,port}`` samples. Not yet done: attaching it from
-:class:`~ovstop.ebpf.capture.CaptureThread` and checking the counts in a guest whose kernel has the
-reasons (Debian 13, 6.12).
+The reasons and the layout the program needs are resolved from the running kernel's BTF (fail closed: a
+kernel without the openvswitch drop subsystem, or without the module's BTF, gives a reason, not a guess);
+``bpf/drops.c`` is built with them and attached by :class:`~ovstop.ebpf.capture.CaptureThread` next to
+its hooks; its map's counts become ``ovs_vswitchd_kernel_drops_total{reason,port}`` samples.
 """
 
 from __future__ import annotations
@@ -16,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ovstop.drops import KERNEL_DROPS as KERNEL_DROPS_NAME
-from ovstop.ebpf.btf import Btf
+from ovstop.ebpf.btf import Btf, kernel_btf
 from ovstop.ebpf.program import bpf_dir
 from ovstop.errors import SourceError
 from ovstop.model.metric import Kind, MetricSpec, Sample, labels_of
@@ -51,12 +49,16 @@ class DropLayout:
         ]
 
 
-def layout(vmlinux: Btf, openvswitch: Btf) -> DropLayout:
-    """The subsystem, shift, reason names and offsets of this kernel; SourceError when it has no OVS reasons."""
+def _subsystem(vmlinux: Btf) -> int:
     subsystems = vmlinux.enums().get("skb_drop_reason_subsys", {})
     if SUBSYS not in subsystems:
         raise SourceError("this kernel has no openvswitch drop reasons (Linux 6.4+)")
-    subsys = subsystems[SUBSYS]
+    return subsystems[SUBSYS]
+
+
+def layout(vmlinux: Btf, openvswitch: Btf) -> DropLayout:
+    """The subsystem, shift, reason names and offsets of this kernel; SourceError when it has no OVS reasons."""
+    subsys = _subsystem(vmlinux)
     reasons = openvswitch.enums().get("ovs_drop_reason")
     if not reasons or "__OVS_DROP_REASON" not in reasons:
         raise SourceError("the openvswitch module's BTF has no enum ovs_drop_reason")
@@ -66,6 +68,13 @@ def layout(vmlinux: Btf, openvswitch: Btf) -> DropLayout:
         raise SourceError(f"openvswitch drop reasons start at {base:#x}, not at subsystem {subsys} shifted")
     names = {v: k for k, v in reasons.items() if not k.startswith("__") and k != "OVS_DROP_MAX"}
     return DropLayout(subsys, shift, names, vmlinux.offset("sk_buff", "dev"), vmlinux.offset("net_device", "ifindex"))
+
+
+def system_layout() -> DropLayout:
+    """This kernel's layout, from ``/sys/kernel/btf`` (vmlinux and the loaded openvswitch module)."""
+    vmlinux = kernel_btf()
+    _subsystem(vmlinux)  # a kernel without the reasons says so before the module's BTF is looked for
+    return layout(vmlinux, kernel_btf("openvswitch"))
 
 
 def compile_drops(bcc: Any, drop_layout: DropLayout) -> Any:

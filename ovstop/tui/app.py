@@ -29,6 +29,7 @@ from ovstop.model.store import Snapshot
 from ovstop.remote.fleet import Fleet
 from ovstop.timeline import DEFAULT_DEPTH, Timeline
 from ovstop.tui.drops_pane import DropsPane
+from ovstop.tui.event_screen import EventScreen
 from ovstop.tui.events_pane import EventsPane
 from ovstop.tui.feed import INTERVAL_STEPS, SPEED_STEPS, ReplayFeed, SnapshotFeed, step
 from ovstop.tui.fleet_pane import FleetPane
@@ -89,7 +90,7 @@ class OvstopApp(App[int | str]):
         Binding("question_mark,f1", "help", "Help", id="help"),
         Binding("slash", "filter", "Filter by name/label/key", id="filter"),
         Binding("h", "health", "Health checks", id="health"),
-        Binding("enter", "open_flow", "Flow row (panes 3, 4): detail, explain", id="flow.open", show=False),
+        Binding("enter", "open_flow", "Open the row: flow (panes 3, 4), eBPF event (3)", id="flow.open", show=False),
         Binding("p", "pause", "Pause view (collection goes on)", id="pause"),
         Binding("1", "pane(1)", "Metrics tree", id="pane.1", show=False),
         Binding("2", "pane(2)", "Histograms", id="pane.2", show=False),
@@ -268,17 +269,20 @@ class OvstopApp(App[int | str]):
 
     def action_help(self) -> None:
         fleet_keys = FleetTable.BINDINGS if self.fleet is not None else []
-        self.push_screen(HelpScreen([*self.BINDINGS, *fleet_keys]))  # type: ignore[list-item]
+        details = [b for b in (*FlowScreen.BINDINGS, *EventScreen.BINDINGS) if b.key != "escape"]  # type: ignore[union-attr]
+        self.push_screen(HelpScreen([*self.BINDINGS, *details, *fleet_keys]))  # type: ignore[list-item]
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if event.data_table.id == "flows-table":
             self._open_flow(str(event.row_key.value))
         elif event.data_table.id == "events-table":
-            change = self.query_one(EventsPane).flows.get(str(event.row_key.value))
-            if change is not None:  # the flow now if it is still installed, else as the change saw it
-                now = flow_rows(self.shown.tables) if self.shown is not None else []
-                row = next((r for r in now if r.id == flow_id(change)), change)
-                self.push_screen(FlowScreen(row, self.feed))
+            pane, key = self.query_one(EventsPane), str(event.row_key.value)
+            change = pane.flows.get(key)
+            if change is not None and self.shown is not None:  # the flow now if still installed, else as it was
+                row = next((r for r in flow_rows(self.shown.tables) if r.id == flow_id(change)), change)
+                self.push_screen(FlowScreen(row, self.feed, self.shown))
+            elif key in pane.events:
+                self.push_screen(EventScreen(pane.events[key], self.feed, self.shown))
 
     def on_fleet_table_attach(self, message: FleetTable.Attach) -> None:
         self.exit(message.address)
@@ -292,8 +296,8 @@ class OvstopApp(App[int | str]):
     def _open_flow(self, key: str) -> None:
         rows = flow_rows(self.shown.tables) if self.shown is not None else []
         row = next((r for r in rows if flow_key(r.id) == key), None)
-        if row is not None:
-            self.push_screen(FlowScreen(row, self.feed))
+        if row is not None and self.shown is not None:
+            self.push_screen(FlowScreen(row, self.feed, self.shown))
 
     def action_health(self) -> None:
         if self.shown is None:

@@ -23,8 +23,12 @@ def summary(found: list[drops.Drop], shown: list[drops.Drop]) -> str:
 def kernel_note(snap: Snapshot) -> str:
     if snap.find(drops.KERNEL_DROPS):
         return ""
+    status = snap.tables.get("kernel_drops")
+    if status and status[0]["counted"]:
+        return "kernel drop reasons (skb:kfree_skb): counted, none so far"
     ebpf = snap.health.get("ebpf")
-    why = ebpf.reason if ebpf is not None and ebpf.reason else "capture not running"
+    fallback = ebpf.reason if ebpf is not None and ebpf.reason else "capture not running"
+    why = status[0]["reason"] if status else fallback
     return f"kernel drop reasons (skb:kfree_skb): not captured ({why})"
 
 

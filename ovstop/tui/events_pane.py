@@ -75,6 +75,8 @@ class EventsPane(Pane):
         self._next_key = 0
         self.flows: dict[str, FlowChange] = {}
         """Row key -> the flow a flow-change row is about (Enter opens it); bounded with the rows."""
+        self.events: dict[str, OvsEvent] = {}
+        """Row key -> the event an event row shows (Enter opens it); bounded with the rows."""
 
     @property
     def table(self) -> DataTable:
@@ -83,6 +85,7 @@ class EventsPane(Pane):
     def _reset(self, mode: str, columns: tuple[str, ...], view: ViewState) -> None:
         self._mode, self._filter, self._seen = mode, view.filter, 0
         self.flows.clear()
+        self.events.clear()
         self.table.clear(columns=True)
         self.table.add_columns(*columns)
 
@@ -95,7 +98,12 @@ class EventsPane(Pane):
         else:
             self._show_flow_changes(snap, view, waiting=store is not None)
 
-    def _append(self, rows: list[tuple[Text, ...]], flows: list[FlowChange] | None = None) -> None:
+    def _append(
+        self,
+        rows: list[tuple[Text, ...]],
+        flows: list[FlowChange] | None = None,
+        events: list[OvsEvent] | None = None,
+    ) -> None:
         table = self.table
         following = table.scroll_y >= table.max_scroll_y
         start = max(len(rows) - MAX_ROWS, 0)
@@ -104,11 +112,14 @@ class EventsPane(Pane):
                 table.add_row(*row, key=str(self._next_key))
                 if flows is not None:
                     self.flows[str(self._next_key)] = flows[i]
+                if events is not None:
+                    self.events[str(self._next_key)] = events[i]
                 self._next_key += 1
             excess = table.row_count - MAX_ROWS
             for row_key in list(table.rows)[: max(excess, 0)]:
                 table.remove_row(row_key)
                 self.flows.pop(str(row_key.value), None)
+                self.events.pop(str(row_key.value), None)
         if following and rows:
             table.scroll_end(animate=False)
 
@@ -117,7 +128,8 @@ class EventsPane(Pane):
             self._reset("events", EVENT_COLUMNS, view)
         events, stats = store.since(self._seen, MAX_ROWS)
         self._seen = stats.accepted
-        self._append([event_row(ev) for ev in events if view.matches(ev.summary(), str(ev.key or ""))])
+        shown = [ev for ev in events if view.matches(ev.summary(), str(ev.key or ""))]
+        self._append([event_row(ev) for ev in shown], events=shown)
         totals = "  ".join(f"{k} {v}" for k, v in sorted(store.totals().items()))
         self.query_one("#events-status", Static).update(
             Text(

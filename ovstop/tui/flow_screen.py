@@ -1,6 +1,7 @@
-"""Enter on a datapath flow: the flow whole (key with masks, actions, counters, PMD, a sparkline of its rate
-while the screen is open) and, asked once when it opens, the OpenFlow path that produced it (ofproto/trace)
-with each cookie's OVN logical flow. Escape returns to the pane, as it was."""
+"""Enter on a datapath flow: the flow whole (key with masks, actions, counters, PMD, kernel lookup hits, a
+sparkline of its rate while the screen is open) and, asked once when it opens, the OpenFlow path that produced
+it (ofproto/detrace by ufid where the switch has it, else ofproto/trace) with each cookie's OVN logical flow.
+Escape returns to the pane, as it was."""
 
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Sparkline, Static
 
+from ovstop.ebpf.collector import flow_lookup_hits
 from ovstop.errors import OvstopError
-from ovstop.explain import Explanation, trace_args
+from ovstop.explain import DETRACE, Explanation, detrace_args, trace_args
 from ovstop.model.flows import flow_id, flow_rows
 from ovstop.model.store import Snapshot
 from ovstop.tui.feed import SnapshotFeed
@@ -29,7 +31,13 @@ OVN_COLUMNS = ("cookie", "datapath / pipeline", "table", "stage", "match", "acti
 HISTORY = 120
 
 
-def flow_content(row: Mapping[str, Any]) -> Content:
+def lookups_text(hits: int | str) -> str:
+    if isinstance(hits, str):
+        return f"unavailable: {hits}"
+    return f"{num(hits)} hits (kernel flow_lookup by eBPF, since capture started)"
+
+
+def flow_content(row: Mapping[str, Any], hits: int | str) -> Content:
     def field(name: str, value: object) -> list[str | tuple[str, str]]:
         return [(f"{name:>9} ", "bold $accent"), f"{value}\n"]
 
@@ -40,9 +48,18 @@ def flow_content(row: Mapping[str, Any]) -> Content:
         *field("packets", f"{num(row.get('packets'))}  ({num(row.get('packets_rate'))}/s)"),
         *field("bytes", f"{num(row.get('bytes'))}  ({num(row.get('bytes_rate'))}/s)"),
         *field("used", DASH if row.get("used_s") is None else f"{row['used_s']:g}s ago"),
+        *field("lookups", lookups_text(hits)),
         *field("key/mask", row.get("key") or DASH),
         *field("actions", row.get("actions") or DASH),
     )
+
+
+def asked(result: Explanation) -> str:
+    """What the switch was asked: detrace by ufid, or the trace of the whole key (and why not detrace)."""
+    if result.method == DETRACE:
+        return f"{DETRACE} {' '.join(detrace_args(result.row))} (the rules that built this flow)"
+    why = f" ({DETRACE} could not answer: {result.fallback})" if result.fallback else ""
+    return f"ofproto/trace {trace_args(result.row, result.key)[0]} <whole key>{why}"
 
 
 def step_rows(explanation: Explanation) -> dict[str, tuple[Text, ...]]:
@@ -50,7 +67,7 @@ def step_rows(explanation: Explanation) -> dict[str, tuple[Text, ...]]:
     for i, s in enumerate(explanation.trace.steps):
         prio = DASH if s.priority is None else str(s.priority)
         cells = (
-            "  " * s.depth + s.bridge,
+            "  " * s.depth + (s.bridge or DASH),  # OVS 3.4 and 3.5's detrace does not name the bridge
             str(s.table),
             prio,
             s.cookie or DASH,
@@ -73,12 +90,13 @@ def ovn_rows(explanation: Explanation) -> dict[str, tuple[Text, ...]]:
 class FlowScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back to the pane", id="flow.back"),
-        Binding("e", "explain", "Explain again (ofproto/trace)", id="flow.explain"),
+        Binding("e", "explain", "Flow detail: explain again (ofproto/detrace or trace)", id="flow.explain"),
     ]
 
-    def __init__(self, row: Mapping[str, Any], feed: SnapshotFeed) -> None:
+    def __init__(self, row: Mapping[str, Any], feed: SnapshotFeed, snap: Snapshot) -> None:
         super().__init__()
         self.row = row
+        self.hits = flow_lookup_hits(snap, row)
         self.feed = feed
         self.flow = flow_id(row)
         self.rates: list[float] = [float(row["packets_rate"])] if row.get("packets_rate") is not None else []
@@ -90,10 +108,10 @@ class FlowScreen(Screen[None]):
             yield Static(
                 Content.assemble(("datapath flow", "bold"), "  (escape returns, e explains again)"), id="flow-title"
             )
-            yield Static(flow_content(self.row), id="flow-fields")
+            yield Static(flow_content(self.row, self.hits), id="flow-fields")
             yield Static("", id="spark-label", classes="detail")
             yield Sparkline(self.rates, id="flow-spark")
-            yield Static("explain: asking ofproto/trace…", id="explain-status")
+            yield Static("explain: asking the switch (ofproto/detrace or trace)…", id="explain-status")
             yield DataTable(id="trace-table", cursor_type="row")
             yield Static("", id="trace-final")
             yield Static("", id="ovn-status", classes="detail")
@@ -124,15 +142,14 @@ class FlowScreen(Screen[None]):
         """A new snapshot: the same flow's counters and rate (by datapath, pmd and ufid), if it still exists."""
         row = next((r for r in flow_rows(snap.tables) if r.id == self.flow), None)
         if row is None:
-            self.query_one("#flow-fields", Static).update(
-                Content.assemble(flow_content(self.row), ("gone from the datapath (expired or deleted)", "$warning"))
-            )
+            gone = ("gone from the datapath (expired or deleted)", "$warning")
+            self.query_one("#flow-fields", Static).update(Content.assemble(flow_content(self.row, self.hits), gone))
             return
-        self.row = row
+        self.row, self.hits = row, flow_lookup_hits(snap, row)
         if row.get("packets_rate") is not None:
             self.rates = [*self.rates, float(row["packets_rate"])][-HISTORY:]
             self._spark()
-        self.query_one("#flow-fields", Static).update(flow_content(row))
+        self.query_one("#flow-fields", Static).update(flow_content(row, self.hits))
 
     def action_explain(self) -> None:
         if self.feed.kind != "live":  # a replay or a remote ovstop has no switch to ask: its feed says why at once
@@ -141,7 +158,7 @@ class FlowScreen(Screen[None]):
             except OvstopError as exc:
                 self._show(str(exc))
             return
-        self.query_one("#explain-status", Static).update("explain: asking ofproto/trace…")
+        self.query_one("#explain-status", Static).update("explain: asking the switch (ofproto/detrace or trace)…")
         self._explain(self.row)
 
     @work(thread=True, exclusive=True, group="explain")
@@ -162,8 +179,7 @@ class FlowScreen(Screen[None]):
         trace = result.trace
         status.update(
             Content.assemble(
-                f"explain: ofproto/trace {trace_args(result.row, result.key)[0]} <whole key>: "
-                f"{len(trace.steps)} tables traversed\n",
+                f"explain: {asked(result)}: {len(trace.steps)} tables traversed\n",
                 ("whole key ", "bold"),
                 result.key,
             )
