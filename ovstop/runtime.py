@@ -141,10 +141,27 @@ class Runtime:
             self.events.recorder = start_recording(
                 o.record, self.sampler, self.stack, snap, o.record_overwrite, o.record_rotate, o.record_keep
             )
-        # What exists now (modules, replicas, caches) lives as long as the run: keep it out of every
-        # future garbage collection, which otherwise rescans it each time a round's garbage is collected.
-        gc.freeze()
+        settle_gc()
         return snap
+
+
+YOUNG_GC_THRESHOLD = 50_000
+"""Allocations between collections of the youngest generation (Python's default: 700)."""
+
+
+def settle_gc() -> None:
+    """Tune the cycle collector for a process that keeps many snapshots and makes much short-lived garbage.
+
+    What exists now (modules, replicas, caches) lives as long as the run: frozen, it is left out of every
+    future collection. A round then makes some 100,000 objects that die within it (replies, samples,
+    rows, rendered text). With the default young threshold, collections run mid-round and promote them to
+    the old generation, which fills so fast that a full collection, rescanning every snapshot kept for
+    the time scrub, ran every two or three rounds: at 1,000 ports, 385 ms each, a third of the TUI's CPU.
+    A larger young threshold lets most of them die by reference counting before any collection sees them.
+    """
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(YOUNG_GC_THRESHOLD, middle, old)
 
 
 def start_recording(

@@ -8,6 +8,7 @@ rather than as a negative spike.
 from __future__ import annotations
 
 import math
+from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,14 +19,16 @@ from ovstop.model.metric import Histogram, Kind, Labels, MetricSpec, Sample, Val
 class History(Sequence[float]):
     """An immutable view of a series' recent values, made in O(1).
 
-    Each series appends to a list that is never changed in place; a view is (list, start, end), so
-    handing every series' history to every snapshot costs nothing per value. When a list reaches twice
-    the history length, the series starts a new one (old views keep the old list).
+    Each series appends to a buffer whose written values never change; a view is (buffer, start, end),
+    so handing every series' history to every snapshot costs nothing per value. When a buffer reaches
+    twice the history length, the series starts a new one (old views keep the old buffer).
     """
 
     __slots__ = ("_buf", "_end", "_start")
 
-    def __init__(self, buf: list[float] | tuple[float, ...] = (), start: int = 0, end: int | None = None) -> None:
+    def __init__(
+        self, buf: array[float] | list[float] | tuple[float, ...] = (), start: int = 0, end: int | None = None
+    ) -> None:
         self._buf = buf
         self._start = start
         self._end = len(buf) if end is None else end
@@ -56,12 +59,17 @@ class History(Sequence[float]):
 
 
 class _Buffer:
-    """The append side of :class:`History` for one series."""
+    """The append side of :class:`History` for one series.
+
+    The values are C doubles in an ``array('d')``, not float objects in a list: a quarter of the memory
+    (8 bytes a value instead of a pointer and a 24-byte float), and nothing for the cycle collector to
+    scan. At 10,000 series holding 120 to 240 values each, that is 27 to 55 MiB less.
+    """
 
     __slots__ = ("buf", "limit", "start")
 
     def __init__(self, limit: int) -> None:
-        self.buf: list[float] = []
+        self.buf: array[float] = array("d")
         self.start = 0
         self.limit = limit
 

@@ -68,6 +68,23 @@ def _visible(node: TreeNode[SeriesKey | None]) -> bool:
     return True
 
 
+class _Openness:
+    """:func:`_visible` for the nodes of one refresh, walking up from each parent once: the thousands of
+    leaves of one metric share a parent, and a refresh asks about every leaf."""
+
+    def __init__(self) -> None:
+        self._by_parent: dict[int, bool] = {}
+
+    def visible(self, node: TreeNode[SeriesKey | None]) -> bool:
+        parent = node.parent
+        if parent is None:
+            return True
+        found = self._by_parent.get(parent.id)
+        if found is None:
+            found = self._by_parent[parent.id] = _visible(node)
+        return found
+
+
 class MetricsPane(Pane):
     """A Tree whose leaves are series; only leaves whose text changed are relabelled."""
 
@@ -125,25 +142,26 @@ class MetricsPane(Pane):
         else:
             wanted = {(s.spec.name, s.labels): s for s in snap.series}
         self._series = wanted
-        for key in [k for k in self._leaves if k not in wanted]:
+        for key in self._leaves.keys() - wanted.keys():
             self._leaves.pop(key)[0].remove()
             self._pending.pop(key, None)
         by_metric: dict[tuple[str, ...], list[Series]] = {}
         for s in wanted.values():
             if s.labels:
                 by_metric.setdefault(s.spec.path, []).append(s)
+        openness = _Openness()
         for key, s in wanted.items():
             known = self._leaves.get(key)
             if known is None:
                 self._leaves[key] = (self._place(s), "")
                 self._label(key, s)
-            elif _visible(known[0]):
+            elif openness.visible(known[0]):
                 self._label(key, s)
             else:
                 self._pending[key] = s
         for path, series in by_metric.items():
             node = self._branches.get(path)
-            if node is not None and (len(path) == 1 or _visible(node)):
+            if node is not None and (len(path) == 1 or openness.visible(node)):
                 label = branch_label(path[-1], series)
                 if str(node.label) != label.plain:
                     node.set_label(label)
