@@ -227,3 +227,28 @@ def test_terminal_going_away_leaves_nothing_behind(run: Run) -> None:
     assert run.sandbox_dir.is_dir() and _alive({run.pid, *run.daemons}) == {run.pid, *run.daemons}
     run.tmux.kill_session()  # the pty closes: SIGHUP to the app
     run.assert_nothing_left()
+
+
+def test_event_detail_of_a_recorded_capture(tmp_path: Path) -> None:
+    """Pane 3's Enter on an eBPF event (a real capture from the Debian 12 guest: the sandbox has no kernel
+    hooks), the detail's fields and correlated events, and escape back to the pane."""
+    recording = Path(__file__).parent / "data" / "recordings" / "guest-ebpf.jsonl"
+    status = tmp_path / "exit-status"
+    tmux = Tmux(f"{shlex.quote(str(OVSTOP))} --replay {shlex.quote(str(recording))}; echo EXIT=$? > {status}")
+    try:
+        tmux.keys("3")
+        tmux.wait(lambda s: "3 upcall events" in s and "flow_lookup" in s, "pane 3 with the recording's events")
+        tmux.keys("Enter")
+        tmux.wait(
+            lambda s: re.search(r"\w+ event  \(escape returns\)", s) and "event_type" in s and "correlated events" in s,
+            "the event detail",
+        )
+        tmux.keys("Escape")
+        tmux.wait(lambda s: "3 upcall events" in s and "escape returns" not in s, "pane 3 again")
+        tmux.keys("q")
+        deadline = time.monotonic() + 30
+        while not status.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert status.read_text().strip() == "EXIT=0"
+    finally:
+        tmux.close()

@@ -12,7 +12,6 @@ must use it, and its steps must be the rules ``ovs-appctl ofproto/detrace ufid:<
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -22,24 +21,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from kernel_switch import kernel_switch, send_udp, sh
+from scenario_lib import ScenarioFailure, checks, failed, not_root, passed
 
 from ovstop.explain import explain_flow
 from ovstop.runtime import Options, open_runtime
 
 SRC_PORT = 20000
 
-
-class ScenarioFailure(Exception):
-    pass
-
-
-def expect(cond: bool, what: str) -> None:
-    if not cond:
-        raise ScenarioFailure(what)
-
-
-def ok(check: str, detail: object = "") -> None:
-    print(f"DETRACE-OK {check} {detail}".rstrip(), flush=True)
+ok, expect = checks("DETRACE")
 
 
 def detrace_rules(text: str) -> list[tuple[int, str, int | None, str, str]]:
@@ -69,8 +58,7 @@ def detrace_rules(text: str) -> list[tuple[int, str, int | None, str, str]]:
 
 
 def main() -> int:
-    if os.geteuid() != 0:
-        print("DETRACE-FAIL must run as root inside the guest")
+    if not_root("DETRACE"):
         return 1
     try:
         with kernel_switch() as rundir:
@@ -105,12 +93,9 @@ def main() -> int:
                 expect(steps == detrace_rules(truth), f"ovstop's steps {steps} != detrace's rules")
                 expect(any("learn(" in a for *_, a in steps), f"the learn rule is not among the steps: {steps}")
                 ok("detrace", f"{len(steps)} rules equal ofproto/detrace ufid:{row['ufid']}: {steps}")
-        print("DETRACE-PASS", flush=True)
-        return 0
+        return passed("DETRACE")
     except (ScenarioFailure, subprocess.CalledProcessError) as exc:
-        detail = exc.stderr if isinstance(exc, subprocess.CalledProcessError) else exc
-        print(f"DETRACE-FAIL {detail}", flush=True)
-        return 1
+        return failed("DETRACE", exc)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ off, with the same reason. Prints "DROPS-OK <check>" per check and "DROPS-PASS",
 
 from __future__ import annotations
 
-import os
 import platform
 import re
 import subprocess
@@ -28,6 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from kernel_switch import FAKE_MAC, kernel_switch, sh
+from scenario_lib import ScenarioFailure, checks, failed, not_root, passed
 
 from ovstop.collect.base import Sources, Tables
 from ovstop.ebpf.capability import capabilities, format_check_table, probe_system
@@ -44,18 +44,7 @@ _SENDER = (
     "for _ in range(int(sys.argv[1])): c.sendto(b'x'*64,('10.0.0.1',5000))\n"
 )
 
-
-class ScenarioFailure(Exception):
-    pass
-
-
-def ok(check: str, detail: object = "") -> None:
-    print(f"DROPS-OK {check} {detail}".rstrip(), flush=True)
-
-
-def expect(cond: bool, what: str) -> None:
-    if not cond:
-        raise ScenarioFailure(what)
+ok, expect = checks("DROPS")
 
 
 def send(count: int) -> None:
@@ -118,8 +107,7 @@ def scenario(capture: CaptureThread, check_row: tuple[bool, str]) -> None:
 
 
 def main() -> int:
-    if os.geteuid() != 0:
-        print("DROPS-FAIL must run as root inside the guest")
+    if not_root("DROPS"):
         return 1
     capture: CaptureThread | None = None
     try:
@@ -136,12 +124,9 @@ def main() -> int:
             expect(not capture.is_alive(), "capture thread did not stop")
             expect(capture.read_kernel_drops() is None, "the drops program outlived capture")
             ok("detach", capture.drops_reason)
-        print("DROPS-PASS", flush=True)
-        return 0
+        return passed("DROPS")
     except (ScenarioFailure, subprocess.CalledProcessError) as exc:
-        detail = exc.stderr if isinstance(exc, subprocess.CalledProcessError) else exc
-        print(f"DROPS-FAIL {detail}", flush=True)
-        return 1
+        return failed("DROPS", exc)
     finally:
         if capture is not None:
             capture.stop()

@@ -16,7 +16,6 @@ range. Prints "EBPF-OK <check>" per check, "EBPF-PASS" at the end; exits 1 on th
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import threading
@@ -27,6 +26,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from kernel_switch import NAT_PORT, dp_ports, flow_packets, flow_recirc_ids, kernel_switch, purge, send_udp
+from scenario_lib import ScenarioFailure, checks, failed, not_root, passed
 
 from ovstop.collect.base import Sources, Tables
 from ovstop.ebpf.capability import capabilities, format_check_table, probe_system
@@ -38,18 +38,7 @@ from ovstop.events.schema import OvsEvent, encode
 N_TUPLES = 8
 REPEATS = 3
 
-
-class ScenarioFailure(Exception):
-    pass
-
-
-def ok(check: str, detail: object = "") -> None:
-    print(f"EBPF-OK {check} {detail}".rstrip(), flush=True)
-
-
-def expect(cond: bool, what: str) -> None:
-    if not cond:
-        raise ScenarioFailure(what)
+ok, expect = checks("EBPF")
 
 
 def of_kind(events: list[dict[str, Any]], kind: str, since: int) -> list[dict[str, Any]]:
@@ -150,8 +139,7 @@ def scenario(events: list[dict[str, Any]], capture: CaptureThread) -> None:
 
 
 def main() -> int:
-    if os.geteuid() != 0:
-        print("EBPF-FAIL must run as root inside the guest")
+    if not_root("EBPF"):
         return 1
     capture: CaptureThread | None = None
     try:
@@ -197,12 +185,9 @@ def main() -> int:
             capture.stop()
             expect(not capture.is_alive(), "capture thread did not stop")
             ok("detach", "probes detached")
-        print("EBPF-PASS", flush=True)
-        return 0
+        return passed("EBPF")
     except (ScenarioFailure, subprocess.CalledProcessError) as exc:
-        detail = exc.stderr if isinstance(exc, subprocess.CalledProcessError) else exc
-        print(f"EBPF-FAIL {detail}", flush=True)
-        return 1
+        return failed("EBPF", exc)
     finally:
         if capture is not None:
             capture.stop()

@@ -35,6 +35,7 @@ from typing import Any
 
 from kernel_switch import NAT_PORT, dp_ports, flow_packets, kernel_switch, purge, send_udp
 from prometheus_client.parser import text_string_to_metric_families
+from scenario_lib import ScenarioFailure, checks, failed, not_root, passed
 
 REPO = Path(__file__).resolve().parents[2]
 OUT_DIR = REPO / ".guest" / "out"
@@ -58,18 +59,7 @@ LATENCY = "ovs_vswitchd_upcall_latency_seconds_count"
 
 Scrape = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
-
-class ScenarioFailure(Exception):
-    pass
-
-
-def ok(check: str, detail: object = "") -> None:
-    print(f"HEADLESS-OK {check} {detail}".rstrip(), flush=True)
-
-
-def expect(cond: bool, what: str) -> None:
-    if not cond:
-        raise ScenarioFailure(what)
+ok, expect = checks("HEADLESS")
 
 
 def scrape() -> Scrape:
@@ -299,17 +289,13 @@ def main() -> int:
         help="copy the recording to tests/data/recordings/NAME.jsonl (default guest-ebpf)",
     )
     args = parser.parse_args()
-    if os.geteuid() != 0:
-        print("HEADLESS-FAIL must run as root inside the guest")
+    if not_root("HEADLESS"):
         return 1
     try:
         run(args.save_fixture)
     except (ScenarioFailure, subprocess.CalledProcessError, OSError) as exc:
-        detail = exc.stderr if isinstance(exc, subprocess.CalledProcessError) else exc
-        print(f"HEADLESS-FAIL {detail}", flush=True)
-        return 1
-    print("HEADLESS-PASS", flush=True)
-    return 0
+        return failed("HEADLESS", exc)
+    return passed("HEADLESS")
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from kernel_switch import flow_packets, kernel_switch, purge, send_udp, sh
+from scenario_lib import ScenarioFailure, checks, failed, not_root, passed
 
 from ovstop.ebpf.capability import capabilities, probe_system
 from ovstop.ebpf.capture import CaptureThread
@@ -50,18 +51,7 @@ EVENT_TIMEOUT = 60.0
 # upcall_monitor.py's event line: TIME CPU COMM PID DPIF_NAME TYPE PKT_LEN FLOW_KEY_LEN
 MONITOR_LINE = re.compile(r"^(\d+\.\d+)\s+\d+\s+\S+\s+\d+\s+(\S+)\s+(\d+)\s+(\d+)\s+\d+\s*$", re.M)
 
-
-class ScenarioFailure(Exception):
-    pass
-
-
-def ok(check: str, detail: object = "") -> None:
-    print(f"USDT-OK {check} {detail}".rstrip(), flush=True)
-
-
-def expect(cond: bool, what: str) -> None:
-    if not cond:
-        raise ScenarioFailure(what)
+ok, expect = checks("USDT")
 
 
 def wait_for(cond: Callable[[], bool], timeout: float, what: Callable[[], str]) -> None:
@@ -210,8 +200,7 @@ def scenario(events: Events, monitor: UpcallMonitor) -> None:
 
 
 def main() -> int:
-    if os.geteuid() != 0:
-        print("USDT-FAIL must run as root inside the guest")
+    if not_root("USDT"):
         return 1
     capture: CaptureThread | None = None
     monitor: UpcallMonitor | None = None
@@ -242,12 +231,9 @@ def main() -> int:
             monitor.stop()
             expect("WARNING" not in monitor.text(), f"upcall_monitor.py: {monitor.text().splitlines()[-3:]}")
             ok("detach", "probes detached; no events lost by either")
-        print("USDT-PASS", flush=True)
-        return 0
+        return passed("USDT")
     except (ScenarioFailure, subprocess.CalledProcessError) as exc:
-        detail = exc.stderr if isinstance(exc, subprocess.CalledProcessError) else exc
-        print(f"USDT-FAIL {detail}", flush=True)
-        return 1
+        return failed("USDT", exc)
     finally:
         if capture is not None:
             capture.stop()
