@@ -1,8 +1,9 @@
 """Past snapshots kept for looking back (time scrub), bounded by age, with what they cost in memory.
 
 Snapshots are immutable, so keeping one is keeping a reference: its series' histories share the store's
-buffers, but each round's tables (datapath flows above all) and series tuple are its own. That part is
-estimated when a snapshot is added (shallow sizes of the series tuple, each series object and every table
+buffers (and labels and unchanged values are shared by the store), but each round's tables (datapath flows
+above all), series objects and series tuple are its own. That part is estimated when a snapshot is added
+(shallow sizes of the series tuple, each series object with its history view and numbers, and every table
 row with its values; of the flow changes, which the snapshots of the next few rounds list again, only the
 round's own) and summed, so the depth setting can say what it costs.
 """
@@ -19,14 +20,16 @@ from ovstop.model.store import Snapshot
 
 DEFAULT_DEPTH = 300.0
 """Seconds of snapshots kept by default."""
-MAX_BYTES = 256 * 2**20
+MAX_BYTES = 128 * 2**20
 """Whatever the depth, the oldest snapshots go once the kept ones are estimated above this (a switch with
 10,000 datapath flows makes snapshots of megabytes)."""
 
 
 def snapshot_bytes(snap: Snapshot) -> int:
     """An estimate of the memory one snapshot holds of its own (not shared with other snapshots)."""
-    size = sys.getsizeof(snap.series) + sum(sys.getsizeof(s) for s in snap.series)
+    size = sys.getsizeof(snap.series)
+    for s in snap.series:  # the series object, its history view and its own numbers (floats are objects)
+        size += sys.getsizeof(s) + sys.getsizeof(s.history) + sys.getsizeof(s.value) + sys.getsizeof(s.rate)
     for name, rows in snap.tables.items():
         size += sys.getsizeof(rows)
         for row in newest_changes(rows) if name == CHANGES else rows:

@@ -169,6 +169,9 @@ DERIVED = "derived"
 
 @dataclass(slots=True)
 class _State:
+    labels: Labels
+    """The series' labels as first seen: every round's Series shares this tuple (a snapshot kept for the
+    time scrub then holds no labels of its own)."""
     value: Value | None
     at: float
     history: _Buffer
@@ -251,9 +254,11 @@ class MetricStore:
     def _fold(self, key: tuple[str, Labels], sample: Sample, now: float) -> Series:
         prev = self._state.get(key)
         if prev is None:
-            prev = _State(None, now, _Buffer(self.history))
+            prev = _State(sample.labels, None, now, _Buffer(self.history))
             self._state[key] = prev
         value = sample.value
+        if type(value) is type(prev.value) and value == prev.value:
+            value = prev.value  # unchanged: kept snapshots share the one object (a histogram is hundreds of bytes)
         rate: float | None = None
         gained: Histogram | None = None
         kind = sample.spec.kind
@@ -269,7 +274,7 @@ class MetricStore:
                 prev.history.append(float(gained.count))
         prev.value = value
         prev.at = now
-        return Series(sample.spec, sample.labels, value, rate, gained, prev.history.view())
+        return Series(sample.spec, prev.labels, value, rate, gained, prev.history.view())
 
 
 def counter_rate(old: Value | None, new: float, seconds: float) -> float | None:
