@@ -76,8 +76,19 @@ if ! tries=$(wait_path); then
     diagnose "no reply from 10.0.0.2 after 15 pings"
     ovs-appctl dpctl/del-flows
     ovs-appctl fdb/flush br0 >/dev/null
-    tries=$(wait_path) || { diagnose "no reply after the flows were flushed"; fail "ping ns1 -> ns2"; }
-    echo "SMOKE-WARN path came up only after the datapath flows were flushed"
+    if tries=$(wait_path); then
+        echo "SMOKE-WARN path came up only after the datapath flows were flushed"
+    else
+        diagnose "no reply after the flows were flushed"
+        # Every upcall lost (dpctl/show "lost"): the handlers' netlink sockets never reached the datapath (seen
+        # once in CI, after ovs-vswitchd started under emulation counting 0 CPUs for its handlers). A restart of
+        # ovs-vswitchd hands them over again; any other cause fails here.
+        ovs-appctl dpctl/show | grep -q 'lost:[1-9]' || fail "ping ns1 -> ns2"
+        ovs-appctl exit
+        ovs-vswitchd --pidfile --detach --log-file -vconsole:off
+        tries=$(wait_path) || { diagnose "no reply after ovs-vswitchd was restarted"; fail "ping ns1 -> ns2"; }
+        echo "SMOKE-WARN path came up only after ovs-vswitchd was restarted (its upcalls had been lost)"
+    fi
 fi
 ip netns exec ns1 ping -c 3 -i 0.2 -W 2 10.0.0.2 || { diagnose "the path went away"; fail "ping ns1 -> ns2"; }
 ok ping ns1 10.0.0.1 to ns2 10.0.0.2 "after $tries ping(s) at $(since "$start") s"
