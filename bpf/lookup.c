@@ -28,7 +28,7 @@ struct miss_key {
 
 BPF_PERCPU_ARRAY(lookup_args, struct lookup_args, 1);
 BPF_PERCPU_ARRAY(lookup_totals, u64, LK_MAX);
-BPF_TABLE("lru_hash", struct ufid_key, u64, flow_hits, 16384);
+BPF_TABLE("lru_hash", struct ufid_key, u64, flow_hits, OVSTOP_FLOW_HITS_MAX);
 BPF_TABLE("lru_hash", struct miss_key, u64, flow_misses, 4096);
 
 static __always_inline void add_total(u32 slot, u64 n)

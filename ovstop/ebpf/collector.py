@@ -10,6 +10,7 @@ from ovstop.collect.base import Sources, Tables
 from ovstop.ebpf import kernel_drops
 from ovstop.ebpf.capture import CaptureThread
 from ovstop.ebpf.hooks import DEEP_OFF
+from ovstop.ebpf.program import FLOW_HITS_MAX
 from ovstop.model.metric import Kind, MetricSpec, Sample, labels_of
 from ovstop.model.store import Snapshot
 
@@ -89,8 +90,6 @@ PROGRAM_RUNS = MetricSpec(
 
 LOOKUP_SPECS = {"hit": LOOKUP_HIT, "miss": LOOKUP_MISS, "mask_hit": LOOKUP_MASK_HIT, "cache_hit": LOOKUP_CACHE_HIT}
 TOP_MISSES = 50
-HIT_MAP_SIZE = 16384
-"""Entries of bpf/lookup.c's ``flow_hits`` LRU map: once full, a ufid missing from it may have been evicted."""
 
 
 class EbpfCollector:
@@ -170,6 +169,6 @@ def flow_lookup_hits(snap: Snapshot, row: Mapping[str, Any]) -> int | str:
     hits = {r["ufid"]: r["hits"] for r in snap.tables["flow_lookup_hits"]}
     if row.get("ufid") in hits:
         return int(hits[row["ufid"]])
-    if len(hits) >= HIT_MAP_SIZE:
-        return f"not counted: the kernel's hit map is full ({HIT_MAP_SIZE} flows), this one may have been evicted"
+    if len(hits) >= FLOW_HITS_MAX:
+        return f"not counted: the kernel's hit map is full ({FLOW_HITS_MAX} flows), this one may have been evicted"
     return 0

@@ -42,11 +42,17 @@ def fexit_defines(hooks: Iterable[Hook]) -> dict[str, int]:
     return {f"OVSTOP_FEXIT_{h.group.upper()}": 1 for h in hooks if h.kind is Kind.FEXIT}
 
 
+FLOW_HITS_MAX = 16384
+"""Entries of bpf/lookup.c's ``flow_hits`` LRU map (given to it as ``OVSTOP_FLOW_HITS_MAX``): once full, a
+ufid missing from it may have been evicted."""
+
+
 def cflags(ringbuf: bool, ringbuf_pages: int, defines: Mapping[str, int]) -> list[str]:
     """Compiler flags: include path, event channel, struct offsets (``Layout.defines()``) and other switches."""
     if ringbuf_pages <= 0 or ringbuf_pages & (ringbuf_pages - 1):
         raise SourceError(f"ring buffer pages must be a power of two, got {ringbuf_pages}")
     flags = [f"-I{bpf_dir()}", f"-DOVSTOP_RINGBUF={int(ringbuf)}", f"-DOVSTOP_RINGBUF_PAGES={ringbuf_pages}"]
+    flags.append(f"-DOVSTOP_FLOW_HITS_MAX={FLOW_HITS_MAX}")
     flags += [f"-D{name}={value}" for name, value in sorted(defines.items())]
     return flags
 
