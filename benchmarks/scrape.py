@@ -3,15 +3,23 @@
 Starts a sandbox switch with ``--ports`` dummy ports and ``--flows`` live datapath flows, then measures:
 
 * a full collection (``Sampler.sample()``), median and p90 over ``--rounds``, with a per-collector breakdown;
-* ``/metrics`` latency (p50/p99) under ``--clients`` concurrent HTTP clients on the real server (rounds on a
-  refresher thread every second, as ``--headless -d 1``), its size and the age of the data served;
+* ``/metrics`` latency (p50/p99) under ``wrk`` with ``--clients`` connections on the real server (rounds on
+  a refresher thread every second, as ``--headless -d 1``), gzip as Prometheus asks and uncompressed, its
+  size and the age of the data served (needs Debian's ``wrk``);
 * (a) the same requests a round makes, issued bare: the recorded unixctl commands (same args) as JSON-RPC on
   a raw socket, the OVSDB read as one ``transact`` of ``select``s of the same columns, the OpenFlow table
   stats on kept connections. Replies are only framed (``json`` of the envelope), not interpreted;
 * (b) one ``ovs-appctl`` / ``ovs-vsctl --format=json list`` / ``ovs-ofctl dump-tables`` process per
   request, the method other exporters use (process time only: their parsing is not counted).
 
+Each side is timed twice: wall time, and the observer's CPU (ovstop: this process's CPU for the round,
+parsing, store and snapshot included; raw sockets: this process's CPU for the framing; one process per
+request: the children's CPU plus this process's for starting them). The switch's CPU while it answers
+(ovs-vswitchd without its busy-polling pmd threads, plus ovsdb-server) is printed beside each, since
+answering costs the switch too. The ``/metrics`` clients run in a separate process, as Prometheus does.
+
 Run: ``.venv/bin/python benchmarks/scrape.py [--ports 1000] [--flows 10000] [--rounds 10] [--clients 20]``.
+The first collection is ``Runtime.first_sample()``, which also tunes the cycle collector as ``--headless`` does.
 """
 
 from __future__ import annotations
@@ -20,11 +28,12 @@ import argparse
 import json
 import os
 import re
+import resource
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator
@@ -215,72 +224,130 @@ def fill_flows(session: SandboxSession, n_flows: int) -> int:
 # -- /metrics under load ---------------------------------------------------------------------------------
 @dataclass
 class ScrapeResult:
-    latencies: list[float]
-    size: int
-    errors: int
+    requests: int
     seconds: float
-    rounds: int
+    errors: str
+    """wrk's error lines (non-2xx answers, socket errors), empty when there were none."""
+    percentiles: dict[str, float]
+    """wrk's latency distribution: "50%" … "99%" to seconds."""
+    size: int
     ages: list[float]
-    """``ovstop_snapshot_age_seconds`` of every answer: how old the data each scrape got was."""
+    """``ovstop_snapshot_age_seconds`` of the prober's answers: how old the data served was."""
+    rounds: int
     renders: int
 
 
-def scrape_load(rt: Runtime, clients: int, per_client: int, limit: float) -> ScrapeResult:
+def wrk_seconds(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}[unit]
+
+
+def probe_ages(url: str, seconds: float) -> dict[str, Any]:
+    """Scrape ``url`` four times a second for ``seconds`` (run in a process of its own): the page size and
+    the age of the data in each answer."""
+    ages: list[float] = []
+    size = 0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(url, timeout=30) as reply:
+            body = reply.read()
+        size = max(size, len(body))
+        age = re.search(rb"^ovstop_snapshot_age_seconds (\S+)$", body, re.M)
+        ages.append(float(age[1]) if age else float("nan"))
+        time.sleep(0.25)
+    return {"ages": ages, "size": size}
+
+
+def scrape_load(rt: Runtime, clients: int, seconds: float, gzipped: bool) -> ScrapeResult:
+    """The real server with rounds every second, under ``wrk -c clients`` (a separate process written in C,
+    as Prometheus is a separate process: clients in this process would compete with the server and the
+    round for the interpreter lock, and a Python client saturates its own core first) and a slow prober
+    (another process) reading the age of the data."""
     endpoint = MetricsEndpoint()
     refresher = Refresher(rt.sampler, interval=1.0)  # what `--headless -d 1` runs
     endpoint.attach(refresher)
     refresher.start()
     server = serve(endpoint, "127.0.0.1", 0)
     url = f"http://127.0.0.1:{server.server_port}/metrics"
-    latencies: list[float] = []
-    sizes: list[int] = []
-    ages: list[float] = []
-    errors = [0]
-    lock = threading.Lock()
-    deadline = time.monotonic() + limit
     seq0 = rt.sampler.latest.seq if rt.sampler.latest else 0
-
-    def client() -> None:
-        for _ in range(per_client):
-            if time.monotonic() > deadline:
-                return
-            started = time.perf_counter()
-            try:
-                with urllib.request.urlopen(url, timeout=30) as reply:
-                    body = reply.read()
-            except OSError:
-                with lock:
-                    errors[0] += 1
-                continue
-            with lock:
-                latencies.append(time.perf_counter() - started)
-                sizes.append(len(body))
-                age = re.search(rb"^ovstop_snapshot_age_seconds (\S+)$", body, re.M)
-                ages.append(float(age[1]) if age else float("nan"))
-
-    started = time.monotonic()
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    seconds = time.monotonic() - started
-    server.shutdown()
-    server.server_close()
-    refresher.close()
+    wrk = ["wrk", "-t2", f"-c{clients}", f"-d{seconds:g}s", "--latency", url]
+    prober = [sys.executable, __file__, "--probe", url, "--scrape-seconds", str(seconds)]
+    try:
+        with subprocess.Popen(prober, stdout=subprocess.PIPE, text=True) as probing:
+            load = subprocess.run(
+                wrk + (["-H", "Accept-Encoding: gzip"] if gzipped else []),
+                capture_output=True,
+                text=True,
+                timeout=seconds + 60,
+            )
+            probed, _ = probing.communicate(timeout=60)
+    finally:
+        server.shutdown()
+        server.server_close()
+        refresher.close()
+    if load.returncode != 0 or probing.returncode != 0:
+        raise OvstopError(f"the scrape load failed: {load.stderr.strip()[-300:]}")
     seq1 = rt.sampler.latest.seq if rt.sampler.latest else 0
-    if not latencies:
-        raise OvstopError(f"no /metrics scrape succeeded ({errors[0]} errors)")
-    return ScrapeResult(latencies, max(sizes), errors[0], seconds, seq1 - seq0, ages, endpoint.renders)
+    out = load.stdout
+    requests = re.search(r"^\s*(\d+) requests in ([\d.]+\w+)", out, re.M)
+    if requests is None:
+        raise OvstopError(f"wrk printed no request count: {out.strip()[-300:]}")
+    percentiles = {q: wrk_seconds(v) for q, v in re.findall(r"^\s+(\d+%)\s+([\d.]+\w+)$", out, re.M)}
+    errors = "; ".join(line.strip() for line in out.splitlines() if re.match(r"\s*(Non-2xx|Socket errors)", line))
+    got = json.loads(probed)
+    return ScrapeResult(
+        int(requests[1]),
+        wrk_seconds(requests[2]),
+        errors,
+        percentiles,
+        got["size"],
+        got["ages"],
+        seq1 - seq0,
+        endpoint.renders,
+    )
 
 
 # -- measuring -------------------------------------------------------------------------------------------
-def repeat(fn: Callable[[], Any], rounds: int) -> list[float]:
-    out = []
+@dataclass
+class Timing:
+    """Per-round wall time, observer CPU and switch CPU (seconds) of one way of making a round's requests."""
+
+    wall: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+    switch_cpu: list[float] = field(default_factory=list)
+
+
+def own_cpu() -> float:
+    """This process's CPU plus that of its waited-for children (the processes of method (b))."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+def daemon_cpu(session: SandboxSession) -> float:
+    """CPU seconds of the switch's daemons, without ovs-vswitchd's pmd threads (they busy-poll regardless)."""
+    total = 0.0
+    for daemon in ("ovs-vswitchd", "ovsdb-server"):
+        try:
+            pid = int((session.switch.dir / f"{daemon}.pid").read_text().strip())
+        except (OSError, ValueError) as exc:
+            raise OvstopError(f"no pid for the sandbox's {daemon}: {exc}") from exc
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            stat = (task / "stat").read_text()
+            if stat[stat.index("(") + 1 :].startswith("pmd"):
+                continue
+            fields = stat[stat.rindex(")") + 2 :].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def repeat(fn: Callable[[], Any], rounds: int, session: SandboxSession) -> Timing:
+    out = Timing()
     for _ in range(rounds):
-        started = time.perf_counter()
+        wall, cpu, switch = time.perf_counter(), own_cpu(), daemon_cpu(session)
         fn()
-        out.append(time.perf_counter() - started)
+        out.wall.append(time.perf_counter() - wall)
+        out.cpu.append(own_cpu() - cpu)
+        out.switch_cpu.append(daemon_cpu(session) - switch)
     return out
 
 
@@ -316,14 +383,14 @@ def benchmark(args: argparse.Namespace) -> Iterator[str]:
         assert db is not None
         db.refresh = timed(db.refresh, "(ovsdb refresh)", spent)  # type: ignore[method-assign]
         t2 = time.perf_counter()
-        first = sampler.sample()
+        first = rt.first_sample()  # as --headless starts: this also tunes the cycle collector
         yield (
             f"first (cold) collection: {ms(time.perf_counter() - t2).strip()}; {len(first.series)} series, "
             f"{len(first.tables.get('dp_flows', []))} flow rows"
         )
         calls = record_calls(rt)
         spent.clear()
-        warm = repeat(sampler.sample, args.rounds)
+        warm = repeat(sampler.sample, args.rounds, session)
         snap = sampler.latest
         assert snap is not None
         for h in snap.health.values():
@@ -341,47 +408,59 @@ def benchmark(args: argparse.Namespace) -> Iterator[str]:
         )
         try:
             raw.run()  # connect and warm up
-            raw_times = repeat(raw.run, args.rounds)
+            raw_times = repeat(raw.run, args.rounds, session)
         finally:
             raw.close()
         commands = subprocess_commands(session, rt, calls)
         env = {**os.environ, **session.switch.env}
         sub_rounds = max(1, min(args.rounds, 3))
-        sub_times = repeat(lambda: run_processes(commands, env), sub_rounds)
+        sub_times = repeat(lambda: run_processes(commands, env), sub_rounds, session)
 
-        scrape = scrape_load(rt, args.clients, args.requests, args.scrape_seconds)
+        scrapes = {
+            encoding: scrape_load(rt, args.clients, args.scrape_seconds, encoding == "gzip")
+            for encoding in ("gzip", "identity")
+        }
 
     yield ""
     yield f"one round = {len(calls)} unixctl requests ({', '.join(sorted({c for c, _ in calls}))}),"
     yield f"            1 OVSDB read ({', '.join(db.columns)}), {len(session.switch.bridges)} OpenFlow table-stats"
     yield ""
-    yield f"  {'full collection (sampler.sample())':<42}{'median':>12}{'p90':>12}   [{args.rounds} warm rounds]"
-    yield report_row("ovstop", warm, f"{len(snap.series)} series")
+    yield f"  {'full collection (sampler.sample()), wall':<42}{'median':>12}{'p90':>12}   [{args.rounds} warm rounds]"
+    yield report_row("ovstop", warm.wall, f"{len(snap.series)} series")
     for name, values in spent.items():
         yield report_row(f"  {name}", values)
-    accounted = [sum(v[i] for v in spent.values()) for i in range(len(warm))]
-    yield report_row("  (store, rates, snapshot: the rest)", [w - a for w, a in zip(warm, accounted, strict=True)])
-    yield report_row("(a) same requests, raw sockets", raw_times)
-    yield report_row(f"(b) one process per request ({len(commands)})", sub_times, f"[{sub_rounds} rounds]")
+    accounted = [sum(v[i] for v in spent.values()) for i in range(len(warm.wall))]
+    rest = [w - a for w, a in zip(warm.wall, accounted, strict=True)]
+    yield report_row("  (store, rates, snapshot: the rest)", rest)
+    yield report_row("(a) same requests, raw sockets", raw_times.wall)
+    yield report_row(f"(b) one process per request ({len(commands)})", sub_times.wall, f"[{sub_rounds} rounds]")
     yield ""
-    ratio_a = statistics.median(warm) / statistics.median(raw_times)
-    ratio_b = statistics.median(sub_times) / statistics.median(warm)
-    yield f"  ovstop / raw          = {ratio_a:6.2f}x   (aim <= 1.5x)  {'ok' if ratio_a <= 1.5 else 'MISSED'}"
-    yield f"  subprocess / ovstop   = {ratio_b:6.1f}x   (aim >= 10x)   {'ok' if ratio_b >= 10 else 'MISSED'}"
+    yield f"  {'CPU per round (median)':<42}{'observer':>12}{'switch':>12}"
+    for label, timing in (("ovstop", warm), ("(a) raw sockets", raw_times), ("(b) one process per request", sub_times)):
+        yield f"  {label:<42}{ms(statistics.median(timing.cpu))}{ms(statistics.median(timing.switch_cpu))}"
     yield ""
-    lat = scrape.latencies
-    yield (
-        f"/metrics under {args.clients} concurrent clients: {len(lat)} scrapes in {scrape.seconds:.1f}s, "
-        f"{scrape.errors} errors, {scrape.rounds} collections, {scrape.renders} renderings shared"
+    ratios = (
+        ("ovstop / raw, wall", statistics.median(warm.wall) / statistics.median(raw_times.wall), "<=", 1.5),
+        ("subprocess / ovstop, wall", statistics.median(sub_times.wall) / statistics.median(warm.wall), ">=", 10),
+        ("subprocess / ovstop, observer CPU", statistics.median(sub_times.cpu) / statistics.median(warm.cpu), ">=", 10),
     )
-    yield (
-        f"  latency p50 {ms(quantile(lat, 0.5)).strip()}, p99 {ms(quantile(lat, 0.99)).strip()}, "
-        f"max {ms(max(lat)).strip()}; scrape size {scrape.size / 1024:.0f} KiB"
-    )
-    yield (
-        f"  age of the data served: p50 {ms(quantile(scrape.ages, 0.5)).strip()}, "
-        f"max {ms(max(scrape.ages)).strip()} (never above the bound, 2 x (interval + --timeout))"
-    )
+    for label, ratio, sense, aim in ratios:
+        ok = ratio <= aim if sense == "<=" else ratio >= aim
+        yield f"  {label:<36}= {ratio:6.2f}x   (aim {sense} {aim}x)  {'ok' if ok else 'MISSED'}"
+    yield ""
+    for encoding, scrape in scrapes.items():
+        asked = "gzip, as Prometheus asks" if encoding == "gzip" else "uncompressed"
+        yield (
+            f"/metrics under wrk -c {args.clients} ({asked}): {scrape.requests} scrapes in {scrape.seconds:.1f}s "
+            f"({scrape.requests / scrape.seconds:.0f}/s), {scrape.rounds} collections, "
+            f"{scrape.renders} renderings shared, errors: {scrape.errors or 'none'}"
+        )
+        yield "  latency " + ", ".join(f"p{q.rstrip('%')} {ms(v).strip()}" for q, v in scrape.percentiles.items())
+        yield (
+            f"  page {scrape.size / 1024:.0f} KiB uncompressed; age of the data served: p50 "
+            f"{ms(quantile(scrape.ages, 0.5)).strip()}, max {ms(max(scrape.ages)).strip()} "
+            "(never above the bound, 2 x (interval + --timeout))"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -395,11 +474,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--rounds", type=int, default=10, help="collections to time (default 10)")
     p.add_argument("--clients", type=int, default=20, help="concurrent /metrics clients (default 20)")
-    p.add_argument("--requests", type=int, default=10, help="scrapes per client (default 10)")
-    p.add_argument("--scrape-seconds", type=float, default=60.0, help="time limit of the scrape test")
+    p.add_argument("--scrape-seconds", type=float, default=10.0, help="length of the scrape test (default 10)")
+    p.add_argument("--probe", metavar="URL", help=argparse.SUPPRESS)  # the age prober of the scrape test
     args = p.parse_args(argv)
-    if min(args.ports, args.rounds, args.clients, args.requests) < 1 or args.flows < 0:
-        p.error("--ports, --rounds, --clients and --requests must be positive, --flows not negative")
+    if args.probe:
+        print(json.dumps(probe_ages(args.probe, args.scrape_seconds)))
+        return 0
+    if shutil.which("wrk") is None:
+        p.error("the /metrics load needs wrk (apt-get install wrk)")
+    if min(args.ports, args.rounds, args.clients) < 1 or args.flows < 0:
+        p.error("--ports, --rounds and --clients must be positive, --flows not negative")
     try:
         for line in benchmark(args):
             print(line, flush=True)
