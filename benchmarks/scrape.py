@@ -19,7 +19,8 @@ request: the children's CPU plus this process's for starting them). The switch's
 answering costs the switch too. The ``/metrics`` clients run in a separate process, as Prometheus does.
 
 Run: ``.venv/bin/python benchmarks/scrape.py [--ports 1000] [--flows 10000] [--rounds 10] [--clients 20]``.
-The first collection is ``Runtime.first_sample()``, which also tunes the cycle collector as ``--headless`` does.
+The first collection is ``Runtime.first_sample()`` followed by ``freeze_each_round()``: the cycle collector is
+paced as ``--headless`` paces it.
 """
 
 from __future__ import annotations
@@ -383,7 +384,8 @@ def benchmark(args: argparse.Namespace) -> Iterator[str]:
         assert db is not None
         db.refresh = timed(db.refresh, "(ovsdb refresh)", spent)  # type: ignore[method-assign]
         t2 = time.perf_counter()
-        first = rt.first_sample()  # as --headless starts: this also tunes the cycle collector
+        first = rt.first_sample()  # as --headless starts, cycle collector pacing included
+        rt.freeze_each_round()
         yield (
             f"first (cold) collection: {ms(time.perf_counter() - t2).strip()}; {len(first.series)} series, "
             f"{len(first.tables.get('dp_flows', []))} flow rows"

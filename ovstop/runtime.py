@@ -7,9 +7,8 @@ Nothing here imports Textual.
 from __future__ import annotations
 
 import contextlib
-import gc
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +17,7 @@ from ovstop.collect.config import CollectConfig
 from ovstop.collect.demand import EVERYTHING
 from ovstop.collect.registry import default_collectors
 from ovstop.collect.sampler import Sampler
+from ovstop.cycles import PACED_YOUNG_THRESHOLD, CyclePacer
 from ovstop.ebpf.capture import CaptureThread
 from ovstop.ebpf.collector import EbpfCollector
 from ovstop.ebpf.session import start_capture
@@ -95,6 +95,8 @@ class Runtime:
     """Why no capture runs, in the user's terms (empty when one does)."""
     sandbox: SandboxSession | None = None
     """The sandbox this run started (``options.sandbox``), with its endpoints."""
+    pacer: CyclePacer = field(default_factory=CyclePacer)
+    """Paces the cycle collector from the first round on (see :mod:`ovstop.cycles`)."""
 
     @property
     def event_store(self) -> EventStore | None:
@@ -141,27 +143,14 @@ class Runtime:
             self.events.recorder = start_recording(
                 o.record, self.sampler, self.stack, snap, o.record_overwrite, o.record_rotate, o.record_keep
             )
-        settle_gc()
+        self.pacer.settle()
         return snap
 
-
-YOUNG_GC_THRESHOLD = 50_000
-"""Allocations between collections of the youngest generation (Python's default: 700)."""
-
-
-def settle_gc() -> None:
-    """Tune the cycle collector for a process that keeps many snapshots and makes much short-lived garbage.
-
-    What exists now (modules, replicas, caches) lives as long as the run: frozen, it is left out of every
-    future collection. A round then makes some 100,000 objects that die within it (replies, samples,
-    rows, rendered text). With the default young threshold, collections run mid-round and promote them to
-    the old generation, which fills so fast that a full collection, rescanning every snapshot kept for
-    the time scrub, ran every two or three rounds: at 1,000 ports, 385 ms each, a third of the TUI's CPU.
-    A larger young threshold lets most of them die by reference counting before any collection sees them.
-    """
-    gc.freeze()
-    _, middle, old = gc.get_threshold()
-    gc.set_threshold(YOUNG_GC_THRESHOLD, middle, old)
+    def freeze_each_round(self) -> None:
+        """No UI in this process: freeze what each round keeps (see :mod:`ovstop.cycles`)."""
+        if self.pacer.round_done not in self.sampler.listeners:
+            self.pacer.settle(PACED_YOUNG_THRESHOLD)
+            self.sampler.listeners.append(self.pacer.round_done)
 
 
 def start_recording(
