@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import ovs.db.idl
@@ -81,6 +81,24 @@ def _fetch_schema(remote: str, database: str, timeout: float) -> dict[str, Any]:
         conn.close()
 
 
+class _ChangeTrackingIdl(ovs.db.idl.Idl):
+    """The IDL, noting which rows (and of an updated row, which columns) each update touched, through its
+    ``notify`` hook."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.changed: dict[str, dict[uuid.UUID, set[str] | None]] = {}
+        """Table name -> uuid -> the columns changed since the replica last converted the table (None: the
+        whole row, created or deleted)."""
+
+    def notify(self, event: str, row: ovs.db.idl.Row, updates: ovs.db.idl.Row | None = None) -> None:
+        rows = self.changed.setdefault(row._table.name, {})
+        if event != ovs.db.idl.ROW_UPDATE or updates is None:
+            rows[row.uuid] = None
+        elif (columns := rows.setdefault(row.uuid, set())) is not None:
+            columns.update(updates._data)  # the update's old values: exactly the columns that changed
+
+
 class OvsdbSource:
     """A monitored replica of selected columns of one database on one OVSDB server."""
 
@@ -95,14 +113,16 @@ class OvsdbSource:
         self.database = database
         self.timeout = timeout
         self._tables = dict(tables)
-        self._idl: ovs.db.idl.Idl | None = None
-        self._loading: ovs.db.idl.Idl | None = None
+        self._idl: _ChangeTrackingIdl | None = None
+        self._loading: _ChangeTrackingIdl | None = None
         self.columns: dict[str, tuple[str, ...]] = {}
         # table -> (the IDL's change_seqno when converted, rows): several collectors read the same table
         # each round, and most rounds nothing changed; converting 1,000 Interface rows is milliseconds.
         self._converted: dict[str, tuple[int, list[Row]]] = {}
+        # table -> row uuid -> (the IDL's row, its converted dict): see _convert.
+        self._rows: dict[str, dict[uuid.UUID, tuple[ovs.db.idl.Row, Row]]] = {}
 
-    def _start(self) -> ovs.db.idl.Idl:
+    def _start(self) -> _ChangeTrackingIdl:
         timeout = deadline.budget(self.timeout, f"OVSDB {self.remote}")
         schema = _fetch_schema(self.remote, self.database, timeout)
         if not isinstance(schema, dict):
@@ -115,9 +135,9 @@ class OvsdbSource:
             cols = tuple(c for c in wanted if c in present[table].get("columns", {}))
             self.columns[table] = cols
             helper.register_columns(table, list(cols))
-        return ovs.db.idl.Idl(self.remote, helper, leader_only=False)
+        return _ChangeTrackingIdl(self.remote, helper, leader_only=False)
 
-    def _open(self) -> ovs.db.idl.Idl:
+    def _open(self) -> _ChangeTrackingIdl:
         """The IDL once it has the database's contents. A large database may take longer than a round has:
         the IDL being filled is kept, and the next round goes on from where this one stopped."""
         if self._loading is None:
@@ -172,25 +192,52 @@ class OvsdbSource:
         return list(cached[1])
 
     def _convert(self, table: str) -> list[Row]:
-        if self._idl is None:
+        """The table's rows as plain dicts, converting only what the IDL reported as changed.
+
+        Converting a row (the IDL's ``to_python`` of every cell, and a copy) costs microseconds a cell: the
+        1,008 rows of a 1,000-port Interface table took 157 ms, and Interface statistics change every few
+        seconds on a busy switch (statistics alone were 33 of those 157 ms). A row the IDL did not report
+        (see :class:`_ChangeTrackingIdl`) and that is still the same row object (not one from a
+        reconnection) keeps its converted dict; of an updated row, only the changed columns are converted.
+        """
+        idl = self._idl
+        if idl is None:
             raise SourceError(f"OVSDB {self.remote}: not connected")
-        idl_table = self._idl.tables.get(table)
+        idl_table = idl.tables.get(table)
         if idl_table is None:
             return []
         cols = self.columns.get(table, ())
         # Optional scalars ("0 or 1 value") come from the IDL as lists; present them as value-or-None.
         types = {c: idl_table.columns[c].type for c in cols}
         singular = {c for c, t in types.items() if not t.is_map() and t.n_max == 1}
+        changed = idl.changed.pop(table, {})
+        before = self._rows.get(table, {})
+        now: dict[uuid.UUID, tuple[ovs.db.idl.Row, Row]] = {}
         out = []
         for row_uuid, row in idl_table.rows.items():
-            plain: Row = {"_uuid": str(row_uuid)}
-            for col in cols:
-                value = _plain(getattr(row, col))
-                if col in singular and isinstance(value, list):
-                    value = value[0] if value else None
-                plain[col] = value
+            known = before.get(row_uuid)
+            if known is None or known[0] is not row:
+                plain = self._plain_row(row, cols, singular)
+            elif row_uuid in changed:
+                columns = changed[row_uuid]
+                plain = self._plain_row(row, cols if columns is None else columns & set(cols), singular, known[1])
+            else:
+                plain = known[1]
+            now[row_uuid] = (row, plain)
             out.append(plain)
+        self._rows[table] = now
         return out
+
+    @staticmethod
+    def _plain_row(row: ovs.db.idl.Row, cols: Iterable[str], singular: set[str], known: Row | None = None) -> Row:
+        """``row`` as a new dict: ``cols`` converted, the other columns taken from ``known``."""
+        plain: Row = dict(known) if known is not None else {"_uuid": str(row.uuid)}
+        for col in cols:
+            value = _plain(getattr(row, col))
+            if col in singular and isinstance(value, list):
+                value = value[0] if value else None
+            plain[col] = value
+        return plain
 
     def close(self) -> None:
         for idl in (self._idl, self._loading):
@@ -198,3 +245,4 @@ class OvsdbSource:
                 idl.close()
         self._idl = self._loading = None
         self._converted.clear()
+        self._rows.clear()
