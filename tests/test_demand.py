@@ -23,6 +23,7 @@ from ovstop.sandbox.traffic import TrafficGenerator
 from ovstop.tui.app import OvstopApp
 from ovstop.tui.feed import LiveFeed
 from ovstop.tui.header import HeaderBar
+from ovstop.tui.metrics_pane import FOLDED_NOTE, MetricsPane
 
 DUMP = "dpctl/dump-flows"
 
@@ -113,3 +114,35 @@ def test_tui_dumps_flows_only_while_a_flow_pane_is_shown(sandbox: SandboxSwitch)
     finally:
         rt.close()
         traffic.stop()
+
+
+def test_tui_collects_interfaces_only_while_their_branch_is_open(sandbox: SandboxSwitch) -> None:
+    """The folded interface branch: no per-interface series while it is closed, and once opened the same
+    numbers ``ovs-vsctl`` reads (OpenFlow port numbers: they stay put while compared)."""
+    rt = open_runtime(Options(unixctl=str(sandbox.unixctl_path), db=sandbox.db_remote, ebpf=False))
+    app = OvstopApp(LiveFeed(rt.sampler, 0.25))
+    of_port = "ovs_vswitchd_interface_of_port"
+
+    async def run() -> None:
+        async with app.run_test(size=SMALL) as pilot:  # the metrics tree alone
+            await _until(pilot, lambda: app.snapshots_received >= 3)
+            assert app.latest is not None and not app.latest.find(of_port)
+            pane = app.query_one(MetricsPane)
+            folded = pane.metrics_tree.root.children[-1]
+            assert str(folded.label) == f"interface{FOLDED_NOTE}"
+            assert app.latest.find("ovs_vswitchd_bridge_n_ports")  # the rest of the tree is collected
+            folded.expand()
+            await _until(pilot, lambda: bool(app.shown and app.shown.find(of_port)))
+            shown = {s.label("interface"): s.value for s in app.shown.find(of_port)}  # type: ignore[union-attr]
+            names = sandbox.vsctl("--bare", "--columns=name", "list", "Interface").split()
+            truth = {n: float(sandbox.vsctl("get", "Interface", n, "ofport")) for n in names}
+            assert shown == truth
+            assert str(folded.label) == "interface"
+            folded.collapse()
+            seen = app.snapshots_received
+            await _until(pilot, lambda: app.snapshots_received >= seen + 2 and not app.latest.find(of_port))  # type: ignore[union-attr]
+
+    try:
+        asyncio.run(run())
+    finally:
+        rt.close()

@@ -48,6 +48,13 @@ NOTHING = Demand(frozenset())
 FLOW_DUMP = "flows"
 """The collector behind ``dpctl/dump-flows``: by far the largest reply, needed only where flows are shown."""
 
+INTERFACES = "interface"
+"""The per-interface collector: 10 series an interface, 10,000 of the 11,300 series of a 1,000-port switch."""
+
 METRICS = Demand.all_but(FLOW_DUMP)
 """What /metrics exports: every metric, no per-flow series, so no flow dump (flow counts come from
 ``dpctl/show``)."""
+
+SUMMARY = Demand.all_but(FLOW_DUMP, INTERFACES)
+"""Everything but the per-flow and per-interface series: what the TUI's header (headline figures, health
+checks) needs whatever pane is shown."""

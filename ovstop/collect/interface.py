@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ovstop.collect.base import Sources, Tables
+from ovstop.collect.demand import INTERFACES
 from ovstop.collect.topology import Attachment, attachments
 from ovstop.model.labels import LabelMap
 from ovstop.model.metric import Kind, MetricSpec, Sample, labels_of
@@ -47,7 +48,7 @@ def traffic_specs(prefix: str, what: str, path: tuple[str, ...], labels: tuple[s
 class InterfaceCollector:
     """Interface counters and state; extra labels (vpc, workload …) from the label map."""
 
-    name = "interface"
+    name = INTERFACES
     source = SOURCE
 
     def __init__(self, label_map: LabelMap | None = None) -> None:

@@ -214,13 +214,19 @@ class OvstopApp(App[int | str]):
         panes.set_class(everything, "-all")
         for n in self.panes:
             self.pane(n).display = n in ALL_VIEW if everything else n == self.current
-        demand = HeaderBar.needs
-        for n in self.visible_panes():
-            demand = demand | self.pane(n).needs
-        self.feed.need(demand)
+        self._apply_demand()
         if FLEET in self.panes and self.pane(FLEET).display:
             self.query_one(FleetTable).action_refresh_now()  # shown again: no waiting for the next round
         self._render_panes()
+
+    def _apply_demand(self) -> None:
+        demand = HeaderBar.needs
+        for n in self.visible_panes():
+            demand = demand | self.pane(n).wants()
+        self.feed.need(demand)
+
+    def on_pane_needs_changed(self, message: Pane.NeedsChanged) -> None:
+        self._apply_demand()
 
     # -- snapshots -----------------------------------------------------------------------------------------
     def on_snapshot_ready(self, message: SnapshotReady) -> None:

@@ -8,7 +8,7 @@ from textual.content import Content
 from textual.widgets import Static
 
 from ovstop import health
-from ovstop.collect.demand import METRICS
+from ovstop.collect.demand import SUMMARY
 from ovstop.model.store import Snapshot
 from ovstop.tui.format import duration, num
 from ovstop.tui.headline import clock_text, headline
@@ -29,9 +29,9 @@ def check_badges(table: list[dict[str, Any]]) -> list[str | tuple[str, str]]:
 class HeaderBar(Static):
     """Three lines; rebuilt from the snapshot and the view state, updated only when the text changes."""
 
-    needs = METRICS
+    needs = SUMMARY
     """Needed whatever pane is shown: the headline figures, and the health checks, whose inputs span the whole
-    tree (so every collector but the flow dump, which only panes 3 and 4 need)."""
+    tree but for the flow dump (panes 3 and 4) and the per-interface series (panes 1, 5 and 6)."""
 
     def show(self, snap: Snapshot | None, view: ViewState, paused: bool, started: float) -> None:
         content = self.render_content(snap, view, paused, started)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from textual.containers import Vertical
+from textual.message import Message
 
 from ovstop.collect.demand import NOTHING, Demand
 from ovstop.model.flows import FlowChange, flow_changes
@@ -72,6 +73,13 @@ class Pane(Vertical):
     title = ""
     needs: Demand = NOTHING
     """The collectors this pane's content comes from: the sampler runs them only while the pane is shown."""
+
+    class NeedsChanged(Message):
+        """What the pane needs collected changed while it is shown (a branch opened, say)."""
+
+    def wants(self) -> Demand:
+        """What the pane needs collected as it is shown now (its ``needs``, unless it shows less)."""
+        return self.needs
 
     def on_mount(self) -> None:
         self.border_title = self.title
