@@ -156,6 +156,7 @@ def test_old_snapshots_keep_their_history_and_series_are_plain() -> None:
     assert [s.find(HITS.name)[0].history for s in snaps] == [(), (10.0,), *[(10.0, 10.0)] * 4]
     assert snaps[1].find(HITS.name)[0].history == (10.0,)  # the buffer was cut since: the old view holds
     assert snaps[5].find(info.name)[0].history == ()
+    assert snaps[5].find(info.name)[0] is snaps[4].find(info.name)[0]  # nothing new: the same Series
     series = snaps[5].find(HITS.name)[0]
     assert series == Series(HITS, DP, 50, 10.0, None, (10.0, 10.0))
     assert hash(series) == hash(Series(HITS, DP, 50, 10.0, None, (10.0, 10.0)))

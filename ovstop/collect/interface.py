@@ -103,6 +103,14 @@ class InterfaceCollector:
             self.resets,
             self.ofport,
         )
+        # (spec, Interface column): the up/down states, then the numbers.
+        self._states = ((self.admin, "admin_state"), (self.link, "link_state"))
+        self._numbers = (
+            (self.mtu, "mtu"),
+            (self.speed, "link_speed"),
+            (self.resets, "link_resets"),
+            (self.ofport, "ofport"),
+        )
         self._labels: dict[tuple[str, str], _Labelled] = {}
 
     def extra_labels(self, att: Attachment) -> dict[str, str]:
@@ -148,18 +156,14 @@ class InterfaceCollector:
                     yield Sample(spec, ident, float(stats[key]))
             ofport = iface.get("ofport")
             yield Sample(self.info, info, 1.0)
-            for spec, col in ((self.admin, "admin_state"), (self.link, "link_state")):
+            for spec, col in self._states:
                 state = iface.get(col)
                 if state is not None:
                     yield Sample(spec, ident, 1.0 if state == "up" else 0.0)
-            for spec, col in (
-                (self.mtu, "mtu"),
-                (self.speed, "link_speed"),
-                (self.resets, "link_resets"),
-                (self.ofport, "ofport"),
-            ):
-                if iface.get(col) is not None:
-                    yield Sample(spec, ident, float(iface[col]))
+            for spec, col in self._numbers:
+                number = iface.get(col)
+                if number is not None:
+                    yield Sample(spec, ident, float(number))
             rows.append(
                 {
                     "bridge": att.bridge_name,

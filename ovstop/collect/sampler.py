@@ -157,24 +157,25 @@ class Sampler:
         for collector in ran:
             if collector.source in failures:
                 continue
-            self.calls[collector.name] += 1
+            name = collector.name
+            self.calls[name] += 1
             batch: list[Sample] = []
             batches.append((collector.source, batch))
             try:
                 for sample in collector.collect(self.sources, tables):
-                    if owner.setdefault(sample.spec.name, collector.name) == collector.name:
+                    if owner.setdefault(sample.spec.name, name) == name:
                         batch.append(sample)
             except SourceOff as exc:
                 off[collector.source] = str(exc)
             except SourceError as exc:
                 failures[collector.source] = str(exc)
             except ParseError as exc:
-                self._parse_errors[collector.name] += 1
+                self._parse_errors[name] += 1
                 degraded.setdefault(collector.source, str(exc))
             except Exception as exc:  # a collector bug must not lose the other collectors' data
-                log.exception("collector %s failed", collector.name)
-                self._parse_errors[collector.name] += 1
-                degraded.setdefault(collector.source, f"{collector.name}: internal error: {describe(exc)}")
+                log.exception("collector %s failed", name)
+                self._parse_errors[name] += 1
+                degraded.setdefault(collector.source, f"{name}: internal error: {describe(exc)}")
         for source, warning in tables.warnings.items():
             degraded.setdefault(source, warning)
         # A source that failed part-way through the round is down: what its other collectors read before

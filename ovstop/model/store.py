@@ -205,11 +205,11 @@ def _series(
     return series
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _State:
-    key: tuple[str, Labels]
-    """The series' key as first seen: each round's snapshot keys the series by this one tuple, not by a
-    new one per round (fewer objects for the cycle collector to count and scan)."""
+    """One series' memory between rounds. Compared and hashed by identity: a round keys its series by
+    their state, which hashes at once, where a (name, labels) key rehashes every label."""
+
     labels: Labels
     """The series' labels as first seen: every round's Series shares this tuple (a snapshot kept for the
     time scrub then holds no labels of its own)."""
@@ -217,6 +217,8 @@ class _State:
     at: float
     source: str
     history: _Buffer
+    still: Series | None = None
+    """The last Series made in a round that added nothing to the history (so without rate or interval)."""
 
 
 class MetricStore:
@@ -228,9 +230,9 @@ class MetricStore:
         self.history = history
         self._rank = {top: i for i, top in enumerate(tree_order)}
         self._state: dict[tuple[str, Labels], _State] = {}
-        self._kept: dict[tuple[str, Labels], Series] = {}
-        # The tree order of the last snapshot's keys: most rounds have the same series, so no re-sort.
-        self._order: list[tuple[str, Labels]] = []
+        self._kept: dict[_State, Series] = {}
+        # The tree order of the last snapshot's series: most rounds have the same ones, so no re-sort.
+        self._order: list[_State] = []
         self._seq = 0
         self._last_at: float | None = None
 
@@ -259,15 +261,14 @@ class MetricStore:
         interval = None if self._last_at is None else now - self._last_at
         self._last_at = now
         fold = self._fold
-        kept: dict[tuple[str, Labels], Series] = {}
+        kept: dict[_State, Series] = {}
         for source, sample in samples:
             fold(sample, now, source, kept)
         down = {name for name, h in health.items() if not h.up}  # a source missing from health is up
         if down:
-            state = self._state
-            for key, old in self._kept.items():
-                if key not in kept and state[key].source in down:
-                    kept[key] = Series(old.spec, old.labels, old.value, history=old.history, stale=True)
+            for state, old in self._kept.items():
+                if state not in kept and state.source in down:
+                    kept[state] = Series(old.spec, old.labels, old.value, history=old.history, stale=True)
         tables = dict(tables or {})
         if derive is not None:
             draft = Snapshot(self._seq, wall, interval, tuple(kept.values()), dict(health), tables)
@@ -276,12 +277,11 @@ class MetricStore:
                 fold(sample, now, DERIVED, kept)
             tables.update(extra_tables)
         self._kept = kept
-        # Every kept key has a state, and the states are the last round's keys plus the new ones: equal
-        # counts mean no series came or went, so the last order still holds.
+        # Every kept series has a state, and the states are the last round's series plus the new ones:
+        # equal counts mean no series came or went, so the last order still holds.
         if not len(kept) == len(self._state) == len(self._order):
-            for key in [key for key in self._state if key not in kept]:
-                del self._state[key]
-            self._order = sorted(kept, key=lambda k: (self._tree_key(kept[k].spec), k[1]))
+            self._state = {key: state for key, state in self._state.items() if state in kept}
+            self._order = sorted(kept, key=lambda state: (self._tree_key(kept[state].spec), state.labels))
         return Snapshot(
             seq=self._seq,
             timestamp=wall,
@@ -293,13 +293,13 @@ class MetricStore:
             collect_seconds=collect_seconds,
         )
 
-    def _fold(self, sample: Sample, now: float, source: str, kept: dict[tuple[str, Labels], Series]) -> None:
+    def _fold(self, sample: Sample, now: float, source: str, kept: dict[_State, Series]) -> None:
         """Fold ``sample`` into its series' state and put the series in ``kept``."""
         spec = sample.spec
         key = (spec.name, sample.labels)  # sample.key, without the property call
         state = self._state.get(key)
         if state is None:
-            state = self._state[key] = _State(key, sample.labels, None, now, source, _Buffer(self.history))
+            state = self._state[key] = _State(sample.labels, None, now, source, _Buffer(self.history))
         else:
             state.source = source
         value = sample.value
@@ -320,10 +320,17 @@ class MetricStore:
             gained = value.minus(old)
             if gained is not None:
                 point = float(gained.count)
-        view = state.history.view if point is None else state.history.append(point)
         state.value = value
         state.at = now
-        kept[state.key] = _series(spec, state.labels, value, rate, gained, view)
+        if point is not None:
+            kept[state] = _series(spec, state.labels, value, rate, gained, state.history.append(point))
+            return
+        # Nothing new to show (an info series, most often): last round's Series when it is the same one.
+        series = state.still
+        view = state.history.view
+        if series is None or series.value is not value or series.history is not view or series.spec is not spec:
+            series = state.still = _series(spec, state.labels, value, None, None, view)
+        kept[state] = series
 
 
 def counter_rate(old: Value | None, new: float, seconds: float) -> float | None:
