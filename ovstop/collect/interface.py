@@ -31,8 +31,8 @@ STATISTICS: tuple[tuple[str, str, str], ...] = (
 )
 _SUFFIX = {key: suffix for key, suffix, _ in STATISTICS}
 
-_Labelled = tuple[tuple[Any, ...], dict[str, str], Labels, Labels]
-"""What an interface's labels are made of, then its extra labels, series labels and info labels."""
+_Labelled = tuple[tuple[Any, ...], dict[str, str], Labels, Sample]
+"""What an interface's labels are made of, then its extra labels, series labels and info sample."""
 
 
 def traffic_name(prefix: str, key: str) -> str:
@@ -118,7 +118,7 @@ class InterfaceCollector:
         return self.label_map.labels_for(att.name, port, att.bridge_name, att.external_ids())
 
     def labels(self, att: Attachment, cache: dict[tuple[str, str], _Labelled]) -> _Labelled:
-        """``att``'s extra labels, series labels and info labels, put in ``cache`` (the next round's).
+        """``att``'s extra labels, series labels and info sample, put in ``cache`` (the next round's).
 
         Last round's, when what they are made of (port name, type, ofport, external_ids) is unchanged, as
         it is for nearly every interface in nearly every round: no new tuples for 1,000 interfaces. The
@@ -140,7 +140,7 @@ class InterfaceCollector:
                 ofport=ofport if ofport is not None else "",
                 **extra,
             )
-            known = (inputs, extra, ident, info)
+            known = (inputs, extra, ident, Sample(self.info, info, 1.0))
         cache[key] = known
         return known
 
@@ -155,7 +155,7 @@ class InterfaceCollector:
                 if key in stats:
                     yield Sample(spec, ident, float(stats[key]))
             ofport = iface.get("ofport")
-            yield Sample(self.info, info, 1.0)
+            yield info
             for spec, col in self._states:
                 state = iface.get(col)
                 if state is not None:
