@@ -324,6 +324,7 @@ class MetricStore:
         state.at = now
         if point is not None:
             kept[state] = _series(spec, state.labels, value, rate, gained, state.history.append(point))
+            state.still = None  # else it would keep alive a buffer the history has since been cut from
             return
         # Nothing new to show (an info series, most often): last round's Series when it is the same one.
         series = state.still
