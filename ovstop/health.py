@@ -58,9 +58,10 @@ class View:
     def __init__(self, snap: Snapshot) -> None:
         self.snap = snap
         self.by_name: dict[str, list[Series]] = defaultdict(list)
+        by_name = self.by_name  # once, not once per series
         for s in snap.series:
             if not s.stale:
-                self.by_name[s.spec.name].append(s)
+                by_name[s.spec.name].append(s)
 
     def series(self, name: str, **labels: str) -> list[Series]:
         want = set(labels.items())

@@ -7,6 +7,7 @@ import os
 import re
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -107,6 +108,27 @@ def test_dpif_port_info_matches_appctl(switch: SandboxSwitch, sources: Sources) 
     got = {tuple(dict(s.labels)[k] for k in keys) for s in samples}
     assert got == truth and len(samples) == len(truth) >= 4
     assert {s.value for s in samples} == {1.0}
+
+
+class CachedReply:
+    """A client whose ``request_cached`` hands out the same reply until told otherwise."""
+
+    def __init__(self, reply: str) -> None:
+        self.reply = reply
+
+    def request_cached(self, command: str, *args: str, ttl: float) -> str:
+        return self.reply
+
+
+def test_dpif_samples_last_as_long_as_the_reply() -> None:
+    text = (Path(__file__).parent / "data" / "unixctl" / "ovs-3.1" / "dpif-show.txt").read_text()
+    client = CachedReply(text)
+    collector, sources = dpif.DpifCollector(), Sources(unixctl=client)  # type: ignore[arg-type]
+    first = list(collector.collect(sources, Tables()))
+    assert first and all(a is b for a, b in zip(first, collector.collect(sources, Tables()), strict=True))
+    client.reply = text.replace("p2 2/2", "p2 2/7")  # a new reply: read anew
+    port_nos = {dict(s.labels)["port"]: dict(s.labels)["port_no"] for s in collector.collect(sources, Tables())}
+    assert port_nos["p2"] == "7"
 
 
 def test_no_pmd_threads_is_not_a_failure() -> None:

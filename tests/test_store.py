@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -10,7 +11,7 @@ import pytest
 from ovstop.errors import OvstopError
 from ovstop.export import snapshot as snapshot_json
 from ovstop.model.metric import Histogram, Kind, MetricSpec, Sample, labels_of
-from ovstop.model.store import MetricStore, SourceHealth, counter_rate
+from ovstop.model.store import MetricStore, Series, SourceHealth, counter_rate
 
 HITS = MetricSpec("ovs_vswitchd_datapath_hit_total", Kind.COUNTER, "hits", ("datapath", "hit"), ("datapath",))
 FLOWS = MetricSpec("ovs_vswitchd_datapath_n_flows", Kind.GAUGE, "flows", ("datapath", "n_flows"), ("datapath",))
@@ -146,3 +147,28 @@ def test_tree_order_is_the_one_the_collection_layer_hands_in() -> None:
     told = MetricStore(tree_order=("pmd", "datapath")).update(samples, 0.0, 1000.0, UP)
     assert [s.spec.path[0] for s in told.series] == ["pmd", "datapath"]
     assert TREE_ORDER.index("datapath") < TREE_ORDER.index("interface") < TREE_ORDER.index("ovstop")
+
+
+def test_old_snapshots_keep_their_history_and_series_are_plain() -> None:
+    store = MetricStore(history=2)
+    info = MetricSpec("ovs_info", Kind.INFO, "i", ("datapath", "info"))
+    snaps = [round_of(store, t, 10 * t, extra=[("unixctl", Sample(info, (), 1.0))]) for t in range(6)]
+    assert [s.find(HITS.name)[0].history for s in snaps] == [(), (10.0,), *[(10.0, 10.0)] * 4]
+    assert snaps[1].find(HITS.name)[0].history == (10.0,)  # the buffer was cut since: the old view holds
+    assert snaps[5].find(info.name)[0].history == ()
+    assert snaps[5].find(info.name)[0] is snaps[4].find(info.name)[0]  # nothing new: the same Series
+    series = snaps[5].find(HITS.name)[0]
+    assert series == Series(HITS, DP, 50, 10.0, None, (10.0, 10.0))
+    assert hash(series) == hash(Series(HITS, DP, 50, 10.0, None, (10.0, 10.0)))
+    assert dataclasses.replace(series, stale=True).stale and not series.stale
+
+
+def test_tree_order_follows_series_that_come_and_go() -> None:
+    store = MetricStore()
+    two = [labels_of(datapath=n) for n in ("b", "c")]
+    store.update([("unixctl", Sample(FLOWS, labels, 1.0)) for labels in two], 0.0, 0.0, UP)
+    swapped = [labels_of(datapath=n) for n in ("c", "a")]  # as many series, not the same ones
+    snap = store.update([("unixctl", Sample(FLOWS, labels, 1.0)) for labels in swapped], 1.0, 1.0, UP)
+    assert [s.label("datapath") for s in snap.series] == ["a", "c"]
+    again = store.update([("unixctl", Sample(FLOWS, labels, 1.0)) for labels in reversed(swapped)], 2.0, 2.0, UP)
+    assert [s.label("datapath") for s in again.series] == ["a", "c"]

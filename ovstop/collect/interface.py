@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from ovstop.collect.base import Sources, Tables
 from ovstop.collect.demand import INTERFACES
 from ovstop.collect.topology import Attachment, attachments
 from ovstop.model.labels import LabelMap
-from ovstop.model.metric import Kind, MetricSpec, Sample, labels_of
+from ovstop.model.metric import Kind, Labels, MetricSpec, Sample, labels_of
 
 SOURCE = "ovsdb"
 PREFIX = "ovs_vswitchd_interface"
@@ -30,6 +31,9 @@ STATISTICS: tuple[tuple[str, str, str], ...] = (
     ("collisions", "collisions_total", "Collisions"),
 )
 _SUFFIX = {key: suffix for key, suffix, _ in STATISTICS}
+
+_Labelled = tuple[tuple[Any, ...], dict[str, str], Labels, Sample]
+"""What an interface's labels are made of, then its extra labels, series labels and info sample."""
 
 
 def traffic_name(prefix: str, key: str) -> str:
@@ -100,46 +104,67 @@ class InterfaceCollector:
             self.resets,
             self.ofport,
         )
+        # (spec, Interface column): the up/down states, then the numbers.
+        self._states = ((self.admin, "admin_state"), (self.link, "link_state"))
+        self._numbers = (
+            (self.mtu, "mtu"),
+            (self.speed, "link_speed"),
+            (self.resets, "link_resets"),
+            (self.ofport, "ofport"),
+        )
+        self._labels: dict[tuple[str, str], _Labelled] = {}
 
     def extra_labels(self, att: Attachment) -> dict[str, str]:
         port = str(att.port.get("name", ""))
         return self.label_map.labels_for(att.name, port, att.bridge_name, att.external_ids())
 
+    def labels(self, att: Attachment, cache: dict[tuple[str, str], _Labelled]) -> _Labelled:
+        """``att``'s extra labels, series labels and info sample, put in ``cache`` (the next round's).
+
+        Last round's, when what they are made of (port name, type, ofport, external_ids) is unchanged, as
+        it is for nearly every interface in nearly every round: no new tuples for 1,000 interfaces. The
+        replica's rows are new dicts when they change, never edited, so comparing them is cheap and sound.
+        """
+        iface = att.interface
+        key = (att.bridge_name, att.name)
+        inputs = (str(att.port.get("name", "")), iface.get("type") or "system", iface.get("ofport"), att.external_ids())
+        known = self._labels.get(key)
+        if known is None or known[0] != inputs:
+            (bridge, name), (port, kind, ofport, _) = key, inputs
+            extra = self.extra_labels(att)
+            ident = labels_of(bridge=bridge, interface=name, **extra)
+            info = labels_of(
+                bridge=bridge,
+                port=port,
+                interface=name,
+                type=kind,
+                ofport=ofport if ofport is not None else "",
+                **extra,
+            )
+            known = (inputs, extra, ident, Sample(self.info, info, 1.0))
+        cache[key] = known
+        return known
+
     def collect(self, sources: Sources, tables: Tables) -> Iterator[Sample]:
         rows = []
+        cache: dict[tuple[str, str], _Labelled] = {}
         for att in attachments(sources):
             iface = att.interface
-            extra = self.extra_labels(att)
-            ident = labels_of(bridge=att.bridge_name, interface=att.name, **extra)
+            _, extra, ident, info = self.labels(att, cache)
             stats = iface.get("statistics") or {}
             for key, spec in self.traffic.items():
                 if key in stats:
                     yield Sample(spec, ident, float(stats[key]))
             ofport = iface.get("ofport")
-            yield Sample(
-                self.info,
-                labels_of(
-                    bridge=att.bridge_name,
-                    port=att.port.get("name", ""),
-                    interface=att.name,
-                    type=iface.get("type") or "system",
-                    ofport=ofport if ofport is not None else "",
-                    **extra,
-                ),
-                1.0,
-            )
-            for spec, col in ((self.admin, "admin_state"), (self.link, "link_state")):
+            yield info
+            for spec, col in self._states:
                 state = iface.get(col)
                 if state is not None:
                     yield Sample(spec, ident, 1.0 if state == "up" else 0.0)
-            for spec, col in (
-                (self.mtu, "mtu"),
-                (self.speed, "link_speed"),
-                (self.resets, "link_resets"),
-                (self.ofport, "ofport"),
-            ):
-                if iface.get(col) is not None:
-                    yield Sample(spec, ident, float(iface[col]))
+            for spec, col in self._numbers:
+                number = iface.get(col)
+                if number is not None:
+                    yield Sample(spec, ident, float(number))
             rows.append(
                 {
                     "bridge": att.bridge_name,
@@ -152,3 +177,4 @@ class InterfaceCollector:
                 }
             )
         tables.rows["interfaces"] = rows
+        self._labels = cache

@@ -144,7 +144,7 @@ class Sampler:
         failures: dict[str, str] = {}
         degraded: dict[str, str] = {}
         off: dict[str, str] = {}
-        samples: list[tuple[str, Sample]] = []
+        batches: list[tuple[str, list[Sample]]] = []  # (source, samples) per collector, in order
         tables = Tables()
         if self.sources.ovsdb is not None:
             try:
@@ -157,27 +157,33 @@ class Sampler:
         for collector in ran:
             if collector.source in failures:
                 continue
-            self.calls[collector.name] += 1
+            name = collector.name
+            self.calls[name] += 1
+            batch: list[Sample] = []
+            batches.append((collector.source, batch))
             try:
                 for sample in collector.collect(self.sources, tables):
-                    if owner.setdefault(sample.spec.name, collector.name) == collector.name:
-                        samples.append((collector.source, sample))
+                    if owner.setdefault(sample.spec.name, name) == name:
+                        batch.append(sample)
             except SourceOff as exc:
                 off[collector.source] = str(exc)
             except SourceError as exc:
                 failures[collector.source] = str(exc)
             except ParseError as exc:
-                self._parse_errors[collector.name] += 1
+                self._parse_errors[name] += 1
                 degraded.setdefault(collector.source, str(exc))
             except Exception as exc:  # a collector bug must not lose the other collectors' data
-                log.exception("collector %s failed", collector.name)
-                self._parse_errors[collector.name] += 1
-                degraded.setdefault(collector.source, f"{collector.name}: internal error: {describe(exc)}")
+                log.exception("collector %s failed", name)
+                self._parse_errors[name] += 1
+                degraded.setdefault(collector.source, f"{name}: internal error: {describe(exc)}")
         for source, warning in tables.warnings.items():
             degraded.setdefault(source, warning)
         # A source that failed part-way through the round is down: what its other collectors read before
         # is not exported as fresh (the store carries the last values over as stale).
-        samples = [(source, sample) for source, sample in samples if source not in failures]
+        if failures:
+            batches = [(source, batch) for source, batch in batches if source not in failures]
+        own_samples: list[Sample] = []
+        batches.append((SELF, own_samples))
         now = time.monotonic()
         wall = time.time()
         health: dict[str, SourceHealth] = {}
@@ -195,22 +201,18 @@ class Sampler:
                 self._last_ok[source] = wall
             reason = failures.get(source) or degraded.get(source, "")
             health[source] = SourceHealth(source, up, reason, self._last_ok.get(source))
-            samples.append((SELF, Sample(SOURCE_UP, labels_of(source=source), 1.0 if up else 0.0)))
+            own_samples.append(Sample(SOURCE_UP, labels_of(source=source), 1.0 if up else 0.0))
         self._health = health
         for collector in ran:
-            samples.append(
-                (
-                    SELF,
-                    Sample(
-                        PARSE_ERRORS, labels_of(collector=collector.name), float(self._parse_errors[collector.name])
-                    ),
-                )
-            )
+            errors = float(self._parse_errors[collector.name])
+            own_samples.append(Sample(PARSE_ERRORS, labels_of(collector=collector.name), errors))
         elapsed = now - started
-        samples.append((SELF, Sample(COLLECT_SECONDS, (), elapsed)))
+        own_samples.append(Sample(COLLECT_SECONDS, (), elapsed))
         own = read_stat("self")  # the observer's own cost, next to what it observes
         if own is not None:
-            samples += [(SELF, Sample(SELF_CPU, (), own[1])), (SELF, Sample(SELF_RSS, (), own[2]))]
+            own_samples += [Sample(SELF_CPU, (), own[1]), Sample(SELF_RSS, (), own[2])]
+        # Pairs made as the store reads them, not a list of 11,000 held through the round.
+        samples = ((source, sample) for source, batch in batches for sample in batch)
         return self.store.update(
             samples, now, wall, health, tables.rows, self._meta(), collect_seconds=elapsed, derive=checks.derive
         )
