@@ -4,17 +4,20 @@ a tunnel taken down for real is found again with B (live) and, in a recording of
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from ovstop import health
 from ovstop.events.recording import Recorder
 from ovstop.export import snapshot as snapshot_doc
+from ovstop.model.metric import Histogram
 from ovstop.runtime import Options, Runtime, open_runtime
 from ovstop.sandbox.switch import SandboxSwitch
-from ovstop.timeline import Timeline, snapshot_bytes
+from ovstop.timeline import Timeline
 from ovstop.tui.app import OvstopApp
 from ovstop.tui.feed import LiveFeed, ReplayFeed
 from ovstop.tui.header import HeaderBar
@@ -146,13 +149,47 @@ def test_timeline_keeps_its_depth_and_counts_its_cost(fresh_sandbox: SandboxSwit
     timeline = Timeline(depth=0.0)
     for snap in snaps:
         timeline.add(snap)
-    assert len(timeline) == 1 and timeline.cost_bytes == snapshot_bytes(snaps[-1]) > 0
+    assert len(timeline) == 1 and timeline[0] is snaps[-1] and timeline.cost_bytes > 0
     deep = Timeline(depth=3600)
+    costs = []
     for snap in snaps:
         deep.add(snap)
-    assert len(deep) == 3 and deep.cost_bytes == sum(snapshot_bytes(s) for s in snaps)
+        costs.append(deep.cost_bytes)
+    assert len(deep) == 3 and 0 < costs[0] < costs[1] < costs[2]
     assert deep.index_at(snaps[1].timestamp) == 1 and deep.index_at(0.0) == 0
-    capped = Timeline(depth=3600, max_bytes=snapshot_bytes(snaps[1]) + snapshot_bytes(snaps[2]))
+    capped = Timeline(depth=3600, max_bytes=deep.cost_bytes - 1)
     for snap in snaps:
         capped.add(snap)
     assert [capped[i] for i in range(len(capped))] == snaps[1:]
+
+
+def test_kept_snapshots_come_back_equal(fresh_sandbox: SandboxSwitch) -> None:
+    """Kept in columns, every snapshot is rebuilt equal to the one added: real rounds (a history of 3, so the
+    store moves its series to new buffers on the way), and one with stale series, a NaN, an int and a
+    replayed history (a tuple)."""
+    options = Options(unixctl=str(fresh_sandbox.unixctl_path), db=fresh_sandbox.db_remote, ebpf=False, history=3)
+    rt = open_runtime(options)
+    try:
+        snaps = [rt.sampler.sample() for _ in range(14)]
+    finally:
+        rt.close()
+    last = snaps[-1]
+    odd = [replace(s, stale=True) for s in last.series[:3]]
+    odd += [replace(last.series[3], value=math.nan), replace(last.series[4], value=7, rate=0.0, history=(1.0, 2))]
+    snaps.append(replace(last, seq=last.seq + 1, timestamp=last.timestamp + 1, series=(*odd, *last.series[5:])))
+    timeline = Timeline(depth=3600, max_bytes=2**40)
+    for snap in snaps:
+        timeline.add(snap)
+    assert any(isinstance(s.value, Histogram) for s in last.series)  # kept aside, as objects
+    for i, snap in enumerate(snaps[:-1]):
+        built = timeline[i]
+        assert built == snap and built is not snap and timeline[i] is built
+        assert [type(s.value) for s in built.series] == [type(s.value) for s in snap.series]
+        assert [list(s.history) for s in built.series] == [list(s.history) for s in snap.series]
+    assert timeline[-1] is snaps[-1]
+    timeline.add(replace(last, seq=last.seq + 2, timestamp=last.timestamp + 2))
+    built = timeline[-2]
+    nan = built.series[3].value
+    assert built == snaps[-1] and isinstance(nan, float) and math.isnan(nan)
+    assert [s.stale for s in built.series[:5]] == [True, True, True, False, False]
+    assert type(built.series[4].value) is int and built.series[4].history == (1.0, 2)
