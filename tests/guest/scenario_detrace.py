@@ -13,7 +13,6 @@ must use it, and its steps must be the rules ``ovs-appctl ofproto/detrace ufid:<
 from __future__ import annotations
 
 import re
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from kernel_switch import kernel_switch, send_udp, sh
-from scenario_lib import ScenarioFailure, checks, failed, not_root, passed
+from scenario_lib import checks, run
 
 from ovstop.explain import explain_flow
 from ovstop.runtime import Options, open_runtime
@@ -58,44 +57,42 @@ def detrace_rules(text: str) -> list[tuple[int, str, int | None, str, str]]:
 
 
 def main() -> int:
-    if not_root("DETRACE"):
-        return 1
-    try:
-        with kernel_switch() as rundir:
-            ctl = next(rundir.glob("ovs-vswitchd.*.ctl"))
-            has_detrace = "ofproto/detrace" in sh("ovs-appctl", "list-commands")
-            rt = open_runtime(Options(unixctl=str(ctl), db=f"unix:{rundir}/db.sock", ebpf=False))
-            try:
-                send_udp([SRC_PORT], 5000)  # upcalled: installs the flow
-                deadline = time.monotonic() + 30
-                while True:
-                    rows = rt.sampler.sample().tables.get("dp_flows", [])
-                    row = next((r for r in rows if f"udp(src={SRC_PORT}," in str(r.get("key"))), None)
-                    if row is not None:
-                        break
-                    expect(time.monotonic() < deadline, "no datapath flow for the datagram within 30 s")
-                    time.sleep(0.2)
-                # OVS fills a flow's translation cache when a revalidator first sees packets on it.
-                send_udp([SRC_PORT], 5000, 3)
-                sh("ovs-appctl", "revalidator/wait")
-                explanation = explain_flow(rt.sampler.sources, row)
-            finally:
-                rt.close()
-            steps = [(s.table, s.cookie, s.priority, s.match, "; ".join(s.actions)) for s in explanation.trace.steps]
-            if not has_detrace:
-                expect(explanation.method == "ofproto/trace", f"explained by {explanation.method} without detrace")
-                expect(not explanation.fallback, f"fallback reason without detrace: {explanation.fallback}")
-                ok("trace", f"no ofproto/detrace in list-commands: {len(steps)} steps by ofproto/trace")
-            else:
-                truth = sh("ovs-appctl", "ofproto/detrace", f"ufid:{row['ufid']}")
-                print(truth, flush=True)
-                expect(explanation.method == "ofproto/detrace", f"explained by {explanation.method}: {explanation}")
-                expect(steps == detrace_rules(truth), f"ovstop's steps {steps} != detrace's rules")
-                expect(any("learn(" in a for *_, a in steps), f"the learn rule is not among the steps: {steps}")
-                ok("detrace", f"{len(steps)} rules equal ofproto/detrace ufid:{row['ufid']}: {steps}")
-        return passed("DETRACE")
-    except (ScenarioFailure, subprocess.CalledProcessError) as exc:
-        return failed("DETRACE", exc)
+    return run("DETRACE", body)
+
+
+def body() -> None:
+    with kernel_switch() as rundir:
+        ctl = next(rundir.glob("ovs-vswitchd.*.ctl"))
+        has_detrace = "ofproto/detrace" in sh("ovs-appctl", "list-commands")
+        rt = open_runtime(Options(unixctl=str(ctl), db=f"unix:{rundir}/db.sock", ebpf=False))
+        try:
+            send_udp([SRC_PORT], 5000)  # upcalled: installs the flow
+            deadline = time.monotonic() + 30
+            while True:
+                rows = rt.sampler.sample().tables.get("dp_flows", [])
+                row = next((r for r in rows if f"udp(src={SRC_PORT}," in str(r.get("key"))), None)
+                if row is not None:
+                    break
+                expect(time.monotonic() < deadline, "no datapath flow for the datagram within 30 s")
+                time.sleep(0.2)
+            # OVS fills a flow's translation cache when a revalidator first sees packets on it.
+            send_udp([SRC_PORT], 5000, 3)
+            sh("ovs-appctl", "revalidator/wait")
+            explanation = explain_flow(rt.sampler.sources, row)
+        finally:
+            rt.close()
+        steps = [(s.table, s.cookie, s.priority, s.match, "; ".join(s.actions)) for s in explanation.trace.steps]
+        if not has_detrace:
+            expect(explanation.method == "ofproto/trace", f"explained by {explanation.method} without detrace")
+            expect(not explanation.fallback, f"fallback reason without detrace: {explanation.fallback}")
+            ok("trace", f"no ofproto/detrace in list-commands: {len(steps)} steps by ofproto/trace")
+        else:
+            truth = sh("ovs-appctl", "ofproto/detrace", f"ufid:{row['ufid']}")
+            print(truth, flush=True)
+            expect(explanation.method == "ofproto/detrace", f"explained by {explanation.method}: {explanation}")
+            expect(steps == detrace_rules(truth), f"ovstop's steps {steps} != detrace's rules")
+            expect(any("learn(" in a for *_, a in steps), f"the learn rule is not among the steps: {steps}")
+            ok("detrace", f"{len(steps)} rules equal ofproto/detrace ufid:{row['ufid']}: {steps}")
 
 
 if __name__ == "__main__":

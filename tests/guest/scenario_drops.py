@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import platform
 import re
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -27,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from kernel_switch import FAKE_MAC, kernel_switch, sh
-from scenario_lib import ScenarioFailure, checks, failed, not_root, passed
+from scenario_lib import capturing, checks, run, stopped
 
 from ovstop.collect.base import Sources, Tables
 from ovstop.ebpf.capability import capabilities, format_check_table, probe_system
@@ -107,29 +106,19 @@ def scenario(capture: CaptureThread, check_row: tuple[bool, str]) -> None:
 
 
 def main() -> int:
-    if not_root("DROPS"):
-        return 1
-    capture: CaptureThread | None = None
-    try:
-        with kernel_switch():
-            view = probe_system()
-            caps = {c.name: c for c in capabilities(view)}
-            print(format_check_table(caps.values()), flush=True)
-            capture = CaptureThread(lambda _event: None, view=view, max_events_per_sec=0)
-            capture.start()
-            expect(capture.ready.wait(600), "capture not ready after 600 s")
-            expect(capture.error is None, f"capture failed: {capture.error}")
+    return run("DROPS", body)
+
+
+def body() -> None:
+    with kernel_switch():
+        view = probe_system()
+        caps = {c.name: c for c in capabilities(view)}
+        print(format_check_table(caps.values()), flush=True)
+        with capturing(CaptureThread(lambda _event: None, view=view, max_events_per_sec=0), 600) as capture:
             scenario(capture, (caps["kernel_drops"].available, caps["kernel_drops"].reason))
-            capture.stop()
-            expect(not capture.is_alive(), "capture thread did not stop")
+            stopped(capture)
             expect(capture.read_kernel_drops() is None, "the drops program outlived capture")
             ok("detach", capture.drops_reason)
-        return passed("DROPS")
-    except (ScenarioFailure, subprocess.CalledProcessError) as exc:
-        return failed("DROPS", exc)
-    finally:
-        if capture is not None:
-            capture.stop()
 
 
 if __name__ == "__main__":

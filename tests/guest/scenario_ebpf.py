@@ -16,7 +16,6 @@ range. Prints "EBPF-OK <check>" per check, "EBPF-PASS" at the end; exits 1 on th
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import threading
 import time
@@ -26,7 +25,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from kernel_switch import NAT_PORT, dp_ports, flow_packets, flow_recirc_ids, kernel_switch, purge, send_udp
-from scenario_lib import ScenarioFailure, checks, failed, not_root, passed
+from scenario_lib import capturing, checks, run, stopped
 
 from ovstop.collect.base import Sources, Tables
 from ovstop.ebpf.capability import capabilities, format_check_table, probe_system
@@ -139,34 +138,31 @@ def scenario(events: list[dict[str, Any]], capture: CaptureThread) -> None:
 
 
 def main() -> int:
-    if not_root("EBPF"):
-        return 1
-    capture: CaptureThread | None = None
-    try:
-        with kernel_switch():
-            view = probe_system()
-            caps = {c.name: c for c in capabilities(view)}
-            print(format_check_table(caps.values()), flush=True)
-            layout = caps["struct_layout"]
-            expect(
-                layout.available and layout.reason.endswith("BTF (/sys/kernel/btf/openvswitch)"),
-                f"struct layout: {layout.reason}",
-            )
-            # (kernel_drops has its own scenario, scenario_drops.py: off on 6.1, which has no OVS drop reasons)
-            optional = ("recv_upcall", "flow_operation", "kernel_drops")
-            expect(all(c.available for c in caps.values() if c.name not in optional), "a kernel hook is off")
-            events: list[dict[str, Any]] = []
-            lock = threading.Lock()
+    return run("EBPF", body)
 
-            def on_event(event: OvsEvent) -> None:
-                with lock:
-                    events.append(encode(event))  # the Retis form ovstop records, which the checks read
 
-            capture = CaptureThread(on_event, view=view, max_events_per_sec=0, deep=True)
-            started = time.monotonic()
-            capture.start()
-            expect(capture.ready.wait(600), "capture not ready after 600 s")
-            expect(capture.error is None, f"capture failed: {capture.error}")
+def body() -> None:
+    with kernel_switch():
+        view = probe_system()
+        caps = {c.name: c for c in capabilities(view)}
+        print(format_check_table(caps.values()), flush=True)
+        layout = caps["struct_layout"]
+        expect(
+            layout.available and layout.reason.endswith("BTF (/sys/kernel/btf/openvswitch)"),
+            f"struct layout: {layout.reason}",
+        )
+        # (kernel_drops has its own scenario, scenario_drops.py: off on 6.1, which has no OVS drop reasons)
+        optional = ("recv_upcall", "flow_operation", "kernel_drops")
+        expect(all(c.available for c in caps.values() if c.name not in optional), "a kernel hook is off")
+        events: list[dict[str, Any]] = []
+        lock = threading.Lock()
+
+        def on_event(event: OvsEvent) -> None:
+            with lock:
+                events.append(encode(event))  # the Retis form ovstop records, which the checks read
+
+        started = time.monotonic()
+        with capturing(CaptureThread(on_event, view=view, max_events_per_sec=0, deep=True), 600) as capture:
             ok(
                 "attach",
                 f"{len(capture.attached)} hooks in {time.monotonic() - started:.1f} s; missing: {capture.missing}",
@@ -182,15 +178,8 @@ def main() -> int:
             )
             ok("flow_lookup_probe", f"{'+'.join(lookup)} ({view.fexit_error or 'fexit available'})")
             scenario(events, capture)
-            capture.stop()
-            expect(not capture.is_alive(), "capture thread did not stop")
+            stopped(capture)
             ok("detach", "probes detached")
-        return passed("EBPF")
-    except (ScenarioFailure, subprocess.CalledProcessError) as exc:
-        return failed("EBPF", exc)
-    finally:
-        if capture is not None:
-            capture.stop()
 
 
 if __name__ == "__main__":

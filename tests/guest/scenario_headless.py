@@ -35,7 +35,7 @@ from typing import Any
 
 from kernel_switch import NAT_PORT, dp_ports, flow_packets, kernel_switch, purge, send_udp
 from prometheus_client.parser import text_string_to_metric_families
-from scenario_lib import ScenarioFailure, checks, failed, not_root, passed
+from scenario_lib import ScenarioFailure, checks, run
 
 REPO = Path(__file__).resolve().parents[2]
 OUT_DIR = REPO / ".guest" / "out"
@@ -228,7 +228,7 @@ def stop_ovstop(proc: subprocess.Popen[bytes], log: Path) -> None:
     ok("stop", f"exit {rc} on SIGTERM, no traceback, kprobes detached")
 
 
-def run(save: str) -> None:
+def scenario(save: str) -> None:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     recording = OUT_DIR / f"guest-{stamp}.jsonl"
@@ -289,13 +289,7 @@ def main() -> int:
         help="copy the recording to tests/data/recordings/NAME.jsonl (default guest-ebpf)",
     )
     args = parser.parse_args()
-    if not_root("HEADLESS"):
-        return 1
-    try:
-        run(args.save_fixture)
-    except (ScenarioFailure, subprocess.CalledProcessError, OSError) as exc:
-        return failed("HEADLESS", exc)
-    return passed("HEADLESS")
+    return run("HEADLESS", lambda: scenario(args.save_fixture), also=(OSError,))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ovstop.ebpf.capture import CaptureThread
 
 
 class ScenarioFailure(Exception):
@@ -28,21 +33,39 @@ def checks(name: str) -> tuple[Callable[..., None], Callable[[bool, str], None]]
     return ok, expect
 
 
-def not_root(name: str) -> bool:
-    """True (and the failure printed) unless running as root, as the guest's init runs scenarios."""
-    if os.geteuid() == 0:
-        return False
-    print(f"{name}-FAIL must run as root inside the guest", flush=True)
-    return True
-
-
-def passed(name: str) -> int:
+def run(name: str, body: Callable[[], None], also: tuple[type[BaseException], ...] = ()) -> int:
+    """Run the scenario ``name`` as root (as the guest's init runs it): ``X-PASS`` and 0 when ``body``
+    returns, ``X-FAIL <why>`` and 1 when a check or a command (or one of ``also``) fails."""
+    if os.geteuid() != 0:
+        print(f"{name}-FAIL must run as root inside the guest", flush=True)
+        return 1
+    try:
+        body()
+    except (ScenarioFailure, subprocess.CalledProcessError, *also) as exc:
+        detail = exc.stderr if isinstance(exc, subprocess.CalledProcessError) else exc
+        print(f"{name}-FAIL {detail}", flush=True)
+        return 1
     print(f"{name}-PASS", flush=True)
     return 0
 
 
-def failed(name: str, exc: BaseException) -> int:
-    """The failure line for ``exc`` (a command's stderr when a command failed); the exit status 1."""
-    detail = exc.stderr if isinstance(exc, subprocess.CalledProcessError) else exc
-    print(f"{name}-FAIL {detail}", flush=True)
-    return 1
+@contextmanager
+def capturing(capture: CaptureThread, timeout: float) -> Iterator[CaptureThread]:
+    """``capture`` started and ready (its programs built, verified and attached) within ``timeout``
+    seconds without error; stopped on the way out whatever happened (stopping twice is harmless)."""
+    capture.start()
+    try:
+        if not capture.ready.wait(timeout):
+            raise ScenarioFailure(f"capture not ready after {timeout:g} s")
+        if capture.error is not None:
+            raise ScenarioFailure(f"capture failed: {capture.error}")
+        yield capture
+    finally:
+        capture.stop()
+
+
+def stopped(capture: CaptureThread) -> None:
+    """Stop ``capture`` and check that its thread ended (its programs are then detached)."""
+    capture.stop()
+    if capture.is_alive():
+        raise ScenarioFailure("capture thread did not stop")

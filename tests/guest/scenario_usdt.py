@@ -32,7 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from kernel_switch import flow_packets, kernel_switch, purge, send_udp, sh
-from scenario_lib import ScenarioFailure, checks, failed, not_root, passed
+from scenario_lib import ScenarioFailure, capturing, checks, run, stopped
 
 from ovstop.ebpf.capability import capabilities, probe_system
 from ovstop.ebpf.capture import CaptureThread
@@ -200,15 +200,15 @@ def scenario(events: Events, monitor: UpcallMonitor) -> None:
 
 
 def main() -> int:
-    if not_root("USDT"):
-        return 1
-    capture: CaptureThread | None = None
-    monitor: UpcallMonitor | None = None
-    try:
-        with kernel_switch(str(VSWITCHD)) as rundir, tempfile.TemporaryDirectory() as tmp:
-            pid = int((rundir / "ovs-vswitchd.pid").read_text())
-            check_binary(pid)
-            monitor = UpcallMonitor(pid, Path(tmp) / "upcall_monitor.out")
+    return run("USDT", body)
+
+
+def body() -> None:
+    with kernel_switch(str(VSWITCHD)) as rundir, tempfile.TemporaryDirectory() as tmp:
+        pid = int((rundir / "ovs-vswitchd.pid").read_text())
+        check_binary(pid)
+        monitor = UpcallMonitor(pid, Path(tmp) / "upcall_monitor.out")
+        try:
             started = time.monotonic()
             wait_for(monitor.ready, COMPILE_TIMEOUT, lambda: f"upcall_monitor.py did not start: {monitor.text()}")
             ok("upcall_monitor_attach", f"in {time.monotonic() - started:.1f} s")
@@ -217,27 +217,17 @@ def main() -> int:
             for name in ("recv_upcall", "flow_operation", "upcall", "upcall_enqueue", "upcall_return"):
                 expect(caps[name].available, f"{name}: {caps[name].reason}")
             events = Events()
-            capture = CaptureThread(events, view=view, max_events_per_sec=0)
             started = time.monotonic()
-            capture.start()
-            expect(capture.ready.wait(COMPILE_TIMEOUT), f"capture not ready after {COMPILE_TIMEOUT:g} s")
-            expect(capture.error is None, f"capture failed: {capture.error}")
-            usdt = sorted(h.target for h in capture.attached if h.kind is Kind.USDT)
-            ok("attach", f"{len(capture.attached)} hooks in {time.monotonic() - started:.1f} s; USDT {usdt}")
-            scenario(events, monitor)
-            expect(capture.events_lost == 0, f"ovstop lost {capture.events_lost} events")
-            capture.stop()
-            expect(not capture.is_alive(), "capture thread did not stop")
+            with capturing(CaptureThread(events, view=view, max_events_per_sec=0), COMPILE_TIMEOUT) as capture:
+                usdt = sorted(h.target for h in capture.attached if h.kind is Kind.USDT)
+                ok("attach", f"{len(capture.attached)} hooks in {time.monotonic() - started:.1f} s; USDT {usdt}")
+                scenario(events, monitor)
+                expect(capture.events_lost == 0, f"ovstop lost {capture.events_lost} events")
+                stopped(capture)
             monitor.stop()
             expect("WARNING" not in monitor.text(), f"upcall_monitor.py: {monitor.text().splitlines()[-3:]}")
             ok("detach", "probes detached; no events lost by either")
-        return passed("USDT")
-    except (ScenarioFailure, subprocess.CalledProcessError) as exc:
-        return failed("USDT", exc)
-    finally:
-        if capture is not None:
-            capture.stop()
-        if monitor is not None:
+        finally:
             monitor.stop()
 
 
