@@ -27,6 +27,7 @@ from ovstop.tui.app import OvstopApp
 from ovstop.tui.events_pane import EventsPane
 from ovstop.tui.feed import ReplayFeed
 from ovstop.tui.fleet_table import FleetTable
+from ovstop.tui.metrics_pane import MetricsPane, labels_text, leaf_label
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORDING = ROOT / "tests" / "data" / "recordings" / "sandbox.jsonl"
@@ -170,3 +171,35 @@ def test_recording_is_small_and_real() -> None:
     text = RECORDING.read_text()
     assert text.count('"kind":"snapshot"') == SNAPSHOTS
     assert '"ovs_version":"3.1.0"' in text and "ovs-netdev" in text
+
+
+def test_leaves_scrolled_into_view_show_the_shown_snapshot() -> None:
+    """Leaves off screen are labelled when they come into view (scrolled to, with no new snapshot): every
+    leaf on screen then reads as its series in the snapshot shown."""
+    app = _replay_app()
+
+    async def run() -> None:
+        async with app.run_test(size=SIZES["80x24"]) as pilot:
+            await pilot.press("1")
+            await _step_through(pilot)
+            pane = app.query_one(MetricsPane)
+            tree = pane.metrics_tree
+            for node in pane._branches.values():
+                node.expand()
+            await pilot.pause()
+            tree.scroll_end(animate=False)
+            await pilot.pause()
+            await pilot.pause()
+            assert app.shown is not None
+            by_key = {(s.spec.name, s.labels): s for s in app.shown.series}
+            top, height = tree.scroll_offset.y, tree.size.height
+            checked = 0
+            for key, (node, _) in pane._leaves.items():
+                if top <= node.line < top + height:
+                    s = by_key[key]
+                    name = s.spec.path[-1] if not s.labels else labels_text(s.labels)
+                    assert str(node.label) == leaf_label(name, s).plain, key
+                    checked += 1
+            assert checked >= height // 2, f"only {checked} leaves on screen"
+
+    asyncio.run(run())

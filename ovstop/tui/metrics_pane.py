@@ -102,6 +102,10 @@ class MetricsPane(Pane):
         open_ = self._filter or (folded is not None and folded.is_expanded)
         return self.needs if open_ else SUMMARY
 
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.watch(self.metrics_tree, "scroll_y", self._label_pending, init=False)
+
     def compose(self):  # type: ignore[no-untyped-def]
         tree: Tree[SeriesKey | None] = Tree("metrics", id="metrics-tree", classes="main")
         tree.show_root = False
@@ -115,8 +119,9 @@ class MetricsPane(Pane):
         self._leaves: dict[SeriesKey, tuple[TreeNode[SeriesKey | None], str]] = {}
         self._series: dict[SeriesKey, Series] = {}
         self._pending: dict[SeriesKey, Series] = {}
-        """Series of leaves under collapsed branches whose label is out of date: labelled when a branch opens
-        (most leaves are hidden, and a label with its sparkline is the costly part of a refresh)."""
+        """Series of leaves under collapsed branches or off screen whose label is out of date: labelled when
+        they come into view (most leaves are hidden, and a label with its sparkline is the costly part of a
+        refresh)."""
         self._filter = ""
         self._told: Demand | None = None
         """What the app was last told this pane needs."""
@@ -169,7 +174,7 @@ class MetricsPane(Pane):
             if known is None:
                 self._leaves[key] = (self._place(s), "")
                 self._label(key, s)
-            elif openness.visible(known[0]):
+            elif openness.visible(known[0]) and self._on_screen(known[0]):
                 self._label(key, s)
             else:
                 self._pending[key] = s
@@ -201,9 +206,25 @@ class MetricsPane(Pane):
             node.set_label(label)
             self._leaves[key] = (node, label.plain)
 
-    def on_tree_node_expanded(self, event: Tree.NodeExpanded[SeriesKey | None]) -> None:
-        for key in [k for k in self._pending if _visible(self._leaves[k][0])]:
+    def _on_screen(self, node: TreeNode[SeriesKey | None]) -> bool:
+        """Whether ``node``'s line (as of the tree's last layout) is within a screen of the shown lines, or
+        not laid out yet: a filter can open 10,000 leaves, and labelling them all (a sparkline each) took
+        190 ms a refresh."""
+        tree = self.metrics_tree
+        height = max(tree.size.height, 1)
+        top = tree.scroll_offset.y
+        return node.line < 0 or top - height <= node.line < top + 2 * height
+
+    def _label_pending(self) -> None:
+        """Label the pending leaves that are now open and on screen (after a scroll or a branch opened)."""
+        for key in [k for k in self._pending if _visible(self._leaves[k][0]) and self._on_screen(self._leaves[k][0])]:
             self._label(key, self._pending.pop(key))
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._label_pending)  # a taller pane (zoomed in) shows more lines
+
+    def on_tree_node_expanded(self, event: Tree.NodeExpanded[SeriesKey | None]) -> None:
+        self.call_after_refresh(self._label_pending)  # once the tree has laid out the lines it opened
         self._tell_needs()
 
     def on_tree_node_collapsed(self, event: Tree.NodeCollapsed[SeriesKey | None]) -> None:
