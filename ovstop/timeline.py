@@ -31,7 +31,7 @@ import sys
 from array import array
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, is_dataclass, replace
 from typing import Any
 
 from ovstop import health
@@ -227,8 +227,8 @@ def _compact(snap: Snapshot, previous: _Entry | None) -> _Entry:
     for i, s in enumerate(series):
         h = s.history
         if type(h) is History:
-            buffers.append(h._buf)  # the view's own fields: History has no public accessor for them
-            ends[i], lengths[i] = h._end, h._end - h._start
+            buffers.append(h.buffer)
+            ends[i], lengths[i] = h.end, len(h)
         else:
             buffers.append(None)
             sequences[i] = h
@@ -372,8 +372,9 @@ def _unshared(old: object, new: object) -> int:
         for i, x in enumerate(old):
             if id(x) not in found:
                 size += _unshared(x, others[i] if i < len(others) else None)
-    elif hasattr(old, "__dict__"):
-        size += _unshared(vars(old), vars(new) if type(new) is type(old) else None)
+    elif is_dataclass(old):  # fields walked by name: an instance dict's size depends on what came before
+        same = type(new) is type(old)
+        size += sum(_unshared(getattr(old, f.name), getattr(new, f.name) if same else None) for f in fields(old))
     return size
 
 

@@ -37,6 +37,16 @@ class History(Sequence[float]):
     def __len__(self) -> int:
         return self._end - self._start
 
+    @property
+    def buffer(self) -> Sequence[float]:
+        """The buffer viewed (shared with the store and with other views: never to be modified)."""
+        return self._buf
+
+    @property
+    def end(self) -> int:
+        """Where the view ends in :attr:`buffer`; it starts ``len(self)`` before."""
+        return self._end
+
     def __getitem__(self, index):  # type: ignore[no-untyped-def]
         if isinstance(index, slice):
             return tuple(self._buf[self._start : self._end])[index]
@@ -118,7 +128,7 @@ class Series:
         return default
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SourceHealth:
     """Whether a source answered in the last round, and why not when it did not.
 
