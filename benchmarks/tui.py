@@ -1,12 +1,13 @@
 """The TUI's own cost: CPU per refresh and memory (RSS) of the real ``ovstop`` process over a long run.
 
-Two phases, each ``--minutes`` long, each running the installed console script in a real terminal (a tmux
+Two phases, each measurement ``--minutes`` long, each running the installed console script in a real terminal (a tmux
 pane of 200x50, so that all four panes are drawn) and reading its CPU and RSS from /proc:
 
 * live: ``ovstop --unixctl … --db …`` against a sandbox switch with ``--ports`` dummy ports and ``--flows``
   live datapath flows (built like ``benchmarks/scrape.py`` does), refreshing every second; measured with all
   four panes shown, then (same app, same switch) zoomed to the metrics tree alone (key ``1``), where the
-  datapath flows are neither dumped nor drawn;
+  datapath flows are neither dumped nor drawn, then with that tree filtered to ``interface`` (the folded
+  interface branch opened: the per-interface series collected and drawn);
 * replay: ``ovstop --replay FILE`` of a SYNTHETIC recording in Retis's envelope: ``--events-per-second``
   OVS events (flow_lookup miss, upcall, upcall_enqueue, upcall_return per upcalled packet, over 4,096
   distinct UDP 5-tuples) plus one metrics snapshot line a second (the last snapshot of the checked-in
@@ -177,6 +178,13 @@ def live_phase(args: argparse.Namespace, workdir: Path) -> Iterator[str]:
             # The same app on the same switch, zoomed to the metrics tree: no flow dump, no flow table.
             term.keys("1")
             yield "  metrics pane only (key 1):"
+            yield from measure(term, args.minutes)
+            # The folded interface branch is collected only once opened: a filter opens every matching
+            # branch, so this is the tree with every per-interface series collected and drawn.
+            term.keys("/")
+            time.sleep(1)
+            term.keys("interface", "Enter")
+            yield "  metrics pane filtered to 'interface' (every per-interface series collected and shown):"
             yield from measure(term, args.minutes)
         finally:
             term.close()
