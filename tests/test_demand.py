@@ -12,6 +12,7 @@ import re
 import subprocess
 import time
 
+import pytest
 from switch_log import RequestLog
 from test_headless import OVSTOP, headless, ovstop_env, pick, samples, scrape, settle
 from test_tui_pilot import SMALL, _until
@@ -20,6 +21,7 @@ from ovstop.collect.demand import METRICS, Demand
 from ovstop.runtime import Options, open_runtime
 from ovstop.sandbox.switch import SandboxSwitch
 from ovstop.sandbox.traffic import TrafficGenerator
+from ovstop.tui import metrics_pane
 from ovstop.tui.app import OvstopApp
 from ovstop.tui.feed import LiveFeed
 from ovstop.tui.header import HeaderBar
@@ -116,33 +118,72 @@ def test_tui_dumps_flows_only_while_a_flow_pane_is_shown(sandbox: SandboxSwitch)
         traffic.stop()
 
 
-def test_tui_collects_interfaces_only_while_their_branch_is_open(sandbox: SandboxSwitch) -> None:
-    """The folded interface branch: no per-interface series while it is closed, and once opened the same
-    numbers ``ovs-vsctl`` reads (OpenFlow port numbers: they stay put while compared)."""
+def test_tui_collects_interfaces_only_while_their_branch_is_open(
+    sandbox: SandboxSwitch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The folded interface branch (folded as on a switch above OPEN_UP_TO ports): no per-interface series
+    while it is closed, and once opened the same numbers ``ovs-vsctl`` reads (OpenFlow port numbers: they stay
+    put while compared)."""
+    monkeypatch.setattr(metrics_pane, "OPEN_UP_TO", 0)
     rt = open_runtime(Options(unixctl=str(sandbox.unixctl_path), db=sandbox.db_remote, ebpf=False))
     app = OvstopApp(LiveFeed(rt.sampler, 0.25))
-    of_port = "ovs_vswitchd_interface_of_port"
 
     async def run() -> None:
         async with app.run_test(size=SMALL) as pilot:  # the metrics tree alone
             await _until(pilot, lambda: app.snapshots_received >= 3)
-            assert app.latest is not None and not app.latest.find(of_port)
+            assert app.latest is not None and not app.latest.find(OF_PORT)
             pane = app.query_one(MetricsPane)
             folded = pane.metrics_tree.root.children[-1]
             assert str(folded.label) == f"interface{FOLDED_NOTE}"
             assert app.latest.find("ovs_vswitchd_bridge_n_ports")  # the rest of the tree is collected
             folded.expand()
-            await _until(pilot, lambda: bool(app.shown and app.shown.find(of_port)))
-            shown = {s.label("interface"): s.value for s in app.shown.find(of_port)}  # type: ignore[union-attr]
-            names = sandbox.vsctl("--bare", "--columns=name", "list", "Interface").split()
-            truth = {n: float(sandbox.vsctl("get", "Interface", n, "ofport")) for n in names}
-            assert shown == truth
+            await _until(pilot, lambda: bool(app.shown and app.shown.find(OF_PORT)))
+            assert of_ports(app) == vsctl_of_ports(sandbox)
             assert str(folded.label) == "interface"
             folded.collapse()
             seen = app.snapshots_received
-            await _until(pilot, lambda: app.snapshots_received >= seen + 2 and not app.latest.find(of_port))  # type: ignore[union-attr]
+            await _until(pilot, lambda: app.snapshots_received >= seen + 2 and not app.latest.find(OF_PORT))  # type: ignore[union-attr]
 
     try:
         asyncio.run(run())
     finally:
         rt.close()
+
+
+def test_small_switch_opens_the_interface_branch_until_the_user_closes_it(sandbox: SandboxSwitch) -> None:
+    """On the sandbox's few ports (``ovs-vsctl list-ports`` counts them) the branch opens by itself and its
+    series are collected; closed by the user, it stays closed round after round."""
+    ports = sum(len(sandbox.vsctl("list-ports", br).split()) for br in sandbox.vsctl("list-br").split())
+    assert ports <= metrics_pane.OPEN_UP_TO
+    rt = open_runtime(Options(unixctl=str(sandbox.unixctl_path), db=sandbox.db_remote, ebpf=False))
+    app = OvstopApp(LiveFeed(rt.sampler, 0.25))
+
+    async def run() -> None:
+        async with app.run_test(size=SMALL) as pilot:
+            await _until(pilot, lambda: bool(app.shown and app.shown.find(OF_PORT)))
+            assert of_ports(app) == vsctl_of_ports(sandbox)
+            folded = app.query_one(MetricsPane).metrics_tree.root.children[-1]
+            assert folded.is_expanded
+            await pilot.pause()
+            folded.collapse()
+            seen = app.snapshots_received
+            await _until(pilot, lambda: app.snapshots_received >= seen + 4 and not app.latest.find(OF_PORT))  # type: ignore[union-attr]
+            assert not folded.is_expanded
+
+    try:
+        asyncio.run(run())
+    finally:
+        rt.close()
+
+
+OF_PORT = "ovs_vswitchd_interface_of_port"
+
+
+def of_ports(app: OvstopApp) -> dict[str, float | None]:
+    assert app.shown is not None
+    return {s.label("interface"): s.value for s in app.shown.find(OF_PORT)}  # type: ignore[misc]
+
+
+def vsctl_of_ports(sw: SandboxSwitch) -> dict[str, float]:
+    names = sw.vsctl("--bare", "--columns=name", "list", "Interface").split()
+    return {n: float(sw.vsctl("get", "Interface", n, "ofport")) for n in names}

@@ -17,9 +17,13 @@ from ovstop.tui.view import Pane, ViewState
 SeriesKey = tuple[str, Labels]
 NAME_WIDTH = 30
 FOLDED = INTERFACES
-"""The top-level branch (named after its collector) that starts folded; the collector runs only while the
+"""The top-level branch (named after its collector) that can be folded; the collector runs only while the
 branch is open or a filter is set: at 1,000 ports it is 10,000 of the 11,300 series, most of a round's cost."""
 FOLDED_NOTE = "  folded: not collected until opened"
+OPEN_UP_TO = 64
+"""Until the user opens or closes the branch, it is open on a switch of at most this many ports (the
+bridges' port counts, which the header's collectors read anyway) and folded on a bigger one."""
+N_PORTS = "ovs_vswitchd_bridge_n_ports"
 
 
 def labels_text(labels: Labels) -> str:
@@ -125,6 +129,9 @@ class MetricsPane(Pane):
         self._filter = ""
         self._told: Demand | None = None
         """What the app was last told this pane needs."""
+        self._auto_open: bool | None = False
+        """Whether this pane last opened (True) or folded the interface branch for the switch's size; None
+        once the user opened or closed it: their choice stands."""
 
     @property
     def metrics_tree(self) -> Tree[SeriesKey | None]:
@@ -185,6 +192,13 @@ class MetricsPane(Pane):
                 if str(node.label) != label.plain:
                     node.set_label(label)
         folded = self._branch((FOLDED,))  # there even before anything under it was collected
+        ports = snap.total(N_PORTS)
+        if self._auto_open is not None and ports is not None and (ports <= OPEN_UP_TO) != folded.is_expanded:
+            self._auto_open = ports <= OPEN_UP_TO
+            if self._auto_open:
+                folded.expand()
+            else:
+                folded.collapse()
         note = "" if folded.is_expanded or any(p[0] == FOLDED for p in by_metric) else FOLDED_NOTE
         if str(folded.label) != FOLDED + note:
             folded.set_label(Text(FOLDED).append(note, style="dim"))
@@ -225,9 +239,14 @@ class MetricsPane(Pane):
 
     def on_tree_node_expanded(self, event: Tree.NodeExpanded[SeriesKey | None]) -> None:
         self.call_after_refresh(self._label_pending)  # once the tree has laid out the lines it opened
-        self._tell_needs()
+        self._toggled(event.node, True)
 
     def on_tree_node_collapsed(self, event: Tree.NodeCollapsed[SeriesKey | None]) -> None:
+        self._toggled(event.node, False)
+
+    def _toggled(self, node: TreeNode[SeriesKey | None], opened: bool) -> None:
+        if node is self._branches.get((FOLDED,)) and opened != self._auto_open and not self._filter:
+            self._auto_open = None  # the user's doing, not this pane's
         self._tell_needs()
 
     def on_tree_node_highlighted(self, event: Tree.NodeHighlighted[SeriesKey | None]) -> None:
