@@ -11,7 +11,6 @@ cannot prove) and the ``health_checks`` table (state, what was seen, threshold, 
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -57,11 +56,11 @@ class View:
 
     def __init__(self, snap: Snapshot) -> None:
         self.snap = snap
-        self.by_name: dict[str, list[Series]] = defaultdict(list)
-        by_name = self.by_name  # once, not once per series
-        for s in snap.series:
-            if not s.stale:
-                by_name[s.spec.name].append(s)
+        self.by_name: dict[str, list[Series]] = {}
+        """The snapshot's index without the stale series (kept from a source that is down now)."""
+        for name, found in snap.by_name.items():
+            if live := [s for s in found if not s.stale]:
+                self.by_name[name] = live
 
     def series(self, name: str, **labels: str) -> list[Series]:
         want = set(labels.items())

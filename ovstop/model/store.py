@@ -157,7 +157,7 @@ class Snapshot:
     collect_seconds: float = 0.0
 
     @cached_property
-    def _by_name(self) -> dict[str, list[Series]]:
+    def by_name(self) -> Mapping[str, Sequence[Series]]:
         """The series indexed by metric name, built on the first lookup (a pane makes dozens a refresh, and
         a scan of every series each time cost milliseconds apiece at 11,000 series)."""
         index: dict[str, list[Series]] = {}
@@ -167,7 +167,7 @@ class Snapshot:
 
     def find(self, name: str, **labels: str) -> list[Series]:
         """Series named ``name`` whose labels include every given pair."""
-        found = self._by_name.get(name, [])
+        found = self.by_name.get(name, ())
         if not labels:
             return list(found)
         want = set(labels.items())
