@@ -93,10 +93,12 @@ class _ChangeTrackingIdl(ovs.db.idl.Idl):
 
     def notify(self, event: str, row: ovs.db.idl.Row, updates: ovs.db.idl.Row | None = None) -> None:
         rows = self.changed.setdefault(row._table.name, {})
-        if event != ovs.db.idl.ROW_UPDATE or updates is None:
+        # An update's old values are exactly the columns that changed; without them, the whole row did.
+        old = getattr(updates, "_data", None) if event == ovs.db.idl.ROW_UPDATE else None
+        if old is None:
             rows[row.uuid] = None
         elif (columns := rows.setdefault(row.uuid, set())) is not None:
-            columns.update(updates._data)  # the update's old values: exactly the columns that changed
+            columns.update(old)
 
 
 class OvsdbSource:
@@ -210,6 +212,7 @@ class OvsdbSource:
         # Optional scalars ("0 or 1 value") come from the IDL as lists; present them as value-or-None.
         types = {c: idl_table.columns[c].type for c in cols}
         singular = {c for c, t in types.items() if not t.is_map() and t.n_max == 1}
+        monitored = set(cols)
         changed = idl.changed.pop(table, {})
         before = self._rows.get(table, {})
         now: dict[uuid.UUID, tuple[ovs.db.idl.Row, Row]] = {}
@@ -220,7 +223,7 @@ class OvsdbSource:
                 plain = self._plain_row(row, cols, singular)
             elif row_uuid in changed:
                 columns = changed[row_uuid]
-                plain = self._plain_row(row, cols if columns is None else columns & set(cols), singular, known[1])
+                plain = self._plain_row(row, cols if columns is None else columns & monitored, singular, known[1])
             else:
                 plain = known[1]
             now[row_uuid] = (row, plain)
