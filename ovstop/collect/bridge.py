@@ -17,6 +17,7 @@ from ovstop.model.labels import LabelMap
 from ovstop.model.metric import Kind, MetricSpec, Sample, labels_of
 
 INFO = "ovs_vswitchd_bridge_info"
+N_PORTS = "ovs_vswitchd_bridge_n_ports"
 BRIDGE_TRAFFIC = ("rx_packets", "tx_packets", "rx_bytes", "tx_bytes", "rx_dropped", "tx_dropped")
 
 
@@ -34,9 +35,7 @@ class BridgeCollector:
         self.n_bridges = MetricSpec(
             "ovs_vswitchd_bridge_n_bridges", Kind.GAUGE, "Number of bridges.", ("bridge", "n_bridges")
         )
-        self.n_ports = MetricSpec(
-            "ovs_vswitchd_bridge_n_ports", Kind.GAUGE, "Ports on the bridge.", ("bridge", "n_ports"), ident
-        )
+        self.n_ports = MetricSpec(N_PORTS, Kind.GAUGE, "Ports on the bridge.", ("bridge", "n_ports"), ident)
         self.info = MetricSpec(
             INFO,
             Kind.INFO,

@@ -8,6 +8,7 @@ from rich.text import Text
 from textual.widgets import Static, Tree
 from textual.widgets.tree import TreeNode
 
+from ovstop.collect import bridge
 from ovstop.collect.demand import INTERFACES, METRICS, SUMMARY, Demand
 from ovstop.model.metric import Histogram, Kind, Labels
 from ovstop.model.store import Series, Snapshot
@@ -23,7 +24,6 @@ FOLDED_NOTE = "  folded: not collected until opened"
 OPEN_UP_TO = 64
 """Until the user opens or closes the branch, it is open on a switch of at most this many ports (the
 bridges' port counts, which the header's collectors read anyway) and folded on a bigger one."""
-N_PORTS = "ovs_vswitchd_bridge_n_ports"
 
 
 def labels_text(labels: Labels) -> str:
@@ -192,7 +192,7 @@ class MetricsPane(Pane):
                 if str(node.label) != label.plain:
                     node.set_label(label)
         folded = self._branch((FOLDED,))  # there even before anything under it was collected
-        ports = snap.total(N_PORTS)
+        ports = snap.total(bridge.N_PORTS)
         if self._auto_open is not None and ports is not None and (ports <= OPEN_UP_TO) != folded.is_expanded:
             self._auto_open = ports <= OPEN_UP_TO
             if self._auto_open:
