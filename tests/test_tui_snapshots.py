@@ -202,4 +202,11 @@ def test_leaves_scrolled_into_view_show_the_shown_snapshot() -> None:
                     checked += 1
             assert checked >= height // 2, f"only {checked} leaves on screen"
 
+            # A filter rebuilds the tree: leaves waiting off screen before it are not labelled after it.
+            await pilot.press("slash", *"pmd", "enter")
+            await pilot.pause()
+            tree.scroll_home(animate=False)
+            await pilot.pause()
+            assert pane._leaves and all("pmd" in str(key) for key in pane._leaves)
+
     asyncio.run(run())

@@ -159,6 +159,7 @@ class MetricsPane(Pane):
             self.metrics_tree.clear()
             self._branches.clear()
             self._leaves.clear()
+            self._pending.clear()
         if view.filter:
             wanted = {
                 (s.spec.name, s.labels): s
@@ -183,6 +184,7 @@ class MetricsPane(Pane):
                 self._label(key, s)
             elif openness.visible(known[0]) and self._on_screen(known[0]):
                 self._label(key, s)
+                self._pending.pop(key, None)  # else a later scroll would put back an older label
             else:
                 self._pending[key] = s
         for path, series in by_metric.items():
