@@ -119,6 +119,8 @@ def test_usdt_events_live_agree_with_upcall_monitor() -> None:
     assert binary.exists(), f"{binary} missing: run scripts/guest/build-rootfs.sh --suite bookworm"
     out = run_scenario(["python3", str(GUEST_TESTS / "scenario_usdt.py")], timeout=900)
     assert "USDT-FAIL" not in out, out
+    for warn in re.findall(r"^USDT-WARN .*$", out, re.M):  # ovs-vswitchd lost every upcall and was restarted
+        warnings.warn(f"guest USDT: {warn}", stacklevel=1)
     for check in ("binary", "check", "truth", "events", "correlation", "upcall_monitor", "detach"):
         assert f"USDT-OK {check}" in out, out
     binary_line = r"^USDT-OK binary pid \d+ runs /opt/ovs-usdt/ovs-vswitchd: ovs-vswitchd \(Open vSwitch\) "

@@ -19,8 +19,11 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
+
+from scenario_lib import ScenarioFailure
 
 FAKE_MAC = "02:00:00:00:00:99"
 NAT_PORT = 9999
@@ -54,7 +57,7 @@ def start_ovs(rundir: Path, vswitchd: str = "ovs-vswitchd") -> None:
     sh("ovsdb-server", f"{rundir}/conf.db", f"--remote=punix:{rundir}/db.sock", "--pidfile", "--detach",
        "--log-file", "-vconsole:off")  # fmt: skip
     sh("ovs-vsctl", "--no-wait", "init")
-    sh(vswitchd, "--pidfile", "--detach", "--log-file", "-vconsole:off")
+    start_vswitchd(vswitchd)
     sh("ovs-vsctl", "set", "Open_vSwitch", ".", "other_config:max-idle=600000")
     sh("ovs-vsctl", "add-br", "br0", "--", "set", "Bridge", "br0", "datapath_type=system")
     for i in (1, 2):
@@ -83,12 +86,47 @@ def start_ovs(rundir: Path, vswitchd: str = "ovs-vswitchd") -> None:
         sh("ip", "link", "set", f"v{i}", "up")
         sh("ovs-vsctl", "add-port", "br0", f"v{i}")
     sh("ip", "-n", "ns1", "neigh", "replace", "10.0.0.2", "lladdr", FAKE_MAC, "dev", "v1p")
+    add_rules()
+
+
+def start_vswitchd(vswitchd: str) -> None:
+    """Start ``vswitchd`` as the switch's ovs-vswitchd; ``--detach`` returns once it has applied the database."""
+    sh(vswitchd, "--pidfile", "--detach", "--log-file", "-vconsole:off")
+
+
+def add_rules() -> None:
+    """The OpenFlow rules of br0 (above), in place of any; ovs-vswitchd keeps them in memory only."""
     sh("ovs-ofctl", "del-flows", "br0")
     sh("ovs-ofctl", "add-flow", "br0", f"priority=100,udp,in_port=v1,actions={_LEARN},output:v2")
     sh("ovs-ofctl", "add-flow", "br0",
        f"priority=200,udp,in_port=v1,tp_dst={NAT_PORT},"
        "actions=ct(commit,zone=5,nat(dst=10.0.0.2-10.0.0.3:7000-7010)),output:v2")  # fmt: skip
     sh("ovs-ofctl", "add-flow", "br0", "priority=0,actions=drop")
+
+
+def vswitchd_pid(rundir: Path) -> int:
+    """The pid of the switch's ovs-vswitchd (its pidfile)."""
+    return int((rundir / "ovs-vswitchd.pid").read_text())
+
+
+def restart_vswitchd(rundir: Path, vswitchd: str = "ovs-vswitchd", timeout: float = 60.0) -> int:
+    """Stop the switch's ovs-vswitchd and start ``vswitchd`` in its place; the new pid.
+
+    ``ovs-appctl exit`` (without ``--cleanup``) leaves the kernel datapath, its ports and OVSDB as they are;
+    the new daemon opens its handlers' netlink sockets afresh and hands them to the datapath (the cure when
+    the first one lost every upcall, see :func:`upcalls_lost`), and gets br0's OpenFlow rules again.
+    """
+    old = vswitchd_pid(rundir)
+    sh("ovs-appctl", "exit")
+    pidfile = rundir / "ovs-vswitchd.pid"
+    deadline = time.monotonic() + timeout
+    while pidfile.exists():  # removed by the daemon on its way out
+        if time.monotonic() > deadline:
+            raise ScenarioFailure(f"ovs-vswitchd {old} still running {timeout:g} s after ovs-appctl exit")
+        time.sleep(0.1)
+    start_vswitchd(vswitchd)
+    add_rules()
+    return vswitchd_pid(rundir)
 
 
 def stop_ovs(rundir: Path) -> None:
@@ -115,6 +153,20 @@ def kernel_switch(vswitchd: str = "ovs-vswitchd") -> Iterator[Path]:
 def dp_ports() -> dict[str, int]:
     """Datapath port numbers by name (``dpctl/show``)."""
     return {m.group(2): int(m.group(1)) for m in re.finditer(r"port (\d+): (\S+)", sh("ovs-appctl", "dpctl/show"))}
+
+
+def upcalls_lost() -> int:
+    """The kernel datapath's ``lost`` count (``dpctl/show``): packets whose upcall never reached ovs-vswitchd.
+
+    Under emulation an ovs-vswitchd (seen with OVS 3.1) can start without its handlers' sockets reaching the
+    datapath: every upcall is then lost, no datapath flow is installed, and only a restart
+    (:func:`restart_vswitchd`) cures it.
+    """
+    show = sh("ovs-appctl", "dpctl/show")
+    lost = re.search(r"^system@ovs-system:\n  lookups: hit:\d+ missed:\d+ lost:(\d+)$", show, re.M)
+    if lost is None:
+        raise ScenarioFailure(f"dpctl/show: no lookups line for system@ovs-system: {show}")
+    return int(lost.group(1))
 
 
 def flow_packets() -> dict[str, int]:
