@@ -13,6 +13,7 @@ import pytest
 
 from ovstop.collect import conntrack, coverage, datapath, dpif, flows, memory, pmd, upcall
 from ovstop.collect.base import Sources, Tables
+from ovstop.collect.memo import SampleMemo
 from ovstop.errors import ParseError, SourceError
 from ovstop.model.metric import Histogram, Sample
 from ovstop.parsers import coverage_show, dpctl_show, dpif_show, pmd_stats_show
@@ -285,3 +286,76 @@ def test_collectors_ran_on_the_format_the_switch_offers(switch: SandboxSwitch, s
 def test_no_client_is_source_error() -> None:
     with pytest.raises(SourceError):
         list(datapath.DatapathCollector().collect(Sources(), Tables()))
+
+
+def dp_counters(switch: SandboxSwitch) -> dpctl_show.DpctlDatapath:
+    (dp,) = [d for d in dpctl_show.parse(switch.appctl("dpctl/show")) if d.name == "netdev@ovs-netdev"]
+    return dp
+
+
+def test_datapath_unchanged_reply_gives_the_same_list(switch: SandboxSwitch, sources: Sources) -> None:
+    """Two rounds between which ``ovs-appctl dpctl/show`` did not change: the second is the first's very list."""
+    collector = datapath.DatapathCollector()
+    for _ in range(20):  # a datapath flow may expire between the reads: try again
+        before = switch.appctl("dpctl/show")
+        first, second = (collector.collect(sources, Tables()) for _ in range(2))
+        if switch.appctl("dpctl/show") == before:
+            break
+    else:
+        pytest.fail("dpctl/show never held still for two rounds")
+    assert isinstance(first, list) and first and second is first
+
+
+def test_datapath_new_packets_give_new_samples_for_what_changed(switch: SandboxSwitch, sources: Sources) -> None:
+    """A packet of a cached flow, sent again: the next round's hit count is a new sample with ovs-appctl's
+    number; every series whose value stayed (missed, lost …) is last round's very sample."""
+    gen = TrafficGenerator(switch, seed=3)
+    try:
+        [packet] = gen.inject(1, port=1)  # one new flow: one miss, now cached
+    finally:
+        gen.stop()
+    collector = datapath.DatapathCollector()
+    deadline, dp = time.monotonic() + 30, dp_counters(switch)
+    while True:  # a round between two equal reads of ovs-appctl: the pmd thread counts on its own time
+        last = collector.collect(sources, Tables())
+        if (now := dp_counters(switch)) == dp:
+            break
+        assert time.monotonic() < deadline, "counters never settled"
+        dp = now
+        time.sleep(0.2)
+    switch.appctl("netdev-dummy/receive", "p1", packet)
+    while dp_counters(switch).hit == dp.hit:
+        assert time.monotonic() < deadline, "the packet never hit"
+        time.sleep(0.05)
+    now = collector.collect(sources, Tables())
+    after = dp_counters(switch)
+    assert now is not last
+    before = {s.key: s for s in last}
+    for s in now:
+        old = before[s.key]
+        if s.value == old.value:
+            assert s is old, s.spec.name
+        else:
+            assert s is not old
+    value = {s.spec.name: s.value for s in now}
+    assert value[datapath.HIT.name] == after.hit == dp.hit + 1
+    assert value[datapath.MISSED.name] == after.missed == dp.missed  # a hit, no new miss
+    same = [s.spec.name for s in now if s is before[s.key]]
+    assert datapath.MISSED.name in same and datapath.LOST.name in same
+
+
+def test_a_bad_reply_raises_every_round(switch: SandboxSwitch) -> None:
+    """A reply that does not parse is not remembered: it raises each round it comes, and the last good reply's
+    samples stay what they were."""
+    good, bad = switch.appctl("dpctl/show"), "netdev@ovs-netdev:\ngarbage\n"
+    memo: SampleMemo[str] = SampleMemo()
+
+    def make(text: str) -> Iterator[Sample]:
+        return (Sample(datapath.HIT, (), float(d.hit)) for d in dpctl_show.parse(text))
+
+    first = memo.samples(good, make)
+    assert first == [Sample(datapath.HIT, (), float(dp_counters(switch).hit))]
+    for _ in range(3):
+        with pytest.raises(ParseError, match="unexpected line 'garbage'"):
+            memo.samples(bad, make)
+    assert memo.samples(good, make) is first

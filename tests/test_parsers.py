@@ -6,6 +6,7 @@ import json
 import math
 import random
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import ovs.version as ovs_version
@@ -88,6 +89,23 @@ def test_dpctl_show_kernel_master() -> None:
     assert ports["eth1"].stats["rx_dropped"] == 3 and ports["eth1"].stats["rx_bytes"] == 118432
     assert ports["genev_sys_6081"].config == {"packet_type": "ptap"}
     assert ports["genev_sys_6081"].stats["upcall_packets"] is None
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        V31 / "dpctl-show-s.txt",
+        V31 / "dpctl-show-s-all.txt",
+        MASTER / "dpctl-show-s-kernel.txt",
+        V35 / "dpctl-show-s.txt",
+    ],
+    ids=lambda p: f"{p.parent.name}/{p.name}",
+)
+def test_dpctl_show_without_ports(path: Path) -> None:
+    """Skipping the port lines leaves every datapath figure (caches after the ports included) as a full parse."""
+    full = dpctl_show.parse(read(path))
+    assert dpctl_show.parse(read(path), ports=False) == tuple(replace(d, ports=()) for d in full)
+    assert any(d.ports for d in full)
 
 
 def test_pmd_perf_show_31() -> None:

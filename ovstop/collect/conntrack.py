@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ovstop.collect.base import Sources, Tables
+from ovstop.collect.memo import SampleMemo
 from ovstop.collect.unixctl_util import client_of, datapaths
 from ovstop.errors import SourceError
 from ovstop.model.metric import Kind, MetricSpec, Sample, labels_of
@@ -30,24 +31,37 @@ PER_PROTOCOL = {
     for p in PROTOCOLS
 }
 
+_Replies = tuple[str, str, str | None, str]
+"""A datapath's name and its replies to ct-get-nconns, ct-get-maxconns (None when refused), ct-stats-show."""
+
 
 class ConntrackCollector:
     name = "conntrack"
     source = "unixctl"
     specs = (N_CONNECTIONS, LIMIT, *PER_PROTOCOL.values())
 
-    def collect(self, sources: Sources, tables: Tables) -> Iterator[Sample]:
+    def __init__(self) -> None:
+        self._memo: SampleMemo[tuple[_Replies, ...]] = SampleMemo()
+
+    def collect(self, sources: Sources, tables: Tables) -> list[Sample]:
         client = client_of(sources)
+        replies: list[_Replies] = []
         for dp in datapaths(client):
-            labels = labels_of(datapath=dp)
             nconns = client.call("dpctl/ct-get-nconns", dp)
-            yield Sample(N_CONNECTIONS, labels, float(ct_conns.parse(nconns, "dpctl/ct-get-nconns")))
             try:
-                maxconns = client.call("dpctl/ct-get-maxconns", dp)
+                maxconns: str | None = client.call("dpctl/ct-get-maxconns", dp)
             except SourceError:  # datapaths without a settable limit refuse the command
-                pass
-            else:
+                maxconns = None
+            replies.append((dp, nconns, maxconns, client.call("dpctl/ct-stats-show", dp)))
+        return self._memo.samples(tuple(replies), self._samples)
+
+    @staticmethod
+    def _samples(replies: tuple[_Replies, ...]) -> Iterator[Sample]:
+        for dp, nconns, maxconns, stats_text in replies:
+            labels = labels_of(datapath=dp)
+            yield Sample(N_CONNECTIONS, labels, float(ct_conns.parse(nconns, "dpctl/ct-get-nconns")))
+            if maxconns is not None:
                 yield Sample(LIMIT, labels, float(ct_conns.parse(maxconns, "dpctl/ct-get-maxconns")))
-            stats = ct_stats_show.parse(client.call("dpctl/ct-stats-show", dp))
+            stats = ct_stats_show.parse(stats_text)
             for proto, spec in PER_PROTOCOL.items():
                 yield Sample(spec, labels, float(stats.protocols.get(proto, 0)))

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ovstop.collect.base import Sources, Tables
+from ovstop.collect.memo import SampleMemo
 from ovstop.collect.unixctl_util import client_of
 from ovstop.model.metric import Kind, MetricSpec, Sample, labels_of
 from ovstop.parsers import dpif_show
@@ -32,15 +33,12 @@ class DpifCollector:
     specs = (PORT_INFO,)
 
     def __init__(self) -> None:
-        self._read: tuple[Reply | None, tuple[Sample, ...]] = (None, ())
-        """The last reply and its samples: the reply is reused for ``TTL`` seconds, and so are they (1,000
-        ports: no parse, no labels, no samples in most rounds)."""
+        self._memo: SampleMemo[Reply] = SampleMemo()
 
-    def collect(self, sources: Sources, tables: Tables) -> Iterator[Sample]:
-        reply = client_of(sources).request_cached(dpif_show.COMMAND, ttl=TTL)
-        if reply is not self._read[0]:
-            self._read = (reply, tuple(self._samples(reply)))
-        yield from self._read[1]
+    def collect(self, sources: Sources, tables: Tables) -> list[Sample]:
+        # The reply is reused for TTL seconds, and a reply equal to the last one gives back its samples: at
+        # 1,000 ports no parse, no labels, no samples in most rounds.
+        return self._memo.samples(client_of(sources).request_cached(dpif_show.COMMAND, ttl=TTL), self._samples)
 
     @staticmethod
     def _samples(reply: Reply) -> Iterator[Sample]:

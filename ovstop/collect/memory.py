@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ovstop.collect.base import Sources, Tables
+from ovstop.collect.memo import SampleMemo
 from ovstop.collect.unixctl_util import client_of
 from ovstop.model.metric import Kind, MetricSpec, Sample, labels_of
 from ovstop.parsers import memory_show
@@ -41,8 +42,16 @@ class MemoryCollector:
     source = "unixctl"
     specs = (HANDLERS, REVALIDATORS, PORTS, RULES, UKEYS, OFCONNS, OTHER)
 
-    def collect(self, sources: Sources, tables: Tables) -> Iterator[Sample]:
-        for key, value in memory_show.parse(client_of(sources).call("memory/show")).items():
+    def __init__(self) -> None:
+        self._memo: SampleMemo[str] = SampleMemo()
+
+    def collect(self, sources: Sources, tables: Tables) -> list[Sample]:
+        text = client_of(sources).call("memory/show")
+        return self._memo.samples(text, self._samples)
+
+    @staticmethod
+    def _samples(text: str) -> Iterator[Sample]:
+        for key, value in memory_show.parse(text).items():
             spec = _KNOWN.get(key)
             if spec is not None:
                 yield Sample(spec, (), float(value))

@@ -4,8 +4,10 @@ busy/idle cycle counts on OVS < 4.0, where it is a command of its own) and the s
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import NamedTuple
 
 from ovstop.collect.base import Sources, Tables
+from ovstop.collect.memo import SampleMemo
 from ovstop.collect.unixctl_util import client_of, datapaths, version_at_least
 from ovstop.model.metric import Kind, MetricSpec, Sample, labels_of
 from ovstop.parsers import pmd_perf_show, pmd_rxq_show, pmd_stats_show
@@ -104,42 +106,59 @@ def _merge(perf: tuple[PmdThread, ...], stats: tuple[PmdThread, ...]) -> list[Pm
     return merged
 
 
+class _Replies(NamedTuple):
+    """One netdev datapath's replies in a round; the collector's memo compares them whole with last round's."""
+
+    datapath: str
+    perf: str
+    """pmd-perf-show, "" when the daemon lacks it or no PMD thread polls the datapath (it prints nothing)."""
+    stats: str | None
+    """pmd-stats-show where it is a command of its own (OVS < 4.0), else None."""
+    rxq: str | None
+    """pmd-rxq-show when PMD threads poll the datapath, else None (no thread header to parse)."""
+
+
 class PmdCollector:
     name = "pmd"
     source = "unixctl"
     specs = (N_THREADS, HIT, *COUNTERS.values(), *RATIOS.values(), *HISTOGRAMS.values(), RXQ_USAGE)
 
-    def collect(self, sources: Sources, tables: Tables) -> Iterator[Sample]:
+    def __init__(self) -> None:
+        self._memo: SampleMemo[tuple[_Replies, ...]] = SampleMemo()
+
+    def collect(self, sources: Sources, tables: Tables) -> list[Sample]:
         client = client_of(sources)
         if not client.has(PERF) and not client.has(STATS):
-            return
+            return []
         separate_stats = client.has(STATS) and not version_at_least(client, 4, 0)
+        replies = []
         for dp in datapaths(client):
             if not dp.startswith("netdev@"):
                 continue
             name = dp.partition("@")[2]
-            threads: list[PmdThread] = []
-            if client.has(PERF):
-                perf = client.call(PERF, name)
-                # Nothing at all when the datapath has no PMD thread (every port polled by the main thread).
-                threads = list(pmd_perf_show.parse(perf)) if perf.strip() else []
-            polled_by_pmds = bool(threads)  # pmd-perf-show lists PMD threads only, never the main thread
-            if separate_stats:
-                threads = _merge(tuple(threads), pmd_stats_show.parse(client.call(STATS, name)))
+            perf = client.call(PERF, name) if client.has(PERF) else ""
+            polled_by_pmds = bool(perf.strip())  # pmd-perf-show lists PMD threads only, never the main thread
+            stats = client.call(STATS, name) if separate_stats else None
+            rxq = client.call(RXQ, name) if client.has(RXQ) and polled_by_pmds else None
+            replies.append(_Replies(dp, perf, stats, rxq))
+        return self._memo.samples(tuple(replies), self._samples)
+
+    def _samples(self, replies: tuple[_Replies, ...]) -> Iterator[Sample]:
+        for dp, perf, stats, rxq in replies:
+            threads = list(pmd_perf_show.parse(perf)) if perf.strip() else []
+            if stats is not None:
+                threads = _merge(tuple(threads), pmd_stats_show.parse(stats))
             yield Sample(N_THREADS, labels_of(datapath=dp), float(len(threads)))
             for t in threads:
                 yield from self._thread(dp, t)
-            if client.has(RXQ) and polled_by_pmds:  # else pmd-rxq-show has no thread header to parse
-                for q in pmd_rxq_show.parse(client.call(RXQ, name)):
-                    if q.usage is not None:
-                        t = q.thread
-                        yield Sample(
-                            RXQ_USAGE,
-                            labels_of(
-                                datapath=dp, thread=t.label, numa=t.numa, core=t.core, port=q.port, queue=q.queue
-                            ),
-                            q.usage,
-                        )
+            for q in pmd_rxq_show.parse(rxq) if rxq is not None else ():
+                if q.usage is not None:
+                    t = q.thread
+                    yield Sample(
+                        RXQ_USAGE,
+                        labels_of(datapath=dp, thread=t.label, numa=t.numa, core=t.core, port=q.port, queue=q.queue),
+                        q.usage,
+                    )
 
     def _thread(self, dp: str, t: PmdThread) -> Iterator[Sample]:
         labels = labels_of(datapath=dp, thread=t.label, numa=t.numa, core=t.core)
