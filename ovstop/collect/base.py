@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ovstop.errors import SourceOff
-from ovstop.model.metric import MetricSpec, Sample
+from ovstop.model.metric import Labels, MetricSpec, Sample, Value
 
 if TYPE_CHECKING:
     from ovstop.sources.ovn import OvnLink
@@ -61,6 +61,15 @@ class Tables:
     rows: dict[str, Sequence[Mapping[str, Any]]] = field(default_factory=dict)
     warnings: dict[str, str] = field(default_factory=dict)
     """Source -> why its samples this round are incomplete (shown as degraded, samples kept)."""
+
+
+def renewed(old: Sample | None, spec: MetricSpec, labels: Labels, value: Value | None) -> Sample:
+    """``old`` (last round's sample of the series, if any) when its labels and value are unchanged, else a new
+    one. The store skips a sample that is the very object it had last round, at next to no cost,
+    so a collector that keeps its unchanged samples makes a round cost what changed."""
+    if old is not None and old.value == value and old.labels == labels:
+        return old
+    return Sample(spec, labels, value)
 
 
 class Unavailable:

@@ -6,12 +6,12 @@ is, else the interface's link state (carrier).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
-from ovstop.collect.base import Sources, Tables
+from ovstop.collect.base import Sources, Tables, renewed
 from ovstop.collect.interface import traffic_specs
-from ovstop.collect.topology import attachments
+from ovstop.collect.topology import Attachment, attachments
 from ovstop.model.labels import LabelMap
 from ovstop.model.metric import Kind, MetricSpec, Sample, labels_of
 
@@ -26,6 +26,18 @@ TUNNEL_TRAFFIC = (
     "rx_dropped",
     "tx_dropped",
 )
+
+
+@dataclass(frozen=True, slots=True)
+class _Made:
+    """One tunnel's share of a round, kept for the next: what it was made of and what it gave."""
+
+    interface: dict[str, Any]
+    port: dict[str, Any]
+    bridge: dict[str, Any]
+    chassis: str
+    samples: tuple[Sample, ...]
+    row: dict[str, Any]
 
 
 def tunnel_status(iface: dict[str, Any]) -> tuple[bool, str]:
@@ -76,48 +88,76 @@ class TunnelCollector:
         )
         self.specs = (*self.traffic.values(), self.up, self.flaps)
 
-    def collect(self, sources: Sources, tables: Tables) -> Iterator[Sample]:
+        self._made: dict[str, _Made] = {}  # interface uuid -> its share of the last round
+        self._joined: tuple[list[Attachment], dict[str, str]] | None = None  # the join and chassis last read
+        self._samples: list[Sample] = []
+        self._rows: list[dict[str, Any]] = []
+
+    def make(self, att: Attachment, chassis: str, known: _Made | None) -> _Made:
+        """The tunnel's samples and table row, keeping of ``known`` (last round's) every sample that is unchanged."""
+        previous = {s.spec.name: s for s in known.samples} if known is not None else {}
+        iface = att.interface
+        opts = iface.get("options") or {}
+        extra = self.label_map.labels_for(att.name, str(att.port.get("name", "")), att.bridge_name, att.external_ids())
+        remote_ip = opts.get("remote_ip", "")
+        ident = labels_of(
+            bridge=att.bridge_name,
+            tunnel=att.name,
+            type=iface.get("type"),
+            remote_ip=remote_ip,
+            key=opts.get("key", ""),
+            chassis=chassis,
+            **extra,
+        )
+        stats = iface.get("statistics") or {}
+        samples = [
+            renewed(previous.get(spec.name), spec, ident, float(stats[key]))
+            for key, spec in self.traffic.items()
+            if key in stats
+        ]
+        up, how = tunnel_status(iface)
+        samples.append(renewed(previous.get(self.up.name), self.up, ident, 1.0 if up else 0.0))
+        if (flaps := tunnel_flaps(iface)) is not None:
+            samples.append(renewed(previous.get(self.flaps.name), self.flaps, ident, float(flaps)))
+        row = {
+            "tunnel": att.name,
+            "bridge": att.bridge_name,
+            "type": iface.get("type"),
+            "remote_ip": remote_ip,
+            "local_ip": opts.get("local_ip", ""),
+            "key": opts.get("key", ""),
+            "up": up,
+            "status": how,
+            **extra,
+            **{k: stats[k] for k in TUNNEL_TRAFFIC if k in stats},
+        }
+        return _Made(iface, att.port, att.bridge, chassis, tuple(samples), row)
+
+    def collect(self, sources: Sources, tables: Tables) -> list[Sample]:
+        """Last round's very list while the replica and the chassis are unchanged; else a tunnel whose rows and
+        chassis are unchanged gives last round's samples, and a changed one its unchanged samples."""
         ovn = sources.ovn
         chassis_by_ip = ovn.chassis_by_ip if ovn is not None else {}
-        rows = []
-        for att in attachments(sources):
-            if not att.is_tunnel:
-                continue
-            iface = att.interface
-            opts = iface.get("options") or {}
-            extra = self.label_map.labels_for(
-                att.name, str(att.port.get("name", "")), att.bridge_name, att.external_ids()
-            )
-            remote_ip = opts.get("remote_ip", "")
-            ident = labels_of(
-                bridge=att.bridge_name,
-                tunnel=att.name,
-                type=iface.get("type"),
-                remote_ip=remote_ip,
-                key=opts.get("key", ""),
-                chassis=chassis_by_ip.get(remote_ip, ""),
-                **extra,
-            )
-            stats = iface.get("statistics") or {}
-            for key, spec in self.traffic.items():
-                if key in stats:
-                    yield Sample(spec, ident, float(stats[key]))
-            up, how = tunnel_status(iface)
-            yield Sample(self.up, ident, 1.0 if up else 0.0)
-            if (flaps := tunnel_flaps(iface)) is not None:
-                yield Sample(self.flaps, ident, float(flaps))
-            rows.append(
-                {
-                    "tunnel": att.name,
-                    "bridge": att.bridge_name,
-                    "type": iface.get("type"),
-                    "remote_ip": opts.get("remote_ip", ""),
-                    "local_ip": opts.get("local_ip", ""),
-                    "key": opts.get("key", ""),
-                    "up": up,
-                    "status": how,
-                    **extra,
-                    **{k: stats[k] for k in TUNNEL_TRAFFIC if k in stats},
-                }
-            )
-        tables.rows["tunnels"] = rows
+        joined = attachments(sources)
+        if self._joined is None or self._joined[0] is not joined or self._joined[1] != chassis_by_ip:
+            made: dict[str, _Made] = {}
+            for att in joined:
+                if not att.is_tunnel:
+                    continue
+                iface = att.interface
+                chassis = chassis_by_ip.get((iface.get("options") or {}).get("remote_ip", ""), "")
+                known = self._made.get(iface["_uuid"])
+                if (
+                    known is None
+                    or known.interface is not iface
+                    or known.port is not att.port
+                    or known.bridge is not att.bridge
+                    or known.chassis != chassis
+                ):
+                    known = self.make(att, chassis, known)
+                made[iface["_uuid"]] = known
+            self._made, self._joined = made, (joined, dict(chassis_by_ip))
+            self._samples = [s for m in made.values() for s in m.samples]
+            self._rows = [m.row for m in made.values()]
+        tables.rows["tunnels"] = self._rows
+        return self._samples
