@@ -7,12 +7,11 @@ claim that nothing was dropped, which nobody measured.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-from ovstop.collect.base import Sources, Tables, renewed
+from ovstop.collect.base import Memo, Part, Sources, Tables, renewed
 from ovstop.collect.interface import traffic_specs
-from ovstop.collect.topology import Attachment, attachments
+from ovstop.collect.topology import attachments
 from ovstop.model.labels import LabelMap
 from ovstop.model.metric import Kind, MetricSpec, Sample, labels_of
 
@@ -21,16 +20,6 @@ N_PORTS = "ovs_vswitchd_bridge_n_ports"
 BRIDGE_TRAFFIC = ("rx_packets", "tx_packets", "rx_bytes", "tx_bytes", "rx_dropped", "tx_dropped")
 
 Row = dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class _Made:
-    """One bridge's share of a round, kept for the next: the rows it was made of and what it gave."""
-
-    bridge: Row
-    interfaces: list[Row]
-    samples: tuple[Sample, ...]
-    row: dict[str, Any]
 
 
 class BridgeCollector:
@@ -57,14 +46,12 @@ class BridgeCollector:
         )
         self.specs = (self.n_bridges, self.n_ports, self.info, *self.traffic.values())
 
-        self._made: dict[str, _Made] = {}  # bridge name -> its share of the last round
-        self._joined: list[Attachment] | None = None  # the join the last round read
-        self._samples: list[Sample] = []
-        self._rows: list[dict[str, Any]] = []
+        self._memo: Memo[Part] = Memo()  # by bridge name
+        self._samples: list[Sample] = []  # the number of bridges, then the memo's
 
-    def make(self, name: str, bridge: Row, interfaces: list[Row], known: _Made | None) -> _Made:
+    def make(self, name: str, bridge: Row, interfaces: list[Row], known: Part | None) -> Part:
         """The bridge's samples and table row, keeping of ``known`` (last round's) every sample that is unchanged."""
-        previous = {s.spec.name: s for s in known.samples} if known is not None else {}
+        previous = known.previous() if known is not None else {}
         extra = self.label_map.labels_for(bridge=name, external_ids=(bridge.get("external_ids") or {},))
         ident = labels_of(bridge=name, **extra)
         n_ports = len(bridge.get("ports") or ())
@@ -96,29 +83,25 @@ class BridgeCollector:
             **extra,
             **{key: sums.get(key) for key in BRIDGE_TRAFFIC},
         }
-        return _Made(bridge, interfaces, tuple(samples), row)
+        return Part((bridge, interfaces), tuple(samples), row)
 
     def collect(self, sources: Sources, tables: Tables) -> list[Sample]:
         """Last round's very list while the replica is unchanged; else a bridge whose row and interfaces are
         unchanged gives last round's samples, and a changed one its unchanged samples (see :func:`renewed`)."""
         joined = attachments(sources)
-        if joined is not self._joined:
+        memo = self._memo
+        if memo.renew(joined):
             members: dict[str, tuple[Row, list[Row]]] = {}  # bridge name -> (its row, its interfaces)
             for att in joined:
                 if att.bridge_name:
                     members.setdefault(att.bridge_name, (att.bridge, []))[1].append(att.interface)
-            made: dict[str, _Made] = {}
             for name, (bridge, interfaces) in sorted(members.items()):
-                known = self._made.get(name)
-                if known is None or known.bridge is not bridge or known.interfaces != interfaces:
+                known = memo.known(name)
+                if known is None or known.made_of != (bridge, interfaces):
                     known = self.make(name, bridge, interfaces, known)
-                made[name] = known
+                memo.put(name, known)
+            memo.close()
             n_bridges = self._samples[0] if self._samples else None
-            self._samples = [
-                renewed(n_bridges, self.n_bridges, (), float(len(made))),
-                *(s for m in made.values() for s in m.samples),
-            ]
-            self._made, self._joined = made, joined
-            self._rows = [m.row for m in made.values()]
-        tables.rows["bridges"] = self._rows
+            self._samples = [renewed(n_bridges, self.n_bridges, (), float(len(members))), *memo.samples]
+        tables.rows["bridges"] = memo.rows
         return self._samples

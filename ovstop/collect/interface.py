@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ovstop.collect.base import Sources, Tables, renewed
+from ovstop.collect.base import Memo, Part, Sources, Tables, renewed
 from ovstop.collect.demand import INTERFACES
 from ovstop.collect.topology import Attachment, attachments
 from ovstop.model.labels import LabelMap
@@ -37,21 +37,10 @@ _Labelled = tuple[tuple[Any, ...], dict[str, str], Labels, Sample]
 
 
 @dataclass(frozen=True, slots=True)
-class _Made:
-    """One interface's share of a round, kept for the next: the rows it was made of and what it gave."""
+class _Made(Part):
+    """An interface's part, with its labels: kept when only its statistics moved."""
 
-    interface: dict[str, Any]
-    port: dict[str, Any]
-    bridge: tuple[Any, Any]
-    """Of the bridge's row, what the interface reads (its name and external_ids): adding a port to the bridge
-    changes the bridge's row, not its interfaces' samples."""
     labelled: _Labelled
-    samples: tuple[Sample, ...]
-    row: dict[str, Any]
-
-
-def _bridge_part(att: Attachment) -> tuple[Any, Any]:
-    return (att.bridge.get("name"), att.bridge.get("external_ids"))
 
 
 def traffic_name(prefix: str, key: str) -> str:
@@ -130,10 +119,7 @@ class InterfaceCollector:
             (self.resets, "link_resets"),
             (self.ofport, "ofport"),
         )
-        self._made: dict[str, _Made] = {}  # interface uuid -> its share of the last round
-        self._joined: list[Attachment] | None = None  # the join the last round read
-        self._samples: list[Sample] = []
-        self._rows: list[dict[str, Any]] = []
+        self._memo: Memo[_Made] = Memo()  # by interface uuid
 
     def extra_labels(self, att: Attachment) -> dict[str, str]:
         port = str(att.port.get("name", ""))
@@ -166,12 +152,12 @@ class InterfaceCollector:
         )
         return (inputs, extra, ident, Sample(self.info, info, 1.0))
 
-    def make(self, att: Attachment, known: _Made | None) -> _Made:
+    def make(self, att: Attachment, made_of: tuple[Any, ...], known: _Made | None) -> _Made:
         """``att``'s samples and table row, keeping of ``known`` (last round's) every sample that is unchanged."""
         iface = att.interface
         labelled = self.labels(att, known.labelled if known is not None else None)
         _, extra, ident, info = labelled
-        previous = {s.spec.name: s for s in known.samples} if known is not None else {}
+        previous = known.previous() if known is not None else {}
         stats = iface.get("statistics") or {}
         samples = [
             renewed(previous.get(spec.name), spec, ident, float(stats[key]))
@@ -196,7 +182,7 @@ class InterfaceCollector:
             **extra,
             **{k: stats[k] for k in ("rx_packets", "tx_packets", "rx_bytes", "tx_bytes") if k in stats},
         }
-        return _Made(iface, att.port, _bridge_part(att), labelled, tuple(samples), row)
+        return _Made(made_of, tuple(samples), row, labelled)
 
     def collect(self, sources: Sources, tables: Tables) -> list[Sample]:
         """Last round's very list while the replica is unchanged; else an interface whose rows are unchanged
@@ -205,21 +191,16 @@ class InterfaceCollector:
         At 1,000 ports a round that rebuilt every sample took 13 ms of CPU, most rounds for nothing.
         """
         joined = attachments(sources)
-        if joined is not self._joined:
-            made: dict[str, _Made] = {}
+        memo = self._memo
+        if memo.renew(joined):
             for att in joined:
-                iface = att.interface
-                known = self._made.get(iface["_uuid"])
-                if (
-                    known is None
-                    or known.interface is not iface
-                    or known.port is not att.port
-                    or known.bridge != _bridge_part(att)
-                ):
-                    known = self.make(att, known)
-                made[iface["_uuid"]] = known
-            self._made, self._joined = made, joined
-            self._samples = [s for m in made.values() for s in m.samples]
-            self._rows = [m.row for m in made.values()]
-        tables.rows["interfaces"] = self._rows
-        return self._samples
+                key = att.interface["_uuid"]
+                # Of the bridge's row only what the labels read: a port added to it changes its row, not these.
+                made_of = (att.interface, att.port, att.bridge.get("name"), att.bridge.get("external_ids"))
+                known = memo.known(key)
+                memo.put(
+                    key, known if known is not None and known.made_of == made_of else self.make(att, made_of, known)
+                )
+            memo.close()
+        tables.rows["interfaces"] = memo.rows
+        return memo.samples

@@ -6,10 +6,9 @@ is, else the interface's link state (carrier).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-from ovstop.collect.base import Sources, Tables, renewed
+from ovstop.collect.base import Memo, Part, Sources, Tables, renewed
 from ovstop.collect.interface import traffic_specs
 from ovstop.collect.topology import Attachment, attachments
 from ovstop.model.labels import LabelMap
@@ -26,18 +25,6 @@ TUNNEL_TRAFFIC = (
     "rx_dropped",
     "tx_dropped",
 )
-
-
-@dataclass(frozen=True, slots=True)
-class _Made:
-    """One tunnel's share of a round, kept for the next: what it was made of and what it gave."""
-
-    interface: dict[str, Any]
-    port: dict[str, Any]
-    bridge: dict[str, Any]
-    chassis: str
-    samples: tuple[Sample, ...]
-    row: dict[str, Any]
 
 
 def tunnel_status(iface: dict[str, Any]) -> tuple[bool, str]:
@@ -88,14 +75,11 @@ class TunnelCollector:
         )
         self.specs = (*self.traffic.values(), self.up, self.flaps)
 
-        self._made: dict[str, _Made] = {}  # interface uuid -> its share of the last round
-        self._joined: tuple[list[Attachment], dict[str, str]] | None = None  # the join and chassis last read
-        self._samples: list[Sample] = []
-        self._rows: list[dict[str, Any]] = []
+        self._memo: Memo[Part] = Memo()  # by interface uuid
 
-    def make(self, att: Attachment, chassis: str, known: _Made | None) -> _Made:
+    def make(self, att: Attachment, chassis: str, made_of: tuple[Any, ...], known: Part | None) -> Part:
         """The tunnel's samples and table row, keeping of ``known`` (last round's) every sample that is unchanged."""
-        previous = {s.spec.name: s for s in known.samples} if known is not None else {}
+        previous = known.previous() if known is not None else {}
         iface = att.interface
         opts = iface.get("options") or {}
         extra = self.label_map.labels_for(att.name, str(att.port.get("name", "")), att.bridge_name, att.external_ids())
@@ -131,7 +115,7 @@ class TunnelCollector:
             **extra,
             **{k: stats[k] for k in TUNNEL_TRAFFIC if k in stats},
         }
-        return _Made(iface, att.port, att.bridge, chassis, tuple(samples), row)
+        return Part(made_of, tuple(samples), row)
 
     def collect(self, sources: Sources, tables: Tables) -> list[Sample]:
         """Last round's very list while the replica and the chassis are unchanged; else a tunnel whose rows and
@@ -139,25 +123,18 @@ class TunnelCollector:
         ovn = sources.ovn
         chassis_by_ip = ovn.chassis_by_ip if ovn is not None else {}
         joined = attachments(sources)
-        if self._joined is None or self._joined[0] is not joined or self._joined[1] != chassis_by_ip:
-            made: dict[str, _Made] = {}
+        memo = self._memo
+        if memo.renew(joined, dict(chassis_by_ip)):  # a copy: compared with the next round's
             for att in joined:
                 if not att.is_tunnel:
                     continue
-                iface = att.interface
-                chassis = chassis_by_ip.get((iface.get("options") or {}).get("remote_ip", ""), "")
-                known = self._made.get(iface["_uuid"])
-                if (
-                    known is None
-                    or known.interface is not iface
-                    or known.port is not att.port
-                    or known.bridge is not att.bridge
-                    or known.chassis != chassis
-                ):
-                    known = self.make(att, chassis, known)
-                made[iface["_uuid"]] = known
-            self._made, self._joined = made, (joined, dict(chassis_by_ip))
-            self._samples = [s for m in made.values() for s in m.samples]
-            self._rows = [m.row for m in made.values()]
-        tables.rows["tunnels"] = self._rows
-        return self._samples
+                key = att.interface["_uuid"]
+                chassis = chassis_by_ip.get((att.interface.get("options") or {}).get("remote_ip", ""), "")
+                made_of = (att.interface, att.port, att.bridge, chassis)
+                known = memo.known(key)
+                if known is None or known.made_of != made_of:
+                    known = self.make(att, chassis, made_of, known)
+                memo.put(key, known)
+            memo.close()
+        tables.rows["tunnels"] = memo.rows
+        return memo.samples
