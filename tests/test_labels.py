@@ -6,11 +6,8 @@ import re
 
 import pytest
 
-from ovstop.collect.base import Sources, Tables
-from ovstop.collect.interface import InterfaceCollector
 from ovstop.errors import OvstopError
 from ovstop.model.labels import OVERFLOW_VALUE, LabelMap
-from ovstop.model.metric import Labels
 from ovstop.runtime import Options, open_runtime
 
 CONFIG = """
@@ -128,37 +125,3 @@ def test_a_name_ovstop_already_uses_is_refused(sandbox, tmp_path) -> None:
     options = Options(unixctl=str(sandbox.unixctl_path), db=sandbox.db_remote, ebpf=False, labels=str(path))
     with pytest.raises(OvstopError, match="'interface' is already a label of ovs_vswitchd_"):
         open_runtime(options).close()
-
-
-class Replica:
-    """Just enough of an OVSDB source for the interface collector: rows are replaced, never edited."""
-
-    def __init__(self, iface: dict) -> None:
-        self.iface = iface
-
-    def rows(self, table: str) -> list[dict]:
-        port = {"_uuid": "p", "name": "port1", "interfaces": ["i"], "external_ids": {}}
-        bridge = {"_uuid": "b", "name": "br0", "ports": ["p"], "external_ids": {}}
-        return {"Interface": [self.iface], "Port": [port], "Bridge": [bridge]}[table]
-
-
-def interface_labels(collector: InterfaceCollector, replica: Replica) -> dict[str, Labels]:
-    return {s.spec.name: s.labels for s in collector.collect(Sources(ovsdb=replica), Tables())}  # type: ignore[arg-type]
-
-
-def test_interface_labels_follow_what_they_are_made_of() -> None:
-    collector = InterfaceCollector(LabelMap.from_dict({"names": ["vpc"], "external_ids": {"vpc": "vpc"}}))
-    row = {"_uuid": "i", "name": "tap1", "ofport": 5, "external_ids": {"vpc": "a"}, "statistics": {"rx_packets": 1}}
-    replica = Replica(row)
-    first = interface_labels(collector, replica)
-    rx, info = "ovs_vswitchd_interface_rx_packets_total", "ovs_vswitchd_interface_info"
-    assert dict(first[rx]) == {"bridge": "br0", "interface": "tap1", "vpc": "a"}
-    assert dict(first[info])["ofport"] == "5"
-    replica.iface = {**row, "statistics": {"rx_packets": 2}}  # only the counters changed: the same labels
-    assert interface_labels(collector, replica)[rx] is first[rx]
-    replica.iface = {**row, "external_ids": {"vpc": "b"}}
-    assert dict(interface_labels(collector, replica)[rx])["vpc"] == "b"
-    replica.iface = {**row, "ofport": 7}
-    assert dict(interface_labels(collector, replica)[info])["ofport"] == "7"
-    replica.iface = {**row, "name": "tap2"}
-    assert dict(interface_labels(collector, replica)[rx])["interface"] == "tap2"

@@ -1,5 +1,6 @@
 """The OVSDB replica's rows follow the database as ``ovs-vsctl`` reads it, while converting only the cells
-that changed: a changed cell shows its new value, an unchanged row is the same object as before."""
+that changed: a changed cell shows its new value, an unchanged row is the same object as before. The
+collectors fed by it keep what is unchanged the same way: their samples, down to the list of a round."""
 
 from __future__ import annotations
 
@@ -7,6 +8,14 @@ import json
 import time
 from typing import Any
 
+import pytest
+
+from ovstop.collect.base import Sources, Tables
+from ovstop.collect.bridge import BridgeCollector
+from ovstop.collect.interface import InterfaceCollector
+from ovstop.collect.tunnel import TunnelCollector
+from ovstop.model.labels import LabelMap
+from ovstop.model.metric import Sample
 from ovstop.sandbox.switch import SandboxSwitch
 from ovstop.sources.ovsdb import OvsdbSource
 
@@ -61,5 +70,80 @@ def test_changed_cells_follow_the_database_and_unchanged_rows_are_kept(fresh_san
             u: sorted(r["interfaces"] if isinstance(r["interfaces"], list) else [r["interfaces"]])
             for u, r in port_truth.items()
         }
+    finally:
+        db.close()
+
+
+def test_an_unchanged_replica_gives_the_same_list_of_samples(fresh_sandbox: SandboxSwitch) -> None:
+    sw = fresh_sandbox
+    db = OvsdbSource(sw.db_remote)
+    collectors = (InterfaceCollector(), BridgeCollector(), TunnelCollector())
+    sources = Sources(ovsdb=db)
+    try:
+        for _ in range(50):  # statistics land every few seconds: two rounds with nothing new in between
+            db.refresh()
+            generation = db.generation
+            first = [c.collect(sources, Tables()) for c in collectors]
+            db.refresh()
+            if db.generation == generation:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the replica changed between every two rounds")
+        tables = Tables()
+        second = [c.collect(sources, tables) for c in collectors]
+        assert all(a is b for a, b in zip(first, second, strict=True))
+        truth = vsctl_rows(sw, "Interface", ("name", "type"))
+        # The side outputs are still put into the round's tables.
+        assert sorted(r["interface"] for r in tables.rows["interfaces"]) == sorted(r["name"] for r in truth.values())
+        tunnels = sorted(r["name"] for r in truth.values() if r["type"] in ("geneve", "vxlan", "gre"))
+        assert tunnels and sorted(r["tunnel"] for r in tables.rows["tunnels"]) == tunnels
+        assert sorted(r["bridge"] for r in tables.rows["bridges"]) == sorted(sw.vsctl("list-br").split())
+    finally:
+        db.close()
+
+
+def by_interface(samples: list[Sample], metric: str) -> dict[str, Sample]:
+    return {dict(s.labels)["interface"]: s for s in samples if s.spec.name == metric}
+
+
+def test_a_change_gives_fresh_samples_and_keeps_the_unchanged_ones(fresh_sandbox: SandboxSwitch) -> None:
+    """mtu, ofport and an external_ids label of one interface, a port added and one removed: the samples
+    say what ovs-vsctl says, and every series whose labels and value are unchanged is last round's object."""
+    sw = fresh_sandbox
+    db = OvsdbSource(sw.db_remote)
+    collector = InterfaceCollector(LabelMap.from_dict({"names": ["vpc"], "external_ids": {"vpc": "vpc"}}))
+    sources = Sources(ovsdb=db)
+    try:
+        db.refresh()
+        before = collector.collect(sources, Tables())
+        target, removed = sw.vsctl("list-ports", "br0").split()[:2]
+        sw.vsctl("set", "Interface", target, "mtu_request=1400", "ofport_request=77", "external_ids:vpc=blue")
+        sw.vsctl("add-port", "br0", "added0", "--", "set", "Interface", "added0", "type=dummy")
+        sw.vsctl("del-port", "br0", removed)
+        deadline = time.monotonic() + 10
+        while True:
+            db.refresh()
+            after = collector.collect(sources, Tables())
+            info = by_interface(after, "ovs_vswitchd_interface_info")
+            if "added0" in info and dict(info[target].labels)["ofport"] == "77":
+                break
+            assert time.monotonic() < deadline, "the collector never saw the change"
+            time.sleep(0.1)
+        truth = vsctl_rows(sw, "Interface", ("name", "mtu", "ofport", "external_ids"))
+        names = {r["name"] for r in truth.values()}
+        assert set(info) == names and removed not in names
+        mtu = by_interface(after, "ovs_vswitchd_interface_mtu")
+        assert {n: s.value for n, s in mtu.items()} == {r["name"]: r["mtu"] for r in truth.values() if r["mtu"] != []}
+        assert mtu[target].value == 1400
+        for row in truth.values():
+            labels = dict(info[row["name"]].labels)
+            assert (labels["ofport"], labels["vpc"]) == (str(row["ofport"]), row["external_ids"].get("vpc", ""))
+        assert dict(by_interface(after, "ovs_vswitchd_interface_admin_state")[target].labels)["vpc"] == "blue"
+        old = {s.key: s for s in before}
+        kept = [s for s in after if s.key in old and old[s.key].value == s.value]
+        assert all(s is old[s.key] for s in kept)
+        others = names - {target, "added0"}
+        assert {n for n, s in info.items() if s is old.get(s.key)} == others
     finally:
         db.close()

@@ -7,10 +7,9 @@ claim that nothing was dropped, which nobody measured.
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterator
+from typing import Any
 
-from ovstop.collect.base import Sources, Tables
+from ovstop.collect.base import Memo, Part, Sources, Tables, renewed
 from ovstop.collect.interface import traffic_specs
 from ovstop.collect.topology import attachments
 from ovstop.model.labels import LabelMap
@@ -19,6 +18,8 @@ from ovstop.model.metric import Kind, MetricSpec, Sample, labels_of
 INFO = "ovs_vswitchd_bridge_info"
 N_PORTS = "ovs_vswitchd_bridge_n_ports"
 BRIDGE_TRAFFIC = ("rx_packets", "tx_packets", "rx_bytes", "tx_bytes", "rx_dropped", "tx_dropped")
+
+Row = dict[str, Any]
 
 
 class BridgeCollector:
@@ -45,45 +46,62 @@ class BridgeCollector:
         )
         self.specs = (self.n_bridges, self.n_ports, self.info, *self.traffic.values())
 
-    def collect(self, sources: Sources, tables: Tables) -> Iterator[Sample]:
-        sums: dict[str, dict[str, float]] = defaultdict(dict)  # bridge -> the counters some interface reports
-        bridges = {}
-        for att in attachments(sources):
-            if not att.bridge_name:
-                continue
-            bridges[att.bridge_name] = att.bridge
-            stats = att.interface.get("statistics") or {}
-            bridge_sums = sums[att.bridge_name]
-            for key in BRIDGE_TRAFFIC:
-                if key in stats:
-                    bridge_sums[key] = bridge_sums.get(key, 0.0) + float(stats[key])
-        yield Sample(self.n_bridges, (), float(len(bridges)))
-        rows = []
-        for name, bridge in sorted(bridges.items()):
-            extra = self.label_map.labels_for(bridge=name, external_ids=(bridge.get("external_ids") or {},))
-            ident = labels_of(bridge=name, **extra)
-            n_ports = len(bridge.get("ports") or ())
-            yield Sample(self.n_ports, ident, float(n_ports))
-            yield Sample(
-                self.info,
-                labels_of(
-                    bridge=name,
-                    datapath_type=bridge.get("datapath_type") or "system",
-                    fail_mode=bridge.get("fail_mode") or "",
-                    **extra,
-                ),
-                1.0,
-            )
-            for key, spec in self.traffic.items():
-                if key in sums[name]:
-                    yield Sample(spec, ident, sums[name][key])
-            rows.append(
-                {
-                    "bridge": name,
-                    "datapath_type": bridge.get("datapath_type") or "system",
-                    "n_ports": n_ports,
-                    **extra,
-                    **{key: sums[name].get(key) for key in BRIDGE_TRAFFIC},
-                }
-            )
-        tables.rows["bridges"] = rows
+        self._memo: Memo[Part] = Memo()  # by bridge name
+        self._samples: list[Sample] = []  # the number of bridges, then the memo's
+
+    def make(self, name: str, bridge: Row, interfaces: list[Row], known: Part | None) -> Part:
+        """The bridge's samples and table row, keeping of ``known`` (last round's) every sample that is unchanged."""
+        previous = known.previous() if known is not None else {}
+        extra = self.label_map.labels_for(bridge=name, external_ids=(bridge.get("external_ids") or {},))
+        ident = labels_of(bridge=name, **extra)
+        n_ports = len(bridge.get("ports") or ())
+        every = [i.get("statistics") or {} for i in interfaces]
+        sums = {}
+        for key in BRIDGE_TRAFFIC:
+            reported = [stats[key] for stats in every if key in stats]
+            if reported:
+                sums[key] = float(sum(reported))
+        info = labels_of(
+            bridge=name,
+            datapath_type=bridge.get("datapath_type") or "system",
+            fail_mode=bridge.get("fail_mode") or "",
+            **extra,
+        )
+        samples = [
+            renewed(previous.get(self.n_ports.name), self.n_ports, ident, float(n_ports)),
+            renewed(previous.get(self.info.name), self.info, info, 1.0),
+            *(
+                renewed(previous.get(spec.name), spec, ident, sums[key])
+                for key, spec in self.traffic.items()
+                if key in sums
+            ),
+        ]
+        row = {
+            "bridge": name,
+            "datapath_type": bridge.get("datapath_type") or "system",
+            "n_ports": n_ports,
+            **extra,
+            **{key: sums.get(key) for key in BRIDGE_TRAFFIC},
+        }
+        return Part((bridge, interfaces), tuple(samples), row)
+
+    def collect(self, sources: Sources, tables: Tables) -> list[Sample]:
+        """Last round's very list while the replica is unchanged; else a bridge whose row and interfaces are
+        unchanged gives last round's samples, and a changed one its unchanged samples (see :func:`renewed`)."""
+        joined = attachments(sources)
+        memo = self._memo
+        if memo.renew(joined):
+            members: dict[str, tuple[Row, list[Row]]] = {}  # bridge name -> (its row, its interfaces)
+            for att in joined:
+                if att.bridge_name:
+                    members.setdefault(att.bridge_name, (att.bridge, []))[1].append(att.interface)
+            for name, (bridge, interfaces) in sorted(members.items()):
+                known = memo.known(name)
+                if known is None or known.made_of != (bridge, interfaces):
+                    known = self.make(name, bridge, interfaces, known)
+                memo.put(name, known)
+            memo.close()
+            n_bridges = self._samples[0] if self._samples else None
+            self._samples = [renewed(n_bridges, self.n_bridges, (), float(len(members))), *memo.samples]
+        tables.rows["bridges"] = memo.rows
+        return self._samples

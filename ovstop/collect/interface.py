@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
-from ovstop.collect.base import Sources, Tables
+from ovstop.collect.base import Memo, Part, Sources, Tables, renewed
 from ovstop.collect.demand import INTERFACES
 from ovstop.collect.topology import Attachment, attachments
 from ovstop.model.labels import LabelMap
@@ -34,6 +34,13 @@ _SUFFIX = {key: suffix for key, suffix, _ in STATISTICS}
 
 _Labelled = tuple[tuple[Any, ...], dict[str, str], Labels, Sample]
 """What an interface's labels are made of, then its extra labels, series labels and info sample."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Made(Part):
+    """An interface's part, with its labels: kept when only its statistics moved."""
+
+    labelled: _Labelled
 
 
 def traffic_name(prefix: str, key: str) -> str:
@@ -112,69 +119,88 @@ class InterfaceCollector:
             (self.resets, "link_resets"),
             (self.ofport, "ofport"),
         )
-        self._labels: dict[tuple[str, str], _Labelled] = {}
+        self._memo: Memo[_Made] = Memo()  # by interface uuid
 
     def extra_labels(self, att: Attachment) -> dict[str, str]:
         port = str(att.port.get("name", ""))
         return self.label_map.labels_for(att.name, port, att.bridge_name, att.external_ids())
 
-    def labels(self, att: Attachment, cache: dict[tuple[str, str], _Labelled]) -> _Labelled:
-        """``att``'s extra labels, series labels and info sample, put in ``cache`` (the next round's).
-
-        Last round's, when what they are made of (port name, type, ofport, external_ids) is unchanged, as
-        it is for nearly every interface in nearly every round: no new tuples for 1,000 interfaces. The
-        replica's rows are new dicts when they change, never edited, so comparing them is cheap and sound.
-        """
+    def labels(self, att: Attachment, known: _Labelled | None) -> _Labelled:
+        """``att``'s extra labels, series labels and info sample: ``known`` (last round's) when what they are
+        made of (names, type, ofport, external_ids) is unchanged, as it is when only statistics moved."""
         iface = att.interface
-        key = (att.bridge_name, att.name)
-        inputs = (str(att.port.get("name", "")), iface.get("type") or "system", iface.get("ofport"), att.external_ids())
-        known = self._labels.get(key)
-        if known is None or known[0] != inputs:
-            (bridge, name), (port, kind, ofport, _) = key, inputs
-            extra = self.extra_labels(att)
-            ident = labels_of(bridge=bridge, interface=name, **extra)
-            info = labels_of(
-                bridge=bridge,
-                port=port,
-                interface=name,
-                type=kind,
-                ofport=ofport if ofport is not None else "",
-                **extra,
-            )
-            known = (inputs, extra, ident, Sample(self.info, info, 1.0))
-        cache[key] = known
-        return known
+        inputs = (
+            att.bridge_name,
+            att.name,
+            str(att.port.get("name", "")),
+            iface.get("type") or "system",
+            iface.get("ofport"),
+            att.external_ids(),
+        )
+        if known is not None and known[0] == inputs:
+            return known
+        bridge, name, port, kind, ofport, _ = inputs
+        extra = self.extra_labels(att)
+        ident = labels_of(bridge=bridge, interface=name, **extra)
+        info = labels_of(
+            bridge=bridge,
+            port=port,
+            interface=name,
+            type=kind,
+            ofport=ofport if ofport is not None else "",
+            **extra,
+        )
+        return (inputs, extra, ident, Sample(self.info, info, 1.0))
 
-    def collect(self, sources: Sources, tables: Tables) -> Iterator[Sample]:
-        rows = []
-        cache: dict[tuple[str, str], _Labelled] = {}
-        for att in attachments(sources):
-            iface = att.interface
-            _, extra, ident, info = self.labels(att, cache)
-            stats = iface.get("statistics") or {}
-            for key, spec in self.traffic.items():
-                if key in stats:
-                    yield Sample(spec, ident, float(stats[key]))
-            ofport = iface.get("ofport")
-            yield info
-            for spec, col in self._states:
-                state = iface.get(col)
-                if state is not None:
-                    yield Sample(spec, ident, 1.0 if state == "up" else 0.0)
-            for spec, col in self._numbers:
-                number = iface.get(col)
-                if number is not None:
-                    yield Sample(spec, ident, float(number))
-            rows.append(
-                {
-                    "bridge": att.bridge_name,
-                    "interface": att.name,
-                    "type": iface.get("type") or "system",
-                    "ofport": ofport,
-                    "link_state": iface.get("link_state"),
-                    **extra,
-                    **{k: stats[k] for k in ("rx_packets", "tx_packets", "rx_bytes", "tx_bytes") if k in stats},
-                }
-            )
-        tables.rows["interfaces"] = rows
-        self._labels = cache
+    def make(self, att: Attachment, made_of: tuple[Any, ...], known: _Made | None) -> _Made:
+        """``att``'s samples and table row, keeping of ``known`` (last round's) every sample that is unchanged."""
+        iface = att.interface
+        labelled = self.labels(att, known.labelled if known is not None else None)
+        _, extra, ident, info = labelled
+        previous = known.previous() if known is not None else {}
+        stats = iface.get("statistics") or {}
+        samples = [
+            renewed(previous.get(spec.name), spec, ident, float(stats[key]))
+            for key, spec in self.traffic.items()
+            if key in stats
+        ]
+        samples.append(info)
+        for spec, col in self._states:
+            state = iface.get(col)
+            if state is not None:
+                samples.append(renewed(previous.get(spec.name), spec, ident, 1.0 if state == "up" else 0.0))
+        for spec, col in self._numbers:
+            number = iface.get(col)
+            if number is not None:
+                samples.append(renewed(previous.get(spec.name), spec, ident, float(number)))
+        row = {
+            "bridge": att.bridge_name,
+            "interface": att.name,
+            "type": iface.get("type") or "system",
+            "ofport": iface.get("ofport"),
+            "link_state": iface.get("link_state"),
+            **extra,
+            **{k: stats[k] for k in ("rx_packets", "tx_packets", "rx_bytes", "tx_bytes") if k in stats},
+        }
+        return _Made(made_of, tuple(samples), row, labelled)
+
+    def collect(self, sources: Sources, tables: Tables) -> list[Sample]:
+        """Last round's very list while the replica is unchanged; else an interface whose rows are unchanged
+        gives last round's samples, and a changed one its unchanged samples (see :func:`renewed`).
+
+        At 1,000 ports a round that rebuilt every sample took 13 ms of CPU, most rounds for nothing.
+        """
+        joined = attachments(sources)
+        memo = self._memo
+        if memo.renew(joined):
+            for att in joined:
+                key = att.interface["_uuid"]
+                # Of the bridge's row only what the labels read: a port added to it changes its row, not these.
+                made_of = (att.interface, att.port, att.bridge.get("name"), att.bridge.get("external_ids"))
+                known = memo.known(key)
+                memo.put(
+                    key, known if known is not None and known.made_of == made_of else self.make(att, made_of, known)
+                )
+            memo.close()
+        tables.rows["interfaces"] = memo.rows
+        return memo.samples

@@ -1,13 +1,17 @@
 """The Bridge -> Port -> Interface join of the OVSDB replica, shared by the interface, tunnel and
-bridge collectors so each round joins once per collector without re-deriving the relations."""
+bridge collectors: made once per change of the replica, not once per collector and round."""
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ovstop.collect.base import Sources
 from ovstop.errors import SourceError
+
+if TYPE_CHECKING:
+    from ovstop.sources.ovsdb import OvsdbSource
 
 TUNNEL_TYPES = frozenset(
     {"geneve", "vxlan", "gre", "ip6gre", "erspan", "ip6erspan", "stt", "lisp", "gtpu", "bareudp", "srv6"}
@@ -39,11 +43,30 @@ class Attachment:
         return tuple(x.get("external_ids") or {} for x in (self.interface, self.port, self.bridge))
 
 
+_NONE: dict[str, Any] = {}
+"""The bridge and port of an orphaned interface: the same (empty) dict every join, as an unchanged row is."""
+
+_joins: weakref.WeakKeyDictionary[OvsdbSource, tuple[tuple[int, int], list[Attachment]]] = weakref.WeakKeyDictionary()
+"""Replica -> (its generation, its join): the last join of each replica, gone with the replica."""
+
+
 def attachments(sources: Sources) -> list[Attachment]:
-    """Every interface of the switch, joined to its port and bridge."""
+    """Every interface of the switch, joined to its port and bridge; read it, do not modify it.
+
+    The very same list while the replica is unchanged (see ``OvsdbSource.generation``): a collector whose
+    only input it is may then return its last round's samples as they are.
+    """
     db = sources.ovsdb
     if db is None:
         raise SourceError("no OVSDB connection configured")
+    generation = db.generation
+    known = _joins.get(db)
+    if known is None or known[0] != generation:
+        known = _joins[db] = (generation, _join(db))
+    return known[1]
+
+
+def _join(db: OvsdbSource) -> list[Attachment]:
     interfaces = {r["_uuid"]: r for r in db.rows("Interface")}
     ports = {r["_uuid"]: r for r in db.rows("Port")}
     out: list[Attachment] = []
@@ -58,5 +81,5 @@ def attachments(sources: Sources) -> list[Attachment]:
                 if iface is not None:
                     placed.add(iface_uuid)
                     out.append(Attachment(bridge, port, iface))
-    out.extend(Attachment({}, {}, i) for u, i in interfaces.items() if u not in placed)
+    out.extend(Attachment(_NONE, _NONE, i) for u, i in interfaces.items() if u not in placed)
     return out

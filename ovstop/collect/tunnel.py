@@ -6,12 +6,11 @@ is, else the interface's link state (carrier).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-from ovstop.collect.base import Sources, Tables
+from ovstop.collect.base import Memo, Part, Sources, Tables, renewed
 from ovstop.collect.interface import traffic_specs
-from ovstop.collect.topology import attachments
+from ovstop.collect.topology import Attachment, attachments
 from ovstop.model.labels import LabelMap
 from ovstop.model.metric import Kind, MetricSpec, Sample, labels_of
 
@@ -76,48 +75,66 @@ class TunnelCollector:
         )
         self.specs = (*self.traffic.values(), self.up, self.flaps)
 
-    def collect(self, sources: Sources, tables: Tables) -> Iterator[Sample]:
+        self._memo: Memo[Part] = Memo()  # by interface uuid
+
+    def make(self, att: Attachment, chassis: str, made_of: tuple[Any, ...], known: Part | None) -> Part:
+        """The tunnel's samples and table row, keeping of ``known`` (last round's) every sample that is unchanged."""
+        previous = known.previous() if known is not None else {}
+        iface = att.interface
+        opts = iface.get("options") or {}
+        extra = self.label_map.labels_for(att.name, str(att.port.get("name", "")), att.bridge_name, att.external_ids())
+        remote_ip = opts.get("remote_ip", "")
+        ident = labels_of(
+            bridge=att.bridge_name,
+            tunnel=att.name,
+            type=iface.get("type"),
+            remote_ip=remote_ip,
+            key=opts.get("key", ""),
+            chassis=chassis,
+            **extra,
+        )
+        stats = iface.get("statistics") or {}
+        samples = [
+            renewed(previous.get(spec.name), spec, ident, float(stats[key]))
+            for key, spec in self.traffic.items()
+            if key in stats
+        ]
+        up, how = tunnel_status(iface)
+        samples.append(renewed(previous.get(self.up.name), self.up, ident, 1.0 if up else 0.0))
+        if (flaps := tunnel_flaps(iface)) is not None:
+            samples.append(renewed(previous.get(self.flaps.name), self.flaps, ident, float(flaps)))
+        row = {
+            "tunnel": att.name,
+            "bridge": att.bridge_name,
+            "type": iface.get("type"),
+            "remote_ip": remote_ip,
+            "local_ip": opts.get("local_ip", ""),
+            "key": opts.get("key", ""),
+            "up": up,
+            "status": how,
+            **extra,
+            **{k: stats[k] for k in TUNNEL_TRAFFIC if k in stats},
+        }
+        return Part(made_of, tuple(samples), row)
+
+    def collect(self, sources: Sources, tables: Tables) -> list[Sample]:
+        """Last round's very list while the replica and the chassis are unchanged; else a tunnel whose rows and
+        chassis are unchanged gives last round's samples, and a changed one its unchanged samples."""
         ovn = sources.ovn
         chassis_by_ip = ovn.chassis_by_ip if ovn is not None else {}
-        rows = []
-        for att in attachments(sources):
-            if not att.is_tunnel:
-                continue
-            iface = att.interface
-            opts = iface.get("options") or {}
-            extra = self.label_map.labels_for(
-                att.name, str(att.port.get("name", "")), att.bridge_name, att.external_ids()
-            )
-            remote_ip = opts.get("remote_ip", "")
-            ident = labels_of(
-                bridge=att.bridge_name,
-                tunnel=att.name,
-                type=iface.get("type"),
-                remote_ip=remote_ip,
-                key=opts.get("key", ""),
-                chassis=chassis_by_ip.get(remote_ip, ""),
-                **extra,
-            )
-            stats = iface.get("statistics") or {}
-            for key, spec in self.traffic.items():
-                if key in stats:
-                    yield Sample(spec, ident, float(stats[key]))
-            up, how = tunnel_status(iface)
-            yield Sample(self.up, ident, 1.0 if up else 0.0)
-            if (flaps := tunnel_flaps(iface)) is not None:
-                yield Sample(self.flaps, ident, float(flaps))
-            rows.append(
-                {
-                    "tunnel": att.name,
-                    "bridge": att.bridge_name,
-                    "type": iface.get("type"),
-                    "remote_ip": opts.get("remote_ip", ""),
-                    "local_ip": opts.get("local_ip", ""),
-                    "key": opts.get("key", ""),
-                    "up": up,
-                    "status": how,
-                    **extra,
-                    **{k: stats[k] for k in TUNNEL_TRAFFIC if k in stats},
-                }
-            )
-        tables.rows["tunnels"] = rows
+        joined = attachments(sources)
+        memo = self._memo
+        if memo.renew(joined, dict(chassis_by_ip)):  # a copy: compared with the next round's
+            for att in joined:
+                if not att.is_tunnel:
+                    continue
+                key = att.interface["_uuid"]
+                chassis = chassis_by_ip.get((att.interface.get("options") or {}).get("remote_ip", ""), "")
+                made_of = (att.interface, att.port, att.bridge, chassis)
+                known = memo.known(key)
+                if known is None or known.made_of != made_of:
+                    known = self.make(att, chassis, made_of, known)
+                memo.put(key, known)
+            memo.close()
+        tables.rows["tunnels"] = memo.rows
+        return memo.samples

@@ -123,6 +123,7 @@ class OvsdbSource:
         self._converted: dict[str, tuple[int, list[Row]]] = {}
         # table -> row uuid -> (the IDL's row, its converted dict): see _convert.
         self._rows: dict[str, dict[uuid.UUID, tuple[ovs.db.idl.Row, Row]]] = {}
+        self._opened = 0  # IDLs opened so far: a new one's change_seqno starts over
 
     def _start(self) -> _ChangeTrackingIdl:
         timeout = deadline.budget(self.timeout, f"OVSDB {self.remote}")
@@ -169,6 +170,7 @@ class OvsdbSource:
         try:
             if self._idl is None:
                 self._idl = self._open()
+                self._opened += 1
             self._idl.run()
         except SourceError:
             raise
@@ -179,6 +181,14 @@ class OvsdbSource:
         # replica is stale. The library exposes connection state only on its session object.
         if not self._idl._session.is_connected():
             raise SourceError(f"lost the OVSDB connection to {self.remote}; reconnecting")
+
+    @property
+    def generation(self) -> tuple[int, int]:
+        """Equal between two reads exactly when no row of any table changed in between (nor the connection
+        was opened anew): what is derived from the rows (the topology join) is kept while it stays equal."""
+        if self._idl is None:
+            raise SourceError(f"OVSDB at {self.remote} is not connected")
+        return (self._opened, self._idl.change_seqno)
 
     def rows(self, table: str) -> list[Row]:
         """Every row of ``table`` as a plain dict (``_uuid`` plus the monitored columns).
