@@ -311,7 +311,7 @@ def run_headless(options: Options, listen: str, web_config_file: str | None) -> 
         with running(options) as rt:
             rt.sampler.need("metrics", METRICS)  # no per-flow series on /metrics: no flow dump
             rt.first_sample()
-            rt.freeze_each_round()
+            rt.serve_rounds()
             endpoint.events, endpoint.events_reason = rt.event_store, rt.events_reason
             refresher = Refresher(rt.sampler, options.interval, bound=options.max_age)
             endpoint.attach(refresher)

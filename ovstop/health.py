@@ -56,15 +56,19 @@ class View:
 
     def __init__(self, snap: Snapshot) -> None:
         self.snap = snap
-        self.by_name: dict[str, list[Series]] = {}
-        """The snapshot's index without the stale series (kept from a source that is down now)."""
-        for name, found in snap.by_name.items():
-            if live := [s for s in found if not s.stale]:
-                self.by_name[name] = live
+        self._live: dict[str, list[Series]] = {}
+
+    def live(self, name: str) -> list[Series]:
+        """The series named ``name`` without the stale ones (kept from a source that is down now), looked up
+        in the snapshot's index only for the names the checks ask for."""
+        found = self._live.get(name)
+        if found is None:
+            found = self._live[name] = [s for s in self.snap.by_name.get(name, ()) if not s.stale]
+        return found
 
     def series(self, name: str, **labels: str) -> list[Series]:
         want = set(labels.items())
-        return [s for s in self.by_name.get(name, ()) if want <= set(s.labels)]
+        return [s for s in self.live(name) if want <= set(s.labels)]
 
     def source_down(self, source: str) -> str | None:
         """Why ``source`` is down or off, or None when it answered (or is not one ovstop tracks)."""
@@ -119,7 +123,7 @@ def _coverage(counter: str, what: str) -> Callable[[View], Verdict]:
     """A coverage counter that must not move: OVS lists only counters that have fired at least once."""
 
     def judge(v: View) -> Verdict:
-        if not v.by_name.get(COVERAGE):
+        if not v.live(COVERAGE):
             return UNKNOWN, v.source_down("unixctl") or "coverage/show not read"
         found = v.series(COVERAGE, counter=counter)
         if not found:
@@ -273,7 +277,7 @@ def _tunnels(v: View) -> Verdict:
 
 def _deferred(v: View) -> Verdict:
     found = v.series(KERNEL_DROPS, reason="OVS_DROP_DEFERRED_LIMIT")
-    if not v.by_name.get(KERNEL_DROPS):
+    if not v.live(KERNEL_DROPS):
         status = v.snap.tables.get("kernel_drops")  # the eBPF collector's word: counted (none yet), or why not
         if status and status[0].get("counted"):
             return OK, "0/s (no kernel drop counted yet)"

@@ -146,8 +146,11 @@ class Runtime:
         self.pacer.settle()
         return snap
 
-    def freeze_each_round(self) -> None:
-        """No UI in this process: freeze what each round keeps (see :mod:`ovstop.cycles`)."""
+    def serve_rounds(self) -> None:
+        """Rounds for an exporter (no UI in this process): the store makes series only when they change or
+        are read (see :attr:`MetricStore.lazy`), and what each round keeps is frozen (see :mod:`ovstop.cycles`).
+        """
+        self.sampler.store.lazy = True
         if self.pacer.round_done not in self.sampler.listeners:
             self.pacer.settle(PACED_YOUNG_THRESHOLD)
             self.sampler.listeners.append(self.pacer.round_done)

@@ -28,7 +28,7 @@ def paced(sandbox: SandboxSwitch) -> Iterator[Runtime]:
     try:
         with running(Options(unixctl=str(sandbox.unixctl_path), db=sandbox.db_remote, ebpf=False)) as rt:
             rt.first_sample()
-            rt.freeze_each_round()
+            rt.serve_rounds()
             yield rt
     finally:
         gc.unfreeze()

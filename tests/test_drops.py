@@ -119,7 +119,7 @@ def test_ranking_by_rate_then_total_with_each_source_named() -> None:
         ],
     ]
     for i, samples in enumerate(rounds):
-        snap = store.update([("x", s) for s in samples], float(i), float(i), {})
+        snap = store.update([("x", samples)], float(i), float(i), {})
     found = drops.collect(snap)
     assert [(d.what, d.where, d.rate, d.total) for d in found] == [
         ("rx dropped", "br0/p1", 30.0, 40.0),

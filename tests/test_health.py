@@ -158,7 +158,7 @@ def rounds(
     snap = None
     for i, samples in enumerate(per_round):
         snap = store.update(
-            [("unixctl", s) for s in samples], float(i), 1000.0 + i, sources or {}, tables or {}, derive=health.derive
+            [("unixctl", samples)], float(i), 1000.0 + i, sources or {}, tables or {}, derive=health.derive
         )
     assert snap is not None
     return snap

@@ -26,8 +26,8 @@ def hist(*counts: int) -> Histogram:
 
 
 def round_of(store: MetricStore, t: float, hits: float, health=UP, extra=()):
-    samples = [("unixctl", Sample(HITS, DP, hits)), ("unixctl", Sample(FLOWS, DP, 7.0)), *extra]
-    return store.update(samples if health is UP else [], t, 1000.0 + t, health)
+    samples = [Sample(HITS, DP, hits), Sample(FLOWS, DP, 7.0), *extra]
+    return store.update([("unixctl", samples)] if health is UP else [], t, 1000.0 + t, health)
 
 
 def test_counter_rate_per_second_and_history() -> None:
@@ -69,22 +69,22 @@ def test_source_down_keeps_series_as_stale_then_recovers() -> None:
 def test_series_vanishing_from_healthy_source_is_dropped() -> None:
     store = MetricStore()
     round_of(store, 0.0, 10)
-    snap = store.update([("unixctl", Sample(FLOWS, DP, 1.0))], 1.0, 1001.0, UP)
+    snap = store.update([("unixctl", [Sample(FLOWS, DP, 1.0)])], 1.0, 1001.0, UP)
     assert snap.find(HITS.name) == []
 
 
 def test_histogram_interval_and_quantiles() -> None:
     store = MetricStore()
     labels = labels_of(thread="pmd 0")
-    store.update([("unixctl", Sample(HIST, labels, hist(1, 2, 0)))], 0.0, 0.0, UP)
-    snap = store.update([("unixctl", Sample(HIST, labels, hist(3, 10, 1)))], 1.0, 1.0, UP)
+    store.update([("unixctl", [Sample(HIST, labels, hist(1, 2, 0))])], 0.0, 0.0, UP)
+    snap = store.update([("unixctl", [Sample(HIST, labels, hist(3, 10, 1))])], 1.0, 1.0, UP)
     series = snap.find(HIST.name)[0]
     assert series.interval_histogram is not None
     assert series.interval_histogram.counts == (2, 8, 1)
     assert series.value.quantile(0.5) == 100.0
     assert series.value.quantile(0.99) == math.inf
     assert series.value.mean() == pytest.approx(5.0)
-    reset = store.update([("unixctl", Sample(HIST, labels, hist(0, 1, 0)))], 2.0, 2.0, UP)
+    reset = store.update([("unixctl", [Sample(HIST, labels, hist(0, 1, 0))])], 2.0, 2.0, UP)
     assert reset.find(HIST.name)[0].interval_histogram is None
 
 
@@ -98,9 +98,9 @@ def test_histogram_validation() -> None:
 def test_snapshot_json_round_trip() -> None:
     store = MetricStore()
     labels = labels_of(thread="pmd 0")
-    store.update([("unixctl", Sample(HIST, labels, hist(1, 2, 0))), ("unixctl", Sample(HITS, DP, 5.0))], 0.0, 0.0, UP)
+    store.update([("unixctl", [Sample(HIST, labels, hist(1, 2, 0)), Sample(HITS, DP, 5.0)])], 0.0, 0.0, UP)
     snap = store.update(
-        [("unixctl", Sample(HIST, labels, hist(3, 10, 1))), ("unixctl", Sample(HITS, DP, 9.0))],
+        [("unixctl", [Sample(HIST, labels, hist(3, 10, 1)), Sample(HITS, DP, 9.0)])],
         1.0,
         1.0,
         UP,
@@ -141,7 +141,7 @@ def test_tree_order_is_the_one_the_collection_layer_hands_in() -> None:
     """The store knows no subsystem: the order comes from ovstop.collect.base.TREE_ORDER (or follows names)."""
     from ovstop.collect.base import TREE_ORDER
 
-    samples = [("unixctl", Sample(HIST, labels_of(thread="pmd-c0"), hist(1, 0, 0))), ("unixctl", Sample(HITS, DP, 1.0))]
+    samples = [("unixctl", [Sample(HIST, labels_of(thread="pmd-c0"), hist(1, 0, 0)), Sample(HITS, DP, 1.0)])]
     by_name = MetricStore().update(samples, 0.0, 1000.0, UP)
     assert [s.spec.path[0] for s in by_name.series] == ["datapath", "pmd"]
     told = MetricStore(tree_order=("pmd", "datapath")).update(samples, 0.0, 1000.0, UP)
@@ -152,7 +152,7 @@ def test_tree_order_is_the_one_the_collection_layer_hands_in() -> None:
 def test_old_snapshots_keep_their_history_and_series_are_plain() -> None:
     store = MetricStore(history=2)
     info = MetricSpec("ovs_info", Kind.INFO, "i", ("datapath", "info"))
-    snaps = [round_of(store, t, 10 * t, extra=[("unixctl", Sample(info, (), 1.0))]) for t in range(6)]
+    snaps = [round_of(store, t, 10 * t, extra=[Sample(info, (), 1.0)]) for t in range(6)]
     assert [s.find(HITS.name)[0].history for s in snaps] == [(), (10.0,), *[(10.0, 10.0)] * 4]
     assert snaps[1].find(HITS.name)[0].history == (10.0,)  # the buffer was cut since: the old view holds
     assert snaps[5].find(info.name)[0].history == ()
@@ -166,9 +166,69 @@ def test_old_snapshots_keep_their_history_and_series_are_plain() -> None:
 def test_tree_order_follows_series_that_come_and_go() -> None:
     store = MetricStore()
     two = [labels_of(datapath=n) for n in ("b", "c")]
-    store.update([("unixctl", Sample(FLOWS, labels, 1.0)) for labels in two], 0.0, 0.0, UP)
+    store.update([("unixctl", [Sample(FLOWS, labels, 1.0) for labels in two])], 0.0, 0.0, UP)
     swapped = [labels_of(datapath=n) for n in ("c", "a")]  # as many series, not the same ones
-    snap = store.update([("unixctl", Sample(FLOWS, labels, 1.0)) for labels in swapped], 1.0, 1.0, UP)
+    snap = store.update([("unixctl", [Sample(FLOWS, labels, 1.0) for labels in swapped])], 1.0, 1.0, UP)
     assert [s.label("datapath") for s in snap.series] == ["a", "c"]
-    again = store.update([("unixctl", Sample(FLOWS, labels, 1.0)) for labels in reversed(swapped)], 2.0, 2.0, UP)
+    again = store.update([("unixctl", [Sample(FLOWS, labels, 1.0) for labels in reversed(swapped)])], 2.0, 2.0, UP)
     assert [s.label("datapath") for s in again.series] == ["a", "c"]
+
+
+def _reading(snap) -> list[tuple]:
+    return [(s.name, s.labels, s.value, s.rate, s.interval_histogram, tuple(s.history), s.stale) for s in snap.series]
+
+
+def test_lazy_store_reads_as_the_eager_one_round_by_round_and_later() -> None:
+    """The lazy store (the exporter's) skips unchanged series and unchanged batches; whatever a snapshot is read
+    for, at once or rounds later, it must read exactly as the eager store's (which the tests above pin down):
+    values, rates, histogram intervals, histories across buffer renewals, stale carry-over, series that come
+    and go, resets, gauges that are not numbers."""
+    import random
+
+    rng = random.Random(9)
+    gauge = MetricSpec("ovs_g", Kind.GAUGE, "g", ("datapath", "g"), ("n",))
+    info = MetricSpec("ovs_i", Kind.INFO, "i", ("datapath", "i"), ("n",))
+    specs = (HITS, gauge, HIST, info)
+    values: dict[tuple, object] = {}
+    eager, lazy = MetricStore(history=5), MetricStore(history=5, lazy=True)
+    kept: list[tuple[object, object]] = []
+    batch: list[Sample] = []
+    for t in range(160):
+        changed = False
+        for i in range(6):
+            for spec in specs:
+                key = (spec, i)
+                if key in values and rng.random() > 0.15:
+                    continue  # most series stay the same most rounds, some for longer than the history
+                changed = True
+                if spec is HITS:
+                    old = values.get(key, 0.0)
+                    values[key] = 0.0 if rng.random() < 0.05 else old + rng.choice((0.0, 1.0, 7.0))  # resets
+                elif spec is gauge:
+                    values[key] = rng.choice((1.0, 2.0, math.nan, math.inf))
+                elif spec is HIST:
+                    values[key] = hist(*(rng.randrange(3) + t // 10 for _ in range(3)))
+                else:
+                    values[key] = 1.0
+        if rng.random() < 0.05:
+            values.pop(rng.choice(sorted(values, key=lambda k: (k[0].name, k[1]))))  # a series goes away
+            changed = True
+        if changed or rng.random() < 0.3:  # a collector that saw no change hands in the very same batch
+            batch = [Sample(spec, labels_of(n=str(i)), v) for (spec, i), v in values.items()]  # type: ignore[arg-type]
+        health = DOWN if 40 <= t % 50 < 44 else UP
+        batches = [("unixctl", batch)] if health is UP else []
+        snaps = [store.update(batches, float(t), 1000.0 + t, health, derive=_derived) for store in (eager, lazy)]
+        assert _reading(snaps[1]) == _reading(snaps[0]), f"round {t}"
+        assert snaps[1].find(HITS.name, n="1") == snaps[0].find(HITS.name, n="1")
+        read = [[(s.name, s.labels, s.value, s.stale) for s in snap.value_series] for snap in snaps]
+        assert read[1] == read[0]  # what the exporter's page and recordings read, without making the rest
+        if t % 7 == 0:
+            kept.append((snaps[0], snaps[1]))
+    for old_eager, old_lazy in kept:  # read only now, after the stores moved on
+        assert _reading(old_lazy) == _reading(old_eager)
+
+
+def _derived(snap):
+    """A derived series from the round's series, as the health checks make them."""
+    total = sum(s.value for s in snap.find(HITS.name) if not s.stale)
+    return [Sample(FLOWS, DP, float(total))], {}

@@ -8,12 +8,12 @@ collector's health and keeps every other collector's samples.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ovstop.errors import SourceOff
-from ovstop.model.metric import Labels, MetricSpec, Sample, Value
+from ovstop.model.metric import MetricSpec, Sample
 
 if TYPE_CHECKING:
     from ovstop.sources.ovn import OvnLink
@@ -63,71 +63,6 @@ class Tables:
     """Source -> why its samples this round are incomplete (shown as degraded, samples kept)."""
 
 
-def renewed(old: Sample | None, spec: MetricSpec, labels: Labels, value: Value | None) -> Sample:
-    """``old`` (last round's sample of the series, if any) when its labels and value are unchanged, else a new
-    one. The store skips a sample that is the very object it had last round, at next to no cost,
-    so a collector that keeps its unchanged samples makes a round cost what changed."""
-    if old is not None and old.value == value and old.labels == labels:
-        return old
-    return Sample(spec, labels, value)
-
-
-@dataclass(frozen=True, slots=True)
-class Part:
-    """One object's (an interface's, a bridge's …) part of a collector's round, kept for the next round."""
-
-    made_of: tuple[Any, ...]
-    """What the part is made of, compared with ``==``: for the OVSDB replica's rows, which are the same dicts
-    while unchanged, mostly an identity check."""
-    samples: tuple[Sample, ...]
-    row: Mapping[str, Any]
-    """The object's row of the collector's table (``Tables.rows``)."""
-
-    def previous(self) -> dict[str, Sample]:
-        """The part's samples by metric name, for :func:`renewed`."""
-        return {s.spec.name: s for s in self.samples}
-
-
-P = TypeVar("P", bound=Part)
-
-
-class Memo(Generic[P]):
-    """A collector's last round, part by part (only the last: what a round drops is let go).
-
-    A round over the inputs of the last one (:meth:`renew` False) returns the last ``samples`` and ``rows``
-    lists themselves; otherwise the collector puts each object's part, last round's (:meth:`known`)
-    when it is made of the same, and :meth:`close` lays them out in order.
-    """
-
-    def __init__(self) -> None:
-        self.samples: list[Sample] = []
-        self.rows: list[Mapping[str, Any]] = []
-        self._inputs: tuple[object, tuple[object, ...]] | None = None
-        self._last: dict[Hashable, P] = {}
-        self._parts: dict[Hashable, P] = {}
-
-    def renew(self, same: object, *equal: object) -> bool:
-        """Start a round over ``same`` (compared by identity: the topology join, the same list while the replica
-        is unchanged) and ``equal`` (compared by value); False when they are the last round's."""
-        if self._inputs is not None and self._inputs[0] is same and self._inputs[1] == equal:
-            return False
-        self._inputs, self._last, self._parts = (same, equal), self._parts, {}
-        return True
-
-    def known(self, key: Hashable) -> P | None:
-        """Last round's part of ``key``, if any."""
-        return self._last.get(key)
-
-    def put(self, key: Hashable, part: P) -> None:
-        self._parts[key] = part
-
-    def close(self) -> None:
-        """Lay this round's parts out as its samples and rows, in the order they were put."""
-        self._last = {}
-        self.samples = [s for part in self._parts.values() for s in part.samples]
-        self.rows = [part.row for part in self._parts.values()]
-
-
 class Unavailable:
     """Stands for a source this run does not have, so its health says why (e.g. eBPF without root)."""
 
@@ -154,5 +89,11 @@ class Collector(Protocol):
         ...
 
     def collect(self, sources: Sources, tables: Tables) -> Iterable[Sample]:
-        """Read the source once and return samples; may also fill ``tables``."""
+        """Read the source once and return samples; may also fill ``tables``.
+
+        A round costs what changed when the collector keeps its last round (:mod:`ovstop.collect.memo`):
+        given the same inputs, it returns the very same list as last round, which the sampler and the
+        store skip whole; otherwise each sample of a series that reads as before is last round's object,
+        which the store skips at next to no cost. ``tables`` is filled every round either way.
+        """
         ...

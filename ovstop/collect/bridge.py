@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ovstop.collect.base import Memo, Part, Sources, Tables, renewed
+from ovstop.collect.base import Sources, Tables
 from ovstop.collect.interface import traffic_specs
+from ovstop.collect.memo import Memo, Part, renewed
 from ovstop.collect.topology import attachments
 from ovstop.model.labels import LabelMap
 from ovstop.model.metric import Kind, MetricSpec, Sample, labels_of

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ovstop.collect.base import Memo, Part, Sources, Tables, renewed
+from ovstop.collect.base import Sources, Tables
 from ovstop.collect.demand import INTERFACES
+from ovstop.collect.memo import Memo, Part, renewed
 from ovstop.collect.topology import Attachment, attachments
 from ovstop.model.labels import LabelMap
 from ovstop.model.metric import Kind, Labels, MetricSpec, Sample, labels_of

@@ -1,17 +1,20 @@
-"""Last round's samples handed back for replies that did not change, so a quiet switch costs no parsing.
+"""What collectors keep of their last round, so that a round costs what changed (a quiet switch next to nothing).
 
 The sampler skips a collector's batch when it is the very list it got last round, and the store skips a
-sample that is the very object it had for that series. :class:`SampleMemo` gives collectors both: the same
-replies as last round give back last round's list, without parsing; changed replies are parsed anew, and
-each of their samples that reads as before (same series, same value) is last round's object.
+sample that is the very object it had for that series. :class:`SampleMemo` gives the unixctl collectors
+both: the same replies as last round give back last round's list, without parsing; changed replies are
+parsed anew, and each of their samples that reads as before (same series, same value) is last round's
+object. :class:`Memo` does the same object by object (an interface, a bridge) for the OVSDB collectors,
+whose replica keeps a row's dict while the row is unchanged.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Generic, TypeVar
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
-from ovstop.model.metric import Labels, Sample
+from ovstop.model.metric import Labels, MetricSpec, Sample, Value
 
 R = TypeVar("R")
 
@@ -45,3 +48,68 @@ class SampleMemo(Generic[R]):
             by_key[key] = sample
         self._replies, self._samples, self._by_key = replies, fresh, by_key
         return fresh
+
+
+def renewed(old: Sample | None, spec: MetricSpec, labels: Labels, value: Value | None) -> Sample:
+    """``old`` (last round's sample of the series, if any) when its labels and value are unchanged, else a new
+    one. The store skips a sample that is the very object it had last round, at next to no cost,
+    so a collector that keeps its unchanged samples makes a round cost what changed."""
+    if old is not None and old.value == value and old.labels == labels:
+        return old
+    return Sample(spec, labels, value)
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One object's (an interface's, a bridge's …) part of a collector's round, kept for the next round."""
+
+    made_of: tuple[Any, ...]
+    """What the part is made of, compared with ``==``: for the OVSDB replica's rows, which are the same dicts
+    while unchanged, mostly an identity check."""
+    samples: tuple[Sample, ...]
+    row: Mapping[str, Any]
+    """The object's row of the collector's table (``Tables.rows``)."""
+
+    def previous(self) -> dict[str, Sample]:
+        """The part's samples by metric name, for :func:`renewed`."""
+        return {s.spec.name: s for s in self.samples}
+
+
+P = TypeVar("P", bound=Part)
+
+
+class Memo(Generic[P]):
+    """A collector's last round, part by part (only the last: what a round drops is let go).
+
+    A round over the inputs of the last one (:meth:`renew` False) returns the last ``samples`` and ``rows``
+    lists themselves; otherwise the collector puts each object's part, last round's (:meth:`known`)
+    when it is made of the same, and :meth:`close` lays them out in order.
+    """
+
+    def __init__(self) -> None:
+        self.samples: list[Sample] = []
+        self.rows: list[Mapping[str, Any]] = []
+        self._inputs: tuple[object, tuple[object, ...]] | None = None
+        self._last: dict[Hashable, P] = {}
+        self._parts: dict[Hashable, P] = {}
+
+    def renew(self, same: object, *equal: object) -> bool:
+        """Start a round over ``same`` (compared by identity: the topology join, the same list while the replica
+        is unchanged) and ``equal`` (compared by value); False when they are the last round's."""
+        if self._inputs is not None and self._inputs[0] is same and self._inputs[1] == equal:
+            return False
+        self._inputs, self._last, self._parts = (same, equal), self._parts, {}
+        return True
+
+    def known(self, key: Hashable) -> P | None:
+        """Last round's part of ``key``, if any."""
+        return self._last.get(key)
+
+    def put(self, key: Hashable, part: P) -> None:
+        self._parts[key] = part
+
+    def close(self) -> None:
+        """Lay this round's parts out as its samples and rows, in the order they were put."""
+        self._last = {}
+        self.samples = [s for part in self._parts.values() for s in part.samples]
+        self.rows = [part.row for part in self._parts.values()]

@@ -16,6 +16,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ovstop import __version__
@@ -69,6 +70,19 @@ SELF_RSS = MetricSpec(
 SELF_SPECS = (SOURCE_UP, PARSE_ERRORS, COLLECT_SECONDS, checks.HEALTH, SELF_CPU, SELF_RSS)
 
 
+@dataclass(frozen=True)
+class _Output:
+    """What a collector returned (a list), the batch of it handed to the store, and the metric names in it.
+
+    A collector that saw no change since the last round may return the very same list (see
+    :mod:`ovstop.collect.base`); the sampler then hands the store the same batch, which it skips whole.
+    """
+
+    got: list[Sample]
+    batch: list[Sample]
+    names: frozenset[str]
+
+
 class Sampler:
     """Runs the collectors over the sources; ``latest`` is the newest snapshot.
 
@@ -95,6 +109,8 @@ class Sampler:
         self.listeners: list[Callable[[Snapshot], None]] = []
         self._demands: dict[str, tuple[Demand, float | None]] = {}
         self._health: dict[str, SourceHealth] = {}
+        self._outputs: dict[str, _Output] = {}
+        """Last round's list from each collector that returns one, and the batch made of it."""
         self.calls: Counter[str] = Counter()
         """Rounds in which each collector ran (its cost is paid only when someone needs it)."""
 
@@ -154,6 +170,7 @@ class Sampler:
         owner: dict[str, str] = {}  # metric name -> the collector that produced it first this round
         demand = self.demand
         ran = [c for c in self.collectors if demand.wants(c.name)]
+        outputs: dict[str, _Output] = {}
         for collector in ran:
             if collector.source in failures:
                 continue
@@ -162,9 +179,18 @@ class Sampler:
             batch: list[Sample] = []
             batches.append((collector.source, batch))
             try:
-                for sample in collector.collect(self.sources, tables):
+                got = collector.collect(self.sources, tables)
+                last = self._outputs.get(name)
+                if last is not None and got is last.got and all(owner.setdefault(n, name) == name for n in last.names):
+                    # The collector saw no change: the same batch, which the store skips as a whole.
+                    batches[-1] = (collector.source, last.batch)
+                    outputs[name] = last
+                    continue
+                for sample in got:
                     if owner.setdefault(sample.spec.name, name) == name:
                         batch.append(sample)
+                if type(got) is list and len(batch) == len(got):  # kept whole: can be the same next round
+                    outputs[name] = _Output(got, batch, frozenset(s.spec.name for s in batch))
             except SourceOff as exc:
                 off[collector.source] = str(exc)
             except SourceError as exc:
@@ -176,6 +202,7 @@ class Sampler:
                 log.exception("collector %s failed", name)
                 self._parse_errors[name] += 1
                 degraded.setdefault(collector.source, f"{name}: internal error: {describe(exc)}")
+        self._outputs = outputs
         for source, warning in tables.warnings.items():
             degraded.setdefault(source, warning)
         # A source that failed part-way through the round is down: what its other collectors read before
@@ -211,10 +238,8 @@ class Sampler:
         own = read_stat("self")  # the observer's own cost, next to what it observes
         if own is not None:
             own_samples += [Sample(SELF_CPU, (), own[1]), Sample(SELF_RSS, (), own[2])]
-        # Pairs made as the store reads them, not a list of 11,000 held through the round.
-        samples = ((source, sample) for source, batch in batches for sample in batch)
         return self.store.update(
-            samples, now, wall, health, tables.rows, self._meta(), collect_seconds=elapsed, derive=checks.derive
+            batches, now, wall, health, tables.rows, self._meta(), collect_seconds=elapsed, derive=checks.derive
         )
 
     def _meta(self) -> dict[str, Any]:

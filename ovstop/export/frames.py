@@ -68,8 +68,9 @@ class FrameEncoder:
         self._meta: dict[str, Any] = {}
 
     def encode(self, snap: Snapshot) -> dict[str, Any]:
-        keys = [(s.spec.name, s.labels) for s in snap.series]
-        values = [_compact(value_to_json(s.value)) for s in snap.series]
+        series = snap.value_series  # a frame holds values: rates and histories are made again on replay
+        keys = [(s.spec.name, s.labels) for s in series]
+        values = [_compact(value_to_json(s.value)) for s in series]
         key_frame = keys != self._keys
         frame: dict[str, Any] = {
             "format": FORMAT,
@@ -81,7 +82,7 @@ class FrameEncoder:
         }
         if key_frame:
             specs: dict[str, MetricSpec] = {}
-            for s in snap.series:
+            for s in series:
                 specs.setdefault(s.spec.name, s.spec)
             frame["specs"] = {name: spec_to_json(spec) for name, spec in specs.items()}
             frame["series"] = [[name, dict(labels)] for name, labels in keys]
@@ -101,7 +102,7 @@ class FrameEncoder:
                     else:
                         changed.append([i, v])
             frame["changed"], frame["grew"] = changed, grew
-        stale = [i for i, s in enumerate(snap.series) if s.stale]
+        stale = [i for i, s in enumerate(series) if s.stale]
         if stale:
             frame["stale"] = stale
         self._keys, self._values = keys, values
@@ -251,7 +252,7 @@ class FrameDecoder:
         for spec, (_, labels), value in zip(self._specs_of, self._keys, self._values, strict=True):
             decoded = value_from_json(value)
             if decoded is not None:
-                samples.append(("", Sample(spec, labels, decoded)))
+                samples.append(Sample(spec, labels, decoded))
         # Rates are recomputed over the recorded intervals (monotonic, as live), not the wall-clock stamps.
         interval = frame.get("interval")
         self._clock += float(interval) if interval is not None else 1.0  # any start: only differences count
@@ -260,7 +261,7 @@ class FrameDecoder:
         if FLOWS in tables:
             tables.update(self._flows_followed.follow(tables[FLOWS], when, float(frame["timestamp"])).tables())
         snap = self._store.update(
-            samples,
+            [("", samples)],
             when,
             float(frame["timestamp"]),
             self._health,

@@ -77,7 +77,7 @@ def _add_histogram(metric: Metric, labels: dict[str, str], hist: Histogram) -> N
 def families(snapshot: Snapshot) -> Iterator[Metric]:
     """Every non-stale series of ``snapshot``, grouped into families in tree order."""
     built: dict[str, tuple[Metric, str]] = {}
-    for series in snapshot.series:
+    for series in snapshot.value_series:
         if series.stale or series.value is None:
             continue
         spec = series.spec

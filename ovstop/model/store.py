@@ -12,6 +12,7 @@ from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from functools import cached_property
+from itertools import repeat
 from typing import Any
 
 from ovstop.model.metric import Histogram, Kind, Labels, MetricSpec, Sample, Value
@@ -69,6 +70,45 @@ class History(Sequence[float]):
         return f"History({list(self)!r})"
 
 
+class _Continued(History):
+    """A view followed by ``count`` repeats of ``point``: the history of a series that stayed unchanged for
+    ``count`` rounds since its view was made, without writing those rounds into its buffer (see
+    :attr:`MetricStore.lazy`). At most ``limit`` values, the oldest dropped first, as the buffer would."""
+
+    __slots__ = ("_count", "_point")
+
+    def __init__(self, view: History, point: float, count: int, limit: int) -> None:
+        start, end = view._start, view._end
+        excess = end - start + count - limit
+        if excess > 0:
+            dropped = min(excess, end - start)
+            start += dropped
+            count -= excess - dropped
+        super().__init__(view._buf, start, end)
+        self._point = point
+        self._count = count
+
+    def __len__(self) -> int:
+        return self._end - self._start + self._count
+
+    def __getitem__(self, index):  # type: ignore[no-untyped-def]
+        if isinstance(index, slice):
+            return tuple(self)[index]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError("history index out of range")
+        held = self._end - self._start
+        return self._buf[self._start + index] if index < held else self._point
+
+    def __iter__(self) -> Iterator[float]:
+        yield from self._buf[self._start : self._end]
+        yield from repeat(self._point, self._count)
+
+    def __repr__(self) -> str:
+        return f"History({list(self)!r})"
+
+
 class _Buffer:
     """The append side of :class:`History` for one series.
 
@@ -98,6 +138,16 @@ class _Buffer:
         self.view = History(buf, self.start, len(buf))
         return self.view
 
+    def extend(self, value: float, count: int) -> None:
+        """Add ``count`` (at most the limit) copies of ``value``."""
+        buf = self.buf
+        buf.extend(repeat(value, min(count, self.limit)))
+        self.start = max(self.start, len(buf) - self.limit)
+        if self.start >= self.limit:
+            buf = self.buf = buf[self.start :]
+            self.start = 0
+        self.view = History(buf, self.start, len(buf))
+
 
 @dataclass(frozen=True, slots=True)
 class Series:
@@ -116,6 +166,9 @@ class Series:
     interval_histogram: Histogram | None = None
     history: Sequence[float] = ()
     stale: bool = False
+    made_in: int = field(default=0, compare=False, repr=False)
+    """The store round (snapshot ``seq``) that made this Series; a lazy store's snapshot serves a series
+    unchanged since then as this one continued (see :attr:`MetricStore.lazy`)."""
 
     @property
     def name(self) -> str:
@@ -150,7 +203,7 @@ class Snapshot:
     seq: int
     timestamp: float
     interval: float | None
-    series: tuple[Series, ...]
+    series: Sequence[Series]
     health: Mapping[str, SourceHealth]
     tables: Mapping[str, Sequence[Mapping[str, Any]]] = field(default_factory=dict)
     meta: Mapping[str, Any] = field(default_factory=dict)
@@ -159,11 +212,21 @@ class Snapshot:
     @cached_property
     def by_name(self) -> Mapping[str, Sequence[Series]]:
         """The series indexed by metric name, built on the first lookup (a pane makes dozens a refresh, and
-        a scan of every series each time cost milliseconds apiece at 11,000 series)."""
+        a scan of every series each time cost milliseconds apiece at 11,000 series). A store's snapshot
+        knows where each name's series lie and makes only those looked up."""
+        if isinstance(self.series, _AsOf) and self.series.ranges is not None:
+            return _NameIndex(self.series, self.series.ranges)
         index: dict[str, list[Series]] = {}
         for s in self.series:
             index.setdefault(s.spec.name, []).append(s)
         return index
+
+    @property
+    def value_series(self) -> Sequence[Series]:
+        """:attr:`series` for readers of names, labels, values and stale marks only (the exporter's page, a
+        recording): each as its store last made it, so without making those unchanged since (whose rate,
+        interval and history read as of an earlier round: never to be shown as this one's)."""
+        return self.series.versions if isinstance(self.series, _AsOf) else self.series
 
     def find(self, name: str, **labels: str) -> list[Series]:
         """Series named ``name`` whose labels include every given pair."""
@@ -198,7 +261,7 @@ _NUMBER = (int, float)  # isinstance with a tuple: a third of the cost of ``int 
 # An enum member read from its class costs more than a global (150 ns against 20 in Python 3.11).
 _COUNTER, _GAUGE, _HISTOGRAM = Kind.COUNTER, Kind.GAUGE, Kind.HISTOGRAM
 _new = object.__new__
-_set_spec, _set_labels, _set_value, _set_rate, _set_gained, _set_history, _set_stale = (
+_set_spec, _set_labels, _set_value, _set_rate, _set_gained, _set_history, _set_stale, _set_made_in = (
     Series.__dict__[f.name].__set__ for f in fields(Series)
 )
 
@@ -209,13 +272,14 @@ def _series(
     value: Value | None,
     rate: float | None,
     gained: Histogram | None,
-    history: History,
+    history: Sequence[float],
+    made_in: int,
 ) -> Series:
-    """``Series(spec, labels, value, rate, gained, history)``, at half the cost.
+    """``Series(spec, labels, value, rate, gained, history, made_in=made_in)``, at half the cost.
 
     A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__`` (0.8 µs for a
-    Series); the store makes one per series per round (11,000 at 1,000 ports), so it fills the slots
-    directly.
+    Series); the store makes one per changed series per round (11,000 at 1,000 ports), so it fills the
+    slots directly.
     """
     series = _new(Series)
     _set_spec(series, spec)
@@ -225,7 +289,112 @@ def _series(
     _set_gained(series, gained)
     _set_history(series, history)
     _set_stale(series, False)
+    _set_made_in(series, made_in)
     return series
+
+
+def _still_point(series: Series) -> float | None:
+    """What the history of ``series`` gains in each round its value stays the same: no increase for a
+    counter or a histogram, the same value for a gauge; None when it gains nothing (no number)."""
+    kind, value = series.spec.kind, series.value
+    if kind is _COUNTER or kind is _HISTOGRAM:
+        return 0.0 if isinstance(value, _NUMBER if kind is _COUNTER else Histogram) else None
+    if kind is _GAUGE and isinstance(value, _NUMBER) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def _continued(series: Series, rounds: int, limit: int) -> Series:
+    """``series`` as it reads ``rounds`` rounds later with the same value all along: a counter's rate 0,
+    a histogram gaining nothing, the history continued with the unchanged rounds."""
+    point = _still_point(series)
+    if point is None or series.stale:
+        return series
+    value = series.value
+    rate = 0.0 if series.spec.kind is _COUNTER else None
+    gained = value.minus(value) if isinstance(value, Histogram) else None
+    history = series.history
+    if not isinstance(history, History):
+        history = History(tuple(history))
+    continued = _Continued(history, point, rounds, limit)
+    return _series(series.spec, series.labels, value, rate, gained, continued, series.made_in + rounds)
+
+
+class _AsOf(Sequence[Series]):
+    """A lazy store's snapshot series: each series as last made, continued to this round when it has not
+    changed since (made only when read, and once). ``ranges`` says where each metric name's series lie."""
+
+    __slots__ = ("_items", "_limit", "_seq", "_versions", "ranges")
+
+    def __init__(
+        self, versions: tuple[Series, ...], seq: int, limit: int, ranges: Mapping[str, tuple[int, int]] | None
+    ) -> None:
+        self._versions = versions
+        self._seq = seq
+        self._limit = limit
+        self._items: tuple[Series, ...] | None = None
+        self.ranges = ranges
+
+    def _made(self, version: Series) -> Series:
+        rounds = self._seq - version.made_in
+        return version if rounds <= 0 else _continued(version, rounds, self._limit)
+
+    def _all(self) -> tuple[Series, ...]:
+        items = self._items
+        if items is None:  # two threads may both make them: the same values either way
+            items = self._items = tuple(map(self._made, self._versions))
+        return items
+
+    @property
+    def versions(self) -> tuple[Series, ...]:
+        """Each series as last made (see :attr:`Snapshot.value_series`)."""
+        return self._versions
+
+    def section(self, start: int, end: int) -> tuple[Series, ...]:
+        """The series from ``start`` to ``end``, making only those."""
+        if self._items is not None:
+            return self._items[start:end]
+        return tuple(map(self._made, self._versions[start:end]))
+
+    def __len__(self) -> int:
+        return len(self._versions)
+
+    def __getitem__(self, index):  # type: ignore[no-untyped-def]
+        return self._all()[index]
+
+    def __iter__(self) -> Iterator[Series]:
+        return iter(self._all())
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and self._all() == tuple(other)
+
+    def __hash__(self) -> int:
+        return hash(self._all())
+
+    def __repr__(self) -> str:
+        return repr(self._all())
+
+
+class _NameIndex(Mapping[str, Sequence[Series]]):
+    """:attr:`Snapshot.by_name` of a store's snapshot: a name's series made when first looked up."""
+
+    def __init__(self, series: _AsOf, ranges: Mapping[str, tuple[int, int]]) -> None:
+        self._series = series
+        self._ranges = ranges
+        self._made: dict[str, tuple[Series, ...]] = {}
+
+    def __getitem__(self, name: str) -> tuple[Series, ...]:
+        found = self._made.get(name)
+        if found is None:
+            start, end = self._ranges[name]
+            found = self._made[name] = self._series.section(start, end)
+        return found
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ranges)
+
+    def __len__(self) -> int:
+        return len(self._ranges)
 
 
 @dataclass(slots=True, eq=False)
@@ -238,24 +407,54 @@ class _State:
     time scrub then holds no labels of its own)."""
     value: Value | None
     at: float
+    """When the series was last read (while it is read every round, the round before is used instead)."""
     source: str
     history: _Buffer
-    still: Series | None = None
-    """The last Series made in a round that added nothing to the history (so without rate or interval)."""
+    version: Series | None = None
+    """The last Series made (None after its source went down); rounds since ``version.made_in`` left the
+    series unchanged, and their points are not in ``history`` yet."""
+
+
+@dataclass(frozen=True)
+class _Order:
+    """The tree order of a round's states, and where each metric name's series lie in it (None when a name
+    is not in one stretch)."""
+
+    states: tuple[_State, ...]
+    ranges: Mapping[str, tuple[int, int]] | None
+
+
+Batch = tuple[str, Sequence[Sample]]
+"""A source and what one collector read from it this round."""
 
 
 class MetricStore:
-    """Keeps what it needs of past rounds (last value, a bounded history) and builds snapshots."""
+    """Keeps what it needs of past rounds (last value, a bounded history) and builds snapshots.
 
-    def __init__(self, history: int = 120, tree_order: Sequence[str] = ()) -> None:
+    ``lazy``: a series whose value did not change since the last round costs nothing that round (no new
+    Series, no history point written); a snapshot makes such series when they are read, continued to its
+    round. A batch that is the very same sequence as in the last round (a collector that saw no change)
+    is not even looked at. The exporter is lazy (it reads values; a round follows what changed); the TUI,
+    which shows every history every second, is not.
+    """
+
+    def __init__(self, history: int = 120, tree_order: Sequence[str] = (), lazy: bool = False) -> None:
         """``tree_order``: the top-level subsystems (first element of a spec's path) in the order the tree
         shows them, as the collection layer declares it; others follow by name."""
         self.history = history
+        self.lazy = lazy
         self._rank = {top: i for i, top in enumerate(tree_order)}
         self._state: dict[tuple[str, Labels], _State] = {}
         self._kept: dict[_State, Series] = {}
-        # The tree order of the last snapshot's series: most rounds have the same ones, so no re-sort.
-        self._order: list[_State] = []
+        self._batches: dict[int, tuple[Sequence[Sample], dict[_State, Series]]] = {}
+        """Last round's batches (by identity, each held so its id stays its own) and what they kept."""
+        self._sources: set[str] = set()
+        """The sources of last round's series: only their going down makes stale copies."""
+        self._created = False
+        # The tree orders of the last round's series, without and with the derived ones: most rounds have
+        # the same series, so no re-sort.
+        self._base: _Order | None = None
+        self._final: _Order | None = None
         self._seq = 0
         self._last_at: float | None = None
 
@@ -265,7 +464,7 @@ class MetricStore:
 
     def update(
         self,
-        samples: Iterable[tuple[str, Sample]],
+        batches: Iterable[Batch],
         now: float,
         wall: float,
         health: Mapping[str, SourceHealth],
@@ -274,68 +473,138 @@ class MetricStore:
         collect_seconds: float = 0.0,
         derive: Derive | None = None,
     ) -> Snapshot:
-        """Fold one round of ``(source, sample)`` pairs in and return the new snapshot.
+        """Fold one round's batches in and return the new snapshot.
 
         Series of a source that is down this round are carried over from the last snapshot as stale;
         series that vanished from a healthy source (a deleted port) are dropped. ``derive`` computes
         further series and tables from the round's series (health checks); they get history like any other.
         """
         self._seq += 1
-        interval = None if self._last_at is None else now - self._last_at
-        self._last_at = now
-        fold = self._fold
+        last_at, self._last_at = self._last_at, now
+        interval = None if last_at is None else now - last_at
+        self._created = False
         kept: dict[_State, Series] = {}
-        for source, sample in samples:
-            fold(sample, now, source, kept)
-        down = {name for name, h in health.items() if not h.up}  # a source missing from health is up
+        memo: dict[int, tuple[Sequence[Sample], dict[_State, Series]]] = {}
+        sources: set[str] = set()
+        for source, batch in batches:
+            if batch:
+                sources.add(source)
+            known = self._batches.get(id(batch)) if self.lazy else None
+            if known is not None:  # the very same batch: held in the memo, so its id is its own
+                part = known[1]
+            else:
+                part = {}
+                for sample in batch:
+                    self._fold(sample, now, source, part, interval)
+                if self.lazy:
+                    known = (batch, part)
+            kept.update(part)
+            if known is not None:
+                memo[id(batch)] = known
+        self._batches = memo
+        down = {name for name, h in health.items() if not h.up} & self._sources  # a source missing from health is up
         if down:
-            for state, old in self._kept.items():
-                if state not in kept and state.source in down:
-                    kept[state] = Series(old.spec, old.labels, old.value, history=old.history, stale=True)
+            self._carry_stale(kept, down, last_at)
+        self._sources = sources | down
         tables = dict(tables or {})
         if derive is not None:
-            draft = Snapshot(self._seq, wall, interval, tuple(kept.values()), dict(health), tables)
+            self._base = self._ordered(kept, self._base)
+            draft = Snapshot(self._seq, wall, interval, self._series_of(kept, self._base), dict(health), tables)
             extra, extra_tables = derive(draft)
             for sample in extra:
-                fold(sample, now, DERIVED, kept)
+                self._fold(sample, now, DERIVED, kept, interval)
             tables.update(extra_tables)
-        self._kept = kept
-        # Every kept series has a state, and the states are the last round's series plus the new ones:
-        # equal counts mean no series came or went, so the last order still holds.
-        if not len(kept) == len(self._state) == len(self._order):
+        if self._created or self._final is None or len(self._final.states) != len(kept):
             self._state = {key: state for key, state in self._state.items() if state in kept}
-            self._order = sorted(kept, key=lambda state: (self._tree_key(kept[state].spec), state.labels))
+        self._final = self._ordered(kept, self._final)
+        self._kept = kept
         return Snapshot(
             seq=self._seq,
             timestamp=wall,
             interval=interval,
-            series=tuple(map(kept.__getitem__, self._order)),
+            series=self._series_of(kept, self._final),
             health=dict(health),
             tables=tables,
             meta=dict(meta or {}),
             collect_seconds=collect_seconds,
         )
 
-    def _fold(self, sample: Sample, now: float, source: str, kept: dict[_State, Series]) -> None:
+    def _ordered(self, kept: dict[_State, Series], last: _Order | None) -> _Order:
+        """The tree order of ``kept``: ``last`` when the same states (none new, as many)."""
+        if last is not None and not self._created and len(last.states) == len(kept):
+            return last
+        states = tuple(sorted(kept, key=lambda state: (self._tree_key(kept[state].spec), state.labels)))
+        ranges: dict[str, tuple[int, int]] | None = {}
+        start = 0
+        for i in range(1, len(states) + 1):
+            name = kept[states[start]].spec.name
+            if i < len(states) and kept[states[i]].spec.name == name:
+                continue
+            if ranges is not None and name in ranges:
+                ranges = None  # a name in two stretches: indexed by scanning
+            elif ranges is not None:
+                ranges[name] = (start, i)
+            start = i
+        return _Order(states, ranges)
+
+    def _series_of(self, kept: dict[_State, Series], order: _Order) -> Sequence[Series]:
+        versions = tuple(map(kept.__getitem__, order.states))
+        if not self.lazy:
+            return versions
+        return _AsOf(versions, self._seq, self.history, order.ranges)
+
+    def _carry_stale(self, kept: dict[_State, Series], down: set[str], last_at: float | None) -> None:
+        """Carry the series of the ``down`` sources over from the last round, marked stale."""
+        for state, old in self._kept.items():
+            if state in kept or state.source not in down:
+                continue
+            if not old.stale:  # down since this round: its history as of the last round, written out
+                version = state.version
+                if version is not None and last_at is not None:
+                    self._write_still_rounds(state, version, self._seq - 1)
+                    old = _series(old.spec, old.labels, old.value, None, None, state.history.view, self._seq)
+                    state.at = last_at
+                state.version = None
+            kept[state] = Series(old.spec, old.labels, old.value, history=old.history, stale=True, made_in=self._seq)
+
+    def _write_still_rounds(self, state: _State, version: Series, upto: int) -> None:
+        """Write into ``state``'s history the points of the rounds after ``version`` up to ``upto`` in which
+        it stayed unchanged (a lazy store writes them only when the series changes or goes stale)."""
+        rounds = upto - version.made_in
+        if rounds > 0:
+            point = _still_point(version)
+            if point is not None:
+                state.history.extend(point, rounds)
+
+    def _fold(
+        self, sample: Sample, now: float, source: str, kept: dict[_State, Series], interval: float | None
+    ) -> None:
         """Fold ``sample`` into its series' state and put the series in ``kept``."""
         spec = sample.spec
         key = (spec.name, sample.labels)  # sample.key, without the property call
         state = self._state.get(key)
         if state is None:
             state = self._state[key] = _State(sample.labels, None, now, source, _Buffer(self.history))
+            self._created = True
         else:
             state.source = source
         value = sample.value
         old = state.value
+        version = state.version
         if type(value) is type(old) and value == old:
+            if self.lazy and version is not None and version.spec is spec:
+                kept[state] = version  # unchanged: made when read, continued to the round that reads it
+                return
             value = old  # unchanged: kept snapshots share the one object (a histogram is hundreds of bytes)
+        # Read every round until now (its last Series is last round's, fresh): the rate is over the interval.
+        seen = interval if interval is not None and self._kept.get(state) is version is not None else None
         rate: float | None = None
         gained: Histogram | None = None
         point: float | None = None  # what the history gains this round
         kind = spec.kind
         if kind is _COUNTER:
             if isinstance(value, _NUMBER):
-                rate = point = counter_rate(old, value, now - state.at)
+                rate = point = counter_rate(old, value, seen if seen is not None else now - state.at)
         elif kind is _GAUGE:
             if isinstance(value, _NUMBER) and math.isfinite(value):
                 point = float(value)
@@ -345,16 +614,24 @@ class MetricStore:
                 point = float(gained.count)
         state.value = value
         state.at = now
+        seq = self._seq
+        if version is not None:
+            self._write_still_rounds(state, version, seq - 1)
         if point is not None:
-            kept[state] = _series(spec, state.labels, value, rate, gained, state.history.append(point))
-            state.still = None  # else it would keep alive a buffer the history has since been cut from
-            return
-        # Nothing new to show (an info series, most often): last round's Series when it is the same one.
-        series = state.still
-        view = state.history.view
-        if series is None or series.value is not value or series.history is not view or series.spec is not spec:
-            series = state.still = _series(spec, state.labels, value, None, None, view)
-        kept[state] = series
+            series = _series(spec, state.labels, value, rate, gained, state.history.append(point), seq)
+        else:  # nothing new to show (an info series, most often): last round's Series when it is the same
+            view = state.history.view
+            series = version  # type: ignore[assignment]
+            if (
+                series is None
+                or series.value is not value
+                or series.history is not view
+                or series.spec is not spec
+                or series.rate is not None
+                or series.interval_histogram is not None
+            ):
+                series = _series(spec, state.labels, value, None, None, view, seq)
+        state.version = kept[state] = series
 
 
 def counter_rate(old: Value | None, new: float, seconds: float) -> float | None:
