@@ -17,6 +17,7 @@ from ovstop.collect.tunnel import TunnelCollector
 from ovstop.model.labels import LabelMap
 from ovstop.model.metric import Sample
 from ovstop.sandbox.switch import SandboxSwitch
+from ovstop.sources import jsonrpc
 from ovstop.sources.ovsdb import OvsdbSource
 
 
@@ -55,6 +56,9 @@ def test_changed_cells_follow_the_database_and_unchanged_rows_are_kept(fresh_san
                 break
             assert time.monotonic() < deadline, "the replica never saw the change"
             time.sleep(0.1)
+        # The update came through ovstop's connection (the standard library's JSON decoder), adopted from the
+        # session's own once it had read the initial contents.
+        assert type(db._idl._session.rpc) is jsonrpc.Connection  # type: ignore[union-attr]
         truth = vsctl_rows(sw, "Interface", ("name", "external_ids", "type", "ofport"))
         for row in after.values():
             want = truth[row["_uuid"]]

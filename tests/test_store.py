@@ -219,6 +219,8 @@ def test_lazy_store_reads_as_the_eager_one_round_by_round_and_later() -> None:
         batches = [("unixctl", batch)] if health is UP else []
         snaps = [store.update(batches, float(t), 1000.0 + t, health, derive=_derived) for store in (eager, lazy)]
         assert _reading(snaps[1]) == _reading(snaps[0]), f"round {t}"
+        in_order = [(s.spec.path, s.name, s.labels) for s in snaps[0].series]
+        assert in_order == sorted(in_order)  # kept in tree order as series come and go, without sorting anew
         assert snaps[1].find(HITS.name, n="1") == snaps[0].find(HITS.name, n="1")
         read = [[(s.name, s.labels, s.value, s.stale) for s in snap.value_series] for snap in snaps]
         assert read[1] == read[0]  # what the exporter's page and recordings read, without making the rest

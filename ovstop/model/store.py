@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from array import array
+from bisect import insort
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from functools import cached_property
@@ -450,7 +451,8 @@ class MetricStore:
         """Last round's batches (by identity, each held so its id stays its own) and what they kept."""
         self._sources: set[str] = set()
         """The sources of last round's series: only their going down makes stale copies."""
-        self._created = False
+        self._created: list[_State] = []
+        """The states this round made (series new to the store)."""
         # The tree orders of the last round's series, without and with the derived ones: most rounds have
         # the same series, so no re-sort.
         self._base: _Order | None = None
@@ -482,7 +484,7 @@ class MetricStore:
         self._seq += 1
         last_at, self._last_at = self._last_at, now
         interval = None if last_at is None else now - last_at
-        self._created = False
+        self._created = []
         kept: dict[_State, Series] = {}
         memo: dict[int, tuple[Sequence[Sample], dict[_State, Series]]] = {}
         sources: set[str] = set()
@@ -530,22 +532,37 @@ class MetricStore:
         )
 
     def _ordered(self, kept: dict[_State, Series], last: _Order | None) -> _Order:
-        """The tree order of ``kept``: ``last`` when the same states (none new, as many)."""
-        if last is not None and not self._created and len(last.states) == len(kept):
+        """The tree order of ``kept``: ``last`` when the same states (none new, as many); else ``last``
+        without the states gone and with the new ones put in place (series come and go a few at a time: an
+        rxq whose usage OVS cannot tell yet), sorted whole only the first time."""
+        created = self._created
+        if last is not None and not created and len(last.states) == len(kept):
             return last
-        states = tuple(sorted(kept, key=lambda state: (self._tree_key(kept[state].spec), state.labels)))
+
+        def key(state: _State) -> tuple[tuple[int, tuple[str, ...], str], Labels]:
+            return self._tree_key(kept[state].spec), state.labels
+
+        if last is None:
+            order = sorted(kept, key=key)
+        else:
+            order = list(filter(kept.__contains__, last.states))
+            for state in created:
+                if state in kept:
+                    insort(order, state, key=key)
+            if len(order) != len(kept):  # not made of the last order and the new states: sort anew
+                order = sorted(kept, key=key)
+        names = [kept[state].spec.name for state in order]
         ranges: dict[str, tuple[int, int]] | None = {}
         start = 0
-        for i in range(1, len(states) + 1):
-            name = kept[states[start]].spec.name
-            if i < len(states) and kept[states[i]].spec.name == name:
+        for i in range(1, len(names) + 1):
+            if i < len(names) and names[i] == names[start]:
                 continue
-            if ranges is not None and name in ranges:
+            if ranges is not None and names[start] in ranges:
                 ranges = None  # a name in two stretches: indexed by scanning
             elif ranges is not None:
-                ranges[name] = (start, i)
+                ranges[names[start]] = (start, i)
             start = i
-        return _Order(states, ranges)
+        return _Order(tuple(order), ranges)
 
     def _series_of(self, kept: dict[_State, Series], order: _Order) -> Sequence[Series]:
         versions = tuple(map(kept.__getitem__, order.states))
@@ -585,7 +602,7 @@ class MetricStore:
         state = self._state.get(key)
         if state is None:
             state = self._state[key] = _State(sample.labels, None, now, source, _Buffer(self.history))
-            self._created = True
+            self._created.append(state)
         else:
             state.source = source
         value = sample.value
