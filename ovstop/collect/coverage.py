@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ovstop.collect.base import Sources, Tables
-from ovstop.collect.memo import SampleMemo
-from ovstop.collect.unixctl_util import client_of
+from ovstop.collect.unixctl_util import ReplyCollector
 from ovstop.model.metric import Kind, MetricSpec, Sample, labels_of
 from ovstop.parsers import coverage_show
 
@@ -49,22 +47,15 @@ def drop_samples(counter: str, total: float) -> Iterator[Sample]:
         yield Sample(CONNTRACK_FULL, (), total)
 
 
-class CoverageCollector:
+class CoverageCollector(ReplyCollector):
     """One series per counter that has fired; OVS does not list counters that never did."""
 
     name = "coverage"
-    source = "unixctl"
     specs = (COVERAGE, DATAPATH_DROPS, ACTION_DROPS, CONNTRACK_FULL)
 
-    def __init__(self) -> None:
-        self._memo: SampleMemo[str] = SampleMemo()
+    command = "coverage/show"
 
-    def collect(self, sources: Sources, tables: Tables) -> list[Sample]:
-        text = client_of(sources).call("coverage/show")
-        return self._memo.samples(text, self._samples)
-
-    @staticmethod
-    def _samples(text: str) -> Iterator[Sample]:
+    def samples_of(self, text: str) -> Iterator[Sample]:
         for c in coverage_show.parse(text).counters:
             yield Sample(COVERAGE, labels_of(counter=c.name), float(c.total))
             yield from drop_samples(c.name, float(c.total))

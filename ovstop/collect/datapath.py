@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ovstop.collect.base import Sources, Tables
-from ovstop.collect.memo import SampleMemo
-from ovstop.collect.unixctl_util import client_of
+from ovstop.collect.unixctl_util import ReplyCollector
 from ovstop.model.metric import Kind, MetricSpec, Sample, labels_of
 from ovstop.parsers import dpctl_show
 
@@ -58,21 +56,14 @@ CACHE_HIT = MetricSpec(
 )
 
 
-class DatapathCollector:
+class DatapathCollector(ReplyCollector):
     name = "datapath"
-    source = "unixctl"
     specs = (HIT, MISSED, LOST, N_FLOWS, N_MASKS, MASK_HIT, CACHE_HIT)
 
-    def __init__(self) -> None:
-        self._memo: SampleMemo[str] = SampleMemo()
+    # The reply lists every port (1,000 lines at 1,000 ports); only the datapaths' own lines are read.
+    command = "dpctl/show"
 
-    def collect(self, sources: Sources, tables: Tables) -> list[Sample]:
-        # The reply lists every port (1,000 lines at 1,000 ports); only the datapaths' own lines are read.
-        text = client_of(sources).call("dpctl/show")
-        return self._memo.samples(text, self._samples)
-
-    @staticmethod
-    def _samples(text: str) -> Iterator[Sample]:
+    def samples_of(self, text: str) -> Iterator[Sample]:
         for dp in dpctl_show.parse(text, ports=False):
             labels = labels_of(datapath=dp.name)
             values = (

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ovstop.collect.base import Sources, Tables
-from ovstop.collect.memo import SampleMemo
-from ovstop.collect.unixctl_util import client_of
+from ovstop.collect.unixctl_util import ReplyCollector
 from ovstop.model.metric import Kind, MetricSpec, Sample, labels_of
 from ovstop.parsers import memory_show
 
@@ -37,20 +35,13 @@ _KNOWN = {
 }
 
 
-class MemoryCollector:
+class MemoryCollector(ReplyCollector):
     name = "memory"
-    source = "unixctl"
     specs = (HANDLERS, REVALIDATORS, PORTS, RULES, UKEYS, OFCONNS, OTHER)
 
-    def __init__(self) -> None:
-        self._memo: SampleMemo[str] = SampleMemo()
+    command = "memory/show"
 
-    def collect(self, sources: Sources, tables: Tables) -> list[Sample]:
-        text = client_of(sources).call("memory/show")
-        return self._memo.samples(text, self._samples)
-
-    @staticmethod
-    def _samples(text: str) -> Iterator[Sample]:
+    def samples_of(self, text: str) -> Iterator[Sample]:
         for key, value in memory_show.parse(text).items():
             spec = _KNOWN.get(key)
             if spec is not None:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, ClassVar
 
-from ovstop.collect.base import Sources
+from ovstop.collect.base import Sources, Tables
+from ovstop.collect.memo import SampleMemo
 from ovstop.errors import SourceError
+from ovstop.model.metric import Sample
 
 if TYPE_CHECKING:
     from ovstop.sources.unixctl import UnixctlClient
@@ -28,3 +31,20 @@ def version_at_least(client: UnixctlClient, *wanted: int) -> bool:
     """Whether the daemon's version (``3.1.0``) is at least ``wanted``; an unknown version is not."""
     numbers = tuple(int(n) for n in re.findall(r"\d+", client.version)[: len(wanted)])
     return bool(numbers) and numbers >= wanted
+
+
+class ReplyCollector:
+    """A collector of one command's reply: ``samples_of`` makes its samples, only when the reply changed
+    (:class:`~ovstop.collect.memo.SampleMemo`)."""
+
+    source = "unixctl"
+    command: ClassVar[str]
+
+    def __init__(self) -> None:
+        self._memo: SampleMemo[str] = SampleMemo()
+
+    def collect(self, sources: Sources, tables: Tables) -> list[Sample]:
+        return self._memo.samples(client_of(sources).call(self.command), self.samples_of)
+
+    def samples_of(self, reply: str) -> Iterable[Sample]:
+        raise NotImplementedError

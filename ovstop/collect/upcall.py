@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ovstop.collect.base import Sources, Tables
-from ovstop.collect.memo import SampleMemo
-from ovstop.collect.unixctl_util import client_of
+from ovstop.collect.unixctl_util import ReplyCollector
 from ovstop.model.metric import Kind, MetricSpec, Sample, labels_of
 from ovstop.parsers import upcall_show
 
@@ -55,20 +53,13 @@ UKEYS = MetricSpec(
 )
 
 
-class UpcallCollector:
+class UpcallCollector(ReplyCollector):
     name = "upcall"
-    source = "unixctl"
     specs = (CURRENT, AVG, MAX, LIMIT, OFFLOADED, DUMP, UKEYS)
 
-    def __init__(self) -> None:
-        self._memo: SampleMemo[str] = SampleMemo()
+    command = "upcall/show"
 
-    def collect(self, sources: Sources, tables: Tables) -> list[Sample]:
-        text = client_of(sources).call("upcall/show")
-        return self._memo.samples(text, self._samples)
-
-    @staticmethod
-    def _samples(text: str) -> Iterator[Sample]:
+    def samples_of(self, text: str) -> Iterator[Sample]:
         for dp in upcall_show.parse(text):
             labels = labels_of(datapath=dp.name)
             yield Sample(CURRENT, labels, float(dp.flows_current))
