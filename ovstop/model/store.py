@@ -632,7 +632,7 @@ class MetricStore:
         state.value = value
         state.at = now
         seq = self._seq
-        if version is not None:
+        if version is not None and version.made_in < seq - 1:  # unchanged for a while (checked here: hot path)
             self._write_still_rounds(state, version, seq - 1)
         if point is not None:
             series = _series(spec, state.labels, value, rate, gained, state.history.append(point), seq)

@@ -56,13 +56,21 @@ OPEN_VSWITCH_TABLES: dict[str, tuple[str, ...]] = {
 }
 
 
+_SCALARS = frozenset({str, int, float, bool})
+"""Types that are plain already: a map of them (statistics, external_ids) is copied without a call per cell."""
+
+
 def _plain(value: Any) -> Any:
     """IDL values as plain Python: rows become their uuid strings, containers are copied."""
+    if type(value) in _SCALARS:
+        return value
     if isinstance(value, ovs.db.idl.Row):
         return str(value.uuid)
     if isinstance(value, uuid.UUID):
         return str(value)
     if isinstance(value, Mapping):
+        if all(type(k) in _SCALARS and type(v) in _SCALARS for k, v in value.items()):
+            return dict(value)
         return {_plain(k): _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
         return [_plain(v) for v in value]
