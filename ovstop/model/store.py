@@ -51,11 +51,15 @@ class History(Sequence[float]):
 
     def __getitem__(self, index):  # type: ignore[no-untyped-def]
         if isinstance(index, slice):
-            return tuple(self._buf[self._start : self._end])[index]
+            return tuple(self)[index]
         if index < 0:
             index += len(self)
         if not 0 <= index < len(self):
             raise IndexError("history index out of range")
+        return self._item(index)
+
+    def _item(self, index: int) -> float:
+        """The value at ``index`` (within range) of the view."""
         return self._buf[self._start + index]
 
     def __iter__(self) -> Iterator[float]:
@@ -92,22 +96,13 @@ class _Continued(History):
     def __len__(self) -> int:
         return self._end - self._start + self._count
 
-    def __getitem__(self, index):  # type: ignore[no-untyped-def]
-        if isinstance(index, slice):
-            return tuple(self)[index]
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError("history index out of range")
+    def _item(self, index: int) -> float:
         held = self._end - self._start
         return self._buf[self._start + index] if index < held else self._point
 
     def __iter__(self) -> Iterator[float]:
         yield from self._buf[self._start : self._end]
         yield from repeat(self._point, self._count)
-
-    def __repr__(self) -> str:
-        return f"History({list(self)!r})"
 
 
 class _Buffer:
@@ -129,25 +124,24 @@ class _Buffer:
 
     def append(self, value: float) -> History:
         """Add ``value`` and return the new view."""
-        buf = self.buf
-        buf.append(value)
-        if len(buf) - self.start > self.limit:
-            self.start += 1
-            if self.start >= self.limit:
-                buf = self.buf = buf[self.start :]
-                self.start = 0
-        self.view = History(buf, self.start, len(buf))
-        return self.view
+        self.buf.append(value)
+        return self._settled()
 
     def extend(self, value: float, count: int) -> None:
         """Add ``count`` (at most the limit) copies of ``value``."""
+        self.buf.extend(repeat(value, min(count, self.limit)))
+        self._settled()
+
+    def _settled(self) -> History:
+        """The new view after values were added: at most ``limit`` of them, and the buffer cut once the values
+        dropped from the front reach the limit."""
         buf = self.buf
-        buf.extend(repeat(value, min(count, self.limit)))
         self.start = max(self.start, len(buf) - self.limit)
         if self.start >= self.limit:
             buf = self.buf = buf[self.start :]
             self.start = 0
         self.view = History(buf, self.start, len(buf))
+        return self.view
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,8 +309,7 @@ def _continued(series: Series, rounds: int, limit: int) -> Series:
     rate = 0.0 if series.spec.kind is _COUNTER else None
     gained = value.minus(value) if isinstance(value, Histogram) else None
     history = series.history
-    if not isinstance(history, History):
-        history = History(tuple(history))
+    assert isinstance(history, History)  # what the store makes views its buffer
     continued = _Continued(history, point, rounds, limit)
     return _series(series.spec, series.labels, value, rate, gained, continued, series.made_in + rounds)
 
@@ -516,9 +509,10 @@ class MetricStore:
             for sample in extra:
                 self._fold(sample, now, DERIVED, kept, interval)
             tables.update(extra_tables)
-        if self._created or self._final is None or len(self._final.states) != len(kept):
+        final = self._ordered(kept, self._final)
+        if final is not self._final:  # series came or went: forget the states of those gone
             self._state = {key: state for key, state in self._state.items() if state in kept}
-        self._final = self._ordered(kept, self._final)
+        self._final = final
         self._kept = kept
         return Snapshot(
             seq=self._seq,
