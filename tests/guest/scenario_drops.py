@@ -26,10 +26,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from kernel_switch import FAKE_MAC, kernel_switch, sh
-from scenario_lib import capturing, checks, run, stopped
+from scenario_lib import capturing, checks, probed, run, stopped
 
 from ovstop.collect.base import Sources, Tables
-from ovstop.ebpf.capability import capabilities, format_check_table, probe_system
 from ovstop.ebpf.capture import CaptureThread
 from ovstop.ebpf.collector import EbpfCollector
 from ovstop.ebpf.kernel_drops import KERNEL_DROPS
@@ -111,9 +110,7 @@ def main() -> int:
 
 def body() -> None:
     with kernel_switch():
-        view = probe_system()
-        caps = {c.name: c for c in capabilities(view)}
-        print(format_check_table(caps.values()), flush=True)
+        view, caps = probed()
         with capturing(CaptureThread(lambda _event: None, view=view, max_events_per_sec=0), 600) as capture:
             scenario(capture, (caps["kernel_drops"].available, caps["kernel_drops"].reason))
             stopped(capture)

@@ -25,10 +25,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from kernel_switch import NAT_PORT, dp_ports, flow_packets, flow_recirc_ids, kernel_switch, purge, send_udp
-from scenario_lib import capturing, checks, run, stopped
+from scenario_lib import capturing, checks, probed, run, stopped
 
 from ovstop.collect.base import Sources, Tables
-from ovstop.ebpf.capability import capabilities, format_check_table, probe_system
 from ovstop.ebpf.capture import CaptureThread
 from ovstop.ebpf.collector import EbpfCollector
 from ovstop.ebpf.decode import ufid_str
@@ -143,9 +142,7 @@ def main() -> int:
 
 def body() -> None:
     with kernel_switch():
-        view = probe_system()
-        caps = {c.name: c for c in capabilities(view)}
-        print(format_check_table(caps.values()), flush=True)
+        view, caps = probed()
         layout = caps["struct_layout"]
         expect(
             layout.available and layout.reason.endswith("BTF (/sys/kernel/btf/openvswitch)"),

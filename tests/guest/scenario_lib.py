@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from ovstop.ebpf.capability import Capability, SystemView
     from ovstop.ebpf.capture import CaptureThread
 
 
@@ -69,3 +70,13 @@ def stopped(capture: CaptureThread) -> None:
     capture.stop()
     if capture.is_alive():
         raise ScenarioFailure("capture thread did not stop")
+
+
+def probed() -> tuple[SystemView, dict[str, Capability]]:
+    """The guest as ovstop's capture sees it and its capabilities by name, their table printed to the log."""
+    from ovstop.ebpf.capability import capabilities, format_check_table, probe_system
+
+    view = probe_system()
+    caps = {c.name: c for c in capabilities(view)}
+    print(format_check_table(caps.values()), flush=True)
+    return view, caps
