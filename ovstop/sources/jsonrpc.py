@@ -48,8 +48,10 @@ class Connection(ovs.jsonrpc.Connection):
     @classmethod
     def adopt(cls, conn: ovs.jsonrpc.Connection) -> Connection | None:
         """``conn`` (the library's, as an ``ovs.jsonrpc.Session`` makes them) as one of these, or None while
-        it is part-way through reading a message (its parser holds what it read)."""
-        if conn.parser is not None or conn.input:
+        it is part-way through reading a message (its parser holds what it read), or when it is not made as
+        this ``ovs`` library version makes it (it then keeps reading with the library's own parser)."""
+        state = vars(conn)
+        if state.get("parser", False) is not None or state.get("input", True):
             return None
         adopted = cls.__new__(cls)
         adopted.__dict__.update(conn.__dict__)  # the stream, what is queued to send, status and counts
