@@ -179,7 +179,7 @@ def _state(pid: int) -> str | None:
     """The kernel's state letter for ``pid`` (Z: zombie), None once the process is gone."""
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # gone before open, or between open and read
         return None
 
 
