@@ -12,9 +12,10 @@ from typing import Any
 from ovstop.collect.base import Sources, Tables
 from ovstop.collect.interface import traffic_specs
 from ovstop.collect.memo import Memo, Part, renewed
-from ovstop.collect.topology import attachments
+from ovstop.collect.topology import NO_COUNTERS, attachments, interface_statistics
 from ovstop.model.labels import LabelMap
 from ovstop.model.metric import Kind, MetricSpec, Sample, labels_of
+from ovstop.sources.ovsdb_counters import Counters
 
 INFO = "ovs_vswitchd_bridge_info"
 N_PORTS = "ovs_vswitchd_bridge_n_ports"
@@ -50,16 +51,15 @@ class BridgeCollector:
         self._memo: Memo[Part] = Memo()  # by bridge name
         self._samples: list[Sample] = []  # the number of bridges, then the memo's
 
-    def make(self, name: str, bridge: Row, interfaces: list[Row], known: Part | None) -> Part:
+    def make(self, name: str, bridge: Row, statistics: list[Counters], known: Part | None) -> Part:
         """The bridge's samples and table row, keeping of ``known`` (last round's) every sample that is unchanged."""
         previous = known.previous() if known is not None else {}
         extra = self.label_map.labels_for(bridge=name, external_ids=(bridge.get("external_ids") or {},))
         ident = labels_of(bridge=name, **extra)
         n_ports = len(bridge.get("ports") or ())
-        every = [i.get("statistics") or {} for i in interfaces]
         sums = {}
         for key in BRIDGE_TRAFFIC:
-            reported = [stats[key] for stats in every if key in stats]
+            reported = [stats[key] for stats in statistics if key in stats]
             if reported:
                 sums[key] = float(sum(reported))
         info = labels_of(
@@ -84,22 +84,24 @@ class BridgeCollector:
             **extra,
             **{key: sums.get(key) for key in BRIDGE_TRAFFIC},
         }
-        return Part((bridge, interfaces), tuple(samples), row)
+        return Part((bridge, statistics), tuple(samples), row)
 
     def collect(self, sources: Sources, tables: Tables) -> list[Sample]:
         """Last round's very list while the replica is unchanged; else a bridge whose row and interfaces are
         unchanged gives last round's samples, and a changed one its unchanged samples (see :func:`renewed`)."""
         joined = attachments(sources)
+        statistics = interface_statistics(sources)
         memo = self._memo
-        if memo.renew(joined):
-            members: dict[str, tuple[Row, list[Row]]] = {}  # bridge name -> (its row, its interfaces)
+        if memo.renew(joined, statistics):
+            members: dict[str, tuple[Row, list[Counters]]] = {}  # bridge name -> (its row, its interfaces' statistics)
             for att in joined:
                 if att.bridge_name:
-                    members.setdefault(att.bridge_name, (att.bridge, []))[1].append(att.interface)
-            for name, (bridge, interfaces) in sorted(members.items()):
+                    stats = statistics.get(att.interface["_uuid"], NO_COUNTERS)
+                    members.setdefault(att.bridge_name, (att.bridge, []))[1].append(stats)
+            for name, (bridge, every) in sorted(members.items()):
                 known = memo.known(name)
-                if known is None or known.made_of != (bridge, interfaces):
-                    known = self.make(name, bridge, interfaces, known)
+                if known is None or known.made_of != (bridge, every):
+                    known = self.make(name, bridge, every, known)
                 memo.put(name, known)
             memo.close()
             n_bridges = self._samples[0] if self._samples else None

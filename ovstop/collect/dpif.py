@@ -33,12 +33,13 @@ class DpifCollector:
     specs = (PORT_INFO,)
 
     def __init__(self) -> None:
-        self._memo: SampleMemo[Reply] = SampleMemo()
+        self._memo: SampleMemo[object] = SampleMemo()  # by the ports part of the reply
 
     def collect(self, sources: Sources, tables: Tables) -> list[Sample]:
-        # The reply is reused for TTL seconds, and a reply equal to the last one gives back its samples: at
-        # 1,000 ports no parse, no labels, no samples in most rounds.
-        return self._memo.samples(client_of(sources).request_cached(dpif_show.COMMAND, ttl=TTL), self._samples)
+        # The reply is reused for TTL seconds, and a reply whose ports are the last one's gives back its
+        # samples: at 1,000 ports no parse, no labels, no samples in most rounds, traffic or not.
+        reply = client_of(sources).request_cached(dpif_show.COMMAND, ttl=TTL)
+        return self._memo.samples(dpif_show.ports_part(reply), lambda _: self._samples(reply))
 
     @staticmethod
     def _samples(reply: Reply) -> Iterator[Sample]:

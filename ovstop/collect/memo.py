@@ -10,6 +10,7 @@ whose replica keeps a row's dict while the row is unchanged.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -89,14 +90,20 @@ class Memo(Generic[P]):
     def __init__(self) -> None:
         self.samples: list[Sample] = []
         self.rows: list[Mapping[str, Any]] = []
-        self._inputs: tuple[object, tuple[object, ...]] | None = None
+        self._inputs: tuple[tuple[object, ...], tuple[object, ...]] | None = None
         self._last: dict[Hashable, P] = {}
         self._parts: dict[Hashable, P] = {}
 
-    def renew(self, same: object, *equal: object) -> bool:
-        """Start a round over ``same`` (compared by identity: the topology join, the same list while the replica
-        is unchanged) and ``equal`` (compared by value); False when they are the last round's."""
-        if self._inputs is not None and self._inputs[0] is same and self._inputs[1] == equal:
+    def renew(self, *same: object, equal: tuple[object, ...] = ()) -> bool:
+        """Start a round over ``same`` (compared by identity: the topology join and the counter maps, the same
+        objects while unchanged) and ``equal`` (compared by value); False when they are the last round's."""
+        inputs = self._inputs
+        if (
+            inputs is not None
+            and len(inputs[0]) == len(same)
+            and all(map(operator.is_, inputs[0], same))
+            and inputs[1] == equal
+        ):
             return False
         self._inputs, self._last, self._parts = (same, equal), self._parts, {}
         return True

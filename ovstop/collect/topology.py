@@ -4,11 +4,14 @@ bridge collectors: made once per change of the replica, not once per collector a
 from __future__ import annotations
 
 import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from ovstop.collect.base import Sources
 from ovstop.errors import SourceError
+from ovstop.sources.ovsdb_counters import Counters
 
 if TYPE_CHECKING:
     from ovstop.sources.ovsdb import OvsdbSource
@@ -64,6 +67,20 @@ def attachments(sources: Sources) -> list[Attachment]:
     if known is None or known[0] != generation:
         known = _joins[db] = (generation, _join(db))
     return known[1]
+
+
+NO_COUNTERS: Mapping[str, int] = MappingProxyType({})
+"""The statistics of an interface the switch reports none for."""
+
+
+def interface_statistics(sources: Sources) -> Mapping[str, Counters]:
+    """Interface uuid -> its ``statistics`` map: a new mapping (and a new map for each interface whose
+    statistics moved) after an update, else the same objects. Not part of the join, which they would
+    otherwise make anew every few seconds on a busy switch."""
+    db = sources.ovsdb
+    if db is None:
+        raise SourceError("no OVSDB connection configured")
+    return db.counters("Interface")
 
 
 def _join(db: OvsdbSource) -> list[Attachment]:

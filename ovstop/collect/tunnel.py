@@ -11,9 +11,10 @@ from typing import Any
 from ovstop.collect.base import Sources, Tables
 from ovstop.collect.interface import traffic_specs
 from ovstop.collect.memo import Memo, Part, renewed
-from ovstop.collect.topology import Attachment, attachments
+from ovstop.collect.topology import NO_COUNTERS, Attachment, attachments, interface_statistics
 from ovstop.model.labels import LabelMap
 from ovstop.model.metric import Kind, MetricSpec, Sample, labels_of
+from ovstop.sources.ovsdb_counters import Counters
 
 PREFIX = "ovs_vswitchd_tunnel"
 TUNNEL_TRAFFIC = (
@@ -78,7 +79,9 @@ class TunnelCollector:
 
         self._memo: Memo[Part] = Memo()  # by interface uuid
 
-    def make(self, att: Attachment, chassis: str, made_of: tuple[Any, ...], known: Part | None) -> Part:
+    def make(
+        self, att: Attachment, stats: Counters, chassis: str, made_of: tuple[Any, ...], known: Part | None
+    ) -> Part:
         """The tunnel's samples and table row, keeping of ``known`` (last round's) every sample that is unchanged."""
         previous = known.previous() if known is not None else {}
         iface = att.interface
@@ -94,7 +97,6 @@ class TunnelCollector:
             chassis=chassis,
             **extra,
         )
-        stats = iface.get("statistics") or {}
         samples = [
             renewed(previous.get(spec.name), spec, ident, float(stats[key]))
             for key, spec in self.traffic.items()
@@ -124,17 +126,19 @@ class TunnelCollector:
         ovn = sources.ovn
         chassis_by_ip = ovn.chassis_by_ip if ovn is not None else {}
         joined = attachments(sources)
+        statistics = interface_statistics(sources)
         memo = self._memo
-        if memo.renew(joined, dict(chassis_by_ip)):  # a copy: compared with the next round's
+        if memo.renew(joined, statistics, equal=(dict(chassis_by_ip),)):  # a copy: compared with the next round's
             for att in joined:
                 if not att.is_tunnel:
                     continue
                 key = att.interface["_uuid"]
+                stats = statistics.get(key, NO_COUNTERS)
                 chassis = chassis_by_ip.get((att.interface.get("options") or {}).get("remote_ip", ""), "")
-                made_of = (att.interface, att.port, att.bridge, chassis)
+                made_of = (att.interface, stats, att.port, att.bridge, chassis)
                 known = memo.known(key)
                 if known is None or known.made_of != made_of:
-                    known = self.make(att, chassis, made_of, known)
+                    known = self.make(att, stats, chassis, made_of, known)
                 memo.put(key, known)
             memo.close()
         tables.rows["tunnels"] = memo.rows

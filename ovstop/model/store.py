@@ -407,6 +407,9 @@ class _State:
     version: Series | None = None
     """The last Series made (None after its source went down); rounds since ``version.made_in`` left the
     series unchanged, and their points are not in ``history`` yet."""
+    sample: Sample | None = None
+    """The last Sample folded in: a collector hands the very same object again while the series is
+    unchanged (see ``ovstop.collect.memo``), which a lazy store then recognises by identity alone."""
 
 
 @dataclass(frozen=True)
@@ -439,6 +442,8 @@ class MetricStore:
         self.lazy = lazy
         self._rank = {top: i for i, top in enumerate(tree_order)}
         self._state: dict[tuple[str, Labels], _State] = {}
+        self._by_sample: dict[int, _State] = {}
+        """id of each state's last sample -> the state (the state holds the sample, so the id is its own)."""
         self._kept: dict[_State, Series] = {}
         self._batches: dict[int, tuple[Sequence[Sample], dict[_State, Series]]] = {}
         """Last round's batches (by identity, each held so its id stays its own) and what they kept."""
@@ -487,12 +492,22 @@ class MetricStore:
             known = self._batches.get(id(batch)) if self.lazy else None
             if known is not None:  # the very same batch: held in the memo, so its id is its own
                 part = known[1]
+            elif self.lazy:
+                part = {}
+                by_sample = self._by_sample
+                for sample in batch:
+                    # Last round's very sample, of a series still made by it: the series is unchanged.
+                    state = by_sample.get(id(sample))
+                    if state is not None and state.sample is sample and (version := state.version) is not None:
+                        state.source = source
+                        part[state] = version
+                    else:
+                        self._fold(sample, now, source, part, interval)
+                known = (batch, part)
             else:
                 part = {}
                 for sample in batch:
                     self._fold(sample, now, source, part, interval)
-                if self.lazy:
-                    known = (batch, part)
             kept.update(part)
             if known is not None:
                 memo[id(batch)] = known
@@ -512,6 +527,7 @@ class MetricStore:
         final = self._ordered(kept, self._final)
         if final is not self._final:  # series came or went: forget the states of those gone
             self._state = {key: state for key, state in self._state.items() if state in kept}
+            self._by_sample = {id(s.sample): s for s in self._state.values() if s.sample is not None}
         self._final = final
         self._kept = kept
         return Snapshot(
@@ -599,6 +615,11 @@ class MetricStore:
             self._created.append(state)
         else:
             state.source = source
+        if self.lazy and state.sample is not sample:
+            if state.sample is not None:
+                del self._by_sample[id(state.sample)]
+            state.sample = sample
+            self._by_sample[id(sample)] = state
         value = sample.value
         old = state.value
         version = state.version

@@ -1,4 +1,5 @@
-"""An in-memory replica of the OVSDB tables ovstop reads, kept current by the ``ovs`` library's IDL.
+"""An in-memory replica of the OVSDB tables ovstop reads, kept current by the ``ovs`` library's IDL, and
+the counter maps (Interface statistics) beside it (:mod:`ovstop.sources.ovsdb_counters`).
 
 The IDL monitors only the requested columns, so a sample reads local memory instead of issuing a
 query. The schema is fetched from the server (``get_schema``) rather than from a packaged file so
@@ -18,6 +19,7 @@ import ovs.poller
 
 from ovstop.errors import SourceError
 from ovstop.sources import deadline, jsonrpc
+from ovstop.sources.ovsdb_counters import CounterMonitor, Counters
 
 Row = dict[str, Any]
 
@@ -37,7 +39,6 @@ OPEN_VSWITCH_TABLES: dict[str, tuple[str, ...]] = {
         "name",
         "type",
         "ofport",
-        "statistics",
         "link_state",
         "admin_state",
         "mtu",
@@ -55,9 +56,13 @@ OPEN_VSWITCH_TABLES: dict[str, tuple[str, ...]] = {
     ),
 }
 
+OPEN_VSWITCH_COUNTERS: dict[str, str] = {"Interface": "statistics"}
+"""Counter maps monitored outside the IDL (see :mod:`ovstop.sources.ovsdb_counters`), read with
+:meth:`OvsdbSource.counters`, not as columns of :meth:`OvsdbSource.rows`."""
+
 
 _SCALARS = frozenset({str, int, float, bool})
-"""Types that are plain already: a map of them (statistics, external_ids) is copied without a call per cell."""
+"""Types that are plain already: a map of them (external_ids, options) is copied without a call per cell."""
 
 
 def _plain(value: Any) -> Any:
@@ -128,11 +133,14 @@ class OvsdbSource:
         database: str = "Open_vSwitch",
         tables: Mapping[str, tuple[str, ...]] = OPEN_VSWITCH_TABLES,
         timeout: float = 3.0,
+        counters: Mapping[str, str] = OPEN_VSWITCH_COUNTERS,
     ) -> None:
         self.remote = remote
         self.database = database
         self.timeout = timeout
         self._tables = dict(tables)
+        self._counter_columns = dict(counters)
+        self._counters: CounterMonitor | None = None  # None also while the server's schema has none of them
         self._idl: _ChangeTrackingIdl | None = None
         self._loading: _ChangeTrackingIdl | None = None
         self.columns: dict[str, tuple[str, ...]] = {}
@@ -156,6 +164,13 @@ class OvsdbSource:
             cols = tuple(c for c in wanted if c in present[table].get("columns", {}))
             self.columns[table] = cols
             helper.register_columns(table, list(cols))
+        counters = {
+            table: column
+            for table, column in self._counter_columns.items()
+            if column in present.get(table, {}).get("columns", {})
+        }
+        if counters and self._counters is None:
+            self._counters = CounterMonitor(self.remote, self.database, counters)
         return _ChangeTrackingIdl(self.remote, helper, leader_only=False)
 
     def _open(self) -> _ChangeTrackingIdl:
@@ -165,8 +180,11 @@ class OvsdbSource:
             self._loading = self._start()
         idl = self._loading
         until = time.monotonic() + deadline.budget(self.timeout, f"OVSDB {self.remote}")
-        while not idl.has_ever_connected():
+        counters = self._counters
+        while not idl.has_ever_connected() or (counters is not None and not counters.ready):
             idl.run()
+            if counters is not None:
+                counters.run()
             if time.monotonic() > until:
                 if not idl._session.is_connected():  # the server went away: start over (fast) next round
                     idl.close()
@@ -174,6 +192,8 @@ class OvsdbSource:
                 raise SourceError(f"OVSDB at {self.remote} did not send {self.database} contents in time")
             poller = ovs.poller.Poller()
             idl.wait(poller)
+            if counters is not None:
+                counters.wait(poller)
             poller.timer_wait(50)
             poller.block()
         self._loading = None
@@ -190,6 +210,8 @@ class OvsdbSource:
                 self._idl = self._open()
                 self._opened += 1
             self._idl.run()
+            if self._counters is not None:
+                self._counters.run()
         except SourceError:
             raise
         except Exception as exc:
@@ -199,6 +221,8 @@ class OvsdbSource:
         # replica is stale. The library exposes connection state only on its session object.
         if not self._idl._session.is_connected():
             raise SourceError(f"lost the OVSDB connection to {self.remote}; reconnecting")
+        if self._counters is not None and not self._counters.ready:
+            raise SourceError(f"OVSDB at {self.remote}: waiting for interface statistics after reconnecting")
 
     @property
     def generation(self) -> tuple[int, int]:
@@ -207,6 +231,15 @@ class OvsdbSource:
         if self._idl is None:
             raise SourceError(f"OVSDB at {self.remote} is not connected")
         return (self._opened, self._idl.change_seqno)
+
+    def counters(self, table: str) -> Mapping[str, Counters]:
+        """Row uuid -> the counter map of ``table`` (Interface ``statistics``); a row with none may be absent.
+
+        A new mapping, and a new map for each row that changed, after an update; the same objects otherwise.
+        A change of counters is not a change of :attr:`generation`."""
+        if self._idl is None:
+            raise SourceError(f"OVSDB at {self.remote} is not connected")
+        return self._counters.counters(table) if self._counters is not None else {}
 
     def rows(self, table: str) -> list[Row]:
         """Every row of ``table`` as a plain dict (``_uuid`` plus the monitored columns).
@@ -225,8 +258,8 @@ class OvsdbSource:
         """The table's rows as plain dicts, converting only what the IDL reported as changed.
 
         Converting a row (the IDL's ``to_python`` of every cell, and a copy) costs microseconds a cell: the
-        1,008 rows of a 1,000-port Interface table took 157 ms, and Interface statistics change every few
-        seconds on a busy switch (statistics alone were 33 of those 157 ms). A row the IDL did not report
+        1,008 rows of a 1,000-port Interface table took 157 ms, and a status or state cell changes now and
+        then. A row the IDL did not report
         (see :class:`_ChangeTrackingIdl`) and that is still the same row object (not one from a
         reconnection) keeps its converted dict; of an updated row, only the changed columns are converted.
         """
@@ -265,7 +298,7 @@ class OvsdbSource:
 
         A cell is read from the row's received data (``_data``): the attribute the IDL offers first folds in
         changes made locally, converting a map or set cell three times (to Python, back, to Python again);
-        the replica never writes, so once is the same value (a 1,000-interface statistics update converted
+        the replica never writes, so once is the same value (a 1,000-interface update converted
         in a third of the time).
         """
         plain: Row = dict(known) if known is not None else {"_uuid": str(row.uuid)}
@@ -282,6 +315,8 @@ class OvsdbSource:
         for idl in (self._idl, self._loading):
             if idl is not None:
                 idl.close()
-        self._idl = self._loading = None
+        if self._counters is not None:
+            self._counters.close()
+        self._idl = self._loading = self._counters = None
         self._converted.clear()
         self._rows.clear()
