@@ -38,11 +38,20 @@ _Labelled = tuple[tuple[Any, ...], dict[str, str], Labels, Sample]
 """What an interface's labels are made of, then its extra labels, series labels and info sample."""
 
 
+_ROW_TRAFFIC = ("rx_packets", "tx_packets", "rx_bytes", "tx_bytes")
+"""The statistics an interface's table row shows."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Made(Part):
-    """An interface's part, with its labels: kept when only its statistics moved."""
+    """An interface's part. What is not made of its statistics (labels, the samples after the traffic
+    ones, the row without traffic) is kept as it is when only its statistics moved: every few seconds for
+    every busy interface."""
 
     labelled: _Labelled
+    settled: tuple[Sample, ...]
+    """The samples not made of statistics: the info sample, the states, the numbers."""
+    base_row: dict[str, Any]
 
 
 def traffic_name(prefix: str, key: str) -> str:
@@ -155,17 +164,32 @@ class InterfaceCollector:
         return (inputs, extra, ident, Sample(self.info, info, 1.0))
 
     def make(self, att: Attachment, stats: Counters, made_of: tuple[Any, ...], known: _Made | None) -> _Made:
-        """``att``'s samples and table row, keeping of ``known`` (last round's) every sample that is unchanged."""
-        iface = att.interface
-        labelled = self.labels(att, known.labelled if known is not None else None)
-        _, extra, ident, info = labelled
-        previous = known.previous() if known is not None else {}
-        samples = [
+        """``att``'s samples and table row, keeping of ``known`` (last round's) every sample that is unchanged,
+        and all that is not made of statistics when only they moved (``made_of`` is the statistics map second,
+        then the rows and names the labels are made of)."""
+        if known is not None and known.made_of[0] is made_of[0] and known.made_of[2:] == made_of[2:]:
+            labelled, settled, base = known.labelled, known.settled, known.base_row
+        else:
+            labelled = self.labels(att, known.labelled if known is not None else None)
+            settled, base = self._settled(att, labelled, known)
+        ident = labelled[2]
+        previous = {s.spec.name: s for s in known.samples[: len(known.samples) - len(known.settled)]} if known else {}
+        traffic = [
             renewed(previous.get(spec.name), spec, ident, float(stats[key]))
             for key, spec in self.traffic.items()
             if key in stats
         ]
-        samples.append(info)
+        row = {**base, **{k: stats[k] for k in _ROW_TRAFFIC if k in stats}}
+        return _Made(made_of, (*traffic, *settled), row, labelled, settled, base)
+
+    def _settled(
+        self, att: Attachment, labelled: _Labelled, known: _Made | None
+    ) -> tuple[tuple[Sample, ...], dict[str, Any]]:
+        """The samples and the row of ``att`` not made of its statistics."""
+        iface = att.interface
+        _, extra, ident, info = labelled
+        previous = {s.spec.name: s for s in known.settled} if known is not None else {}
+        samples = [info]
         for spec, col in self._states:
             state = iface.get(col)
             if state is not None:
@@ -181,9 +205,8 @@ class InterfaceCollector:
             "ofport": iface.get("ofport"),
             "link_state": iface.get("link_state"),
             **extra,
-            **{k: stats[k] for k in ("rx_packets", "tx_packets", "rx_bytes", "tx_bytes") if k in stats},
         }
-        return _Made(made_of, tuple(samples), row, labelled)
+        return tuple(samples), row
 
     def collect(self, sources: Sources, tables: Tables) -> list[Sample]:
         """Last round's very list while the replica is unchanged; else an interface whose rows are unchanged

@@ -122,8 +122,11 @@ class _Buffer:
         self.limit = limit
         self.view = History(self.buf, 0, 0)
 
-    def append(self, value: float) -> History:
-        """Add ``value`` and return the new view."""
+    def append(self, value: float, still: float | None = None, rounds: int = 0) -> History:
+        """Add ``rounds`` copies of ``still`` (the rounds a series stayed unchanged, when it gained points
+        then), then ``value``, and return the new view."""
+        if still is not None and rounds > 0:
+            self.buf.extend(repeat(still, min(rounds, self.limit)))
         self.buf.append(value)
         return self._settled()
 
@@ -316,16 +319,26 @@ def _continued(series: Series, rounds: int, limit: int) -> Series:
 
 class _AsOf(Sequence[Series]):
     """A lazy store's snapshot series: each series as last made, continued to this round when it has not
-    changed since (made only when read, and once). ``ranges`` says where each metric name's series lie."""
+    changed since (made only when read, and once). ``ranges`` says where each metric name's series lie.
 
-    __slots__ = ("_items", "_limit", "_seq", "_versions", "ranges")
+    Even which Series is each state's last (``versions``) is looked up only when read: the health checks
+    read a few names of a round's draft, and a scrape comes every 15 s or so, not every round."""
+
+    __slots__ = ("_items", "_kept", "_limit", "_seq", "_states", "_versions", "ranges")
 
     def __init__(
-        self, versions: tuple[Series, ...], seq: int, limit: int, ranges: Mapping[str, tuple[int, int]] | None
+        self,
+        kept: Mapping[_State, Series],
+        states: tuple[_State, ...],
+        seq: int,
+        limit: int,
+        ranges: Mapping[str, tuple[int, int]] | None,
     ) -> None:
-        self._versions = versions
+        self._kept = kept
+        self._states = states
         self._seq = seq
         self._limit = limit
+        self._versions: tuple[Series, ...] | None = None
         self._items: tuple[Series, ...] | None = None
         self.ranges = ranges
 
@@ -336,22 +349,27 @@ class _AsOf(Sequence[Series]):
     def _all(self) -> tuple[Series, ...]:
         items = self._items
         if items is None:  # two threads may both make them: the same values either way
-            items = self._items = tuple(map(self._made, self._versions))
+            items = self._items = tuple(map(self._made, self.versions))
         return items
 
     @property
     def versions(self) -> tuple[Series, ...]:
         """Each series as last made (see :attr:`Snapshot.value_series`)."""
-        return self._versions
+        versions = self._versions
+        if versions is None:
+            versions = self._versions = tuple(map(self._kept.__getitem__, self._states))
+        return versions
 
     def section(self, start: int, end: int) -> tuple[Series, ...]:
         """The series from ``start`` to ``end``, making only those."""
         if self._items is not None:
             return self._items[start:end]
-        return tuple(map(self._made, self._versions[start:end]))
+        if self._versions is not None:
+            return tuple(map(self._made, self._versions[start:end]))
+        return tuple(map(self._made, map(self._kept.__getitem__, self._states[start:end])))
 
     def __len__(self) -> int:
-        return len(self._versions)
+        return len(self._states)
 
     def __getitem__(self, index):  # type: ignore[no-untyped-def]
         return self._all()[index]
@@ -575,10 +593,11 @@ class MetricStore:
         return _Order(tuple(order), ranges)
 
     def _series_of(self, kept: dict[_State, Series], order: _Order) -> Sequence[Series]:
-        versions = tuple(map(kept.__getitem__, order.states))
         if not self.lazy:
-            return versions
-        return _AsOf(versions, self._seq, self.history, order.ranges)
+            return tuple(map(kept.__getitem__, order.states))
+        # The round's dict of series, never changed once the round is over; the draft's is read by the
+        # health checks before the round adds their series to it.
+        return _AsOf(kept, order.states, self._seq, self.history, order.ranges)
 
     def _carry_stale(self, kept: dict[_State, Series], down: set[str], last_at: float | None) -> None:
         """Carry the series of the ``down`` sources over from the last round, marked stale."""
@@ -647,11 +666,16 @@ class MetricStore:
         state.value = value
         state.at = now
         seq = self._seq
+        still: float | None = None  # what the history gained in each of the rounds the series stayed unchanged
+        rounds = 0
         if version is not None and version.made_in < seq - 1:  # unchanged for a while (checked here: hot path)
-            self._write_still_rounds(state, version, seq - 1)
+            rounds, still = seq - 1 - version.made_in, _still_point(version)
         if point is not None:
-            series = _series(spec, state.labels, value, rate, gained, state.history.append(point), seq)
+            history = state.history.append(point, still, rounds)
+            series = _series(spec, state.labels, value, rate, gained, history, seq)
         else:  # nothing new to show (an info series, most often): last round's Series when it is the same
+            if still is not None:
+                state.history.extend(still, rounds)
             view = state.history.view
             series = version  # type: ignore[assignment]
             if (
