@@ -17,7 +17,8 @@ class ScriptedPeer:
     """A unix-socket JSON-RPC peer answering each request with the next reply of its script (cycling).
 
     ``("result", v)`` and ``("error", v)`` answer with that member; ``("raw", bytes)`` sends the bytes as
-    they are; ``("silent", None)`` sends nothing; ``("close", None)`` hangs up.
+    they are; ``("silent", None)`` sends nothing; ``("close", None)`` hangs up; ``("then", (v, [m, ...]))``
+    answers with result ``v``, then sends each message ``m`` (e.g. a notification) as it is.
     """
 
     def __init__(self, path: Path, script: list[Any]) -> None:
@@ -74,6 +75,11 @@ class ScriptedPeer:
                 conn.sendall(json.dumps(message).encode())
             elif kind == "raw":
                 conn.sendall(value)
+            elif kind == "then":
+                result, messages = value
+                conn.sendall(json.dumps({"id": request_id, "result": result, "error": None}).encode())
+                for message in messages:
+                    conn.sendall(json.dumps(message).encode())
             elif kind == "close":
                 conn.close()
                 return False

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import ovs.poller
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -40,13 +41,14 @@ from ovstop.collect.pmd import PmdCollector
 from ovstop.collect.rfc import RfcMetricsCollector
 from ovstop.collect.sampler import Sampler
 from ovstop.collect.upcall import UpcallCollector
-from ovstop.errors import OvstopError
+from ovstop.errors import OvstopError, SourceError
 from ovstop.export.prometheus import render
 from ovstop.model.labels import LabelMap
 from ovstop.model.store import Snapshot
 from ovstop.runtime import Options, running
 from ovstop.sandbox.switch import SandboxSwitch
 from ovstop.sources.ovsdb import OvsdbSource
+from ovstop.sources.ovsdb_counters import CounterMonitor
 from ovstop.sources.unixctl import UnixctlClient
 from ovstop.tui.feed import REPLAY, ReplayFeed
 
@@ -157,6 +159,132 @@ def test_ovsdb_garbage_is_a_source_error(tmp_path_factory: pytest.TempPathFactor
                 source.rows("Interface")
         finally:
             source.close()
+
+
+MONITOR_ID = "ovstop-test-monitor"
+ROW_UUIDS = ["0b8b7f6e-0000-4000-8000-000000000001", "0b8b7f6e-0000-4000-8000-000000000002"]
+stat_maps = st.lists(
+    st.tuples(st.sampled_from(["rx_packets", "tx_bytes"]) | st.text(max_size=6), st.integers(-(2**70), 2**70)).map(
+        list
+    ),
+    max_size=3,
+).map(lambda pairs: ["map", pairs])
+row_changes = st.one_of(
+    st.builds(lambda op, m: {op: {"statistics": m}}, st.sampled_from(["initial", "insert", "modify"]), stat_maps),
+    st.sampled_from([{"modify": {}}, {"delete": None}, {"delete": {}}, {"initial": {}}]),
+)
+row_updates = st.dictionaries(st.sampled_from(ROW_UUIDS) | st.text(max_size=4), row_changes, min_size=1, max_size=3)
+table_updates2 = st.one_of(
+    st.builds(lambda rows: {"Interface": rows}, row_updates),
+    st.builds(lambda rows: {"Interface": rows}, row_updates),
+    st.dictionaries(st.sampled_from(["Interface"]) | st.text(max_size=6), row_updates, max_size=2),
+)
+
+
+def _paths(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    yield path
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, inner in items:
+        yield from _paths(inner, (*path, key))
+
+
+def _replaced(value: Any, path: tuple[Any, ...], new: Any) -> Any:
+    if not path:
+        return new
+    copy = dict(value) if isinstance(value, dict) else list(value)
+    copy[path[0]] = _replaced(value[path[0]], path[1:], new) if len(path) > 1 else new  # a key may be new
+    return copy
+
+
+def _at(value: Any, path: tuple[Any, ...]) -> Any:
+    for key in path:
+        value = value[key]
+    return value
+
+
+@st.composite
+def near_updates(draw: st.DrawFn) -> Any:
+    """A ``<table-updates2>`` of Interface statistics, valid or with one part replaced by generated JSON or one
+    key added (an unknown op, a second op on a row, a non-int value, a list where a map goes...)."""
+    doc = draw(table_updates2)
+    for _ in range(draw(st.integers(0, 2))):
+        if draw(st.booleans()):
+            doc = _replaced(doc, draw(st.sampled_from(list(_paths(doc)))), draw(json_values))
+        elif dicts := [p for p in _paths(doc) if isinstance(_at(doc, p), dict)]:
+            doc = _replaced(doc, (*draw(st.sampled_from(dicts)), draw(st.text(max_size=6))), draw(json_values))
+    return doc
+
+
+@st.composite
+def counter_scripts(draw: st.DrawFn) -> list[Any]:
+    """The monitor request's answer: a near-valid reply followed by update2 notifications (also near-valid,
+    some for another monitor), or garbage; then what later connections get."""
+    if draw(st.integers(0, 3)):
+        notifications = [
+            {
+                "id": None,
+                "method": draw(st.sampled_from(["update2", "update2", "update", "locked"])),
+                "params": draw(
+                    st.builds(lambda doc, mid: [mid, doc], near_updates(), st.sampled_from([MONITOR_ID, "other"]))
+                    | json_values
+                ),
+            }
+            for _ in range(draw(st.integers(0, 3)))
+        ]
+        first = [("then", (draw(near_updates()), notifications))]
+    else:
+        first = draw(replies())[:1]
+    return first + draw(replies())[:2]
+
+
+def check_counters(monitor: CounterMonitor) -> None:
+    maps = monitor.counters("Interface")
+    assert all(type(row) is str and type(m) is dict for row, m in maps.items())
+    assert all(type(k) is str and type(v) is int for m in maps.values() for k, v in m.items())
+
+
+@QUICK
+@given(script=counter_scripts())
+@example(script=[("then", ({"Interface": {ROW_UUIDS[0]: {"modify": {"statistics": ["map", [["a", 1]]]}}}}, []))])
+@example(script=[("then", ({"Interface": {"x\ny": {"bogus": {}}}}, []))])
+@example(script=[("error", "no\nsuch database")])  # found by this test: both came back with their newline
+@example(script=[("then", ({"Interface": {ROW_UUIDS[0]: {"initial": {"statistics": ["map", [["rx", 1.5]]]}}}}, []))])
+@example(
+    script=[
+        (
+            "then",
+            (
+                {"Interface": {ROW_UUIDS[0]: {"initial": {"statistics": ["map", [["rx_packets", 1]]]}}}},
+                [
+                    {"id": None, "method": "update2", "params": [MONITOR_ID, {"Interface": {ROW_UUIDS[1]: update}}]}
+                    for update in ({"modify": {"statistics": ["map", [["rx", True]]]}}, {"delete": None})
+                ],
+            ),
+        )
+    ]
+)
+def test_counter_monitor_garbage_is_a_source_error(tmp_path_factory: pytest.TempPathFactory, script: list[Any]) -> None:
+    """The counter monitor against generated answers: it becomes ready with maps of str -> int, or raises a
+    SourceError in one line; nothing else."""
+    tmp = tmp_path_factory.getbasetemp()
+    with peer(tmp, script) as path:
+        monitor = CounterMonitor(f"unix:{path}", "Open_vSwitch", {"Interface": "statistics"})
+        monitor._monitor_id = MONITOR_ID  # so that the scripted notifications are for this monitor
+        try:
+            for _ in range(30):
+                try:
+                    monitor.run()
+                except SourceError as exc:
+                    assert one_line(str(exc)), str(exc)
+                    break
+                if monitor.ready:
+                    check_counters(monitor)
+                poller = ovs.poller.Poller()
+                monitor.wait(poller)
+                poller.timer_wait(10)
+                poller.block()
+        finally:
+            monitor.close()
 
 
 # -- label files ----------------------------------------------------------------------------------------------

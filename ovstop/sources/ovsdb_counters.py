@@ -95,7 +95,7 @@ class CounterMonitor:
         if msg.type in (ovs.jsonrpc.Message.T_REPLY, ovs.jsonrpc.Message.T_ERROR) and msg.id == self._request_id:
             self._request_id = None
             if msg.type == ovs.jsonrpc.Message.T_ERROR:
-                raise SourceError(f"OVSDB at {self.remote} refused to monitor counters: {str(msg.error)[:200]}")
+                raise SourceError(f"OVSDB at {self.remote} refused to monitor counters: {str(msg.error)!r:.200}")
             self._maps = {}
             self._apply(msg.result)
             self.ready = True
@@ -119,7 +119,7 @@ class CounterMonitor:
             maps = dict(self._maps.get(table, _EMPTY))
             for row_uuid, change in rows.items():
                 if not isinstance(change, dict) or len(change) != 1:
-                    raise self._unreadable(f"row update of {row_uuid}", change)
+                    raise self._unreadable(f"row update of {row_uuid!r:.60}", change)
                 ((op, cells),) = change.items()
                 if op == "delete":
                     maps.pop(row_uuid, None)
@@ -128,7 +128,7 @@ class CounterMonitor:
                 elif op == "modify":
                     maps[row_uuid] = self._map(cells, column, maps.get(row_uuid, {}), diff=True)
                 else:
-                    raise self._unreadable(f"row update of {row_uuid}", change)
+                    raise self._unreadable(f"row update of {row_uuid!r:.60}", change)
             self._maps[table] = maps
 
     def _map(self, cells: object, column: str, old: dict[str, int], diff: bool = False) -> dict[str, int]:
