@@ -8,8 +8,9 @@ collector's health and keeps every other collector's samples.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ovstop.errors import SourceOff
@@ -61,6 +62,18 @@ class Tables:
     rows: dict[str, Sequence[Mapping[str, Any]]] = field(default_factory=dict)
     warnings: dict[str, str] = field(default_factory=dict)
     """Source -> why its samples this round are incomplete (shown as degraded, samples kept)."""
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Parts:
+    """A collector's samples in lists that change apart (say, interfaces' identities and their traffic): the
+    sampler takes each list as a batch of its own, so one that is the very list of last round's same part
+    is skipped whole, by the sampler and the store, while another changed. Iterates as all the samples."""
+
+    lists: tuple[list[Sample], ...]
+
+    def __iter__(self) -> Iterator[Sample]:
+        return chain.from_iterable(self.lists)
 
 
 class Unavailable:

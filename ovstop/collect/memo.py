@@ -115,8 +115,12 @@ class Memo(Generic[P]):
     def put(self, key: Hashable, part: P) -> None:
         self._parts[key] = part
 
-    def close(self) -> None:
-        """Lay this round's parts out as its samples and rows, in the order they were put."""
+    def close(self, samples: bool = True) -> list[P]:
+        """Lay this round's parts out as its rows and (unless a collector lays them out its own way) its
+        samples, in the order they were put; return the parts in that order."""
         self._last = {}
-        self.samples = [s for part in self._parts.values() for s in part.samples]
-        self.rows = [part.row for part in self._parts.values()]
+        parts = list(self._parts.values())
+        if samples:
+            self.samples = [s for part in parts for s in part.samples]
+        self.rows = [part.row for part in parts]
+        return parts

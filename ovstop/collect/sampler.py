@@ -15,13 +15,13 @@ import platform
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ovstop import __version__
 from ovstop import health as checks
-from ovstop.collect.base import TREE_ORDER, Collector, Sources, Tables
+from ovstop.collect.base import TREE_ORDER, Collector, Parts, Sources, Tables
 from ovstop.collect.demand import EVERYTHING, Demand
 from ovstop.collect.process import read_stat
 from ovstop.errors import ParseError, SourceError, SourceOff, describe
@@ -109,7 +109,7 @@ class Sampler:
         self.listeners: list[Callable[[Snapshot], None]] = []
         self._demands: dict[str, tuple[Demand, float | None]] = {}
         self._health: dict[str, SourceHealth] = {}
-        self._outputs: dict[str, _Output] = {}
+        self._outputs: dict[tuple[str, int], _Output] = {}
         """Last round's list from each collector that returns one, and the batch made of it."""
         self.calls: Counter[str] = Counter()
         """Rounds in which each collector ran (its cost is paid only when someone needs it)."""
@@ -170,27 +170,16 @@ class Sampler:
         owner: dict[str, str] = {}  # metric name -> the collector that produced it first this round
         demand = self.demand
         ran = [c for c in self.collectors if demand.wants(c.name)]
-        outputs: dict[str, _Output] = {}
+        outputs: dict[tuple[str, int], _Output] = {}
         for collector in ran:
             if collector.source in failures:
                 continue
             name = collector.name
             self.calls[name] += 1
-            batch: list[Sample] = []
-            batches.append((collector.source, batch))
             try:
                 got = collector.collect(self.sources, tables)
-                last = self._outputs.get(name)
-                if last is not None and got is last.got and all(owner.setdefault(n, name) == name for n in last.names):
-                    # The collector saw no change: the same batch, which the store skips as a whole.
-                    batches[-1] = (collector.source, last.batch)
-                    outputs[name] = last
-                    continue
-                for sample in got:
-                    if owner.setdefault(sample.spec.name, name) == name:
-                        batch.append(sample)
-                if type(got) is list and len(batch) == len(got):  # kept whole: can be the same next round
-                    outputs[name] = _Output(got, batch, frozenset(s.spec.name for s in batch))
+                for index, part in enumerate(got.lists if type(got) is Parts else (got,)):
+                    self._take(part, (name, index), collector.source, owner, batches, outputs)
             except SourceOff as exc:
                 off[collector.source] = str(exc)
             except SourceError as exc:
@@ -241,6 +230,32 @@ class Sampler:
         return self.store.update(
             batches, now, wall, health, tables.rows, self._meta(), collect_seconds=elapsed, derive=checks.derive
         )
+
+    def _take(
+        self,
+        got: Iterable[Sample],
+        key: tuple[str, int],
+        source: str,
+        owner: dict[str, str],
+        batches: list[tuple[str, list[Sample]]],
+        outputs: dict[tuple[str, int], _Output],
+    ) -> None:
+        """Add one part of what a collector returned to the round's batches (each metric name kept for the
+        collector that produced it first); the very list of last round's same part gives last round's batch."""
+        name = key[0]
+        last = self._outputs.get(key)
+        if last is not None and got is last.got and all(owner.setdefault(n, name) == name for n in last.names):
+            # The part saw no change: the same batch, which the store skips as a whole.
+            batches.append((source, last.batch))
+            outputs[key] = last
+            return
+        batch: list[Sample] = []
+        batches.append((source, batch))
+        for sample in got:
+            if owner.setdefault(sample.spec.name, name) == name:
+                batch.append(sample)
+        if type(got) is list and len(batch) == len(got):  # kept whole: can be the same next round
+            outputs[key] = _Output(got, batch, frozenset(s.spec.name for s in batch))
 
     def _meta(self) -> dict[str, Any]:
         unixctl = self.sources.unixctl
