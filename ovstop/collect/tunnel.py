@@ -78,6 +78,7 @@ class TunnelCollector:
         self.specs = (*self.traffic.values(), self.up, self.flaps)
 
         self._memo: Memo[Part] = Memo()  # by interface uuid
+        self._tunnels: tuple[list[Attachment], list[Attachment]] | None = None  # (the join, its tunnels)
 
     def make(
         self, att: Attachment, stats: Counters, chassis: str, made_of: tuple[Any, ...], known: Part | None
@@ -129,9 +130,9 @@ class TunnelCollector:
         statistics = interface_statistics(sources)
         memo = self._memo
         if memo.renew(joined, statistics, equal=(dict(chassis_by_ip),)):  # a copy: compared with the next round's
-            for att in joined:
-                if not att.is_tunnel:
-                    continue
+            if self._tunnels is None or self._tunnels[0] is not joined:  # once per join
+                self._tunnels = (joined, [att for att in joined if att.is_tunnel])
+            for att in self._tunnels[1]:
                 key = att.interface["_uuid"]
                 stats = statistics.get(key, NO_COUNTERS)
                 chassis = chassis_by_ip.get((att.interface.get("options") or {}).get("remote_ip", ""), "")
