@@ -116,6 +116,7 @@ def check_page(snapshot: Snapshot) -> None:
 # -- unixctl and OVSDB replies ---------------------------------------------------------------------------------
 @QUICK
 @given(script=replies())
+@example(script=[("error", "0\n0")])  # an error text of two lines (found by hypothesis)
 def test_unixctl_garbage_marks_the_source_not_the_round(
     tmp_path_factory: pytest.TempPathFactory, script: list[Any]
 ) -> None:

@@ -166,7 +166,7 @@ class Sampler:
             try:
                 self.sources.ovsdb.refresh()
             except SourceError as exc:
-                failures["ovsdb"] = str(exc)
+                failures["ovsdb"] = describe(exc)
         owner: dict[str, str] = {}  # metric name -> the collector that produced it first this round
         demand = self.demand
         ran = [c for c in self.collectors if demand.wants(c.name)]
@@ -180,13 +180,14 @@ class Sampler:
                 got = collector.collect(self.sources, tables)
                 for index, part in enumerate(got.lists if type(got) is Parts else (got,)):
                     self._take(part, (name, index), collector.source, owner, batches, outputs)
+            # A reason is one line whatever a source answered (an error text may run over several).
             except SourceOff as exc:
-                off[collector.source] = str(exc)
+                off[collector.source] = describe(exc)
             except SourceError as exc:
-                failures[collector.source] = str(exc)
+                failures[collector.source] = describe(exc)
             except ParseError as exc:
                 self._parse_errors[name] += 1
-                degraded.setdefault(collector.source, str(exc))
+                degraded.setdefault(collector.source, describe(exc))
             except Exception as exc:  # a collector bug must not lose the other collectors' data
                 log.exception("collector %s failed", name)
                 self._parse_errors[name] += 1
