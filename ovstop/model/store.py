@@ -105,6 +105,18 @@ class _Continued(History):
         yield from repeat(self._point, self._count)
 
 
+_set_buf, _set_start, _set_end = (History.__dict__[name].__set__ for name in ("_buf", "_start", "_end"))
+
+
+def _view(buf: array[float], start: int, end: int) -> History:
+    """``History(buf, start, end)`` without the call of its ``__init__``: one per changed series per round."""
+    view = object.__new__(History)
+    _set_buf(view, buf)
+    _set_start(view, start)
+    _set_end(view, end)
+    return view
+
+
 class _Buffer:
     """The append side of :class:`History` for one series.
 
@@ -125,9 +137,10 @@ class _Buffer:
     def append(self, value: float, still: float | None = None, rounds: int = 0) -> History:
         """Add ``rounds`` copies of ``still`` (the rounds a series stayed unchanged, when it gained points
         then), then ``value``, and return the new view."""
+        buf = self.buf
         if still is not None and rounds > 0:
-            self.buf.extend(repeat(still, min(rounds, self.limit)))
-        self.buf.append(value)
+            buf.extend(repeat(still, rounds if rounds < self.limit else self.limit))
+        buf.append(value)
         return self._settled()
 
     def extend(self, value: float, count: int) -> None:
@@ -138,13 +151,17 @@ class _Buffer:
     def _settled(self) -> History:
         """The new view after values were added: at most ``limit`` of them, and the buffer cut once the values
         dropped from the front reach the limit."""
-        buf = self.buf
-        self.start = max(self.start, len(buf) - self.limit)
-        if self.start >= self.limit:
-            buf = self.buf = buf[self.start :]
-            self.start = 0
-        self.view = History(buf, self.start, len(buf))
-        return self.view
+        buf, limit = self.buf, self.limit
+        end = len(buf)
+        start = end - limit
+        if start < self.start:
+            start = self.start
+        if start >= limit:
+            buf = self.buf = buf[start:]
+            start, end = 0, end - start
+        self.start = start
+        view = self.view = _view(buf, start, end)
+        return view
 
 
 @dataclass(frozen=True, slots=True)
