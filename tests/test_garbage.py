@@ -17,6 +17,7 @@ import json
 import os
 import signal
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -284,6 +285,30 @@ def test_counter_monitor_garbage_is_a_source_error(tmp_path_factory: pytest.Temp
                 monitor.wait(poller)
                 poller.timer_wait(10)
                 poller.block()
+        finally:
+            monitor.close()
+
+
+def test_a_refused_counter_monitor_is_said_again_each_round(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A server that answers the monitor request with an error: every later round says why, in one line, until
+    a new connection asks again (not a monitor that quietly never becomes ready)."""
+    with peer(tmp_path_factory.getbasetemp(), [("error", "unknown method\nmonitor_cond")]) as path:
+        monitor = CounterMonitor(f"unix:{path}", "Open_vSwitch", {"Interface": "statistics"})
+        try:
+            reasons = []
+            deadline = time.monotonic() + 10
+            while len(reasons) < 3:
+                assert time.monotonic() < deadline, f"the monitor said why only {len(reasons)} times"
+                try:
+                    monitor.run()
+                except SourceError as exc:
+                    reasons.append(str(exc))
+                poller = ovs.poller.Poller()
+                monitor.wait(poller)
+                poller.timer_wait(10)
+                poller.block()
+            assert not monitor.ready
+            assert len(set(reasons)) == 1 and one_line(reasons[0]) and "refused" in reasons[0], reasons
         finally:
             monitor.close()
 

@@ -47,6 +47,7 @@ class CounterMonitor:
         self._maps: dict[str, dict[str, dict[str, int]]] = {}
         self.ready = False
         """True once the server's reply to this connection's monitor request has been applied."""
+        self._refused: str | None = None  # why the server refused this connection's monitor request
 
     def counters(self, table: str) -> Mapping[str, Counters]:
         """Row uuid -> its map in ``table`` (rows whose map is empty may be absent)."""
@@ -64,7 +65,10 @@ class CounterMonitor:
         if session.get_seqno() != self._seqno:  # a new connection since the last call
             self._seqno = session.get_seqno()
             self.ready = False
+            self._refused = None
             self._request()
+        if self._refused is not None:  # said again each round until a new connection asks again
+            raise SourceError(self._refused)
         if type(session.rpc) is ovs.jsonrpc.Connection and (adopted := jsonrpc.Connection.adopt(session.rpc)):
             session.rpc = adopted  # decoded by the C decoder (see ovstop.sources.jsonrpc)
         for _ in range(_MESSAGES_PER_RUN):
@@ -95,7 +99,8 @@ class CounterMonitor:
         if msg.type in (ovs.jsonrpc.Message.T_REPLY, ovs.jsonrpc.Message.T_ERROR) and msg.id == self._request_id:
             self._request_id = None
             if msg.type == ovs.jsonrpc.Message.T_ERROR:
-                raise SourceError(f"OVSDB at {self.remote} refused to monitor counters: {str(msg.error)!r:.200}")
+                self._refused = f"OVSDB at {self.remote} refused to monitor counters: {str(msg.error)!r:.200}"
+                raise SourceError(self._refused)
             self._maps = {}
             self._apply(msg.result)
             self.ready = True
