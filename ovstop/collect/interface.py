@@ -180,18 +180,26 @@ class InterfaceCollector:
             labelled = self.labels(att, known.labelled if known is not None else None)
             settled, base = self._settled(att, labelled, known)
         ident = labelled[2]
-        previous = {s.spec.name: s for s in known.traffic} if known is not None else {}
+        # Last round's traffic samples are in the order of the keys too: walked beside them, not looked up.
+        before = iter(known.traffic if known is not None else ())
+        old = next(before, None)
         traffic = []
         for key, spec in self._traffic_items:
+            if old is not None and old.spec is spec:
+                previous, old = old, next(before, None)
+            else:
+                previous = None
             number = stats.get(key)
             if number is None:
                 continue
             value = float(number)
-            old = previous.get(spec.name)
-            if old is None or old.value != value or old.labels != ident:
-                old = Sample(spec, ident, value)
-            traffic.append(old)
-        row = {**base, **{k: stats[k] for k in _ROW_TRAFFIC if k in stats}}
+            if previous is None or previous.value != value or previous.labels != ident:
+                previous = Sample(spec, ident, value)
+            traffic.append(previous)
+        row = dict(base)
+        for key in _ROW_TRAFFIC:
+            if (number := stats.get(key)) is not None:
+                row[key] = number
         return _Made((att, stats), (*traffic, *settled), row, labelled, tuple(traffic), settled, base)
 
     def _settled(
