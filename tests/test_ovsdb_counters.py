@@ -9,8 +9,6 @@ here is bounded, and the monitor's update and the ``ovs-vsctl`` read race, so ag
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import time
 from collections.abc import Iterator, Mapping
@@ -18,6 +16,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from test_hung_switch import stopped, vswitchd_pid
 from test_ovsdb_replica import vsctl_rows
 
 from ovstop.errors import SourceError
@@ -75,6 +74,17 @@ def receive(sw: SandboxSwitch, port: str, name: str, n: int, timeout: float = 20
         time.sleep(0.2)
 
 
+def seen(sw: SandboxSwitch, db: OvsdbSource, row: str, rx: int) -> tuple[Mapping[str, Any], dict[str, Any]]:
+    """Waits until the monitor agrees with ovs-vsctl and shows at least ``rx`` received packets on ``row``:
+    (the monitor's mapping, ovs-vsctl's rows), as :func:`agreed`."""
+    deadline = time.monotonic() + 20
+    while True:
+        got, rows = agreed(sw, db)
+        if got.get(row, {}).get("rx_packets", 0) >= rx:
+            return got, rows
+        assert time.monotonic() < deadline, f"the monitor never saw {rx} packets received on {row}"
+
+
 @contextmanager
 def opened(sw: SandboxSwitch) -> Iterator[OvsdbSource]:
     db = OvsdbSource(sw.db_remote)
@@ -93,13 +103,7 @@ def test_counters_follow_ovs_vsctl_through_updates(fresh_sandbox: SandboxSwitch)
         before, rows = agreed(sw, db)
         p3 = uuid_of(rows, "p3")
         rx_before = rows[p3]["statistics"].get("rx_packets", 0)
-        rx = receive(sw, "p3", "p3", 5)
-        deadline = time.monotonic() + 20
-        while True:
-            after, rows = agreed(sw, db)
-            if after.get(p3, {}).get("rx_packets", 0) >= rx:
-                break
-            assert time.monotonic() < deadline, "the monitor never saw p3's new rx_packets"
+        after, rows = seen(sw, db, p3, receive(sw, "p3", "p3", 5))
         assert after[p3]["rx_packets"] == rows[p3]["statistics"]["rx_packets"] >= rx_before + 5
         assert before.get(p3, {}).get("rx_packets", 0) == rx_before
 
@@ -113,13 +117,7 @@ def test_unchanged_maps_and_mappings_are_the_same_objects(fresh_sandbox: Sandbox
         before, rows_before = agreed(sw, db)
         before_maps = dict(before)
         p3 = uuid_of(rows_before, "p3")
-        rx = receive(sw, "p3", "p3", 3)
-        deadline = time.monotonic() + 20
-        while True:
-            after, rows_after = agreed(sw, db)
-            if after.get(p3, {}).get("rx_packets", 0) >= rx:
-                break
-            assert time.monotonic() < deadline, "the monitor never saw p3's new rx_packets"
+        after, rows_after = seen(sw, db, p3, receive(sw, "p3", "p3", 3))
         assert after is not before and after[p3] is not before_maps.get(p3)
         unchanged = [
             u for u in rows_after if u in rows_before and rows_after[u]["statistics"] == rows_before[u]["statistics"]
@@ -159,24 +157,13 @@ def test_a_deleted_interface_vanishes_and_an_added_one_appears(fresh_sandbox: Sa
         assert got[added] == rows[added]["statistics"]
 
 
-@contextmanager
-def vswitchd_stopped(sw: SandboxSwitch) -> Iterator[None]:
-    """ovs-vswitchd SIGSTOPped: statistics written into OVSDB meanwhile are not overwritten by its own."""
-    pid = int((sw.dir / "ovs-vswitchd.pid").read_text())
-    os.kill(pid, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        os.kill(pid, signal.SIGCONT)
-
-
 def test_keys_written_and_removed_in_the_database(fresh_sandbox: SandboxSwitch) -> None:
     """Statistics written with ovs-vsctl (a key changed, a key added), one key removed, then the whole map
     cleared: after each, the monitor's maps equal what ovs-vsctl reads back."""
     sw = fresh_sandbox
     with opened(sw) as db:
         agreed(sw, db)
-        with vswitchd_stopped(sw):
+        with stopped(vswitchd_pid(sw)):  # ovs-vswitchd would overwrite what is written
             sw.vsctl("--no-wait", "set", "Interface", "p2", "statistics:rx_dropped=7", "statistics:rx_packets=12345")
             got, rows = agreed(sw, db)
             p2 = uuid_of(rows, "p2")
