@@ -313,6 +313,35 @@ def test_a_refused_counter_monitor_is_said_again_each_round(tmp_path_factory: py
             monitor.close()
 
 
+def test_a_counter_update_read_in_part_starts_the_monitor_over(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """An update that cannot be read after a good initial reply: the error is one line, and the monitor does
+    not go on from maps it applied in part; it connects again and serves the new connection's contents."""
+    first = {"Interface": {"a": {"initial": {"statistics": ["map", [["rx_packets", 1]]]}}}}
+    unreadable = {"id": None, "method": "update2", "params": [MONITOR_ID, {"Interface": {"a": {"modify": 7}}}]}
+    second = {"Interface": {"b": {"initial": {"statistics": ["map", [["tx_packets", 2]]]}}}}
+    with peer(tmp_path_factory.getbasetemp(), [("then", (first, [unreadable])), ("result", second)]) as path:
+        monitor = CounterMonitor(f"unix:{path}", "Open_vSwitch", {"Interface": "statistics"})
+        monitor._monitor_id = MONITOR_ID  # so that the scripted notification is for this monitor
+        try:
+            errors = []
+            deadline = time.monotonic() + 10
+            while not (errors and monitor.ready):
+                assert time.monotonic() < deadline, f"errors {errors}, ready {monitor.ready}"
+                try:
+                    monitor.run()
+                except SourceError as exc:
+                    errors.append(str(exc))
+                    assert not monitor.ready and not monitor.counters("Interface")
+                poller = ovs.poller.Poller()
+                monitor.wait(poller)
+                poller.timer_wait(10)
+                poller.block()
+            assert len(errors) == 1 and one_line(errors[0]), errors
+            assert monitor.counters("Interface") == {"b": {"tx_packets": 2}}
+        finally:
+            monitor.close()
+
+
 # -- label files ----------------------------------------------------------------------------------------------
 toml_scalars = (
     st.integers(-(2**63), 2**63 - 1).map(str)

@@ -75,14 +75,17 @@ class CounterMonitor:
             msg = session.recv()
             if msg is None:
                 break
-            self._receive(msg)
+            try:
+                self._receive(msg)
+            except SourceError:
+                if self._refused is None:  # an update read in part: start over with a new connection's contents
+                    self._maps, self.ready = {}, False
+                    session.force_reconnect()
+                raise
 
     def wait(self, poller: ovs.poller.Poller) -> None:
         self._session.wait(poller)
         self._session.recv_wait(poller)
-
-    def is_connected(self) -> bool:
-        return bool(self._session.is_connected())
 
     def close(self) -> None:
         self._session.close()
