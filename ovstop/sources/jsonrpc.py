@@ -59,6 +59,13 @@ class Connection(ovs.jsonrpc.Connection):
         adopted._decoder = json.JSONDecoder()
         return adopted
 
+    @classmethod
+    def adopt_session(cls, session: ovs.jsonrpc.Session) -> None:
+        """Have ``session`` receive through one of these from now on: it makes a library connection on each
+        (re)connection, adopted here once it is between two messages (call this after each of its runs)."""
+        if type(session.rpc) is ovs.jsonrpc.Connection and (adopted := cls.adopt(session.rpc)):
+            session.rpc = adopted
+
     def _take(self) -> ovs.jsonrpc.Message | None:
         """The first whole message in ``_pending`` (removed from it), or None while it is incomplete."""
         if not self._pending.rstrip().endswith(b"}"):

@@ -14,7 +14,6 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import ovs.db.idl
-import ovs.jsonrpc
 import ovs.poller
 
 from ovstop.errors import SourceError
@@ -107,11 +106,9 @@ class _ChangeTrackingIdl(ovs.db.idl.Idl):
 
     def run(self) -> Any:
         changed = super().run()
-        # The session makes a library connection on each (re)connection; from the next message on it is
-        # received through ovstop's, which decodes with the standard library's C decoder (ovstop.sources.jsonrpc).
-        session = self._session
-        if type(session.rpc) is ovs.jsonrpc.Connection and (adopted := jsonrpc.Connection.adopt(session.rpc)):
-            session.rpc = adopted
+        # Received from the next message on through ovstop's connection, which decodes with the standard
+        # library's C decoder (ovstop.sources.jsonrpc).
+        jsonrpc.Connection.adopt_session(self._session)
         return changed
 
     def notify(self, event: str, row: ovs.db.idl.Row, updates: ovs.db.idl.Row | None = None) -> None:

@@ -69,8 +69,7 @@ class CounterMonitor:
             self._request()
         if self._refused is not None:  # said again each round until a new connection asks again
             raise SourceError(self._refused)
-        if type(session.rpc) is ovs.jsonrpc.Connection and (adopted := jsonrpc.Connection.adopt(session.rpc)):
-            session.rpc = adopted  # decoded by the C decoder (see ovstop.sources.jsonrpc)
+        jsonrpc.Connection.adopt_session(session)  # decoded by the C decoder (see ovstop.sources.jsonrpc)
         for _ in range(_MESSAGES_PER_RUN):
             msg = session.recv()
             if msg is None:
