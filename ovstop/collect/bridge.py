@@ -12,7 +12,7 @@ from typing import Any
 from ovstop.collect.base import Sources, Tables
 from ovstop.collect.interface import traffic_specs
 from ovstop.collect.memo import Memo, Part, renewed
-from ovstop.collect.topology import NO_COUNTERS, Attachment, attachments, interface_statistics
+from ovstop.collect.topology import NO_COUNTERS, attachments, interface_statistics
 from ovstop.model.labels import LabelMap
 from ovstop.model.metric import Kind, MetricSpec, Sample, labels_of
 from ovstop.sources.ovsdb_counters import Counters
@@ -50,7 +50,6 @@ class BridgeCollector:
 
         self._memo: Memo[Part] = Memo()  # by bridge name
         self._samples: list[Sample] = []  # the number of bridges, then the memo's
-        self._grouped: tuple[list[Attachment], dict[str, tuple[Row, list[str]]]] | None = None
 
     def make(self, name: str, bridge: Row, statistics: list[Counters], known: Part | None) -> Part:
         """The bridge's samples and table row, keeping of ``known`` (last round's) every sample that is unchanged."""
@@ -87,18 +86,6 @@ class BridgeCollector:
         }
         return Part((bridge, statistics), tuple(samples), row)
 
-    def _members(self, joined: list[Attachment]) -> dict[str, tuple[Row, list[str]]]:
-        """Bridge name -> (its row, its interfaces' uuids), in name order: made once per join."""
-        if self._grouped is not None and self._grouped[0] is joined:
-            return self._grouped[1]
-        members: dict[str, tuple[Row, list[str]]] = {}
-        for att in joined:
-            if name := att.bridge_name:
-                members.setdefault(name, (att.bridge, []))[1].append(att.interface["_uuid"])
-        grouped = dict(sorted(members.items()))
-        self._grouped = (joined, grouped)
-        return grouped
-
     def collect(self, sources: Sources, tables: Tables) -> list[Sample]:
         """Last round's very list while the replica is unchanged; else a bridge whose row and interfaces are
         unchanged gives last round's samples, and a changed one its unchanged samples (see :func:`renewed`)."""
@@ -106,7 +93,7 @@ class BridgeCollector:
         statistics = interface_statistics(sources)
         memo = self._memo
         if memo.renew(joined, statistics):
-            members = self._members(joined)
+            members = joined.bridges
             for name, (bridge, uuids) in members.items():
                 every = [statistics.get(u, NO_COUNTERS) for u in uuids]
                 known = memo.known(name)

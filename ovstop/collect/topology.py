@@ -6,6 +6,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -46,22 +47,44 @@ class Attachment:
         return tuple(x.get("external_ids") or {} for x in (self.interface, self.port, self.bridge))
 
 
+class Join(list[Attachment]):
+    """Every interface with its port and bridge, and what collectors derive from the join alone, made once
+    per join (that is, once per change of the replica), not once per collector and statistics update."""
+
+    @cached_property
+    def tunnels(self) -> list[Attachment]:
+        return [att for att in self if att.is_tunnel]
+
+    @cached_property
+    def bridges(self) -> dict[str, tuple[dict[str, Any], list[str]]]:
+        """Bridge name -> (its row, its interfaces' uuids), in name order."""
+        members: dict[str, tuple[dict[str, Any], list[str]]] = {}
+        for att in self:
+            if name := att.bridge_name:
+                members.setdefault(name, (att.bridge, []))[1].append(att.interface["_uuid"])
+        return dict(sorted(members.items()))
+
+
 _NONE: dict[str, Any] = {}
 """The bridge and port of an orphaned interface: the same (empty) dict every join, as an unchanged row is."""
 
-_joins: weakref.WeakKeyDictionary[OvsdbSource, tuple[tuple[int, int], list[Attachment]]] = weakref.WeakKeyDictionary()
+_joins: weakref.WeakKeyDictionary[OvsdbSource, tuple[tuple[int, int], Join]] = weakref.WeakKeyDictionary()
 """Replica -> (its generation, its join): the last join of each replica, gone with the replica."""
 
 
-def attachments(sources: Sources) -> list[Attachment]:
+def _replica(sources: Sources) -> OvsdbSource:
+    if sources.ovsdb is None:
+        raise SourceError("no OVSDB connection configured")
+    return sources.ovsdb
+
+
+def attachments(sources: Sources) -> Join:
     """Every interface of the switch, joined to its port and bridge; read it, do not modify it.
 
     The very same list while the replica is unchanged (see ``OvsdbSource.generation``): a collector whose
     only input it is may then return its last round's samples as they are.
     """
-    db = sources.ovsdb
-    if db is None:
-        raise SourceError("no OVSDB connection configured")
+    db = _replica(sources)
     generation = db.generation
     known = _joins.get(db)
     if known is None or known[0] != generation:
@@ -77,16 +100,13 @@ def interface_statistics(sources: Sources) -> Mapping[str, Counters]:
     """Interface uuid -> its ``statistics`` map: a new mapping (and a new map for each interface whose
     statistics moved) after an update, else the same objects. Not part of the join, which they would
     otherwise make anew every few seconds on a busy switch."""
-    db = sources.ovsdb
-    if db is None:
-        raise SourceError("no OVSDB connection configured")
-    return db.counters("Interface")
+    return _replica(sources).counters("Interface")
 
 
-def _join(db: OvsdbSource) -> list[Attachment]:
+def _join(db: OvsdbSource) -> Join:
     interfaces = {r["_uuid"]: r for r in db.rows("Interface")}
     ports = {r["_uuid"]: r for r in db.rows("Port")}
-    out: list[Attachment] = []
+    out = Join()
     placed: set[str] = set()
     for bridge in sorted(db.rows("Bridge"), key=lambda b: b.get("name", "")):
         for port_uuid in bridge.get("ports") or ():

@@ -78,7 +78,6 @@ class TunnelCollector:
         self.specs = (*self.traffic.values(), self.up, self.flaps)
 
         self._memo: Memo[Part] = Memo()  # by interface uuid
-        self._tunnels: tuple[list[Attachment], list[Attachment]] | None = None  # (the join, its tunnels)
 
     def make(
         self, att: Attachment, stats: Counters, chassis: str, made_of: tuple[Any, ...], known: Part | None
@@ -130,9 +129,7 @@ class TunnelCollector:
         statistics = interface_statistics(sources)
         memo = self._memo
         if memo.renew(joined, statistics, equal=(dict(chassis_by_ip),)):  # a copy: compared with the next round's
-            if self._tunnels is None or self._tunnels[0] is not joined:  # once per join
-                self._tunnels = (joined, [att for att in joined if att.is_tunnel])
-            for att in self._tunnels[1]:
+            for att in joined.tunnels:
                 key = att.interface["_uuid"]
                 stats = statistics.get(key, NO_COUNTERS)
                 chassis = chassis_by_ip.get((att.interface.get("options") or {}).get("remote_ip", ""), "")
