@@ -672,10 +672,7 @@ class MetricStore:
         kind = spec.kind
         if kind is _COUNTER:
             if isinstance(value, _NUMBER):
-                # counter_rate, inline: this is the hot path of a statistics update (thousands a round)
-                seconds = seen if seen is not None else now - state.at
-                if isinstance(old, _NUMBER) and seconds > 0 and value >= old:
-                    rate = point = (value - old) / seconds
+                rate = point = counter_rate(old, value, seen if seen is not None else now - state.at)
         elif kind is _GAUGE:
             if isinstance(value, _NUMBER) and math.isfinite(value):
                 point = float(value)
@@ -689,11 +686,7 @@ class MetricStore:
         still: float | None = None  # what the history gained in each of the rounds the series stayed unchanged
         rounds = 0
         if version is not None and version.made_in < seq - 1:  # unchanged for a while (checked here: hot path)
-            rounds = seq - 1 - version.made_in
-            # _still_point, inline for a counter that had a number (the hot path)
-            still = (
-                0.0 if version.spec.kind is _COUNTER and isinstance(version.value, _NUMBER) else _still_point(version)
-            )
+            rounds, still = seq - 1 - version.made_in, _still_point(version)
         if point is not None:
             history = state.history.append(point, still, rounds)
             series = _series(spec, state.labels, value, rate, gained, history, seq)
