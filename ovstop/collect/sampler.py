@@ -72,7 +72,8 @@ SELF_SPECS = (SOURCE_UP, PARSE_ERRORS, COLLECT_SECONDS, checks.HEALTH, SELF_CPU,
 
 @dataclass(frozen=True)
 class _Output:
-    """What a collector returned (a list), the batch of it handed to the store, and the metric names in it.
+    """A list a collector returned (the whole of it, or one of its :class:`Parts`), the batch of it handed to
+    the store, and the metric names in it.
 
     A collector that saw no change since the last round may return the very same list (see
     :mod:`ovstop.collect.base`); the sampler then hands the store the same batch, which it skips whole.
