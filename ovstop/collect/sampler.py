@@ -11,6 +11,7 @@ rest of the round goes on.
 from __future__ import annotations
 
 import logging
+import operator
 import platform
 import threading
 import time
@@ -30,6 +31,7 @@ from ovstop.model.store import MetricStore, Snapshot, SourceHealth
 from ovstop.sources.deadline import round_deadline
 
 SELF = "ovstop"
+_spec_name = operator.attrgetter("spec.name")
 log = logging.getLogger(__name__)
 
 SOURCE_UP = MetricSpec(
@@ -72,15 +74,14 @@ SELF_SPECS = (SOURCE_UP, PARSE_ERRORS, COLLECT_SECONDS, checks.HEALTH, SELF_CPU,
 
 @dataclass(frozen=True)
 class _Output:
-    """A list a collector returned (the whole of it, or one of its :class:`Parts`), the batch of it handed to
-    the store, and the metric names in it.
+    """A list a collector returned (the whole of it, or one of its :class:`Parts`), handed to the store as
+    it is (the collector no longer changes it), and the metric names in it.
 
     A collector that saw no change since the last round may return the very same list (see
     :mod:`ovstop.collect.base`); the sampler then hands the store the same batch, which it skips whole.
     """
 
     got: list[Sample]
-    batch: list[Sample]
     names: frozenset[str]
 
 
@@ -248,16 +249,17 @@ class Sampler:
         last = self._outputs.get(key)
         if last is not None and got is last.got and all(owner.setdefault(n, name) == name for n in last.names):
             # The part saw no change: the same batch, which the store skips as a whole.
-            batches.append((source, last.batch))
+            batches.append((source, last.got))
             outputs[key] = last
             return
-        batch: list[Sample] = []
-        batches.append((source, batch))
-        for sample in got:
-            if owner.setdefault(sample.spec.name, name) == name:
-                batch.append(sample)
-        if type(got) is list and len(batch) == len(got):  # kept whole: can be the same next round
-            outputs[key] = _Output(got, batch, frozenset(s.spec.name for s in batch))
+        samples = got if type(got) is list else list(got)
+        names = frozenset(map(_spec_name, samples))  # a few names for thousands of samples, read at C speed
+        mine = {n for n in names if owner.setdefault(n, name) == name}
+        if len(mine) == len(names) and samples is got:  # kept whole: can be the same next round
+            batches.append((source, samples))
+            outputs[key] = _Output(samples, names)
+        else:
+            batches.append((source, [sample for sample in samples if sample.spec.name in mine]))
 
     def _meta(self) -> dict[str, Any]:
         unixctl = self.sources.unixctl
