@@ -3,6 +3,7 @@ histograms (31 bounded bins plus a ``>`` overflow bin each), which become :class
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 
@@ -62,30 +63,45 @@ def _column_names(line: str) -> list[str]:
     return [HISTOGRAMS.get(t, re.sub(r"\W+", "_", t).strip("_")) for t in titles]
 
 
+@functools.lru_cache(maxsize=64)
+def _bounds(walls: tuple[str, ...], name: str) -> tuple[float, ...]:
+    """A histogram's upper bounds from its printed walls (``>`` for the overflow bin). OVS prints the same
+    walls every time: the same tuple is given back, read once."""
+    bounds = tuple(math.inf if wall == ">" else float(to_int(COMMAND, "histogram bound", wall)) for wall in walls)
+    for wall, low, high in zip(walls[1:], bounds, bounds[1:], strict=False):
+        if high < low:
+            raise ParseError(f"{COMMAND}: histogram {name} bounds go down at {wall}")
+    if not bounds or bounds[-1] != math.inf:
+        raise ParseError(f"{COMMAND}: histogram {name} has no overflow bin")
+    return bounds
+
+
+def _counts(texts: tuple[str, ...]) -> tuple[int, ...]:
+    """A histogram's counts; a ParseError names the first that is not an integer."""
+    try:
+        return tuple(map(int, texts))
+    except ValueError:
+        return tuple(to_int(COMMAND, "histogram count", text) for text in texts)
+
+
 def _histograms(lines: list[str], start: int, thread: PmdThread) -> int:
     """Parse the block after a ``Histograms`` line into ``thread``; returns the index after it."""
     if start >= len(lines):
         raise ParseError(f"{COMMAND}: histogram block without a header")
     names = _column_names(lines[start])
-    bounds: list[list[float]] = [[] for _ in names]
-    counts: list[list[int]] = [[] for _ in names]
+    width = 2 * len(names)
+    rows: list[list[str]] = []
     i = start + 1
     while i < len(lines) and not lines[i].startswith("---"):
         tokens = lines[i].split()
-        if len(tokens) != 2 * len(names):
-            raise ParseError(f"{COMMAND}: histogram row has {len(tokens)} fields, expected {2 * len(names)}")
-        for col in range(len(names)):
-            wall, count = tokens[2 * col], tokens[2 * col + 1]
-            bound = math.inf if wall == ">" else float(to_int(COMMAND, "histogram bound", wall))
-            if bounds[col] and bound < bounds[col][-1]:
-                raise ParseError(f"{COMMAND}: histogram {names[col]} bounds go down at {wall}")
-            bounds[col].append(bound)
-            counts[col].append(to_int(COMMAND, "histogram count", count))
+        if len(tokens) != width:
+            raise ParseError(f"{COMMAND}: histogram row has {len(tokens)} fields, expected {width}")
+        rows.append(tokens)
         i += 1
+    # Column by column: each histogram's walls, then its counts (a thousand numbers a round with two threads).
+    columns = list(zip(*rows, strict=True)) if rows else [()] * width
     for col, name in enumerate(names):
-        if not bounds[col] or bounds[col][-1] != math.inf:
-            raise ParseError(f"{COMMAND}: histogram {name} has no overflow bin")
-        thread.histograms[name] = Histogram(tuple(bounds[col]), tuple(counts[col]))
+        thread.histograms[name] = Histogram(_bounds(columns[2 * col], name), _counts(columns[2 * col + 1]))
     # Dashes, a title row and one row of averages (the averages of the whole run, not of the bins).
     if i + 2 < len(lines):
         avg_names = _column_names(lines[i + 1])
