@@ -19,6 +19,10 @@ import pytest
 from test_hung_switch import stopped, vswitchd_pid
 from test_ovsdb_replica import vsctl_rows
 
+from ovstop.collect.base import Sources, Tables
+from ovstop.collect.bridge import BRIDGE_TRAFFIC, BridgeCollector
+from ovstop.collect.interface import STATISTICS, InterfaceCollector, traffic_name
+from ovstop.collect.topology import attachments
 from ovstop.errors import SourceError
 from ovstop.sandbox.switch import SandboxSwitch
 from ovstop.sources.ovsdb import OvsdbSource
@@ -106,6 +110,40 @@ def test_counters_follow_ovs_vsctl_through_updates(fresh_sandbox: SandboxSwitch)
         after, rows = seen(sw, db, p3, receive(sw, "p3", "p3", 5))
         assert after[p3]["rx_packets"] == rows[p3]["statistics"]["rx_packets"] >= rx_before + 5
         assert before.get(p3, {}).get("rx_packets", 0) == rx_before
+
+
+def test_interface_and_bridge_samples_follow_an_update_of_statistics_alone(fresh_sandbox: SandboxSwitch) -> None:
+    """After an update in which only statistics moved (the join is the same object: the interface collector makes
+    again only the interfaces whose maps are new), every interface's traffic samples read as ovs-vsctl's
+    statistics, its identity and state samples are last round's very list, and each bridge's sums are the sums
+    of ovs-vsctl's statistics over the interfaces ``ovs-vsctl list-ifaces`` gives it."""
+    sw = fresh_sandbox
+    with opened(sw) as db:
+        sources = Sources(ovsdb=db)
+        interfaces, bridges = InterfaceCollector(), BridgeCollector()
+        _, rows = agreed(sw, db)
+        first = interfaces.collect(sources, Tables())
+        bridges.collect(sources, Tables())
+        join = attachments(sources)
+        p3 = uuid_of(rows, "p3")
+        _, rows = seen(sw, db, p3, receive(sw, "p3", "p3", 4))
+        assert attachments(sources) is join, "a row other than statistics changed: not an update of statistics alone"
+        after = interfaces.collect(sources, Tables())
+        assert after.lists[0] is first.lists[0]
+        got = {(dict(s.labels)["interface"], s.spec.name): s.value for s in after.lists[1]}
+        want = {
+            (r["name"], traffic_name("ovs_vswitchd_interface", key)): float(r["statistics"][key])
+            for r in rows.values()
+            for key, _, _ in STATISTICS
+            if key in r["statistics"]
+        }
+        assert got == want
+        assert got[("p3", "ovs_vswitchd_interface_rx_packets_total")] >= 4
+        members = set(sw.vsctl("list-ifaces", "br0").split())
+        sums = {s.spec.name: s.value for s in bridges.collect(sources, Tables()) if s.labels == (("bridge", "br0"),)}
+        for key in BRIDGE_TRAFFIC:
+            reported = [r["statistics"][key] for r in rows.values() if r["name"] in members and key in r["statistics"]]
+            assert sums.get(traffic_name("ovs_vswitchd_bridge", key)) == (float(sum(reported)) if reported else None)
 
 
 def test_unchanged_maps_and_mappings_are_the_same_objects(fresh_sandbox: SandboxSwitch) -> None:

@@ -60,9 +60,12 @@ def renewed(old: Sample | None, spec: MetricSpec, labels: Labels, value: Value |
     return Sample(spec, labels, value)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)
 class Part:
-    """One object's (an interface's, a bridge's …) part of a collector's round, kept for the next round."""
+    """One object's (an interface's, a bridge's …) part of a collector's round, kept for the next round.
+
+    Never changed once made, but not a frozen dataclass: a busy switch makes hundreds every few seconds, and
+    a frozen one's constructor costs five times as much (0.9 µs against 0.17 for an interface's)."""
 
     made_of: tuple[Any, ...]
     """What the part is made of, compared with ``==``: for the OVSDB replica's rows, which are the same dicts
@@ -115,9 +118,14 @@ class Memo(Generic[P]):
     def put(self, key: Hashable, part: P) -> None:
         self._parts[key] = part
 
-    def close(self, samples: bool = True) -> list[P]:
+    def close(self, samples: bool = True, changed: Mapping[Hashable, P] | None = None) -> list[P]:
         """Lay this round's parts out as its rows and (unless a collector lays them out its own way) its
-        samples, in the order they were put; return the parts in that order."""
+        samples, in the order they were put; return the parts in that order.
+
+        ``changed``: the round is over the same objects as the last, and only these parts are new (nothing was
+        put): last round's parts, these in their place."""
+        if changed is not None:
+            self._parts = self._last | changed
         self._last = {}
         parts = list(self._parts.values())
         if samples:

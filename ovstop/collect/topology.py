@@ -52,6 +52,11 @@ class Join(list[Attachment]):
     per join (that is, once per change of the replica), not once per collector and statistics update."""
 
     @cached_property
+    def interface_uuids(self) -> list[str]:
+        """Each attachment's interface uuid, in the join's order."""
+        return [att.interface["_uuid"] for att in self]
+
+    @cached_property
     def tunnels(self) -> list[Attachment]:
         return [att for att in self if att.is_tunnel]
 
