@@ -192,15 +192,16 @@ def test_lazy_store_reads_as_the_eager_one_round_by_round_and_later() -> None:
     values: dict[tuple, object] = {}
     eager, lazy = MetricStore(history=5), MetricStore(history=5, lazy=True)
     kept: list[tuple[object, object]] = []
-    batch: list[Sample] = []
+    halves = ((HITS, gauge), (HIST, info))  # two collectors' batches, each the very same list while unchanged
+    batch: dict[tuple[MetricSpec, ...], list[Sample]] = {half: [] for half in halves}
     for t in range(160):
-        changed = False
+        changed: set[MetricSpec] = set()
         for i in range(6):
             for spec in specs:
                 key = (spec, i)
                 if key in values and rng.random() > 0.15:
                     continue  # most series stay the same most rounds, some for longer than the history
-                changed = True
+                changed.add(spec)
                 if spec is HITS:
                     old = values.get(key, 0.0)
                     values[key] = 0.0 if rng.random() < 0.05 else old + rng.choice((0.0, 1.0, 7.0))  # resets
@@ -212,11 +213,16 @@ def test_lazy_store_reads_as_the_eager_one_round_by_round_and_later() -> None:
                     values[key] = 1.0
         if rng.random() < 0.05:
             values.pop(rng.choice(sorted(values, key=lambda k: (k[0].name, k[1]))))  # a series goes away
-            changed = True
-        if changed or rng.random() < 0.3:  # a collector that saw no change hands in the very same batch
-            batch = [Sample(spec, labels_of(n=str(i)), v) for (spec, i), v in values.items()]  # type: ignore[arg-type]
+            changed.update(specs)
+        for half in halves:
+            if changed & set(half) or rng.random() < 0.3:  # a collector that saw no change hands in the same batch
+                batch[half] = [
+                    Sample(spec, labels_of(n=str(i)), v)  # type: ignore[arg-type]
+                    for (spec, i), v in values.items()
+                    if spec in half
+                ]
         health = DOWN if 40 <= t % 50 < 44 else UP
-        batches = [("unixctl", batch)] if health is UP else []
+        batches = [("unixctl", batch[half]) for half in halves] if health is UP else []
         snaps = [store.update(batches, float(t), 1000.0 + t, health, derive=_derived) for store in (eager, lazy)]
         assert _reading(snaps[1]) == _reading(snaps[0]), f"round {t}"
         in_order = [(s.spec.path, s.name, s.labels) for s in snaps[0].series]

@@ -8,6 +8,7 @@ rather than as a negative spike.
 from __future__ import annotations
 
 import math
+import operator
 from array import array
 from bisect import insort
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -482,6 +483,8 @@ class MetricStore:
         self._kept: dict[_State, Series] = {}
         self._batches: dict[int, tuple[Sequence[Sample], dict[_State, Series]]] = {}
         """Last round's batches (by identity, each held so its id stays its own) and what they kept."""
+        self._same: tuple[list[dict[_State, Series]], dict[_State, Series]] = ([], {})
+        """The parts of last round's batches that were the round before's too, and their merge."""
         self._sources: set[str] = set()
         """The sources of last round's series: only their going down makes stale copies."""
         self._created: list[_State] = []
@@ -518,17 +521,21 @@ class MetricStore:
         last_at, self._last_at = self._last_at, now
         interval = None if last_at is None else now - last_at
         self._created = []
-        kept: dict[_State, Series] = {}
         memo: dict[int, tuple[Sequence[Sample], dict[_State, Series]]] = {}
         sources: set[str] = set()
+        same: list[dict[_State, Series]] = []  # what the batches that are last round's kept, in order
+        fresh: list[dict[_State, Series]] = []  # what the others keep
         for source, batch in batches:
             if batch:
                 sources.add(source)
             known = self._batches.get(id(batch)) if self.lazy else None
             if known is not None:  # the very same batch: held in the memo, so its id is its own
                 part = known[1]
-            elif self.lazy:
-                part = {}
+                same.append(part)
+                memo[id(batch)] = known
+                continue
+            part = {}
+            if self.lazy:
                 by_sample = self._by_sample
                 for sample in batch:
                     # Last round's very sample, of a series still made by it: the series is unchanged.
@@ -538,15 +545,15 @@ class MetricStore:
                         part[state] = version
                     else:
                         self._fold(sample, now, source, part, interval)
-                known = (batch, part)
+                memo[id(batch)] = (batch, part)
             else:
-                part = {}
                 for sample in batch:
                     self._fold(sample, now, source, part, interval)
-            kept.update(part)
-            if known is not None:
-                memo[id(batch)] = known
+            fresh.append(part)
         self._batches = memo
+        kept = self._merged(same)
+        for part in fresh:
+            kept.update(part)
         down = {name for name, h in health.items() if not h.up} & self._sources  # a source missing from health is up
         if down:
             self._carry_stale(kept, down, last_at)
@@ -575,6 +582,18 @@ class MetricStore:
             meta=dict(meta or {}),
             collect_seconds=collect_seconds,
         )
+
+    def _merged(self, parts: list[dict[_State, Series]]) -> dict[_State, Series]:
+        """A new dict of ``parts`` merged. When they are last round's very parts (the batches that did not
+        change, most of the series most rounds), a copy of last round's merge: a clean dict's copy is a clone
+        of its table, where merging 10,000 series anew cost half a millisecond every round."""
+        last, merged = self._same
+        if len(parts) != len(last) or not all(map(operator.is_, parts, last)):
+            merged = {}
+            for part in parts:
+                merged.update(part)
+            self._same = (parts, merged)
+        return dict(merged)
 
     def _ordered(self, kept: dict[_State, Series], last: _Order | None) -> _Order:
         """The tree order of ``kept``: ``last`` when the same states (none new, as many); else ``last``
