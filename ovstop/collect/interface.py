@@ -48,9 +48,9 @@ _traffic_of = operator.attrgetter("traffic")
 
 @dataclass(slots=True, eq=False)
 class _Made(Part):
-    """An interface's part. What is not made of its statistics (labels, the samples after the traffic
-    ones, the row without traffic) is kept as it is when only its statistics moved: every few seconds for
-    every busy interface."""
+    """An interface's part. What is not made of its statistics (labels, the settled samples, the row without
+    traffic) is kept as it is when only its statistics moved: every few seconds for every busy interface.
+    ``samples`` is empty: the collector lays the traffic and settled samples out as :class:`Parts`."""
 
     labelled: _Labelled
     traffic: tuple[Sample, ...]
