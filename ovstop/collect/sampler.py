@@ -252,14 +252,20 @@ class Sampler:
             batches.append((source, last.got))
             outputs[key] = last
             return
-        samples = got if type(got) is list else list(got)
-        names = frozenset(map(_spec_name, samples))  # a few names for thousands of samples, read at C speed
+        if type(got) is not list:  # a generator: what it yields before it raises is kept all the same
+            batch: list[Sample] = []
+            batches.append((source, batch))
+            for sample in got:
+                if owner.setdefault(sample.spec.name, name) == name:
+                    batch.append(sample)
+            return
+        names = frozenset(map(_spec_name, got))  # a few names for thousands of samples, read at C speed
         mine = {n for n in names if owner.setdefault(n, name) == name}
-        if len(mine) == len(names) and samples is got:  # kept whole: can be the same next round
-            batches.append((source, samples))
-            outputs[key] = _Output(samples, names)
+        if len(mine) == len(names):  # kept whole: can be the same next round
+            batches.append((source, got))
+            outputs[key] = _Output(got, names)
         else:
-            batches.append((source, [sample for sample in samples if sample.spec.name in mine]))
+            batches.append((source, [sample for sample in got if sample.spec.name in mine]))
 
     def _meta(self) -> dict[str, Any]:
         unixctl = self.sources.unixctl
