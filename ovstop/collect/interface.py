@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import operator
+from collections.abc import Hashable
 from dataclasses import dataclass
 from itertools import chain, compress, count, repeat
 from typing import Any
@@ -281,6 +282,7 @@ class InterfaceCollector:
             uuids = joined.interface_uuids
             now = list(map(statistics.get, uuids, repeat(NO_COUNTERS)))
             if joined is self._joined:
+                self._joined = None  # until the round is made whole: one that fails part-way is made anew next
                 parts = self._restated(joined, now)
             else:
                 known_of, put = memo.known, memo.put
@@ -307,7 +309,7 @@ class InterfaceCollector:
         settled sample kept as they are. Every few seconds on a busy switch, for most of its interfaces."""
         memo = self._memo
         uuids = joined.interface_uuids
-        changed = {}
+        changed: dict[Hashable, _Made] = {}
         for i in compress(count(), map(operator.is_not, now, self._statistics)):
             key = uuids[i]
             changed[key] = self.make(joined[i], now[i], memo.known(key))

@@ -125,7 +125,7 @@ class Memo(Generic[P]):
         ``changed``: the round is over the same objects as the last, and only these parts are new (nothing was
         put): last round's parts, these in their place."""
         if changed is not None:
-            self._parts = self._last | changed
+            self._parts = {**self._last, **changed}
         self._last = {}
         parts = list(self._parts.values())
         if samples:
