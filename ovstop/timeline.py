@@ -37,7 +37,8 @@ from typing import Any
 from ovstop import health
 from ovstop.model import flows
 from ovstop.model.metric import Histogram, Labels, MetricSpec, Value
-from ovstop.model.store import History, Series, Snapshot
+from ovstop.model.series import History, Series
+from ovstop.model.store import Snapshot
 
 DEFAULT_DEPTH = 300.0
 """Seconds of snapshots kept by default."""

@@ -9,192 +9,24 @@ from __future__ import annotations
 
 import math
 import operator
-from array import array
 from bisect import insort
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from functools import cached_property
-from itertools import repeat
 from typing import Any
 
-from ovstop.model.metric import Histogram, Kind, Labels, MetricSpec, Sample, Value
-
-
-class History(Sequence[float]):
-    """An immutable view of a series' recent values, made in O(1).
-
-    Each series appends to a buffer whose written values never change; a view is (buffer, start, end),
-    so handing every series' history to every snapshot costs nothing per value. When a buffer reaches
-    twice the history length, the series starts a new one (old views keep the old buffer).
-    """
-
-    __slots__ = ("_buf", "_end", "_start")
-
-    def __init__(
-        self, buf: array[float] | list[float] | tuple[float, ...] = (), start: int = 0, end: int | None = None
-    ) -> None:
-        self._buf = buf
-        self._start = start
-        self._end = len(buf) if end is None else end
-
-    def __len__(self) -> int:
-        return self._end - self._start
-
-    @property
-    def buffer(self) -> Sequence[float]:
-        """The buffer viewed (shared with the store and with other views: never to be modified)."""
-        return self._buf
-
-    @property
-    def end(self) -> int:
-        """Where the view ends in :attr:`buffer`; it starts ``len(self)`` before."""
-        return self._end
-
-    def __getitem__(self, index):  # type: ignore[no-untyped-def]
-        if isinstance(index, slice):
-            return tuple(self)[index]
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError("history index out of range")
-        return self._item(index)
-
-    def _item(self, index: int) -> float:
-        """The value at ``index`` (within range) of the view."""
-        return self._buf[self._start + index]
-
-    def __iter__(self) -> Iterator[float]:
-        return iter(self._buf[self._start : self._end])
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Sequence) and tuple(self) == tuple(other)
-
-    def __hash__(self) -> int:
-        return hash(tuple(self))
-
-    def __repr__(self) -> str:
-        return f"History({list(self)!r})"
-
-
-class _Continued(History):
-    """A view followed by ``count`` repeats of ``point``: the history of a series that stayed unchanged for
-    ``count`` rounds since its view was made, without writing those rounds into its buffer (see
-    :attr:`MetricStore.lazy`). At most ``limit`` values, the oldest dropped first, as the buffer would."""
-
-    __slots__ = ("_count", "_point")
-
-    def __init__(self, view: History, point: float, count: int, limit: int) -> None:
-        start, end = view._start, view._end
-        excess = end - start + count - limit
-        if excess > 0:
-            dropped = min(excess, end - start)
-            start += dropped
-            count -= excess - dropped
-        super().__init__(view._buf, start, end)
-        self._point = point
-        self._count = count
-
-    def __len__(self) -> int:
-        return self._end - self._start + self._count
-
-    def _item(self, index: int) -> float:
-        held = self._end - self._start
-        return self._buf[self._start + index] if index < held else self._point
-
-    def __iter__(self) -> Iterator[float]:
-        yield from self._buf[self._start : self._end]
-        yield from repeat(self._point, self._count)
-
-
-_set_buf, _set_start, _set_end = (History.__dict__[name].__set__ for name in ("_buf", "_start", "_end"))
-
-
-def _view(buf: array[float], start: int, end: int) -> History:
-    """``History(buf, start, end)`` without the call of its ``__init__``: one per changed series per round."""
-    view = object.__new__(History)
-    _set_buf(view, buf)
-    _set_start(view, start)
-    _set_end(view, end)
-    return view
-
-
-class _Buffer:
-    """The append side of :class:`History` for one series.
-
-    The values are C doubles in an ``array('d')``, not float objects in a list: a quarter of the memory
-    (8 bytes a value instead of a pointer and a 24-byte float), and nothing for the cycle collector to
-    scan. At 10,000 series holding 120 to 240 values each, that is 27 to 55 MiB less. ``view`` is the
-    view as of the last append: a round that appends nothing (an info series) makes no new one.
-    """
-
-    __slots__ = ("buf", "limit", "start", "view")
-
-    def __init__(self, limit: int) -> None:
-        self.buf: array[float] = array("d")
-        self.start = 0
-        self.limit = limit
-        self.view = History(self.buf, 0, 0)
-
-    def append(self, value: float, still: float | None = None, rounds: int = 0) -> History:
-        """Add ``rounds`` copies of ``still`` (the rounds a series stayed unchanged, when it gained points
-        then), then ``value``, and return the new view."""
-        buf = self.buf
-        if still is not None and rounds > 0:
-            buf.extend(repeat(still, rounds if rounds < self.limit else self.limit))
-        buf.append(value)
-        return self._settled()
-
-    def extend(self, value: float, count: int) -> None:
-        """Add ``count`` (at most the limit) copies of ``value``."""
-        self.buf.extend(repeat(value, min(count, self.limit)))
-        self._settled()
-
-    def _settled(self) -> History:
-        """The new view after values were added: at most ``limit`` of them, and the buffer cut once the values
-        dropped from the front reach the limit."""
-        buf, limit = self.buf, self.limit
-        end = len(buf)
-        start = end - limit
-        if start < self.start:
-            start = self.start
-        if start >= limit:
-            buf = self.buf = buf[start:]
-            start, end = 0, end - start
-        self.start = start
-        view = self.view = _view(buf, start, end)
-        return view
-
-
-@dataclass(frozen=True, slots=True)
-class Series:
-    """One series as of one snapshot.
-
-    ``rate`` is per second over the last interval (counters only; None after a reset or on the first
-    sample). ``interval_histogram`` is what a histogram gained over the last interval. ``history`` holds
-    recent rates (counters) or values (gauges) for sparklines, oldest first. ``stale`` marks a value
-    kept from an earlier round because its source is down now.
-    """
-
-    spec: MetricSpec
-    labels: Labels
-    value: Value | None
-    rate: float | None = None
-    interval_histogram: Histogram | None = None
-    history: Sequence[float] = ()
-    stale: bool = False
-    made_in: int = field(default=0, compare=False, repr=False)
-    """The store round (snapshot ``seq``) that made this Series; a lazy store's snapshot serves a series
-    unchanged since then as this one continued (see :attr:`MetricStore.lazy`)."""
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-    def label(self, name: str, default: str = "") -> str:
-        for k, v in self.labels:
-            if k == name:
-                return v
-        return default
+from ovstop.model.metric import Histogram, Labels, MetricSpec, Sample, Value
+from ovstop.model.series import (
+    COUNTER,
+    GAUGE,
+    HISTOGRAM,
+    NUMBER,
+    HistoryBuffer,
+    Series,
+    continued,
+    make_series,
+    still_point,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,68 +105,6 @@ DERIVED = "derived"
 """The source of derived series: never down, so never stale."""
 
 
-_NUMBER = (int, float)  # isinstance with a tuple: a third of the cost of ``int | float``
-# An enum member read from its class costs more than a global (150 ns against 20 in Python 3.11).
-_COUNTER, _GAUGE, _HISTOGRAM = Kind.COUNTER, Kind.GAUGE, Kind.HISTOGRAM
-_new = object.__new__
-_set_spec, _set_labels, _set_value, _set_rate, _set_gained, _set_history, _set_stale, _set_made_in = (
-    Series.__dict__[f.name].__set__ for f in fields(Series)
-)
-
-
-def _series(
-    spec: MetricSpec,
-    labels: Labels,
-    value: Value | None,
-    rate: float | None,
-    gained: Histogram | None,
-    history: Sequence[float],
-    made_in: int,
-) -> Series:
-    """``Series(spec, labels, value, rate, gained, history, made_in=made_in)``, at half the cost.
-
-    A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__`` (0.8 µs for a
-    Series); the store makes one per changed series per round (11,000 at 1,000 ports), so it fills the
-    slots directly.
-    """
-    series = _new(Series)
-    _set_spec(series, spec)
-    _set_labels(series, labels)
-    _set_value(series, value)
-    _set_rate(series, rate)
-    _set_gained(series, gained)
-    _set_history(series, history)
-    _set_stale(series, False)
-    _set_made_in(series, made_in)
-    return series
-
-
-def _still_point(series: Series) -> float | None:
-    """What the history of ``series`` gains in each round its value stays the same: no increase for a
-    counter or a histogram, the same value for a gauge; None when it gains nothing (no number)."""
-    kind, value = series.spec.kind, series.value
-    if kind is _COUNTER or kind is _HISTOGRAM:
-        return 0.0 if isinstance(value, _NUMBER if kind is _COUNTER else Histogram) else None
-    if kind is _GAUGE and isinstance(value, _NUMBER) and math.isfinite(value):
-        return float(value)
-    return None
-
-
-def _continued(series: Series, rounds: int, limit: int) -> Series:
-    """``series`` as it reads ``rounds`` rounds later with the same value all along: a counter's rate 0,
-    a histogram gaining nothing, the history continued with the unchanged rounds."""
-    point = _still_point(series)
-    if point is None or series.stale:
-        return series
-    value = series.value
-    rate = 0.0 if series.spec.kind is _COUNTER else None
-    gained = value.minus(value) if isinstance(value, Histogram) else None
-    history = series.history
-    assert isinstance(history, History)  # what the store makes views its buffer
-    continued = _Continued(history, point, rounds, limit)
-    return _series(series.spec, series.labels, value, rate, gained, continued, series.made_in + rounds)
-
-
 class _AsOf(Sequence[Series]):
     """A lazy store's snapshot series: each series as last made, continued to this round when it has not
     changed since (made only when read, and once). ``ranges`` says where each metric name's series lie.
@@ -362,7 +132,7 @@ class _AsOf(Sequence[Series]):
 
     def _made(self, version: Series) -> Series:
         rounds = self._seq - version.made_in
-        return version if rounds <= 0 else _continued(version, rounds, self._limit)
+        return version if rounds <= 0 else continued(version, rounds, self._limit)
 
     def _all(self) -> tuple[Series, ...]:
         items = self._items
@@ -409,7 +179,7 @@ class _NameIndex(Mapping[str, Sequence[Series]]):
     """:attr:`Snapshot.by_name` of a store's snapshot: a name's series made when first looked up."""
 
     def __init__(self, series: _AsOf, ranges: Mapping[str, tuple[int, int]]) -> None:
-        self._series = series
+        self.make_series = series
         self._ranges = ranges
         self._made: dict[str, tuple[Series, ...]] = {}
 
@@ -417,7 +187,7 @@ class _NameIndex(Mapping[str, Sequence[Series]]):
         found = self._made.get(name)
         if found is None:
             start, end = self._ranges[name]
-            found = self._made[name] = self._series.section(start, end)
+            found = self._made[name] = self.make_series.section(start, end)
         return found
 
     def __iter__(self) -> Iterator[str]:
@@ -439,7 +209,7 @@ class _State:
     at: float
     """When the series was last read (while it is read every round, the round before is used instead)."""
     source: str
-    history: _Buffer
+    history: HistoryBuffer
     version: Series | None = None
     """The last Series made (None after its source went down); rounds since ``version.made_in`` left the
     series unchanged, and their points are not in ``history`` yet."""
@@ -646,7 +416,7 @@ class MetricStore:
                 version = state.version
                 if version is not None and last_at is not None:
                     self._write_still_rounds(state, version, self._seq - 1)
-                    old = _series(old.spec, old.labels, old.value, None, None, state.history.view, self._seq)
+                    old = make_series(old.spec, old.labels, old.value, None, None, state.history.view, self._seq)
                     state.at = last_at
                 state.version = None
             kept[state] = Series(old.spec, old.labels, old.value, history=old.history, stale=True, made_in=self._seq)
@@ -656,7 +426,7 @@ class MetricStore:
         it stayed unchanged (a lazy store writes them only when the series changes or goes stale)."""
         rounds = upto - version.made_in
         if rounds > 0:
-            point = _still_point(version)
+            point = still_point(version)
             if point is not None:
                 state.history.extend(point, rounds)
 
@@ -668,7 +438,7 @@ class MetricStore:
         key = (spec.name, sample.labels)  # sample.key, without the property call
         state = self._state.get(key)
         if state is None:
-            state = self._state[key] = _State(sample.labels, None, now, source, _Buffer(self.history))
+            state = self._state[key] = _State(sample.labels, None, now, source, HistoryBuffer(self.history))
             self._created.append(state)
         else:
             state.source = source
@@ -691,13 +461,13 @@ class MetricStore:
         gained: Histogram | None = None
         point: float | None = None  # what the history gains this round
         kind = spec.kind
-        if kind is _COUNTER:
-            if isinstance(value, _NUMBER):
+        if kind is COUNTER:
+            if isinstance(value, NUMBER):
                 rate = point = counter_rate(old, value, seen if seen is not None else now - state.at)
-        elif kind is _GAUGE:
-            if isinstance(value, _NUMBER) and math.isfinite(value):
+        elif kind is GAUGE:
+            if isinstance(value, NUMBER) and math.isfinite(value):
                 point = float(value)
-        elif kind is _HISTOGRAM and isinstance(value, Histogram) and isinstance(old, Histogram):
+        elif kind is HISTOGRAM and isinstance(value, Histogram) and isinstance(old, Histogram):
             gained = value.minus(old)
             if gained is not None:
                 point = float(gained.count)
@@ -707,10 +477,10 @@ class MetricStore:
         still: float | None = None  # what the history gained in each of the rounds the series stayed unchanged
         rounds = 0
         if version is not None and version.made_in < seq - 1:  # unchanged for a while (checked here: hot path)
-            rounds, still = seq - 1 - version.made_in, _still_point(version)
+            rounds, still = seq - 1 - version.made_in, still_point(version)
         if point is not None:
             history = state.history.append(point, still, rounds)
-            series = _series(spec, state.labels, value, rate, gained, history, seq)
+            series = make_series(spec, state.labels, value, rate, gained, history, seq)
         else:  # nothing new to show (an info series, most often): last round's Series when it is the same
             if still is not None:
                 state.history.extend(still, rounds)
@@ -724,12 +494,12 @@ class MetricStore:
                 or series.rate is not None
                 or series.interval_histogram is not None
             ):
-                series = _series(spec, state.labels, value, None, None, view, seq)
+                series = make_series(spec, state.labels, value, None, None, view, seq)
         state.version = kept[state] = series
 
 
 def counter_rate(old: Value | None, new: float, seconds: float) -> float | None:
     """Per-second increase of a counter; None on the first sample, a reset, or a zero interval."""
-    if not isinstance(old, _NUMBER) or seconds <= 0 or new < old:
+    if not isinstance(old, NUMBER) or seconds <= 0 or new < old:
         return None
     return (new - old) / seconds
