@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 from typing import ClassVar
 
@@ -17,6 +18,7 @@ from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Container
+from textual.css.query import NoMatches
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Input
 
@@ -226,7 +228,8 @@ class OvstopApp(App[int | str]):
         self.feed.need(demand)
 
     def on_pane_needs_changed(self, message: Pane.NeedsChanged) -> None:
-        self._apply_demand()
+        with suppress(NoMatches):  # a pane's message that arrived while the app took its panes down, exiting
+            self._apply_demand()
 
     # -- snapshots -----------------------------------------------------------------------------------------
     def on_snapshot_ready(self, message: SnapshotReady) -> None:
