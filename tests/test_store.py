@@ -10,6 +10,7 @@ import pytest
 
 from ovstop.errors import OvstopError
 from ovstop.export import snapshot as snapshot_json
+from ovstop.model.block import Column, CounterBlock
 from ovstop.model.metric import Histogram, Kind, MetricSpec, Sample, labels_of
 from ovstop.model.store import MetricStore, Series, SourceHealth, counter_rate
 
@@ -179,22 +180,28 @@ def _reading(snap) -> list[tuple]:
 
 
 def test_lazy_store_reads_as_the_eager_one_round_by_round_and_later() -> None:
-    """The lazy store (the exporter's) skips unchanged series and unchanged batches; whatever a snapshot is read
-    for, at once or rounds later, it must read exactly as the eager store's (which the tests above pin down):
-    values, rates, histogram intervals, histories across buffer renewals, stale carry-over, series that come
-    and go, resets, gauges that are not numbers."""
+    """The lazy store (the exporter's) skips unchanged series and unchanged batches, and folds the counters a
+    collector hands in as a :class:`CounterBlock` a column at a time (once it turns lazy); whatever a snapshot is read for, at once
+    or rounds later, it must read exactly as the eager store's (which the tests above pin down): values,
+    rates, histogram intervals, histories across buffer renewals, stale carry-over, series that come and go,
+    resets, gauges that are not numbers."""
     import random
 
     rng = random.Random(9)
+    hits2 = MetricSpec("ovs_c_total", Kind.COUNTER, "c", ("datapath", "c"), ("n",))
     gauge = MetricSpec("ovs_g", Kind.GAUGE, "g", ("datapath", "g"), ("n",))
     info = MetricSpec("ovs_i", Kind.INFO, "i", ("datapath", "i"), ("n",))
-    specs = (HITS, gauge, HIST, info)
+    specs = (HITS, hits2, gauge, HIST, info)
     values: dict[tuple, object] = {}
-    eager, lazy = MetricStore(history=5), MetricStore(history=5, lazy=True)
-    kept: list[tuple[object, object]] = []
-    halves = ((HITS, gauge), (HIST, info))  # two collectors' batches, each the very same list while unchanged
+    eager, lazy, columnar = MetricStore(history=5), MetricStore(history=5, lazy=True), MetricStore(history=5)
+    stores = (eager, lazy, columnar)
+    kept: list[tuple[object, ...]] = []
+    counters = (HITS, hits2)
+    halves = (counters, (gauge,), (HIST, info))  # three collectors' batches, each the very same while unchanged
     batch: dict[tuple[MetricSpec, ...], list[Sample]] = {half: [] for half in halves}
-    for t in range(160):
+    block = CounterBlock(())  # the counters as the columnar store is handed them, made with batch[counters]
+    layouts: dict[tuple, tuple] = {}  # a column's labels: the very same tuple while the same series
+    for t in range(220):
         changed: set[MetricSpec] = set()
         for i in range(6):
             for spec in specs:
@@ -202,7 +209,7 @@ def test_lazy_store_reads_as_the_eager_one_round_by_round_and_later() -> None:
                 if key in values and rng.random() > 0.15:
                     continue  # most series stay the same most rounds, some for longer than the history
                 changed.add(spec)
-                if spec is HITS:
+                if spec in counters:
                     old = values.get(key, 0.0)
                     values[key] = 0.0 if rng.random() < 0.05 else old + rng.choice((0.0, 1.0, 7.0))  # resets
                 elif spec is gauge:
@@ -221,19 +228,34 @@ def test_lazy_store_reads_as_the_eager_one_round_by_round_and_later() -> None:
                     for (spec, i), v in values.items()
                     if spec in half
                 ]
+                if half is counters:
+                    columns = []
+                    for spec in counters:
+                        mine = [s for s in batch[half] if s.spec is spec]
+                        labels = tuple(s.labels for s in mine)
+                        columns.append(Column(spec, layouts.setdefault(labels, labels), [s.value for s in mine]))
+                    block = CounterBlock(columns)
+        columnar.lazy = t >= 3  # eager first, as the exporter's first round is: its columns take the series over
         health = DOWN if 40 <= t % 50 < 44 else UP
         batches = [("unixctl", batch[half]) for half in halves] if health is UP else []
-        snaps = [store.update(batches, float(t), 1000.0 + t, health, derive=_derived) for store in (eager, lazy)]
-        assert _reading(snaps[1]) == _reading(snaps[0]), f"round {t}"
+        blocks = [("unixctl", block if half is counters else batch[half]) for half in halves] if health is UP else []
+        snaps = [
+            store.update(blocks if store is columnar else batches, float(t), 1000.0 + t, health, derive=_derived)
+            for store in stores
+        ]
+        for snap in snaps[1:]:
+            assert _reading(snap) == _reading(snaps[0]), f"round {t}"
+            assert snap.find(HITS.name, n="1") == snaps[0].find(HITS.name, n="1")
+            read = [[(s.name, s.labels, s.value, s.stale) for s in one.value_series] for one in (snap, snaps[0])]
+            assert read[0] == read[1]  # what the exporter's page and recordings read, without making the rest
         in_order = [(s.spec.path, s.name, s.labels) for s in snaps[0].series]
         assert in_order == sorted(in_order)  # kept in tree order as series come and go, without sorting anew
-        assert snaps[1].find(HITS.name, n="1") == snaps[0].find(HITS.name, n="1")
-        read = [[(s.name, s.labels, s.value, s.stale) for s in snap.value_series] for snap in snaps]
-        assert read[1] == read[0]  # what the exporter's page and recordings read, without making the rest
         if t % 7 == 0:
-            kept.append((snaps[0], snaps[1]))
-    for old_eager, old_lazy in kept:  # read only now, after the stores moved on
-        assert _reading(old_lazy) == _reading(old_eager)
+            kept.append(tuple(snaps))
+    for old_eager, *old_lazy in kept:  # read only now, after the stores moved on
+        for old in old_lazy:
+            assert _reading(old) == _reading(old_eager)
+    assert sum(1 for s in columnar.update(blocks, 999.0, 1999.0, UP).series if s.name in (HITS.name, hits2.name)) > 6
 
 
 def _derived(snap):

@@ -68,9 +68,10 @@ class Tables:
 class Parts:
     """A collector's samples in lists that change apart (say, interfaces' identities and their traffic): the
     sampler takes each list as a batch of its own, so one that is the very list of last round's same part
-    is skipped whole, by the sampler and the store, while another changed. Iterates as all the samples."""
+    is skipped whole, by the sampler and the store, while another changed. A list may be a
+    :class:`~ovstop.model.block.CounterBlock`. Iterates as all the samples."""
 
-    lists: tuple[list[Sample], ...]
+    lists: tuple[Sequence[Sample], ...]
 
     def __iter__(self) -> Iterator[Sample]:
         return chain.from_iterable(self.lists)

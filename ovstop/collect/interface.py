@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import operator
-from collections.abc import Hashable
+from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
-from itertools import chain, compress, count, repeat
+from itertools import compress, repeat
 from typing import Any
 
 from ovstop.collect.base import Parts, Sources, Tables
 from ovstop.collect.demand import INTERFACES
 from ovstop.collect.memo import Memo, Part, renewed
 from ovstop.collect.topology import NO_COUNTERS, Attachment, Join, attachments, interface_statistics
+from ovstop.model.block import Column, CounterBlock
 from ovstop.model.labels import LabelMap
 from ovstop.model.metric import Kind, Labels, MetricSpec, Sample, labels_of
 from ovstop.sources.ovsdb_counters import Counters
@@ -44,25 +46,19 @@ _Labelled = tuple[tuple[Any, ...], dict[str, str], Labels, Sample]
 _ROW_TRAFFIC = ("rx_packets", "tx_packets", "rx_bytes", "tx_bytes")
 """The statistics an interface's table row shows."""
 
-_traffic_of = operator.attrgetter("traffic")
+_labelled_of = operator.attrgetter("labelled")
 
 
 @dataclass(slots=True, eq=False)
 class _Made(Part):
-    """An interface's part. What is not made of its statistics (labels, the settled samples, the row without
-    traffic) is kept as it is when only its statistics moved: every few seconds for every busy interface.
-    ``samples`` is empty: the collector lays the traffic and settled samples out as :class:`Parts`."""
+    """An interface's part: all that is not made of its statistics (its labels, the settled samples, its table
+    row without traffic), kept as it is while its rows are, however often the statistics move. ``samples`` is
+    empty: the collector lays the settled samples out as a list, and the traffic of all interfaces as a
+    :class:`CounterBlock` (see :meth:`InterfaceCollector.collect`)."""
 
     labelled: _Labelled
-    traffic: tuple[Sample, ...]
-    """The samples made of statistics."""
-    traffic_keys: tuple[str, ...]
-    """The statistics key of each traffic sample."""
-    traffic_numbers: tuple[int, ...]
-    """The statistics each traffic sample was made of."""
     settled: tuple[Sample, ...]
     """The samples not made of statistics: the info sample, the states, the numbers."""
-    base_row: dict[str, Any]
 
 
 def traffic_name(prefix: str, key: str) -> str:
@@ -143,11 +139,14 @@ class InterfaceCollector:
             (self.ofport, "ofport"),
         )
         self._memo: Memo[_Made] = Memo()  # by interface uuid
-        self._joined: Join | None = None  # the join of the last round
-        self._statistics: list[Counters] = []  # the last round's statistics of each attachment of the join
+        self._joined: Join | None = None  # what the last round was made of: the join and the statistics
+        self._statistics: Mapping[str, Counters] | None = None
+        self._rows: list[dict[str, Any]] = []
         self._settled_parts: list[tuple[Sample, ...]] = []  # last round's settled samples, interface by interface
         self._settled_samples: list[Sample] = []
-        self._output = Parts(([], []))
+        self._idents: tuple[Labels, ...] = ()  # each interface's series labels, in the join's order
+        self._layouts: dict[str, tuple[Labels, ...]] = {}  # each statistics key's column labels, last round
+        self._output = Parts(([], CounterBlock(())))
 
     def extra_labels(self, att: Attachment) -> dict[str, str]:
         port = str(att.port.get("name", ""))
@@ -180,64 +179,34 @@ class InterfaceCollector:
         )
         return (inputs, extra, ident, Sample(self.info, info, 1.0))
 
-    def make(self, att: Attachment, stats: Counters, known: _Made | None) -> _Made:
-        """``att``'s samples and table row, keeping of ``known`` (last round's) every sample that is unchanged,
-        and all that is not made of statistics when only they moved (the same attachment: the join is made
-        anew whenever a row changed)."""
-        if known is not None and known.made_of[0] is att:
-            labelled, settled, base = known.labelled, known.settled, known.base_row
-            if stats.keys() == known.made_of[1].keys():  # the same statistics, some of them moved: most often
-                keys = known.traffic_keys
-                numbers = tuple(map(stats.__getitem__, keys))
-                traffic = self._moved(known, numbers, labelled[2])
-            else:
-                keys, numbers, traffic = self._traffic(stats, labelled[2], known)
-        else:
-            labelled = self.labels(att, known.labelled if known is not None else None)
-            settled, base = self._settled(att, labelled, known)
-            keys, numbers, traffic = self._traffic(stats, labelled[2], known)
-        row = dict(base)
-        for key in _ROW_TRAFFIC:
-            if (number := stats.get(key)) is not None:
-                row[key] = number
+    def make(self, att: Attachment, known: _Made | None) -> _Made:
+        """``att``'s part, keeping of ``known`` (last round's) every sample that is unchanged."""
+        labelled = self.labels(att, known.labelled if known is not None else None)
+        settled, row = self._settled(att, labelled, known)
         # The part's samples are not kept whole: the collector lays them out as Parts (see collect).
-        return _Made((att, stats), (), row, labelled, traffic, keys, numbers, settled, base)
+        return _Made((att,), (), row, labelled, settled)
 
-    @staticmethod
-    def _moved(known: _Made, numbers: tuple[int, ...], ident: Labels) -> tuple[Sample, ...]:
-        """``known``'s traffic samples with a new one for each statistic that moved to ``numbers`` (found at C
-        speed: a busy interface moves 3 or 4 of its 8 to 13 statistics every few seconds)."""
-        traffic = list(known.traffic)
-        for i in compress(count(), map(operator.ne, numbers, known.traffic_numbers)):
-            traffic[i] = Sample(traffic[i].spec, ident, float(numbers[i]))
-        return tuple(traffic)
-
-    def _traffic(
-        self, stats: Counters, ident: Labels, known: _Made | None
-    ) -> tuple[tuple[str, ...], tuple[int, ...], tuple[Sample, ...]]:
-        """The keys of ``stats`` that are traffic statistics, their numbers and their samples, each of ``known``'s
-        (last round's) that is unchanged kept."""
-        # Last round's traffic samples are in the order of the keys too: walked beside them, not looked up.
-        before = iter(known.traffic if known is not None else ())
-        old = next(before, None)
-        keys: list[str] = []
-        numbers: list[int] = []
-        traffic: list[Sample] = []
+    def _traffic(self, idents: tuple[Labels, ...], statistics: list[Counters]) -> CounterBlock:
+        """The interfaces' statistics as one column a key, made at C speed: a busy interface moves 3 or 4 of its
+        8 to 13 statistics every few seconds, ~4,000 counters of 1,000 interfaces. A key that some interfaces
+        do not report (another driver) is a column of those that do."""
+        columns = []
+        layouts = self._layouts
+        reported = set().union(*statistics)  # the keys of all the maps: most often the same few in each
         for key, spec in self._traffic_items:
-            if old is not None and old.spec is spec:
-                previous, old = old, next(before, None)
-            else:
-                previous = None
-            number = stats.get(key)
-            if number is None:
+            if key not in reported:
                 continue
-            value = float(number)
-            if previous is None or previous.value != value or previous.labels != ident:
-                previous = Sample(spec, ident, value)
-            keys.append(key)
-            numbers.append(number)
-            traffic.append(previous)
-        return tuple(keys), tuple(numbers), tuple(traffic)
+            if all(map(operator.contains, statistics, repeat(key))):
+                labels, reporting = idents, statistics
+            else:
+                has = list(map(operator.contains, statistics, repeat(key)))
+                labels, reporting = tuple(compress(idents, has)), list(compress(statistics, has))
+            last = layouts.get(key)
+            if last is not None and last == labels:
+                labels = last  # the very same tuple while the same interfaces: the store lays it out once
+            layouts[key] = labels
+            columns.append(Column(spec, labels, list(map(float, map(operator.itemgetter(key), reporting)))))
+        return CounterBlock(columns)
 
     def _settled(
         self, att: Attachment, labelled: _Labelled, known: _Made | None
@@ -266,9 +235,9 @@ class InterfaceCollector:
         return tuple(samples), row
 
     def collect(self, sources: Sources, tables: Tables) -> Parts:
-        """The identity and state samples, then the traffic samples, as two lists (:class:`Parts`).
+        """The identity and state samples as a list, then the traffic as a :class:`CounterBlock` (:class:`Parts`).
 
-        Each is last round's very list while what it is made of is unchanged: the first while the replica's
+        Each is last round's very object while what it is made of is unchanged: the list while the replica's
         rows are (only the statistics move, every few seconds, on a busy switch), both while the statistics
         are too. Otherwise an interface whose rows are unchanged gives last round's samples, and a changed
         one its unchanged samples (see :func:`renewed`). At 1,000 ports a round that rebuilt every sample
@@ -277,40 +246,47 @@ class InterfaceCollector:
         """
         joined = attachments(sources)
         statistics = interface_statistics(sources)
-        memo = self._memo
-        if memo.renew(joined, statistics):
-            uuids = joined.interface_uuids
-            now = list(map(statistics.get, uuids, repeat(NO_COUNTERS)))
-            if joined is self._joined:
-                self._joined = None  # until the round is made whole: one that fails part-way is made anew next
-                parts = self._restated(joined, now)
-            else:
-                known_of, put = memo.known, memo.put
-                for key, att, stats in zip(uuids, joined, now, strict=True):
-                    known = known_of(key)
-                    # Made of the attachment (a new one when any row of the join changed) and the statistics.
-                    if known is None or known.made_of[0] is not att or known.made_of[1] is not stats:
-                        known = self.make(att, stats, known)
-                    put(key, known)
-                parts = memo.close(samples=False)
-                settled = [part.settled for part in parts]
-                last = self._settled_parts
-                if len(settled) != len(last) or not all(map(operator.is_, settled, last)):
-                    self._settled_samples = [s for samples in settled for s in samples]
-                self._settled_parts = settled
-            self._joined, self._statistics = joined, now
-            self._output = Parts((self._settled_samples, list(chain.from_iterable(map(_traffic_of, parts)))))
-        tables.rows["interfaces"] = memo.rows
+        if joined is not self._joined or statistics is not self._statistics:
+            if self._memo.renew(joined):
+                self._lay_out(joined)
+            now = list(map(statistics.get, joined.interface_uuids, repeat(NO_COUNTERS)))
+            rows = self._rows_of(self._memo.rows, now)
+            self._output = Parts((self._settled_samples, self._traffic(self._idents, now)))
+            self._rows, self._joined, self._statistics = rows, joined, statistics
+        tables.rows["interfaces"] = self._rows
         return self._output
 
-    def _restated(self, joined: Join, now: list[Counters]) -> list[_Made]:
-        """The parts of a round in which only statistics moved (the join is last round's): those of the
-        interfaces whose statistics are new objects made again, found at C speed, the others and every
-        settled sample kept as they are. Every few seconds on a busy switch, for most of its interfaces."""
+    def _lay_out(self, joined: Join) -> None:
+        """Make the parts of the interfaces of ``joined``: last round's of an unchanged attachment (the join
+        holds the same object while its rows are unchanged)."""
         memo = self._memo
-        uuids = joined.interface_uuids
-        changed: dict[Hashable, _Made] = {}
-        for i in compress(count(), map(operator.is_not, now, self._statistics)):
-            key = uuids[i]
-            changed[key] = self.make(joined[i], now[i], memo.known(key))
-        return memo.close(samples=False, changed=changed)
+        known_of, put = memo.known, memo.put
+        for key, att in zip(joined.interface_uuids, joined, strict=True):
+            known = known_of(key)
+            if known is None or known.made_of[0] is not att:
+                known = self.make(att, known)
+            put(key, known)
+        parts = memo.close(samples=False)
+        settled = [part.settled for part in parts]
+        last = self._settled_parts
+        if len(settled) != len(last) or not all(map(operator.is_, settled, last)):
+            self._settled_samples = [s for samples in settled for s in samples]
+        self._settled_parts = settled
+        idents = tuple(labelled[2] for labelled in map(_labelled_of, parts))
+        if idents != self._idents:
+            self._idents = idents
+
+    @staticmethod
+    def _rows_of(bases: list[Mapping[str, Any]], statistics: list[Counters]) -> list[dict[str, Any]]:
+        """The table rows: each interface's row with its traffic, made at C speed when every interface reports
+        every statistic a row shows (every few seconds, for 1,000 interfaces on a busy switch)."""
+        rows = list(map(dict, bases))
+        try:
+            for key in _ROW_TRAFFIC:
+                deque(map(operator.setitem, rows, repeat(key), map(operator.itemgetter(key), statistics)), 0)
+        except KeyError:  # an interface without some of them (no statistics yet, another driver)
+            return [
+                {**base, **{key: stats[key] for key in _ROW_TRAFFIC if key in stats}}
+                for base, stats in zip(bases, statistics, strict=True)
+            ]
+        return rows

@@ -26,6 +26,7 @@ from ovstop.collect.base import TREE_ORDER, Collector, Parts, Sources, Tables
 from ovstop.collect.demand import EVERYTHING, Demand
 from ovstop.collect.process import read_stat
 from ovstop.errors import ParseError, SourceError, SourceOff, describe
+from ovstop.model.block import CounterBlock
 from ovstop.model.metric import Kind, MetricSpec, Sample, labels_of
 from ovstop.model.store import MetricStore, Snapshot, SourceHealth
 from ovstop.sources.deadline import round_deadline
@@ -81,7 +82,7 @@ class _Output:
     :mod:`ovstop.collect.base`); the sampler then hands the store the same batch, which it skips whole.
     """
 
-    got: list[Sample]
+    got: Sequence[Sample]
     names: frozenset[str]
 
 
@@ -162,7 +163,7 @@ class Sampler:
         failures: dict[str, str] = {}
         degraded: dict[str, str] = {}
         off: dict[str, str] = {}
-        batches: list[tuple[str, list[Sample]]] = []  # (source, samples) per collector, in order
+        batches: list[tuple[str, Sequence[Sample]]] = []  # (source, samples) per collector, in order
         tables = Tables()
         if self.sources.ovsdb is not None:
             try:
@@ -240,7 +241,7 @@ class Sampler:
         key: tuple[str, int],
         source: str,
         owner: dict[str, str],
-        batches: list[tuple[str, list[Sample]]],
+        batches: list[tuple[str, Sequence[Sample]]],
         outputs: dict[tuple[str, int], _Output],
     ) -> None:
         """Add one part of what a collector returned to the round's batches (each metric name kept for the
@@ -252,14 +253,16 @@ class Sampler:
             batches.append((source, last.got))
             outputs[key] = last
             return
-        if type(got) is not list:  # a generator: what it yields before it raises is kept all the same
+        if type(got) is not list and type(got) is not CounterBlock:
+            # A generator: what it yields before it raises is kept all the same.
             batch: list[Sample] = []
             batches.append((source, batch))
             for sample in got:
                 if owner.setdefault(sample.spec.name, name) == name:
                     batch.append(sample)
             return
-        names = frozenset(map(_spec_name, got))  # a few names for thousands of samples, read at C speed
+        # A few names for thousands of samples, read at C speed (a block knows its own).
+        names = got.names if type(got) is CounterBlock else frozenset(map(_spec_name, got))
         mine = {n for n in names if owner.setdefault(n, name) == name}
         if len(mine) == len(names):  # kept whole: can be the same next round
             batches.append((source, got))

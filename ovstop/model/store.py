@@ -13,8 +13,10 @@ from bisect import insort
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, cast
 
+from ovstop.model.block import CounterBlock
+from ovstop.model.columns import Cell, CellRef, ColumnRound, ColumnState, CounterColumns, spec_of
 from ovstop.model.metric import Histogram, Labels, MetricSpec, Sample, Value
 from ovstop.model.series import (
     COUNTER,
@@ -110,27 +112,38 @@ class _AsOf(Sequence[Series]):
     changed since (made only when read, and once). ``ranges`` says where each metric name's series lie.
 
     Even which Series is each state's last (``versions``) is looked up only when read: the health checks
-    read a few names of a round's draft, and a scrape comes every 15 s or so, not every round."""
+    read a few names of a round's draft, and a scrape comes every 15 s or so, not every round. A counter
+    column's series is made by the column's round as of this snapshot (``rounds``)."""
 
-    __slots__ = ("_items", "_kept", "_limit", "_seq", "_states", "_versions", "ranges")
+    __slots__ = ("_items", "_kept", "_limit", "_rounds", "_seq", "_states", "_versions", "ranges")
 
     def __init__(
         self,
-        kept: Mapping[_State, Series],
-        states: tuple[_State, ...],
+        kept: Mapping[_Key, _Version],
+        states: tuple[_Key, ...],
         seq: int,
         limit: int,
         ranges: Mapping[str, tuple[int, int]] | None,
+        rounds: Mapping[ColumnState, ColumnRound],
     ) -> None:
         self._kept = kept
         self._states = states
         self._seq = seq
         self._limit = limit
+        self._rounds = rounds
         self._versions: tuple[Series, ...] | None = None
         self._items: tuple[Series, ...] | None = None
         self.ranges = ranges
 
-    def _made(self, version: Series) -> Series:
+    def _resolved(self, version: _Version) -> Series:
+        """``version`` as a Series: a column's series made by the column's round."""
+        if type(version) is tuple:
+            column, index = version
+            return self._rounds[column].version(index)
+        return version  # type: ignore[return-value]
+
+    def _made(self, version: _Version) -> Series:
+        version = self._resolved(version)
         rounds = self._seq - version.made_in
         return version if rounds <= 0 else continued(version, rounds, self._limit)
 
@@ -145,7 +158,7 @@ class _AsOf(Sequence[Series]):
         """Each series as last made (see :attr:`Snapshot.value_series`)."""
         versions = self._versions
         if versions is None:
-            versions = self._versions = tuple(map(self._kept.__getitem__, self._states))
+            versions = self._versions = tuple(map(self._resolved, map(self._kept.__getitem__, self._states)))
         return versions
 
     def section(self, start: int, end: int) -> tuple[Series, ...]:
@@ -218,12 +231,19 @@ class _State:
     unchanged (see ``ovstop.collect.memo``), which a lazy store then recognises by identity alone."""
 
 
+_Key = _State | Cell
+"""What a round keys a series by: its state, or its cell when it is in a counter column."""
+_Version = Series | CellRef
+"""What a round holds of a series: its Series, or where a counter column's round makes it."""
+_Round = dict[_Key, _Version]
+
+
 @dataclass(frozen=True)
 class _Order:
     """The tree order of a round's states, and where each metric name's series lie in it (None when a name
     is not in one stretch)."""
 
-    states: tuple[_State, ...]
+    states: tuple[_Key, ...]
     ranges: Mapping[str, tuple[int, int]] | None
 
 
@@ -250,14 +270,16 @@ class MetricStore:
         self._state: dict[tuple[str, Labels], _State] = {}
         self._by_sample: dict[int, _State] = {}
         """id of each state's last sample -> the state (the state holds the sample, so the id is its own)."""
-        self._kept: dict[_State, Series] = {}
-        self._batches: dict[int, tuple[Sequence[Sample], dict[_State, Series]]] = {}
+        self._kept: _Round = {}
+        self._columns = CounterColumns(history)
+        """The counter columns of the batches that are :class:`CounterBlock` s (a lazy store's only)."""
+        self._batches: dict[int, tuple[Sequence[Sample], _Round]] = {}
         """Last round's batches (by identity, each held so its id stays its own) and what they kept."""
-        self._same: tuple[list[dict[_State, Series]], dict[_State, Series]] = ([], {})
+        self._same: tuple[list[_Round], _Round] = ([], {})
         """The parts of last round's batches that were the round before's too, and their merge."""
         self._sources: set[str] = set()
         """The sources of last round's series: only their going down makes stale copies."""
-        self._created: list[_State] = []
+        self._created: list[_Key] = []
         """The states this round made (series new to the store)."""
         # The tree orders of the last round's series, without and with the derived ones: most rounds have
         # the same series, so no re-sort.
@@ -291,10 +313,11 @@ class MetricStore:
         last_at, self._last_at = self._last_at, now
         interval = None if last_at is None else now - last_at
         self._created = []
-        memo: dict[int, tuple[Sequence[Sample], dict[_State, Series]]] = {}
+        memo: dict[int, tuple[Sequence[Sample], _Round]] = {}
         sources: set[str] = set()
-        same: list[dict[_State, Series]] = []  # what the batches that are last round's kept, in order
-        fresh: list[dict[_State, Series]] = []  # what the others keep
+        same: list[_Round] = []  # what the batches that are last round's kept, in order
+        fresh: list[_Round] = []  # what the others keep
+        part: _Round
         for source, batch in batches:
             if batch:
                 sources.add(source)
@@ -305,6 +328,15 @@ class MetricStore:
                 memo[id(batch)] = known
                 continue
             part = {}
+            if self.lazy and type(batch) is CounterBlock:
+                # The very dict of references of the last round while its columns are laid out the same: with
+                # the parts of the unchanged batches, merged once (see _merged).
+                refs = self._columns.fold_block(
+                    batch, source, self._seq, now, interval, self._kept, self._created, self._state.get
+                )
+                same.append(refs)
+                memo[id(batch)] = (batch, refs)
+                continue
             if self.lazy:
                 by_sample = self._by_sample
                 for sample in batch:
@@ -340,6 +372,7 @@ class MetricStore:
         if final is not self._final:  # series came or went: forget the states of those gone
             self._state = {key: state for key, state in self._state.items() if state in kept}
             self._by_sample = {id(s.sample): s for s in self._state.values() if s.sample is not None}
+            self._columns.forget(kept)
         self._final = final
         self._kept = kept
         return Snapshot(
@@ -353,7 +386,7 @@ class MetricStore:
             collect_seconds=collect_seconds,
         )
 
-    def _merged(self, parts: list[dict[_State, Series]]) -> dict[_State, Series]:
+    def _merged(self, parts: list[_Round]) -> _Round:
         """A new dict of ``parts`` merged. When they are last round's very parts (the batches that did not
         change, most of the series most rounds), a copy of last round's merge: a clean dict's copy is a clone
         of its table, where merging 10,000 series anew cost half a millisecond every round. A series is in one
@@ -367,7 +400,7 @@ class MetricStore:
             self._same = (parts, merged)
         return dict(merged)
 
-    def _ordered(self, kept: dict[_State, Series], last: _Order | None) -> _Order:
+    def _ordered(self, kept: _Round, last: _Order | None) -> _Order:
         """The tree order of ``kept``: ``last`` when the same states (none new, as many); else ``last``
         without the states gone and with the new ones put in place (series come and go a few at a time: an
         rxq whose usage OVS cannot tell yet), sorted whole only the first time."""
@@ -375,8 +408,8 @@ class MetricStore:
         if last is not None and not created and len(last.states) == len(kept):
             return last
 
-        def key(state: _State) -> tuple[tuple[int, tuple[str, ...], str], Labels]:
-            return self._tree_key(kept[state].spec), state.labels
+        def key(state: _Key) -> tuple[tuple[int, tuple[str, ...], str], Labels]:
+            return self._tree_key(spec_of(kept[state])), state.labels
 
         if last is None:
             order = sorted(kept, key=key)
@@ -387,7 +420,7 @@ class MetricStore:
                     insort(order, state, key=key)
             if len(order) != len(kept):  # not made of the last order and the new states: sort anew
                 order = sorted(kept, key=key)
-        names = [kept[state].spec.name for state in order]
+        names = [spec_of(kept[state]).name for state in order]
         ranges: dict[str, tuple[int, int]] | None = {}
         start = 0
         for i in range(1, len(names) + 1):
@@ -400,18 +433,21 @@ class MetricStore:
             start = i
         return _Order(tuple(order), ranges)
 
-    def _series_of(self, kept: dict[_State, Series], order: _Order) -> Sequence[Series]:
-        if not self.lazy:
-            return tuple(map(kept.__getitem__, order.states))
+    def _series_of(self, kept: _Round, order: _Order) -> Sequence[Series]:
+        if not self.lazy:  # an eager store folds every sample itself: no column's series
+            return cast("tuple[Series, ...]", tuple(map(kept.__getitem__, order.states)))
         # The round's dict of series, never changed once the round is over; the draft's is read by the
         # health checks before the round adds their series to it.
-        return _AsOf(kept, order.states, self._seq, self.history, order.ranges)
+        return _AsOf(kept, order.states, self._seq, self.history, order.ranges, self._columns.rounds)
 
-    def _carry_stale(self, kept: dict[_State, Series], down: set[str], last_at: float | None) -> None:
+    def _carry_stale(self, kept: _Round, down: set[str], last_at: float | None) -> None:
         """Carry the series of the ``down`` sources over from the last round, marked stale."""
+        if last_at is not None:
+            self._columns.carry_stale(self._kept, kept, down, self._seq, last_at)
         for state, old in self._kept.items():
-            if state in kept or state.source not in down:
+            if state in kept or type(state) is not _State or state.source not in down:
                 continue
+            assert isinstance(old, Series)  # a state's (not a column's)
             if not old.stale:  # down since this round: its history as of the last round, written out
                 version = state.version
                 if version is not None and last_at is not None:
@@ -430,9 +466,7 @@ class MetricStore:
             if point is not None:
                 state.history.extend(point, rounds)
 
-    def _fold(
-        self, sample: Sample, now: float, source: str, kept: dict[_State, Series], interval: float | None
-    ) -> None:
+    def _fold(self, sample: Sample, now: float, source: str, kept: _Round, interval: float | None) -> None:
         """Fold ``sample`` into its series' state and put the series in ``kept``."""
         spec = sample.spec
         key = (spec.name, sample.labels)  # sample.key, without the property call
