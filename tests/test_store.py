@@ -175,16 +175,31 @@ def test_tree_order_follows_series_that_come_and_go() -> None:
     assert [s.label("datapath") for s in again.series] == ["a", "c"]
 
 
+def test_lazy_store_drops_a_series_gone_from_a_batch_that_changes_now_and_then() -> None:
+    """A lazy store merges the batches that did not change once and mends that merge when a small one joins or
+    leaves them: a series the small batch no longer has must go, one it gained must come."""
+    store = MetricStore(lazy=True)
+    big = [Sample(FLOWS, labels_of(datapath=f"d{i}"), 1.0) for i in range(40)]
+    both = [Sample(HITS, labels_of(datapath="a"), 1.0), Sample(HITS, labels_of(datapath="b"), 1.0)]
+    one = [Sample(HITS, labels_of(datapath="a"), 2.0)]
+    rounds = [both, both, one, one, one, both, both]
+    for t, small in enumerate(rounds):
+        snap = store.update([("unixctl", big), ("unixctl", small)], float(t), 1000.0 + t, UP)
+        hits = {s.label("datapath"): s.value for s in snap.find(HITS.name)}
+        assert hits == {dict(s.labels)["datapath"]: s.value for s in small}, f"round {t}"
+        assert len(snap.find(FLOWS.name)) == 40
+
+
 def _reading(snap) -> list[tuple]:
     return [(s.name, s.labels, s.value, s.rate, s.interval_histogram, tuple(s.history), s.stale) for s in snap.series]
 
 
 def test_lazy_store_reads_as_the_eager_one_round_by_round_and_later() -> None:
     """The lazy store (the exporter's) skips unchanged series and unchanged batches, and folds the counters a
-    collector hands in as a :class:`CounterBlock` a column at a time (once it turns lazy); whatever a snapshot is read for, at once
-    or rounds later, it must read exactly as the eager store's (which the tests above pin down): values,
-    rates, histogram intervals, histories across buffer renewals, stale carry-over, series that come and go,
-    resets, gauges that are not numbers."""
+    collector hands in as a :class:`CounterBlock` a column at a time (once it turns lazy); whatever a snapshot
+    is read for, at once or rounds later, it must read exactly as the eager store's (which the tests above pin
+    down): values, rates, histogram intervals, histories across buffer renewals, stale carry-over, series that
+    come and go, resets, gauges that are not numbers."""
     import random
 
     rng = random.Random(9)

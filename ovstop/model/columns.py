@@ -33,6 +33,7 @@ _append, _extend = array.append, array.extend
 class Cell:
     """One series of a column, as a round's key (compared and hashed by identity, like the store's states)."""
 
+    name: str
     labels: Labels
 
 
@@ -246,7 +247,7 @@ class CounterColumns:
         for series_labels in labels:
             i = where.get(series_labels)
             if i is None:
-                cell = Cell(series_labels)
+                cell = Cell(state.spec.name, series_labels)
                 created.append(cell)
                 cells.append(cell)
                 values.append(None)
