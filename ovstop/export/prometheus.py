@@ -17,6 +17,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.utils import floatToGoString
 
 from ovstop.model.metric import Histogram, Kind, MetricSpec
+from ovstop.model.series import Series
 from ovstop.model.store import Snapshot
 
 SCRAPE_SECONDS = MetricSpec(
@@ -74,10 +75,10 @@ def _add_histogram(metric: Metric, labels: dict[str, str], hist: Histogram) -> N
         metric.add_sample(metric.name + "_sum", labels, float(hist.total))
 
 
-def families(snapshot: Snapshot) -> Iterator[Metric]:
-    """Every non-stale series of ``snapshot``, grouped into families in tree order."""
+def families(all_series: Iterable[Series]) -> Iterator[Metric]:
+    """Every non-stale series of ``all_series`` (a snapshot's, in tree order), grouped into families."""
     built: dict[str, tuple[Metric, str]] = {}
-    for series in snapshot.value_series:
+    for series in all_series:
         if series.stale or series.value is None:
             continue
         spec = series.spec
@@ -105,7 +106,12 @@ class _Families:
 
 def render(snapshot: Snapshot, encoder: Callable[[Any], bytes]) -> bytes:
     """The exposition of ``snapshot`` in the encoder's format (OpenMetrics' ``# EOF`` included)."""
-    return encoder(_Families(families(snapshot)))
+    return render_series(snapshot.value_series, encoder)
+
+
+def render_series(all_series: Iterable[Series], encoder: Callable[[Any], bytes]) -> bytes:
+    """The exposition of ``all_series`` in the encoder's format (OpenMetrics' ``# EOF`` included)."""
+    return encoder(_Families(families(all_series)))
 
 
 class Tail:

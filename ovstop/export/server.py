@@ -38,7 +38,8 @@ from ovstop.events.schema import encode
 from ovstop.events.store import EventStore
 from ovstop.export import snapshot as snapshot_doc
 from ovstop.export.httpd import Answer, Limits, Request, Response, Server, serve_app, text
-from ovstop.export.prometheus import OPENMETRICS_EOF, SCRAPE_SECONDS, SNAPSHOT_AGE, Tail, render
+from ovstop.export.pages import PageCache
+from ovstop.export.prometheus import SCRAPE_SECONDS, SNAPSHOT_AGE, Tail
 from ovstop.export.webconfig import WebConfig
 from ovstop.model.store import Snapshot
 
@@ -146,6 +147,7 @@ class MetricsEndpoint:
         self._lock = threading.Lock()  # held only to read or replace the dictionaries below
         self._render_lock = threading.Lock()  # one rendering on request at a time (so each is done once)
         self._pages: dict[str, _Page] = {}  # content type -> the newest rendering in that format
+        self._caches: dict[str, PageCache] = {}  # content type -> the families of its last page
         self._wanted: dict[str, Renderer] = {}  # formats asked for since the last round
         self._tails: dict[str, Tail] = {}  # content type -> its per-scrape tail
         self.renders = 0
@@ -203,8 +205,8 @@ class MetricsEndpoint:
             return None
         encoder, content_type = choose_encoder(accept)
 
-        def renderer(snapshot: Snapshot) -> bytes:
-            return render(snapshot, encoder).removesuffix(OPENMETRICS_EOF)  # the tail ends the page
+        pages = self._caches.get(content_type) or self._caches.setdefault(content_type, PageCache(encoder))
+        renderer = pages.render  # the page without OpenMetrics' # EOF: the tail ends the page
 
         page = self._page(published, content_type, renderer, block)
         if page is None:
