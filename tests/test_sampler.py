@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ovstop.collect.base import Sources, Tables
+from ovstop.collect.base import Parts, Sources, Tables
 from ovstop.collect.sampler import Sampler
 from ovstop.errors import ParseError
 from ovstop.model.metric import Kind, MetricSpec, Sample, labels_of
@@ -48,3 +48,23 @@ def test_what_a_collector_yielded_before_it_failed_is_kept_and_names_stay_with_t
         assert got == [("t_flows", {"dp": "system"}, 12.0), ("t_hits_total", {"dp": "netdev"}, 7.0)]
         health = snap.health["unixctl"]
         assert health.up and health.reason == "dpctl/dump-flows: cannot decode flow on netdev@ovs-netdev"
+
+
+class TwoLists:
+    """Hands in two lists, the second with a series the first has too."""
+
+    name = "two_lists"
+    source = "unixctl"
+    specs = (FLOWS, HITS)
+
+    def collect(self, sources: Sources, tables: Tables) -> Parts:
+        return Parts(([Sample(FLOWS, labels_of(dp="a"), 1.0)], [Sample(FLOWS, labels_of(dp="a"), 2.0)]))
+
+
+def test_a_name_stays_with_the_first_of_a_collectors_lists() -> None:
+    """A series is in one batch of a round (the store merges its unchanged batches on that ground)."""
+    sampler = Sampler(Sources(), [TwoLists()])
+    sampler.store.lazy = True
+    for _ in range(3):
+        snap = sampler.sample()
+        assert [(s.name, s.value) for s in snap.series if s.name.startswith("t_")] == [("t_flows", 1.0)]

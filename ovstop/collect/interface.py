@@ -139,6 +139,7 @@ class InterfaceCollector:
             (self.ofport, "ofport"),
         )
         self._memo: Memo[_Made] = Memo()  # by interface uuid
+        self._laid: Join | None = None  # the join the parts were laid out for
         self._joined: Join | None = None  # what the last round was made of: the join and the statistics
         self._statistics: Mapping[str, Counters] | None = None
         self._rows: list[dict[str, Any]] = []
@@ -247,8 +248,10 @@ class InterfaceCollector:
         joined = attachments(sources)
         statistics = interface_statistics(sources)
         if joined is not self._joined or statistics is not self._statistics:
-            if self._memo.renew(joined):
+            if joined is not self._laid:
+                self._laid = None  # until laid out whole: a round that fails part-way is laid out again next
                 self._lay_out(joined)
+                self._laid = joined
             now = list(map(statistics.get, joined.interface_uuids, repeat(NO_COUNTERS)))
             rows = self._rows_of(self._memo.rows, now)
             self._output = Parts((self._settled_samples, self._traffic(self._idents, now)))
@@ -260,6 +263,7 @@ class InterfaceCollector:
         """Make the parts of the interfaces of ``joined``: last round's of an unchanged attachment (the join
         holds the same object while its rows are unchanged)."""
         memo = self._memo
+        memo.renew(joined)  # False after a round that failed part-way: its parts are put again, in order
         known_of, put = memo.known, memo.put
         for key, att in zip(joined.interface_uuids, joined, strict=True):
             known = known_of(key)
@@ -273,7 +277,7 @@ class InterfaceCollector:
             self._settled_samples = [s for samples in settled for s in samples]
         self._settled_parts = settled
         idents = tuple(labelled[2] for labelled in map(_labelled_of, parts))
-        if idents != self._idents:
+        if idents != self._idents:  # else last round's very tuple: the store lays its columns out once
             self._idents = idents
 
     @staticmethod
@@ -281,12 +285,11 @@ class InterfaceCollector:
         """The table rows: each interface's row with its traffic, made at C speed when every interface reports
         every statistic a row shows (every few seconds, for 1,000 interfaces on a busy switch)."""
         rows = list(map(dict, bases))
-        try:
-            for key in _ROW_TRAFFIC:
+        for key in _ROW_TRAFFIC:
+            if all(map(operator.contains, statistics, repeat(key))):
                 deque(map(operator.setitem, rows, repeat(key), map(operator.itemgetter(key), statistics)), 0)
-        except KeyError:  # an interface without some of them (no statistics yet, another driver)
-            return [
-                {**base, **{key: stats[key] for key in _ROW_TRAFFIC if key in stats}}
-                for base, stats in zip(bases, statistics, strict=True)
-            ]
+                continue
+            for row, stats in zip(rows, statistics, strict=True):  # some without it: no statistics yet, a driver
+                if key in stats:
+                    row[key] = stats[key]
         return rows

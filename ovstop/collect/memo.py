@@ -118,14 +118,9 @@ class Memo(Generic[P]):
     def put(self, key: Hashable, part: P) -> None:
         self._parts[key] = part
 
-    def close(self, samples: bool = True, changed: Mapping[Hashable, P] | None = None) -> list[P]:
+    def close(self, samples: bool = True) -> list[P]:
         """Lay this round's parts out as its rows and (unless a collector lays them out its own way) its
-        samples, in the order they were put; return the parts in that order.
-
-        ``changed``: the round is over the same objects as the last, and only these parts are new (nothing was
-        put): last round's parts, these in their place."""
-        if changed is not None:
-            self._parts = {**self._last, **changed}
+        samples, in the order they were put; return the parts in that order."""
         self._last = {}
         parts = list(self._parts.values())
         if samples:

@@ -170,7 +170,8 @@ class Sampler:
                 self.sources.ovsdb.refresh()
             except SourceError as exc:
                 failures["ovsdb"] = describe(exc)
-        owner: dict[str, str] = {}  # metric name -> the collector that produced it first this round
+        # metric name -> the collector's part that produced it first this round: a series comes in one batch
+        owner: dict[str, tuple[str, int]] = {}
         demand = self.demand
         ran = [c for c in self.collectors if demand.wants(c.name)]
         outputs: dict[tuple[str, int], _Output] = {}
@@ -240,15 +241,15 @@ class Sampler:
         got: Iterable[Sample],
         key: tuple[str, int],
         source: str,
-        owner: dict[str, str],
+        owner: dict[str, tuple[str, int]],
         batches: list[tuple[str, Sequence[Sample]]],
         outputs: dict[tuple[str, int], _Output],
     ) -> None:
         """Add one part of what a collector returned to the round's batches (each metric name kept for the
-        collector that produced it first); the very list of last round's same part gives last round's batch."""
-        name = key[0]
+        collector's part that produced it first: a series is in one batch of a round); the very list of last
+        round's same part gives last round's batch."""
         last = self._outputs.get(key)
-        if last is not None and got is last.got and all(owner.setdefault(n, name) == name for n in last.names):
+        if last is not None and got is last.got and all(owner.setdefault(n, key) == key for n in last.names):
             # The part saw no change: the same batch, which the store skips as a whole.
             batches.append((source, last.got))
             outputs[key] = last
@@ -258,12 +259,12 @@ class Sampler:
             batch: list[Sample] = []
             batches.append((source, batch))
             for sample in got:
-                if owner.setdefault(sample.spec.name, name) == name:
+                if owner.setdefault(sample.spec.name, key) == key:
                     batch.append(sample)
             return
         # A few names for thousands of samples, read at C speed (a block knows its own).
         names = got.names if type(got) is CounterBlock else frozenset(map(_spec_name, got))
-        mine = {n for n in names if owner.setdefault(n, name) == name}
+        mine = {n for n in names if owner.setdefault(n, key) == key}
         if len(mine) == len(names):  # kept whole: can be the same next round
             batches.append((source, got))
             outputs[key] = _Output(got, names)

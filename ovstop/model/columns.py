@@ -179,7 +179,14 @@ class CounterColumns:
             self._relayout(state, column.labels, created)
         state.labels = column.labels
         values = column.values
-        if fresh and not relaid and state.round is not None and (values is state.values or values == state.values):
+        done = state.round
+        if (
+            fresh
+            and not relaid
+            and done is not None
+            and done.spec is column.spec
+            and (values is state.values or values == state.values)
+        ):
             return state
         limit = self.limit
         bufs = state.bufs
@@ -302,5 +309,6 @@ class CounterColumns:
     def forget(self, kept: Mapping[Any, Any]) -> None:
         """Forget the columns none of whose series is in ``kept`` (the round's)."""
         self._states = {name: s for name, s in self._states.items() if s.cells and s.cells[0] in kept}
+        self._parts = {}  # made again at the next fold: none holds the references of a column forgotten
         if len(self.rounds) != len(self._states):
             self.rounds = {s: r for s, r in self.rounds.items() if s.cells and s.cells[0] in kept}

@@ -193,7 +193,7 @@ class _NameIndex(Mapping[str, Sequence[Series]]):
     """:attr:`Snapshot.by_name` of a store's snapshot: a name's series made when first looked up."""
 
     def __init__(self, series: _AsOf, ranges: Mapping[str, tuple[int, int]]) -> None:
-        self.make_series = series
+        self._series = series
         self._ranges = ranges
         self._made: dict[str, tuple[Series, ...]] = {}
 
@@ -201,7 +201,7 @@ class _NameIndex(Mapping[str, Sequence[Series]]):
         found = self._made.get(name)
         if found is None:
             start, end = self._ranges[name]
-            found = self._made[name] = self.make_series.section(start, end)
+            found = self._made[name] = self._series.section(start, end)
         return found
 
     def __iter__(self) -> Iterator[str]:
@@ -393,7 +393,7 @@ class MetricStore:
         """A new dict of ``parts`` merged. When they are last round's very parts (the batches that did not
         change, most of the series most rounds), a copy of last round's merge: a clean dict's copy is a clone
         of its table, where merging 10,000 series anew cost half a millisecond every round. A series is in one
-        batch of a round only (the sampler gives each metric name to one collector), so the order of the
+        batch of a round only (the sampler gives each metric name to one list of one collector), so the order of the
         merge does not matter.
 
         When a few small parts joined or left the unchanged ones (a batch that changes every few rounds: the

@@ -10,7 +10,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from contextlib import suppress
 from pathlib import Path
 from typing import ClassVar
 
@@ -18,7 +17,6 @@ from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Container
-from textual.css.query import NoMatches
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Input
 
@@ -228,7 +226,7 @@ class OvstopApp(App[int | str]):
         self.feed.need(demand)
 
     def on_pane_needs_changed(self, message: Pane.NeedsChanged) -> None:
-        with suppress(NoMatches):  # a pane's message that arrived while the app took its panes down, exiting
+        if len(self.query(Pane)) == len(self.panes):  # not a late message while the app takes its panes down
             self._apply_demand()
 
     # -- snapshots -----------------------------------------------------------------------------------------
