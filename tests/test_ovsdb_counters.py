@@ -43,6 +43,16 @@ def non_empty(maps: Mapping[str, Mapping[str, int]]) -> dict[str, dict[str, int]
     return {u: dict(m) for u, m in maps.items() if m}
 
 
+def traffic_truth(rows: dict[str, dict[str, Any]]) -> dict[tuple[str, str], float]:
+    """(interface, metric name) -> value of every traffic series ovs-vsctl's ``rows`` give."""
+    return {
+        (r["name"], traffic_name("ovs_vswitchd_interface", key)): float(r["statistics"][key])
+        for r in rows.values()
+        for key, _, _ in STATISTICS
+        if key in r["statistics"]
+    }
+
+
 def uuid_of(rows: dict[str, dict[str, Any]], name: str) -> str:
     (found,) = [u for u, r in rows.items() if r["name"] == name]
     return found
@@ -131,13 +141,7 @@ def test_interface_and_bridge_samples_follow_an_update_of_statistics_alone(fresh
         after = interfaces.collect(sources, Tables())
         assert after.lists[0] is first.lists[0]
         got = {(dict(s.labels)["interface"], s.spec.name): s.value for s in after.lists[1]}
-        want = {
-            (r["name"], traffic_name("ovs_vswitchd_interface", key)): float(r["statistics"][key])
-            for r in rows.values()
-            for key, _, _ in STATISTICS
-            if key in r["statistics"]
-        }
-        assert got == want
+        assert got == traffic_truth(rows)
         assert got[("p3", "ovs_vswitchd_interface_rx_packets_total")] >= 4
         members = set(sw.vsctl("list-ifaces", "br0").split())
         sums = {s.spec.name: s.value for s in bridges.collect(sources, Tables()) if s.labels == (("bridge", "br0"),)}
@@ -208,13 +212,7 @@ def test_a_round_that_fails_part_way_through_new_ports_is_made_whole_next(fresh_
         got = {
             (dict(s.labels)["interface"], s.spec.name): s.value for s in interfaces.collect(sources, tables).lists[1]
         }
-        want = {
-            (r["name"], traffic_name("ovs_vswitchd_interface", key)): float(r["statistics"][key])
-            for r in rows.values()
-            for key, _, _ in STATISTICS
-            if key in r["statistics"]
-        }
-        assert got == want
+        assert got == traffic_truth(rows)
         assert {row["interface"] for row in tables.rows["interfaces"]} == {r["name"] for r in rows.values()}
 
 

@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from ovstop.model.block import Column, CounterBlock
 from ovstop.model.metric import Labels, MetricSpec
@@ -77,6 +77,20 @@ class ColumnRound:
         return made
 
 
+class RoundOf(NamedTuple):
+    """The store's round that folds columns."""
+
+    seq: int
+    now: float
+    interval: float | None
+    last: Mapping[Any, Any]
+    """The last round's series: a column's series in it as references were read then, fresh."""
+    created: list[Any]
+    """Where the series new to the store go."""
+    earlier: Callable[[tuple[str, Labels]], Any]
+    """The store's state of a series it folded on its own, if any (see :meth:`CounterColumns._take_over`)."""
+
+
 @dataclass(slots=True, eq=False)
 class ColumnState:
     """One column's memory between rounds."""
@@ -118,25 +132,13 @@ class CounterColumns:
         self._parts: dict[int, tuple[tuple[dict[Cell, CellRef], ...], dict[Cell, CellRef]]] = {}
         """The refs of each block's columns (by the id of the first column's spec) and their merge."""
 
-    def fold_block(
-        self,
-        block: CounterBlock,
-        source: str,
-        seq: int,
-        now: float,
-        interval: float | None,
-        last: Mapping[Any, Any],
-        created: list[Any],
-        earlier: Callable[[tuple[str, Labels]], Any],
-    ) -> dict[Any, Any]:
-        """Fold ``block`` into round ``seq`` and return the references of its series: the very dict of the
-        last fold while no column was laid out anew. Series new to the store go into ``created``. ``last``
-        is the last round's series (a column's series in it as references were read then, fresh); ``earlier``
-        gives the store's state of a series it folded on its own, if any (see :meth:`_take_over`)."""
+    def fold_block(self, block: CounterBlock, source: str, at: RoundOf) -> dict[Any, Any]:
+        """Fold ``block`` into round ``at`` and return the references of its series: the very dict of the last
+        fold while no column was laid out anew."""
         rounds: dict[ColumnState, ColumnRound] | None = None
         parts = []
         for column in block.columns:
-            state = self._fold(column, source, seq, now, interval, last, created, earlier)
+            state = self._fold(column, source, at)
             parts.append(state.refs)
             if state.round is not None and self.rounds.get(state) is not state.round:
                 if rounds is None:
@@ -154,23 +156,14 @@ class CounterColumns:
         self._parts[key] = (tuple(parts), merged)
         return merged
 
-    def _fold(
-        self,
-        column: Column,
-        source: str,
-        seq: int,
-        now: float,
-        interval: float | None,
-        last: Mapping[Any, Any],
-        created: list[Any],
-        earlier: Callable[[tuple[str, Labels]], Any],
-    ) -> ColumnState:
-        """Fold ``column`` into round ``seq`` and return its state."""
+    def _fold(self, column: Column, source: str, at: RoundOf) -> ColumnState:
+        """Fold ``column`` into round ``at`` and return its state."""
+        seq, now, interval, last, created = at.seq, at.now, at.interval, at.last, at.created
         state = self._states.get(column.spec.name)
         if state is None:
             state = self._states[column.spec.name] = ColumnState(column.spec, source, column.labels)
             self._relayout(state, column.labels, created)
-            self._take_over(state, earlier, seq)
+            self._take_over(state, at.earlier, seq)
         state.spec, state.source = column.spec, source
         cells = state.cells
         fresh = bool(cells) and type(last.get(cells[0])) is tuple

@@ -17,7 +17,7 @@ from itertools import groupby
 from typing import Any, cast
 
 from ovstop.model.block import CounterBlock
-from ovstop.model.columns import Cell, CellRef, ColumnRound, ColumnState, CounterColumns, spec_of
+from ovstop.model.columns import Cell, CellRef, ColumnRound, ColumnState, CounterColumns, RoundOf, spec_of
 from ovstop.model.metric import Histogram, Labels, MetricSpec, Sample, Value
 from ovstop.model.series import (
     COUNTER,
@@ -334,9 +334,8 @@ class MetricStore:
             if self.lazy and type(batch) is CounterBlock:
                 # The very dict of references of the last round while its columns are laid out the same: with
                 # the parts of the unchanged batches, merged once (see _merged).
-                refs = self._columns.fold_block(
-                    batch, source, self._seq, now, interval, self._kept, self._created, self._state.get
-                )
+                at = RoundOf(self._seq, now, interval, self._kept, self._created, self._state.get)
+                refs = self._columns.fold_block(batch, source, at)
                 same.append(refs)
                 memo[id(batch)] = (batch, refs)
                 continue
