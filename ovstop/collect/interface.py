@@ -197,10 +197,10 @@ class InterfaceCollector:
         for key, spec in self._traffic_items:
             if key not in reported:
                 continue
-            if all(map(operator.contains, statistics, repeat(key))):
+            has = list(map(operator.contains, statistics, repeat(key)))
+            if all(has):
                 labels, reporting = idents, statistics
             else:
-                has = list(map(operator.contains, statistics, repeat(key)))
                 labels, reporting = tuple(compress(idents, has)), list(compress(statistics, has))
             last = layouts.get(key)
             if last is not None and last == labels:

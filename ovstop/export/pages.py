@@ -13,12 +13,11 @@ from __future__ import annotations
 import operator
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from itertools import groupby
 from typing import Any
 
 from ovstop.export.prometheus import OPENMETRICS_EOF, render_series
 from ovstop.model.series import Series
-from ovstop.model.store import Snapshot
+from ovstop.model.store import Snapshot, name_stretches
 
 _name = operator.attrgetter("spec.name")
 
@@ -59,8 +58,5 @@ class PageCache:
 
 def _by_name(series: Sequence[Series]) -> Iterator[tuple[str, Sequence[Series]]]:
     """``series`` in stretches of one metric name, in order."""
-    start = 0
-    for name, stretch in groupby(map(_name, series)):
-        end = start + len(tuple(stretch))
+    for name, start, end in name_stretches(map(_name, series)):
         yield name, series[start:end]
-        start = end

@@ -24,9 +24,19 @@ from typing import Any, NamedTuple, cast
 
 from ovstop.model.block import Column, CounterBlock
 from ovstop.model.metric import Labels, MetricSpec
-from ovstop.model.series import Series, history_view, make_series
+from ovstop.model.series import History, Series, history_view, make_series
 
 _append, _extend = array.append, array.extend
+
+
+def _zeros(count: int, limit: int) -> array[float]:
+    """The points of ``count`` rounds a counter stood still (at most ``limit``: what a history keeps)."""
+    return array("d", bytes(8 * min(max(count, 0), limit)))
+
+
+def _recent(buf: array[float], end: int, limit: int) -> History:
+    """The view of the last ``limit`` values of ``buf`` up to ``end``."""
+    return history_view(buf, end - limit if end > limit else 0, end)
 
 
 @dataclass(slots=True, eq=False)
@@ -69,8 +79,7 @@ class ColumnRound:
         """Series ``index`` as this round made it (made on the first read; two threads may both make it)."""
         made = self._versions[index]
         if made is None:
-            end = self.ends[index]
-            view = history_view(self.bufs[index], end - self.limit if end > self.limit else 0, end)
+            view = _recent(self.bufs[index], self.ends[index], self.limit)
             made = self._versions[index] = make_series(
                 self.spec, self.labels[index], self.values[index], self.rates[index], None, view, self.seq
             )
@@ -182,18 +191,9 @@ class CounterColumns:
         ):
             return state
         limit = self.limit
+        self._write_still(state, seq - 1)
         bufs = state.bufs
         old = state.values
-        numbered = None not in old  # every series read before: most rounds
-        still = seq - 1 - state.accounted
-        if still > 0:  # the rounds the column stood still gained 0 each
-            zeros = array("d", bytes(8 * min(still, limit)))
-            if numbered:
-                deque(map(_extend, bufs, repeat(zeros)), 0)
-            else:
-                for buf, before in zip(bufs, old, strict=True):
-                    if before is not None:
-                        buf.extend(zeros)
         seen = interval if fresh and interval is not None else now - state.at
         rates: list[float | None]
         if seen <= 0:
@@ -230,9 +230,7 @@ class CounterColumns:
             if f is None or f.version is None or not isinstance(f.value, float) or f.at != at:
                 continue
             buf = state.bufs[i] = array("d", f.history.view)
-            still = seq - 1 - f.version.made_in
-            if still > 0:
-                buf.extend(array("d", bytes(8 * min(still, self.limit))))
+            buf.extend(_zeros(seq - 1 - f.version.made_in, self.limit))
             values[i] = f.value
         state.values, state.at, state.accounted = values, at, seq - 1
 
@@ -274,7 +272,7 @@ class CounterColumns:
                         spec,
                         labels,
                         value,
-                        history=history_view(buf, max(0, len(buf) - limit), len(buf)),
+                        history=_recent(buf, len(buf), limit),
                         stale=True,
                         made_in=seq,
                     )
@@ -290,13 +288,16 @@ class CounterColumns:
             kept.update(zip(cells, stale, strict=True))
 
     def _write_still(self, state: ColumnState, upto: int) -> None:
-        """Write the points of the rounds after the last one accounted up to ``upto``, which it stood still."""
-        still = upto - state.accounted
-        if still > 0:
-            zeros = array("d", bytes(8 * min(still, self.limit)))
-            for buf, value in zip(state.bufs, state.values, strict=True):
-                if value is not None:
-                    buf.extend(zeros)
+        """Write the points of the rounds after the last one accounted up to ``upto``, which the column stood
+        still in (0 each), into the histories of the series read before (all of them, most rounds)."""
+        zeros = _zeros(upto - state.accounted, self.limit)
+        if zeros:
+            if None not in state.values:
+                deque(map(_extend, state.bufs, repeat(zeros)), 0)
+            else:
+                for buf, value in zip(state.bufs, state.values, strict=True):
+                    if value is not None:
+                        buf.extend(zeros)
         state.accounted = upto
 
     def forget(self, kept: Mapping[Any, Any]) -> None:
