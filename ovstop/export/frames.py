@@ -3,10 +3,16 @@
 A recording that writes every snapshot whole repeats each series' name, labels, help text and 120-sample
 history every second (about 90 KB/s on the 4-port sandbox). A frame holds what cannot be recomputed:
 
-- a *key frame* (the first of a recording file, and whenever the set of series changes): the specs, the
-  series keys in snapshot order and their values, every table, the health and the meta;
-- a *delta frame*: only the values that changed (by index into the key frame's series), the tables that
-  changed (datapath flows as new rows, gone ufids and changed counters), health and meta when changed.
+- a *key frame* (the first of a recording file, or when the series were reordered): the specs, the series
+  keys in snapshot order and their values, every table, the health and the meta;
+- a *delta frame*: the series that came and went (an ``edit`` of the last frame's list), the values that
+  changed (by index into that list), the tables that changed (datapath flows as new rows, gone rows and
+  moved counters; other tables as the rows' changed fields when their rows kept their count and fields),
+  health and meta when changed.
+
+Version 2 (this encoder) added the series edit and the tables' row edits, and writes moved flows in index
+order as gaps with their bytes left out when the flow's packets all had one size; version 1 frames (absolute
+indices, every counter) still decode.
 
 Rates, interval histograms and histories are rebuilt on replay by the same :class:`MetricStore` that builds
 them live, and per-flow rates, first-seen times and flow changes by a :class:`FlowFollower` (so the
@@ -16,7 +22,7 @@ them live, and per-flow rates, first-seen times and flow changes by a :class:`Fl
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from ovstop.errors import OvstopError
@@ -30,10 +36,12 @@ from ovstop.export.snapshot import (
 )
 from ovstop.model.flows import CHANGES, FLOWS, FlowFollower, dumped
 from ovstop.model.metric import Labels, MetricSpec, Sample
+from ovstop.model.series import Series
 from ovstop.model.store import MetricStore, Snapshot, SourceHealth
 
 FORMAT = "ovstop-frame"
-VERSION = 1
+VERSION = 2
+VERSIONS = (1, 2)
 _FLOW_STATE = ("packets", "bytes", "used_s", "used_at")
 """What changes in a flow's row. A flow that moved is written as what its counters gained and its
 ``used_s``; kept rows hold ``used_at`` (frame time minus ``used_s``) instead, which stays put while no
@@ -61,6 +69,7 @@ class FrameEncoder:
 
     def restart(self) -> None:
         self._keys: list[Key] = []
+        self._spec_names: set[str] = set()
         self._values: list[Any] = []
         self._tables: dict[str, Any] = {}
         self._flows: dict[str, dict[str, Any]] = {}
@@ -71,7 +80,8 @@ class FrameEncoder:
         series = snap.value_series  # a frame holds values: rates and histories are made again on replay
         keys = [(s.spec.name, s.labels) for s in series]
         values = [_compact(value_to_json(s.value)) for s in series]
-        key_frame = keys != self._keys
+        edit = None if keys == self._keys or not self._keys else series_edit(self._keys, keys)
+        key_frame = keys != self._keys and edit is None
         frame: dict[str, Any] = {
             "format": FORMAT,
             "version": VERSION,
@@ -81,25 +91,28 @@ class FrameEncoder:
             "collect_seconds": snap.collect_seconds,
         }
         if key_frame:
-            specs: dict[str, MetricSpec] = {}
-            for s in series:
-                specs.setdefault(s.spec.name, s.spec)
-            frame["specs"] = {name: spec_to_json(spec) for name, spec in specs.items()}
+            self._spec_names = set()
+            frame["specs"] = self._new_specs(series)
             frame["series"] = [[name, dict(labels)] for name, labels in keys]
             frame["values"] = values
             self._tables, self._health, self._meta = {}, {}, {}
         else:
+            before = self._values
+            if edit is not None:
+                edit["specs"] = self._new_specs(series[i] for i, *_ in edit["added"])
+                frame["edit"] = edit
+                before = realigned(self._keys, self._values, keys)
             # Whole numbers (counters, mostly) as differences: small numbers that compress well.
             changed: list[list[Any]] = []
             grew: list[list[Any]] = []
-            for i, (v, old) in enumerate(zip(values, self._values, strict=True)):
+            for i, (v, old) in enumerate(zip(values, before, strict=True)):
                 if v != old:
                     if isinstance(v, int) and isinstance(old, int):
                         grew.append([i, v - old])
                     elif isinstance(v, dict) and isinstance(old, dict) and v["bounds"] == old["bounds"]:
                         # A histogram with the same buckets: what each bucket gained, and the new sum.
                         grew.append([i, [a - b for a, b in zip(v["counts"], old["counts"], strict=True)], v["sum"]])
-                    else:
+                    else:  # other numbers, histograms whose buckets changed, series the edit added
                         changed.append([i, v])
             frame["changed"], frame["grew"] = changed, grew
         stale = [i for i, s in enumerate(series) if s.stale]
@@ -121,6 +134,15 @@ class FrameEncoder:
             frame["meta"] = self._meta = meta
         return frame
 
+    def _new_specs(self, series: Iterable[Series]) -> dict[str, Any]:
+        """The specs of ``series`` whose names the frames since the key frame have not yet described."""
+        specs: dict[str, Any] = {}
+        for s in series:
+            if s.spec.name not in self._spec_names:
+                self._spec_names.add(s.spec.name)
+                specs[s.spec.name] = spec_to_json(s.spec)
+        return specs
+
     def _encode_tables(
         self, tables: Mapping[str, Sequence[Mapping[str, Any]]], key_frame: bool, at: float
     ) -> dict[str, Any]:
@@ -129,8 +151,11 @@ class FrameEncoder:
         for name, rows in tables.items():
             if name == FLOWS:
                 out[name] = self._encode_flows(rows, key_frame or FLOWS not in self._tables, at)
-            elif key_frame or self._tables.get(name) != rows:
+            elif key_frame or name not in self._tables:
                 out[name] = rows
+            elif self._tables[name] != rows:
+                edits = row_edits(self._tables[name], rows)
+                out[name] = rows if edits is None else {"rows": edits}
         gone = [n for n in self._tables if n not in tables]
         if gone:
             out["-"] = gone
@@ -144,7 +169,7 @@ class FrameEncoder:
         index = {ufid: i for i, ufid in enumerate(before)}
         seen: set[str] = set()
         new: list[dict[str, Any]] = []
-        moved: list[list[Any]] = []
+        moved: list[tuple[int, int, int, Any]] = []
         for row in rows:
             clean = dumped(row)
             ufid = str(clean.get("ufid") or "")
@@ -153,11 +178,11 @@ class FrameEncoder:
                 new.append(clean)
             elif prev["packets"] != clean["packets"] or prev["bytes"] != clean["bytes"]:
                 moved.append(
-                    [index[ufid], clean["packets"] - prev["packets"], clean["bytes"] - prev["bytes"], clean["used_s"]]
+                    (index[ufid], clean["packets"] - prev["packets"], clean["bytes"] - prev["bytes"], clean["used_s"])
                 )
             if ufid:
                 seen.add(ufid)
-        frame: dict[str, Any] = {"new": new, "moved": moved}
+        frame: dict[str, Any] = {"new": new, "moved": _moved_rows(sorted(moved), list(before.values()))}
         if whole:
             frame["whole"] = True
         else:
@@ -166,14 +191,53 @@ class FrameEncoder:
         return frame
 
 
-def apply_flows(before: dict[str, dict[str, Any]], frame: Mapping[str, Any], at: float) -> dict[str, dict[str, Any]]:
+def _moved_rows(moved: Sequence[tuple[int, int, int, Any]], rows: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
+    """Moved flows (by index order) as written: the index as the gap from the last one, and the bytes left out
+    when they are the packets times the flow's one packet size so far (most flows carry one kind of packet)."""
+    out: list[list[Any]] = []
+    last = 0
+    for i, packets, nbytes, used_s in moved:
+        size = _packet_size(rows[i])
+        if size is not None and nbytes == packets * size:
+            out.append([i - last, packets, used_s])
+        else:
+            out.append([i - last, packets, nbytes, used_s])
+        last = i
+    return out
+
+
+def _packet_size(row: Mapping[str, Any]) -> int | None:
+    packets, nbytes = row["packets"], row["bytes"]
+    return nbytes // packets if packets and nbytes % packets == 0 else None
+
+
+def _moved_counters(
+    moved: Sequence[Sequence[Any]], rows: Sequence[Mapping[str, Any]], gaps: bool
+) -> Iterator[tuple[int, int, int, Any]]:
+    """A frame's moved flows as (index, packets, bytes, used_s), undoing :func:`_moved_rows` (version 1 wrote
+    them as they are)."""
+    i = 0
+    for row in moved:
+        i = i + row[0] if gaps else row[0]
+        if len(row) == 3:
+            size = _packet_size(rows[i])
+            if size is None:
+                raise ValueError(f"moved flow {i} without bytes has no one packet size")
+            yield i, row[1], row[1] * size, row[2]
+        else:
+            yield i, row[1], row[2], row[3]
+
+
+def apply_flows(
+    before: dict[str, dict[str, Any]], frame: Mapping[str, Any], at: float, version: int = VERSION
+) -> dict[str, dict[str, Any]]:
     """The flow list (by ufid, in a stable order) after one frame's edits; the encoder and the decoder both
     keep theirs with this, so indices mean the same on both sides."""
     keys = list(before)
+    rows = list(before.values())
     flows = {} if frame.get("whole") else dict(before)
-    for i, *counters in frame["moved"]:
+    for i, packets, nbytes, used_s in _moved_counters(frame["moved"], rows, gaps=version >= 2):
         row = flows[keys[i]]
-        packets, nbytes, used_s = counters
         flows[keys[i]] = {
             **row,
             "packets": row["packets"] + packets,
@@ -187,6 +251,56 @@ def apply_flows(before: dict[str, dict[str, Any]], frame: Mapping[str, Any], at:
         kept["used_at"] = _used_at(at, row.get("used_s"))
         flows[str(row.get("ufid") or f"#{n}")] = kept  # a row without ufid lives one frame
     return flows
+
+
+def series_edit(old: Sequence[Key], new: Sequence[Key]) -> dict[str, Any] | None:
+    """``new`` as ``old`` less some series plus others at their places (``gone``: indices in ``old``;
+    ``added``: [index in ``new``, name, labels]), or None when that does not give ``new`` (reordered, say)."""
+    kept, known = set(new), set(old)
+    edit: dict[str, Any] = {
+        "gone": [i for i, key in enumerate(old) if key not in kept],
+        "added": [[i, name, dict(labels)] for i, (name, labels) in enumerate(new) if (name, labels) not in known],
+    }
+    return edit if edited_keys(old, edit) == list(new) else None
+
+
+def edited_keys(old: Sequence[Key], edit: Mapping[str, Any]) -> list[Key]:
+    """The series keys after a frame's edit (see :func:`series_edit`)."""
+    gone = set(edit["gone"])
+    keys = [key for i, key in enumerate(old) if i not in gone]
+    for i, name, labels in edit["added"]:
+        keys.insert(i, (name, tuple(sorted(labels.items()))))
+    return keys
+
+
+def realigned(old: Sequence[Key], values: Sequence[Any], new: Sequence[Key]) -> list[Any]:
+    """``values`` (of ``old``) in the order of ``new``; None for series new there (a value the frame then
+    writes, unless it is None itself)."""
+    by_key = dict(zip(old, values, strict=True))
+    return [by_key.get(key) for key in new]
+
+
+def row_edits(old: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str, Any]]) -> list[list[Any]] | None:
+    """A table as the fields of its rows that changed ([index, {field: value}]), or None when the rows are not
+    the same count with the same fields (then the table is written whole)."""
+    if len(old) != len(new):
+        return None
+    edits: list[list[Any]] = []
+    for i, (before, after) in enumerate(zip(old, new, strict=True)):
+        if before.keys() != after.keys():
+            return None
+        changed = {k: v for k, v in after.items() if before[k] != v}
+        if changed:
+            edits.append([i, changed])
+    return edits
+
+
+def apply_row_edits(rows: Sequence[Mapping[str, Any]], edits: Sequence[Sequence[Any]]) -> list[Mapping[str, Any]]:
+    """The table after :func:`row_edits`."""
+    out = list(rows)
+    for i, changed in edits:
+        out[i] = {**out[i], **changed}
+    return out
 
 
 def _compact(value: Any) -> Any:
@@ -207,6 +321,7 @@ class FrameDecoder:
         self._specs: dict[str, MetricSpec] = {}
         self._keys: list[Key] = []
         self._specs_of: list[MetricSpec] = []
+        self._version = VERSION
         self._values: list[Any] = []
         self._tables: dict[str, Sequence[Mapping[str, Any]]] = {}
         self._flows: dict[str, dict[str, Any]] = {}
@@ -215,11 +330,12 @@ class FrameDecoder:
         self._clock = 0.0
 
     def decode(self, frame: Mapping[str, Any]) -> Snapshot:
-        if frame.get("format") != FORMAT or frame.get("version") != VERSION:
-            raise OvstopError(f"not an ovstop frame of version {VERSION}")
+        if frame.get("format") != FORMAT or frame.get("version") not in VERSIONS:
+            raise OvstopError(f"not an ovstop frame of version {' or '.join(map(str, VERSIONS))}")
+        self._version = frame["version"]
         try:
             return self._decode(frame)
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, ArithmeticError) as exc:
             raise OvstopError(f"damaged ovstop frame: {exc!r}") from None
 
     def _decode(self, frame: Mapping[str, Any]) -> Snapshot:
@@ -231,6 +347,13 @@ class FrameDecoder:
         elif not self._keys:
             raise ValueError("a delta frame before any key frame")
         else:
+            if "edit" in frame:
+                edit = frame["edit"]
+                self._specs.update({n: spec_from_json(n, d) for n, d in edit["specs"].items()})
+                keys = edited_keys(self._keys, edit)
+                self._values = realigned(self._keys, self._values, keys)
+                self._keys = keys
+                self._specs_of = [self._specs[name] for name, _ in keys]
             for index, value in frame["changed"]:
                 self._values[index] = value
             for index, delta, *total in frame["grew"]:
@@ -287,9 +410,11 @@ class FrameDecoder:
         for name, rows in tables.items():
             if name == FLOWS:
                 self._tables[name] = self._decode_flows(rows, at)
+            elif isinstance(rows, Mapping):
+                self._tables[name] = apply_row_edits(self._tables[name], rows["rows"])
             elif name != "-":
                 self._tables[name] = rows
 
     def _decode_flows(self, frame: Mapping[str, Any], at: float) -> list[dict[str, Any]]:
-        self._flows = apply_flows(self._flows, frame, at)
+        self._flows = apply_flows(self._flows, frame, at, self._version)
         return [_live_row(r, at) for r in self._flows.values()]
