@@ -390,3 +390,42 @@ def test_concurrent_scrapes_get_consistent_pages_from_shared_renderings(sandbox:
         check = subprocess.run([promtool, "check", "metrics"], input=whole, capture_output=True, text=True)
         assert check.returncode == 0, check.stdout + check.stderr
         assert pick(samples(page), "ovstop_source_up", source="unixctl") == [1.0]
+
+
+@pytest.mark.parametrize("asked", ["gzip", "identity"])
+def test_a_page_asked_for_gzipped_is_compressed_before_its_round_is_published(
+    sandbox: SandboxSwitch, asked: str
+) -> None:
+    """Once a round's page was asked for gzipped (as Prometheus asks), the next round's page is compressed on
+    the refresher's thread with its rendering, so a gzip scrape of it is answered at once on the server's
+    event loop, not after a compression on a worker thread (which 20 clients at once queued behind). Only
+    then: a page nobody asked for gzipped is not compressed."""
+    from serving import serving
+
+    from ovstop.export.httpd import Request, Response
+    from ovstop.runtime import Options, running
+
+    gzip_request = Request("/metrics", "", {"accept-encoding": "gzip"})
+    with running(Options(unixctl=str(sandbox.unixctl_path), db=sandbox.db_remote, ebpf=False)) as rt:
+        rt.first_sample()
+        with serving(rt.sampler, interval=1.0) as (endpoint, server):
+            refresher = endpoint.refresher
+            assert refresher is not None
+            http = urllib.request.Request(
+                f"http://127.0.0.1:{server.server_port}/metrics", headers={"Accept-Encoding": asked}
+            )
+            with urllib.request.urlopen(http, timeout=30) as reply:
+                assert reply.headers.get("Content-Encoding", "identity") == asked
+            rounds = refresher.rounds
+            deadline = time.monotonic() + 30
+            while refresher.rounds == rounds:
+                assert time.monotonic() < deadline, "no round was published"
+                time.sleep(0.01)
+            answer = endpoint(gzip_request)
+            assert refresher.rounds == rounds + 1, "two rounds went by: the machine is too slow for this test"
+    if asked == "identity":
+        assert not isinstance(answer, Response)  # left to a worker thread, which compresses it
+        return
+    assert isinstance(answer, Response) and answer.status == 200
+    page = zlib.decompress(answer.body, 16 + zlib.MAX_WBITS).decode()
+    assert pick(samples(page), "ovstop_source_up", source="unixctl") == [1.0]

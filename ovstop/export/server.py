@@ -110,15 +110,19 @@ class _Page:
         """Whether the body is compressed already (a gzipped answer then costs only its tail)."""
         return self._gzip is not None
 
-    def encoded(self, tail: bytes, gzipped: bool) -> bytes:
-        if not gzipped:
-            return self.body + tail
+    def compress(self) -> tuple[bytes, Any]:
+        """The body's gzip form and the compressor's state after it (made once)."""
         with self._gzip_lock:
             if self._gzip is None:
                 compressor = zlib.compressobj(1, zlib.DEFLATED, 16 + zlib.MAX_WBITS)  # gzip framing
                 self._gzip = (compressor.compress(self.body), compressor)
-            head, compressor = self._gzip
-            own = compressor.copy()
+            return self._gzip
+
+    def encoded(self, tail: bytes, gzipped: bool) -> bytes:
+        if not gzipped:
+            return self.body + tail
+        head, compressor = self.compress()
+        own = compressor.copy()  # zlib locks it while copying; nothing compresses into it after compress()
         return head + own.compress(tail) + own.flush()
 
 
@@ -130,8 +134,9 @@ class MetricsEndpoint:
     attached (while ovstop starts).
 
     Each snapshot is rendered once per format: by the first request for it, or, when the previous
-    snapshot was asked for in that format, on the refresher's thread before the snapshot is published (so
-    under steady scraping no request waits for a rendering either). A request that finds its page rendered
+    snapshot was asked for in that format, on the refresher's thread before the snapshot is published, and
+    gzip-compressed there too when it was asked for compressed (so under steady scraping no request waits for
+    a rendering or a compression either). A request that finds its page rendered
     (and, for gzip, compressed) for a snapshot young enough is answered at once on the server's event loop;
     one that must wait for a round or a rendering, every /snapshot.json (it renews the viewer's lease on the
     sampler, which waits for a round in flight) and every /events page are answered on a worker thread.
@@ -148,7 +153,7 @@ class MetricsEndpoint:
         self._render_lock = threading.Lock()  # one rendering on request at a time (so each is done once)
         self._pages: dict[str, _Page] = {}  # content type -> the newest rendering in that format
         self._caches: dict[str, PageCache] = {}  # content type -> the families of its last page
-        self._wanted: dict[str, Renderer] = {}  # formats asked for since the last round
+        self._wanted: dict[str, tuple[Renderer, bool]] = {}  # formats asked for since the last round, gzip too?
         self._tails: dict[str, Tail] = {}  # content type -> its per-scrape tail
         self.renders = 0
 
@@ -161,18 +166,22 @@ class MetricsEndpoint:
         """On the refresher's thread: this snapshot in the formats the previous one was asked in."""
         with self._lock:
             wanted, self._wanted = self._wanted, {}
-        for content_type, renderer in wanted.items():
+        for content_type, (renderer, gzipped) in wanted.items():
             page = _Page(snapshot.seq, renderer(snapshot))
+            if gzipped:
+                page.compress()
             with self._lock:
                 self._pages[content_type] = page
                 self.renders += 1
 
-    def _page(self, published: Published, content_type: str, renderer: Renderer, block: bool) -> _Page | None:
+    def _page(
+        self, published: Published, content_type: str, renderer: Renderer, block: bool, gzipped: bool
+    ) -> _Page | None:
         """``published`` in this format, shared by every request for it; when it is not rendered yet, None
         unless ``block`` (then this request renders it)."""
         seq = published.snapshot.seq
         with self._lock:
-            self._wanted[content_type] = renderer
+            self._wanted[content_type] = (renderer, gzipped or self._wanted.get(content_type, (renderer, False))[1])
             page = self._pages.get(content_type)
         if page is not None and page.seq == seq:
             return page
@@ -197,7 +206,9 @@ class MetricsEndpoint:
             return self.refresher.ready()
         return self.refresher.read(max(0.0, until - time.monotonic()))
 
-    def metrics(self, accept: str, started: float, until: float, block: bool) -> tuple[_Page, bytes, str] | None:
+    def metrics(
+        self, accept: str, started: float, until: float, block: bool, gzipped: bool
+    ) -> tuple[_Page, bytes, str] | None:
         """One scrape with this Accept header: the shared page, this scrape's tail and the content type (None
         when that needs a wait, unless ``block``)."""
         published = self._published(until, block)
@@ -208,20 +219,21 @@ class MetricsEndpoint:
         pages = self._caches.get(content_type) or self._caches.setdefault(content_type, PageCache(encoder))
         renderer = pages.render  # the page without OpenMetrics' # EOF: the tail ends the page
 
-        page = self._page(published, content_type, renderer, block)
+        page = self._page(published, content_type, renderer, block, gzipped)
         if page is None:
             return None
         tail = self._tails.get(content_type) or self._tails.setdefault(content_type, Tail(encoder))
         values = {SNAPSHOT_AGE: published.age(), SCRAPE_SECONDS: time.monotonic() - started}
         return page, tail.render(values), content_type
 
-    def snapshot_json(self, until: float) -> _Page:
+    def snapshot_json(self, until: float, gzipped: bool) -> _Page:
         """The newest round as the versioned snapshot document (shared by every client of that round). May
         block: renewing the viewer's lease waits for the sampler's round in flight."""
         assert self.refresher is not None
         # A TUI attached here shows every pane (flows too): collect everything while it keeps polling.
         self.refresher.sampler.need(REMOTE_VIEWER, EVERYTHING, ttl=REMOTE_LEASE)
-        page = self._page(self.refresher.read(max(0.0, until - time.monotonic())), JSON, _snapshot_document, True)
+        published = self.refresher.read(max(0.0, until - time.monotonic()))
+        page = self._page(published, JSON, _snapshot_document, True, gzipped)
         assert page is not None  # rendered here when it was not
         return page
 
@@ -255,9 +267,9 @@ class MetricsEndpoint:
         def answer(block: bool) -> Response | None:
             try:
                 found = (
-                    (self.snapshot_json(until), b"", JSON)
+                    (self.snapshot_json(until, gzipped), b"", JSON)
                     if path == "/snapshot.json"
-                    else self.metrics(request.headers.get("accept", ""), started, until, block)
+                    else self.metrics(request.headers.get("accept", ""), started, until, block, gzipped)
                 )
             except OvstopError as exc:  # no snapshot young enough, or rounds stopped (a recording that failed)
                 return text(503, f"ovstop: {exc}\n")
