@@ -414,15 +414,22 @@ def test_a_page_asked_for_gzipped_is_compressed_before_its_round_is_published(
             http = urllib.request.Request(
                 f"http://127.0.0.1:{server.server_port}/metrics", headers={"Accept-Encoding": asked}
             )
-            with urllib.request.urlopen(http, timeout=30) as reply:
-                assert reply.headers.get("Content-Encoding", "identity") == asked
-            rounds = refresher.rounds
-            deadline = time.monotonic() + 30
-            while refresher.rounds == rounds:
-                assert time.monotonic() < deadline, "no round was published"
-                time.sleep(0.01)
+
+            def next_round() -> int:
+                rounds = refresher.rounds
+                deadline = time.monotonic() + 30
+                while refresher.rounds == rounds:
+                    assert time.monotonic() < deadline, "no round was published"
+                    time.sleep(0.01)
+                return refresher.rounds
+
+            # Asked, a round, asked again just after it: the demand is there before the next round renders.
+            for _ in range(2):
+                with urllib.request.urlopen(http, timeout=30) as reply:
+                    assert reply.headers.get("Content-Encoding", "identity") == asked
+                rounds = next_round()
             answer = endpoint(gzip_request)
-            assert refresher.rounds == rounds + 1, "two rounds went by: the machine is too slow for this test"
+            assert refresher.rounds == rounds, "another round went by: the machine is too slow for this test"
     if asked == "identity":
         assert not isinstance(answer, Response)  # left to a worker thread, which compresses it
         return

@@ -25,7 +25,7 @@ from ovstop.events.replay import Replayer
 from ovstop.export.frames import VERSION, FrameDecoder, FrameEncoder
 from ovstop.model.flows import CHANGES, FLOWS
 from ovstop.model.metric import Histogram
-from ovstop.model.store import Snapshot
+from ovstop.model.store import MetricStore, Snapshot, SourceHealth
 from ovstop.runtime import Options, open_runtime
 from ovstop.sandbox.switch import SandboxSwitch
 from ovstop.sandbox.traffic import TrafficGenerator
@@ -34,8 +34,12 @@ ROUNDS = 60
 RECORDINGS = Path(__file__).resolve().parent / "data" / "recordings"
 
 
-def _flows(snap: Snapshot) -> dict[str, tuple[int, int, str]]:
-    return {r["ufid"]: (r["packets"], r["bytes"], r["key"]) for r in snap.tables.get("dp_flows", [])}
+def _flows(snap: Snapshot) -> list[tuple[Any, ...]]:
+    """Every flow row's identity and counters (one megaflow has a row per PMD thread that installed it)."""
+    return sorted(
+        (r["datapath"], r["pmd"] or "", r["ufid"], r["key"], r["actions"], r["packets"], r["bytes"])
+        for r in snap.tables.get(FLOWS, [])
+    )
 
 
 def _other_tables(snap: Snapshot) -> dict[str, Any]:
@@ -139,6 +143,39 @@ def test_series_that_come_and_go_are_edits_of_the_list(fresh_sandbox: SandboxSwi
     _assert_replayed_as_live(_replay(path), live)
 
 
+def test_one_megaflow_on_two_pmd_threads_is_two_rows_in_the_replay(
+    fresh_sandbox: SandboxSwitch, tmp_path: Path
+) -> None:
+    """A port with two receive queues, one on each PMD thread: the same packet through both queues makes one
+    megaflow (one ufid) in each thread's table. Both rows replay with their own counters, and neither is
+    written whole again in every frame (version 1 kept flows by ufid alone: one row was lost)."""
+    sandbox = fresh_sandbox
+    sandbox.vsctl("set", "Interface", "p1", "options:n_rxq=2")
+    path = tmp_path / "rec.jsonl"
+    packet = (
+        "in_port(1),eth(src=50:54:00:00:00:01,dst=50:54:00:00:00:02),eth_type(0x0800),"
+        "ipv4(src=10.9.0.1,dst=10.9.0.2,proto=17,tos=0,ttl=64,frag=no),udp(src=4242,dst=4243)"
+    )
+
+    def send(n: int) -> None:
+        for qid, count in (("0", 1), ("1", 2 + n % 3)):
+            for _ in range(count):
+                sandbox.appctl("netdev-dummy/receive", "p1", "--qid", qid, packet)
+
+    live = _record(sandbox, Options(record=str(path)), 8, send)
+    dumped = sandbox.appctl("dpctl/dump-flows", "-m")
+    ufids = {line.split(",", 1)[0] for line in dumped.splitlines() if "udp(src=4242,dst=4243)" in line}
+    assert len(ufids) == 1, dumped  # one megaflow...
+    assert sum(line.startswith(next(iter(ufids))) for line in dumped.splitlines()) == 2, dumped  # ...in 2 threads
+    ufid = next(iter(ufids)).removeprefix("ufid:")
+    rows = [r for r in live[-1].tables[FLOWS] if r["ufid"] == ufid]
+    assert sorted(r["pmd"] for r in rows) == ["pmd-c0", "pmd-c1"] and len({r["packets"] for r in rows}) == 2
+    frames = _frames(path)
+    sent_whole = [sum(row.get("ufid") == ufid for row in frame["tables"][FLOWS]["new"]) for frame in frames]
+    assert sum(sent_whole) == 2, sent_whole  # each row once, when it appeared
+    _assert_replayed_as_live(_replay(path), live)
+
+
 V1_RECORDING = RECORDINGS / "sandbox-frames-v1.jsonl.gz"
 """Frames of version 1 (absolute flow indices, every moved counter, a key frame for every new series), recorded
 by the ovstop of 2026-12-07 (see the README there); the live run's series and flows were saved beside them."""
@@ -173,12 +210,34 @@ def test_a_version_1_recording_still_replays() -> None:
 
 
 def test_a_version_1_recording_encoded_again_replays_what_was_live() -> None:
+    """The version 2 frames replay what was live, and all that the version 1 replay shows: histograms and
+    tables (written as row edits now) included."""
     frames = copy.deepcopy(_v1_as_v2())
     assert {frame["version"] for frame in frames} == {VERSION}
     assert "series" in frames[0] and not any("series" in frame for frame in frames[1:])
     assert any("edit" in frame for frame in frames)
+    assert any(isinstance(rows, dict) for frame in frames for rows in frame.get("tables", {}).values())
     decoder = FrameDecoder()
-    _assert_as_saved([decoder.decode(frame) for frame in frames], _v1_truth())
+    replayed = [decoder.decode(frame) for frame in frames]
+    _assert_as_saved(replayed, _v1_truth())
+    for got, want in zip(replayed, _replay(V1_RECORDING), strict=True):
+        assert [(s.name, s.labels, s.value, s.rate) for s in got.series] == [
+            (s.name, s.labels, s.value, s.rate) for s in want.series
+        ]
+        assert _other_tables(got) == _other_tables(want) and _flows(got) == _flows(want)
+
+
+def test_a_recording_that_starts_without_series_starts_with_a_key_frame() -> None:
+    """Every source down in the first round: no series, yet the first frame is a key frame (a delta frame
+    first is refused as damaged, and so was the whole recording)."""
+    store, encoder, decoder = MetricStore(), FrameEncoder(), FrameDecoder()
+    down = {"unixctl": SourceHealth("unixctl", False, "connection refused")}
+    first = store.update([], 1.0, 1000.0, down)
+    assert not first.series
+    frame = encoder.encode(first)
+    assert "series" in frame
+    got = decoder.decode(json.loads(json.dumps(frame)))
+    assert not got.series and got.health == first.health
 
 
 def _paths(doc: Any, at: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:

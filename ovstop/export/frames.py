@@ -3,16 +3,18 @@
 A recording that writes every snapshot whole repeats each series' name, labels, help text and 120-sample
 history every second (about 90 KB/s on the 4-port sandbox). A frame holds what cannot be recomputed:
 
-- a *key frame* (the first of a recording file, or when the series were reordered): the specs, the series
-  keys in snapshot order and their values, every table, the health and the meta;
+- a *key frame* (the first of a recording file, even one without series, or when the series were
+  reordered): the specs, the series keys in snapshot order and their values, every table, the health and the
+  meta;
 - a *delta frame*: the series that came and went (an ``edit`` of the last frame's list), the values that
   changed (by index into that list), the tables that changed (datapath flows as new rows, gone rows and
   moved counters; other tables as the rows' changed fields when their rows kept their count and fields),
   health and meta when changed.
 
-Version 2 (this encoder) added the series edit and the tables' row edits, and writes moved flows in index
-order as gaps with their bytes left out when the flow's packets all had one size; version 1 frames (absolute
-indices, every counter) still decode.
+Version 2 (this encoder) added the series edit and the tables' row edits, keeps flows by their identity
+(datapath, PMD thread, ufid: one megaflow has a row per PMD thread that installed it) and writes moved flows in
+index order as gaps, their bytes left out when the flow's bytes per packet stay the same whole number; version
+1 frames (flows by ufid alone, absolute indices, every counter) still decode.
 
 Rates, interval histograms and histories are rebuilt on replay by the same :class:`MetricStore` that builds
 them live, and per-flow rates, first-seen times and flow changes by a :class:`FlowFollower` (so the
@@ -34,7 +36,7 @@ from ovstop.export.snapshot import (
     value_from_json,
     value_to_json,
 )
-from ovstop.model.flows import CHANGES, FLOWS, FlowFollower, dumped
+from ovstop.model.flows import CHANGES, FLOWS, FlowFollower, FlowId, dumped, flow_id
 from ovstop.model.metric import Labels, MetricSpec, Sample
 from ovstop.model.series import Series
 from ovstop.model.store import MetricStore, Snapshot, SourceHealth
@@ -48,6 +50,9 @@ _FLOW_STATE = ("packets", "bytes", "used_s", "used_at")
 packet arrives, so a replay shows an idle flow's ``used_s`` growing (to within a collection's jitter)
 without a line about it in every frame."""
 Key = tuple[str, Labels]
+FlowKey = FlowId | str
+"""A flow in a frame's list: its identity (version 2), or its ufid (version 1; ``#n`` for the n-th new row
+without one, which lives one frame)."""
 
 
 def _used_at(at: float, used_s: float | None) -> float | None:
@@ -68,11 +73,12 @@ class FrameEncoder:
         self.restart()
 
     def restart(self) -> None:
+        self._keyed = False  # a key frame was written (since the start or the restart)
         self._keys: list[Key] = []
         self._spec_names: set[str] = set()
         self._values: list[Any] = []
         self._tables: dict[str, Any] = {}
-        self._flows: dict[str, dict[str, Any]] = {}
+        self._flows: dict[FlowKey, dict[str, Any]] = {}
         self._health: dict[str, Any] = {}
         self._meta: dict[str, Any] = {}
 
@@ -80,8 +86,8 @@ class FrameEncoder:
         series = snap.value_series  # a frame holds values: rates and histories are made again on replay
         keys = [(s.spec.name, s.labels) for s in series]
         values = [_compact(value_to_json(s.value)) for s in series]
-        edit = None if keys == self._keys or not self._keys else series_edit(self._keys, keys)
-        key_frame = keys != self._keys and edit is None
+        edit = None if keys == self._keys or not self._keyed else series_edit(self._keys, keys)
+        key_frame = not self._keyed or (keys != self._keys and edit is None)
         frame: dict[str, Any] = {
             "format": FORMAT,
             "version": VERSION,
@@ -91,6 +97,7 @@ class FrameEncoder:
             "collect_seconds": snap.collect_seconds,
         }
         if key_frame:
+            self._keyed = True
             self._spec_names = set()
             frame["specs"] = self._new_specs(series)
             frame["series"] = [[name, dict(labels)] for name, labels in keys]
@@ -163,37 +170,37 @@ class FrameEncoder:
         return out
 
     def _encode_flows(self, rows: Sequence[Mapping[str, Any]], whole: bool, at: float) -> dict[str, Any]:
-        """Datapath flows as edits of the last frame's list: rows gone and counters moved by their index in
-        it (a ufid is 36 random characters that compress badly), and new rows whole."""
+        """Datapath flows as edits of the last frame's list: rows gone and counters moved by their place in it
+        (a ufid is 36 random characters that compress badly), and new rows whole."""
         before = {} if whole else self._flows
-        index = {ufid: i for i, ufid in enumerate(before)}
-        seen: set[str] = set()
+        index = {key: i for i, key in enumerate(before)}
+        seen: set[FlowKey] = set()
         new: list[dict[str, Any]] = []
         moved: list[tuple[int, int, int, Any]] = []
         for row in rows:
             clean = dumped(row)
-            ufid = str(clean.get("ufid") or "")
-            prev = before.get(ufid) if ufid else None
-            if prev is None or ufid in seen or _identity(prev) != _identity(clean):
+            key = flow_id(clean)
+            prev = before.get(key)
+            if prev is None or key in seen or _identity(prev) != _identity(clean):
                 new.append(clean)
             elif prev["packets"] != clean["packets"] or prev["bytes"] != clean["bytes"]:
                 moved.append(
-                    (index[ufid], clean["packets"] - prev["packets"], clean["bytes"] - prev["bytes"], clean["used_s"])
+                    (index[key], clean["packets"] - prev["packets"], clean["bytes"] - prev["bytes"], clean["used_s"])
                 )
-            if ufid:
-                seen.add(ufid)
+            seen.add(key)
         frame: dict[str, Any] = {"new": new, "moved": _moved_rows(sorted(moved), list(before.values()))}
         if whole:
             frame["whole"] = True
         else:
-            frame["gone"] = [i for ufid, i in index.items() if ufid not in seen]
+            frame["gone"] = [i for key, i in index.items() if key not in seen]
         self._flows = apply_flows(before, frame, at)
         return frame
 
 
 def _moved_rows(moved: Sequence[tuple[int, int, int, Any]], rows: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
     """Moved flows (by index order) as written: the index as the gap from the last one, and the bytes left out
-    when they are the packets times the flow's one packet size so far (most flows carry one kind of packet)."""
+    when they are the packets times the flow's bytes per packet so far, a whole number (most flows carry one
+    kind of packet)."""
     out: list[list[Any]] = []
     last = 0
     for i, packets, nbytes, used_s in moved:
@@ -218,7 +225,7 @@ def _moved_counters(
     them as they are)."""
     i = 0
     for row in moved:
-        i = i + row[0] if gaps else row[0]
+        i = _index(i + row[0] if gaps else row[0], len(rows))
         if len(row) == 3:
             size = _packet_size(rows[i])
             if size is None:
@@ -229,10 +236,10 @@ def _moved_counters(
 
 
 def apply_flows(
-    before: dict[str, dict[str, Any]], frame: Mapping[str, Any], at: float, version: int = VERSION
-) -> dict[str, dict[str, Any]]:
-    """The flow list (by ufid, in a stable order) after one frame's edits; the encoder and the decoder both
-    keep theirs with this, so indices mean the same on both sides."""
+    before: dict[FlowKey, dict[str, Any]], frame: Mapping[str, Any], at: float, version: int = VERSION
+) -> dict[FlowKey, dict[str, Any]]:
+    """The flow list (by :data:`FlowKey`, in a stable order) after one frame's edits; the encoder and the
+    decoder both keep theirs with this, so indices mean the same on both sides."""
     keys = list(before)
     rows = list(before.values())
     flows = {} if frame.get("whole") else dict(before)
@@ -245,12 +252,19 @@ def apply_flows(
             "used_at": _used_at(at, used_s),
         }
     for i in frame.get("gone", ()):
-        del flows[keys[i]]
+        del flows[keys[_index(i, len(keys))]]
     for n, row in enumerate(frame["new"]):
         kept = {k: v for k, v in row.items() if k != "used_s"}
         kept["used_at"] = _used_at(at, row.get("used_s"))
-        flows[str(row.get("ufid") or f"#{n}")] = kept  # a row without ufid lives one frame
+        flows[flow_id(row) if version >= 2 else str(row.get("ufid") or f"#{n}")] = kept
     return flows
+
+
+def _index(i: Any, length: int) -> int:
+    """``i`` when it is a place in a list of ``length`` (a damaged frame's -1 would read the last one)."""
+    if type(i) is not int or not 0 <= i < length:
+        raise IndexError(f"index {i!r} outside 0..{length - 1}")
+    return i
 
 
 def series_edit(old: Sequence[Key], new: Sequence[Key]) -> dict[str, Any] | None:
@@ -266,10 +280,10 @@ def series_edit(old: Sequence[Key], new: Sequence[Key]) -> dict[str, Any] | None
 
 def edited_keys(old: Sequence[Key], edit: Mapping[str, Any]) -> list[Key]:
     """The series keys after a frame's edit (see :func:`series_edit`)."""
-    gone = set(edit["gone"])
+    gone = {_index(i, len(old)) for i in edit["gone"]}
     keys = [key for i, key in enumerate(old) if i not in gone]
     for i, name, labels in edit["added"]:
-        keys.insert(i, (name, tuple(sorted(labels.items()))))
+        keys.insert(_index(i, len(keys) + 1), (name, tuple(sorted(labels.items()))))
     return keys
 
 
@@ -299,6 +313,7 @@ def apply_row_edits(rows: Sequence[Mapping[str, Any]], edits: Sequence[Sequence[
     """The table after :func:`row_edits`."""
     out = list(rows)
     for i, changed in edits:
+        i = _index(i, len(out))
         out[i] = {**out[i], **changed}
     return out
 
@@ -319,44 +334,40 @@ class FrameDecoder:
         self._store = MetricStore(history=history)
         self._flows_followed = FlowFollower()
         self._specs: dict[str, MetricSpec] = {}
+        self._keyed = False
         self._keys: list[Key] = []
         self._specs_of: list[MetricSpec] = []
-        self._version = VERSION
         self._values: list[Any] = []
         self._tables: dict[str, Sequence[Mapping[str, Any]]] = {}
-        self._flows: dict[str, dict[str, Any]] = {}
+        self._flows: dict[FlowKey, dict[str, Any]] = {}
         self._health: dict[str, SourceHealth] = {}
         self._meta: dict[str, Any] = {}
         self._clock = 0.0
 
     def decode(self, frame: Mapping[str, Any]) -> Snapshot:
-        if frame.get("format") != FORMAT or frame.get("version") not in VERSIONS:
+        version = frame.get("version")
+        if frame.get("format") != FORMAT or type(version) is not int or version not in VERSIONS:
             raise OvstopError(f"not an ovstop frame of version {' or '.join(map(str, VERSIONS))}")
-        self._version = frame["version"]
         try:
-            return self._decode(frame)
+            return self._decode(frame, version)
         except (KeyError, TypeError, ValueError, IndexError, AttributeError, ArithmeticError) as exc:
             raise OvstopError(f"damaged ovstop frame: {exc!r}") from None
 
-    def _decode(self, frame: Mapping[str, Any]) -> Snapshot:
+    def _decode(self, frame: Mapping[str, Any], version: int) -> Snapshot:
         if "series" in frame:
-            self._specs.update({n: spec_from_json(n, d) for n, d in frame["specs"].items()})
-            self._keys = [(name, tuple(sorted(labels.items()))) for name, labels in frame["series"]]
-            self._specs_of = [self._specs[name] for name, _ in self._keys]
-            self._values = list(frame["values"])
-        elif not self._keys:
+            keys = [(name, tuple(sorted(labels.items()))) for name, labels in frame["series"]]
+            self._set_keys(keys, list(frame["values"]), frame["specs"])
+            self._keyed = True
+        elif not self._keyed:
             raise ValueError("a delta frame before any key frame")
         else:
             if "edit" in frame:
-                edit = frame["edit"]
-                self._specs.update({n: spec_from_json(n, d) for n, d in edit["specs"].items()})
-                keys = edited_keys(self._keys, edit)
-                self._values = realigned(self._keys, self._values, keys)
-                self._keys = keys
-                self._specs_of = [self._specs[name] for name, _ in keys]
+                keys = edited_keys(self._keys, frame["edit"])
+                self._set_keys(keys, realigned(self._keys, self._values, keys), frame["edit"]["specs"])
             for index, value in frame["changed"]:
-                self._values[index] = value
+                self._values[_index(index, len(self._values))] = value
             for index, delta, *total in frame["grew"]:
+                index = _index(index, len(self._values))
                 old = self._values[index]
                 if isinstance(delta, list):
                     counts = [a + b for a, b in zip(old["counts"], delta, strict=True)]
@@ -370,7 +381,7 @@ class FrameDecoder:
         }
         if "meta" in frame:
             self._meta = dict(frame["meta"])
-        self._decode_tables(frame.get("tables", {}), "series" in frame, float(frame["timestamp"]))
+        self._decode_tables(frame.get("tables", {}), "series" in frame, float(frame["timestamp"]), version)
         samples = []
         for spec, (_, labels), value in zip(self._specs_of, self._keys, self._values, strict=True):
             decoded = value_from_json(value)
@@ -394,7 +405,7 @@ class FrameDecoder:
         )
         # In the recorded order (the store sorts by its own tree order), stale ones marked as recorded.
         by_key = {(s.spec.name, s.labels): s for s in snap.series}
-        stale = set(frame.get("stale", ()))
+        stale = {_index(i, len(self._keys)) for i in frame.get("stale", ())}
         series = tuple(
             dataclasses.replace(by_key[k], stale=True) if i in stale else by_key[k]
             for i, k in enumerate(self._keys)
@@ -402,19 +413,22 @@ class FrameDecoder:
         )
         return dataclasses.replace(snap, seq=int(frame["seq"]), series=series)
 
-    def _decode_tables(self, tables: Mapping[str, Any], key_frame: bool, at: float) -> None:
+    def _set_keys(self, keys: list[Key], values: list[Any], specs: Mapping[str, Any]) -> None:
+        """The series list from here on, its values and the specs of names new in it."""
+        self._specs.update({n: spec_from_json(n, d) for n, d in specs.items()})
+        self._keys, self._values = keys, values
+        self._specs_of = [self._specs[name] for name, _ in keys]
+
+    def _decode_tables(self, tables: Mapping[str, Any], key_frame: bool, at: float, version: int) -> None:
         if key_frame:
             self._tables = {}
         for name in tables.get("-", ()):
             self._tables.pop(name, None)
         for name, rows in tables.items():
             if name == FLOWS:
-                self._tables[name] = self._decode_flows(rows, at)
+                self._flows = apply_flows(self._flows, rows, at, version)
+                self._tables[name] = [_live_row(r, at) for r in self._flows.values()]
             elif isinstance(rows, Mapping):
                 self._tables[name] = apply_row_edits(self._tables[name], rows["rows"])
             elif name != "-":
                 self._tables[name] = rows
-
-    def _decode_flows(self, frame: Mapping[str, Any], at: float) -> list[dict[str, Any]]:
-        self._flows = apply_flows(self._flows, frame, at, self._version)
-        return [_live_row(r, at) for r in self._flows.values()]

@@ -97,7 +97,8 @@ def _since(query: str) -> int:
 class _Page:
     """One snapshot rendered in one format, shared by every request for it. ``body`` stops before the
     per-request tail (on /metrics: the scrape's own series, then OpenMetrics' ``# EOF``); its gzip form is
-    compressed once, on demand, and each request compresses only its tail onto a copy of that state."""
+    compressed once (by the first request that wants it, or ahead of them on the refresher's thread), and each
+    request compresses only its tail onto a copy of that state."""
 
     def __init__(self, seq: int, body: bytes) -> None:
         self.seq = seq
@@ -181,7 +182,8 @@ class MetricsEndpoint:
         unless ``block`` (then this request renders it)."""
         seq = published.snapshot.seq
         with self._lock:
-            self._wanted[content_type] = (renderer, gzipped or self._wanted.get(content_type, (renderer, False))[1])
+            gzip_wanted = gzipped or (content_type in self._wanted and self._wanted[content_type][1])
+            self._wanted[content_type] = (renderer, gzip_wanted)
             page = self._pages.get(content_type)
         if page is not None and page.seq == seq:
             return page
