@@ -30,6 +30,7 @@ paced.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import re
@@ -242,6 +243,28 @@ class ScrapeResult:
     """``ovstop_snapshot_age_seconds`` of the prober's answers: how old the data served was."""
     rounds: int
     renders: int
+    loop_late: list[float]
+    """How late the server's event loop ran a callback asked for every 2 ms during the load (seconds): what
+    of wrk's latency the server's own thread can account for."""
+
+
+class LoopLateness:
+    """Asks ``loop`` to run a callback every ``period`` s and keeps how late each one ran."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, period: float = 0.002) -> None:
+        self.loop, self.period = loop, period
+        self.late: list[float] = []
+        self._stopped = False
+        loop.call_soon_threadsafe(self._tick, time.perf_counter())
+
+    def _tick(self, due: float) -> None:
+        self.late.append(max(0.0, time.perf_counter() - due))
+        if not self._stopped:
+            self.loop.call_later(self.period, self._tick, time.perf_counter() + self.period)
+
+    def stop(self) -> list[float]:
+        self._stopped = True
+        return self.late
 
 
 def wrk_seconds(text: str) -> float:
@@ -279,6 +302,7 @@ def scrape_load(rt: Runtime, clients: int, seconds: float, gzipped: bool) -> Scr
     seq0 = rt.sampler.latest.seq if rt.sampler.latest else 0
     wrk = ["wrk", "-t2", f"-c{clients}", f"-d{seconds:g}s", "--latency", url]
     prober = [sys.executable, __file__, "--probe", url, "--scrape-seconds", str(seconds)]
+    lateness = LoopLateness(server.loop)
     try:
         with subprocess.Popen(prober, stdout=subprocess.PIPE, text=True) as probing:
             load = subprocess.run(
@@ -289,6 +313,7 @@ def scrape_load(rt: Runtime, clients: int, seconds: float, gzipped: bool) -> Scr
             )
             probed, _ = probing.communicate(timeout=60)
     finally:
+        loop_late = lateness.stop()
         server.shutdown()
         server.server_close()
         refresher.close()
@@ -311,6 +336,7 @@ def scrape_load(rt: Runtime, clients: int, seconds: float, gzipped: bool) -> Scr
         got["ages"],
         seq1 - seq0,
         endpoint.renders,
+        loop_late,
     )
 
 
@@ -482,6 +508,11 @@ def benchmark(args: argparse.Namespace) -> Iterator[str]:
             f"{scrape.renders} renderings shared, errors: {scrape.errors or 'none'}"
         )
         yield "  latency " + ", ".join(f"p{q.rstrip('%')} {ms(v).strip()}" for q, v in scrape.percentiles.items())
+        late_p99, late_max = ms(quantile(scrape.loop_late, 0.99)).strip(), ms(max(scrape.loop_late)).strip()
+        yield (
+            f"  the server's event loop ran its 2 ms callback late by p99 {late_p99}, max {late_max} "
+            "(wrk's latency beyond that is outside the server's thread)"
+        )
         yield (
             f"  page {scrape.size / 1024:.0f} KiB uncompressed; age of the data served: p50 "
             f"{ms(quantile(scrape.ages, 0.5)).strip()}, max {ms(max(scrape.ages)).strip()} "
