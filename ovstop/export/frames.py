@@ -86,8 +86,9 @@ class FrameEncoder:
         series = snap.value_series  # a frame holds values: rates and histories are made again on replay
         keys = [(s.spec.name, s.labels) for s in series]
         values = [_compact(value_to_json(s.value)) for s in series]
-        edit = None if keys == self._keys or not self._keyed else series_edit(self._keys, keys)
-        key_frame = not self._keyed or (keys != self._keys and edit is None)
+        same = keys == self._keys  # once: 11,000 keys at 1,000 ports
+        edit = None if same or not self._keyed else series_edit(self._keys, keys)
+        key_frame = not self._keyed or (not same and edit is None)
         frame: dict[str, Any] = {
             "format": FORMAT,
             "version": VERSION,
@@ -283,8 +284,13 @@ def edited_keys(old: Sequence[Key], edit: Mapping[str, Any]) -> list[Key]:
     gone = {_index(i, len(old)) for i in edit["gone"]}
     keys = [key for i, key in enumerate(old) if i not in gone]
     for i, name, labels in edit["added"]:
-        keys.insert(_index(i, len(keys) + 1), (name, tuple(sorted(labels.items()))))
+        keys.insert(_index(i, len(keys) + 1), _series_key(name, labels))
     return keys
+
+
+def _series_key(name: str, labels: Mapping[str, str]) -> Key:
+    """A series' key from a frame's ``[name, labels]`` (labels sorted, as a snapshot holds them)."""
+    return name, tuple(sorted(labels.items()))
 
 
 def realigned(old: Sequence[Key], values: Sequence[Any], new: Sequence[Key]) -> list[Any]:
@@ -355,7 +361,7 @@ class FrameDecoder:
 
     def _decode(self, frame: Mapping[str, Any], version: int) -> Snapshot:
         if "series" in frame:
-            keys = [(name, tuple(sorted(labels.items()))) for name, labels in frame["series"]]
+            keys = [_series_key(name, labels) for name, labels in frame["series"]]
             self._set_keys(keys, list(frame["values"]), frame["specs"])
             self._keyed = True
         elif not self._keyed:
